@@ -1,0 +1,66 @@
+//! The clap front end: argument parsing and exit codes, nothing else.
+//!
+//! Exit codes everywhere: 0 ok, 1 an expectation or verification failed, 2 bad input (the
+//! message names what is wrong and where). Bad input never panics.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+pub mod proto_tools;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fedlab",
+    version,
+    about = "A deterministic simulator and chaos lab for Matrix federation"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Protocol tools: JSON on stdin, JSON on stdout.
+    #[command(subcommand)]
+    Proto(proto_tools::ProtoCommand),
+}
+
+/// An error that ends the command with its exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    /// Bad input: exit code 2.
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Self {
+            code: 2,
+            message: message.into(),
+        }
+    }
+
+    /// A check that did not hold: exit code 1.
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self {
+            code: 1,
+            message: message.into(),
+        }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Proto(command) => proto_tools::run(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("fedlab: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}

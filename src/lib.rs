@@ -1,0 +1,8 @@
+//! fedlab: a deterministic simulator and chaos lab for Matrix federation.
+//!
+//! `proto` is the Matrix protocol as pure functions; `cli` is the command-line front end.
+//! See ARCHITECTURE.md for the map and the invariants of each part.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod proto;

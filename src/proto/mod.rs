@@ -1,0 +1,12 @@
+//! The Matrix protocol, pure: no async, no I/O, no clock, no randomness.
+//!
+//! Canonical JSON, base64, signing keys, room versions, events and PDUs, redaction, the
+//! authorization rules, state resolution and the federation wire types. Everything here is a
+//! function of its inputs, so it can be tested on its own and used as a library by tools that
+//! have nothing to do with the simulator.
+
+pub mod base64;
+pub mod canonical_json;
+pub mod event;
+pub mod room_version;
+pub mod signing;
