@@ -6,3 +6,5 @@
 
 pub mod cli;
 pub mod proto;
+pub mod server;
+pub mod sim;
