@@ -8,5 +8,7 @@
 pub mod base64;
 pub mod canonical_json;
 pub mod event;
+pub mod ids;
+pub mod pdu;
 pub mod room_version;
 pub mod signing;
