@@ -3,4 +3,5 @@
 //! Invariant: the server knows nothing of turmoil or of any other fabric; it reaches the
 //! network only through `transport`.
 
+pub mod outbound;
 pub mod transport;

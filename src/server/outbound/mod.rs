@@ -1,0 +1,3 @@
+//! Outbound federation: one queue per destination and the task that drains it.
+
+pub mod queue;
