@@ -10,3 +10,4 @@ pub mod canonical_json;
 pub mod event;
 pub mod room_version;
 pub mod signing;
+pub mod wire;
