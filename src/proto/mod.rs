@@ -12,3 +12,4 @@ pub mod ids;
 pub mod pdu;
 pub mod room_version;
 pub mod signing;
+pub mod wire;
