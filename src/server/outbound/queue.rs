@@ -9,18 +9,14 @@
 //! of each room, leaving the destination to fetch the gap with /get_missing_events.
 //!
 //! Invariants: the queues never exceed their bounds; a transaction holds at most
-//! `PDUS_PER_TRANSACTION_MAX` PDUs and `EDUS_PER_TRANSACTION_MAX` EDUs; an in-flight transaction
+//! `TRANSACTION_PDUS_MAX` PDUs and `TRANSACTION_EDUS_MAX` EDUs; an in-flight transaction
 //! is never changed before it is answered or abandoned.
 
 use crate::proto::pdu::Pdu;
+use crate::proto::wire::{TRANSACTION_EDUS_MAX, TRANSACTION_PDUS_MAX};
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-
-/// Spec limit: PDUs in one transaction.
-pub const PDUS_PER_TRANSACTION_MAX: usize = 50;
-/// Spec limit: EDUs in one transaction.
-pub const EDUS_PER_TRANSACTION_MAX: usize = 100;
 
 /// The tunable bounds of a destination queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,17 +169,17 @@ impl DestinationQueue {
         let mut pdus: Vec<Arc<Pdu>> = Vec::new();
         if self.catching_up {
             // Newest event per room, in room id order; the rest waits for the next round.
-            while pdus.len() < PDUS_PER_TRANSACTION_MAX {
+            while pdus.len() < TRANSACTION_PDUS_MAX {
                 let Some((_, pdu)) = self.catch_up.pop_first() else {
                     break;
                 };
                 pdus.push(pdu);
             }
         } else {
-            let count = self.pdus.len().min(PDUS_PER_TRANSACTION_MAX);
+            let count = self.pdus.len().min(TRANSACTION_PDUS_MAX);
             pdus.extend(self.pdus.drain(..count));
         }
-        let edu_count = self.edus.len().min(EDUS_PER_TRANSACTION_MAX);
+        let edu_count = self.edus.len().min(TRANSACTION_EDUS_MAX);
         let edus: Vec<Value> = self.edus.drain(..edu_count).collect();
         self.next_txn_number += 1;
         let txn_id = format!("{}.{}", self.txn_prefix, self.next_txn_number);
