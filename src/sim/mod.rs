@@ -1,3 +1,5 @@
 //! The lab: fabrics, topologies, experiments, workload, nemesis, adversaries, the runner.
 
+pub mod fast_fabric;
+pub mod network;
 pub mod turmoil_fabric;
