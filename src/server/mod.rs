@@ -3,5 +3,6 @@
 //! Invariant: the server knows nothing of turmoil or of any other fabric; it reaches the
 //! network only through `transport`.
 
+pub mod clock;
 pub mod outbound;
 pub mod transport;

@@ -125,3 +125,16 @@ async fn exchange(
         .to_bytes();
     Ok(Response::from_parts(parts, bytes))
 }
+
+/// Simulated time read from turmoil, which runs each host on its own runtime (so a tokio
+/// `Instant` would not survive a host's restart).
+pub struct TurmoilClock {
+    pub epoch_ms: u64,
+}
+
+impl crate::server::clock::NetworkClock for TurmoilClock {
+    fn network_now_ms(&self) -> u64 {
+        let elapsed = turmoil::sim_elapsed().unwrap_or_default();
+        self.epoch_ms + elapsed.as_millis() as u64
+    }
+}
