@@ -9,5 +9,6 @@ pub mod base64;
 pub mod canonical_json;
 pub mod event;
 pub mod room_version;
+pub mod server_keys;
 pub mod signing;
 pub mod wire;
