@@ -11,5 +11,7 @@ pub mod event;
 pub mod ids;
 pub mod pdu;
 pub mod room_version;
+pub mod server_keys;
 pub mod signing;
 pub mod wire;
+pub mod xmatrix;
