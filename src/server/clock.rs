@@ -23,7 +23,10 @@ pub struct ServerClock {
 
 impl ServerClock {
     pub fn new(network: Rc<dyn NetworkClock>) -> Self {
-        Self { network, skew_ms: Rc::new(Cell::new(0)) }
+        Self {
+            network,
+            skew_ms: Rc::new(Cell::new(0)),
+        }
     }
 
     /// This server's idea of now; never before the epoch.

@@ -13,8 +13,7 @@
 //! is never changed before it is answered or abandoned.
 
 use crate::proto::pdu::Pdu;
-use crate::proto::wire::{TRANSACTION_EDUS_MAX, TRANSACTION_PDUS_MAX};
-use serde_json::Value;
+use crate::proto::wire::{RawEdu, TRANSACTION_EDUS_MAX, TRANSACTION_PDUS_MAX};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
@@ -48,7 +47,7 @@ impl Default for QueueLimits {
 pub struct OutgoingTransaction {
     pub txn_id: String,
     pub pdus: Vec<Arc<Pdu>>,
-    pub edus: Vec<Value>,
+    pub edus: Vec<RawEdu>,
 }
 
 /// What the sender should do now.
@@ -78,7 +77,7 @@ pub struct QueueCounters {
 pub struct DestinationQueue {
     limits: QueueLimits,
     pdus: VecDeque<Arc<Pdu>>,
-    edus: VecDeque<Value>,
+    edus: VecDeque<RawEdu>,
     in_flight: Option<OutgoingTransaction>,
     failures: u32,
     retry_at_ms: u64,
@@ -134,7 +133,7 @@ impl DestinationQueue {
         debug_assert!(self.pdus.len() <= self.limits.pdus_queued_max);
     }
 
-    pub fn push_edu(&mut self, edu: Value) {
+    pub fn push_edu(&mut self, edu: RawEdu) {
         self.edus.push_back(edu);
         while self.edus.len() > self.limits.edus_queued_max {
             self.edus.pop_front();
@@ -180,7 +179,7 @@ impl DestinationQueue {
             pdus.extend(self.pdus.drain(..count));
         }
         let edu_count = self.edus.len().min(TRANSACTION_EDUS_MAX);
-        let edus: Vec<Value> = self.edus.drain(..edu_count).collect();
+        let edus: Vec<RawEdu> = self.edus.drain(..edu_count).collect();
         self.next_txn_number += 1;
         let txn_id = format!("{}.{}", self.txn_prefix, self.next_txn_number);
         OutgoingTransaction { txn_id, pdus, edus }

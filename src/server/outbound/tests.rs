@@ -26,6 +26,13 @@ fn message(room: &str, depth: u64) -> Arc<Pdu> {
     Arc::new(build_pdu(new, version, "hs1", &key).unwrap())
 }
 
+fn edu(n: u64) -> RawEdu {
+    RawEdu {
+        edu_type: "m.typing".into(),
+        content: json!({"n": n}),
+    }
+}
+
 fn queue() -> DestinationQueue {
     DestinationQueue::new(QueueLimits::default(), "t".into())
 }
@@ -44,7 +51,7 @@ fn batches_respect_spec_limits_and_keep_order() {
         queue.push_pdu(message("a", depth));
     }
     for _ in 0..150 {
-        queue.push_edu(json!({"edu_type": "m.typing"}));
+        queue.push_edu(edu(0));
     }
     let first = sent(queue.next_step(0));
     assert_eq!((first.pdus.len(), first.edus.len()), (50, 100));
@@ -128,9 +135,9 @@ fn overflowing_the_pdu_bound_starts_catch_up_and_edus_drop_oldest() {
     assert!(queue.is_catching_up());
     assert_eq!(queue.queued_pdus(), 1);
     for n in 0..3 {
-        queue.push_edu(json!({"n": n}));
+        queue.push_edu(edu(n));
     }
     assert_eq!(queue.counters().edus_dropped, 1);
     let transaction = sent(queue.next_step(0));
-    assert_eq!(transaction.edus, vec![json!({"n": 1}), json!({"n": 2})]);
+    assert_eq!(transaction.edus, vec![edu(1), edu(2)]);
 }
