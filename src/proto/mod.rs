@@ -11,4 +11,6 @@ pub mod event;
 pub mod ids;
 pub mod pdu;
 pub mod room_version;
+pub mod server_keys;
 pub mod signing;
+pub mod wire;

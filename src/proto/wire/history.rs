@@ -1,0 +1,246 @@
+//! Fetching history and state: backfill, get_missing_events, /state, /state_ids, /event and
+//! /event_auth.
+//!
+//! Backfill and /event answer with a transaction-shaped object without EDUs
+//! ([`PduTransaction`]); backfill responses have no PDU limit (the spec says so explicitly),
+//! an /event response holds exactly one PDU.
+
+use super::paths::{QueryError, all_values, encode_query, single_value};
+use super::{RawPdu, ResponseError};
+use serde::{Deserialize, Serialize};
+
+/// The spec's default for `limit` in a get_missing_events request.
+pub const GET_MISSING_EVENTS_LIMIT_DEFAULT: u64 = 10;
+
+/// `origin`, `origin_server_ts` and `pdus`: the response of backfill and of /event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PduTransaction {
+    pub origin: String,
+    /// Milliseconds since the Unix epoch, on the answering server.
+    pub origin_server_ts: u64,
+    pub pdus: Vec<RawPdu>,
+}
+
+/// The response of `GET /backfill/{roomId}`: any number of PDUs.
+pub type BackfillResponse = PduTransaction;
+
+/// The response of `GET /event/{eventId}`: exactly one PDU, see [`PduTransaction::single_pdu`].
+pub type EventResponse = PduTransaction;
+
+impl PduTransaction {
+    /// The PDU of an /event response.
+    pub fn single_pdu(&self) -> Result<&RawPdu, ResponseError> {
+        match self.pdus.as_slice() {
+            [pdu] => Ok(pdu),
+            other => Err(ResponseError::EventPduCount { count: other.len() }),
+        }
+    }
+}
+
+/// The query of `GET /backfill/{roomId}`: start events and the number of PDUs wanted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackfillQuery {
+    /// The event ids to backfill from (included in the response).
+    pub v: Vec<String>,
+    /// The most PDUs to return, counting the given events.
+    pub limit: u64,
+}
+
+impl BackfillQuery {
+    pub fn to_query_string(&self) -> String {
+        let limit = self.limit.to_string();
+        let mut pairs: Vec<(&str, &str)> = self.v.iter().map(|id| ("v", id.as_str())).collect();
+        pairs.push(("limit", &limit));
+        encode_query(&pairs)
+    }
+
+    pub fn from_pairs(pairs: &[(String, String)]) -> Result<Self, QueryError> {
+        let v: Vec<String> = all_values(pairs, "v").map(str::to_owned).collect();
+        if v.is_empty() {
+            return Err(QueryError::Missing { name: "v" });
+        }
+        let limit_text = single_value(pairs, "limit")?;
+        let limit = limit_text.parse().map_err(|_| QueryError::Invalid {
+            name: "limit",
+            value: limit_text.to_owned(),
+            expected: "a non-negative integer",
+        })?;
+        Ok(Self { v, limit })
+    }
+}
+
+/// The body of `POST /get_missing_events/{roomId}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GetMissingEventsRequest {
+    /// Events the requester already has; the walk does not go past them.
+    pub earliest_events: Vec<String>,
+    /// Events whose missing ancestors are wanted.
+    pub latest_events: Vec<String>,
+    #[serde(default = "get_missing_events_limit_default")]
+    pub limit: u64,
+    #[serde(default)]
+    pub min_depth: u64,
+}
+
+fn get_missing_events_limit_default() -> u64 {
+    GET_MISSING_EVENTS_LIMIT_DEFAULT
+}
+
+/// The response of `POST /get_missing_events/{roomId}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GetMissingEventsResponse {
+    pub events: Vec<RawPdu>,
+}
+
+/// The query of `GET /state/{roomId}` and `GET /state_ids/{roomId}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateQuery {
+    /// The event before which the state is wanted.
+    pub event_id: String,
+}
+
+impl StateQuery {
+    pub fn to_query_string(&self) -> String {
+        encode_query(&[("event_id", &self.event_id)])
+    }
+
+    pub fn from_pairs(pairs: &[(String, String)]) -> Result<Self, QueryError> {
+        Ok(Self {
+            event_id: single_value(pairs, "event_id")?.to_owned(),
+        })
+    }
+}
+
+/// The response of `GET /state_ids/{roomId}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateIdsResponse {
+    pub auth_chain_ids: Vec<String>,
+    pub pdu_ids: Vec<String>,
+}
+
+/// The response of `GET /state/{roomId}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StateResponse {
+    pub auth_chain: Vec<RawPdu>,
+    pub pdus: Vec<RawPdu>,
+}
+
+/// The response of `GET /event_auth/{roomId}/{eventId}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventAuthResponse {
+    pub auth_chain: Vec<RawPdu>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::wire::paths::parse_query;
+    use serde_json::{Value, json};
+
+    fn minimal_pdu() -> Value {
+        json!({"type": "m.room.minimal_pdu", "room_id": "!somewhere:example.org",
+               "content": {"see_room_version_spec":
+                   "The event format changes depending on the room version."}})
+    }
+
+    fn round_trip<T>(body: Value) -> T
+    where
+        T: Serialize + serde::de::DeserializeOwned,
+    {
+        let parsed: T = serde_json::from_value(body.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&parsed).unwrap(), body);
+        parsed
+    }
+
+    #[test]
+    fn backfill_response_has_no_pdu_limit() {
+        let pdus: Vec<Value> = (0..60).map(|_| minimal_pdu()).collect();
+        let response: BackfillResponse = round_trip(
+            json!({"origin": "matrix.org", "origin_server_ts": 1234567890, "pdus": pdus}),
+        );
+        assert_eq!(response.pdus.len(), 60);
+    }
+
+    #[test]
+    fn event_response_holds_exactly_one_pdu() {
+        let response: EventResponse = round_trip(
+            json!({"origin": "matrix.org", "origin_server_ts": 1234567890,
+                   "pdus": [minimal_pdu()]}),
+        );
+        assert_eq!(
+            response.single_pdu().unwrap()["type"],
+            json!("m.room.minimal_pdu")
+        );
+        let empty: EventResponse =
+            round_trip(json!({"origin": "matrix.org", "origin_server_ts": 1, "pdus": []}));
+        assert_eq!(
+            empty.single_pdu(),
+            Err(ResponseError::EventPduCount { count: 0 })
+        );
+    }
+
+    #[test]
+    fn backfill_query_round_trips_and_requires_its_parameters() {
+        let query = BackfillQuery {
+            v: vec!["$abc123:matrix.org".into(), "$a+b/c".into()],
+            limit: 2,
+        };
+        let text = query.to_query_string();
+        assert_eq!(text, "v=%24abc123%3Amatrix.org&v=%24a%2Bb%2Fc&limit=2");
+        assert_eq!(
+            BackfillQuery::from_pairs(&parse_query(&text).unwrap()),
+            Ok(query)
+        );
+        let parse = |text| BackfillQuery::from_pairs(&parse_query(text).unwrap());
+        assert_eq!(parse("limit=2"), Err(QueryError::Missing { name: "v" }));
+        assert_eq!(parse("v=%24e"), Err(QueryError::Missing { name: "limit" }));
+        assert!(matches!(
+            parse("v=%24e&limit=-1"),
+            Err(QueryError::Invalid { name: "limit", .. })
+        ));
+    }
+
+    #[test]
+    fn get_missing_events_spec_example_and_defaults() {
+        let request: GetMissingEventsRequest = round_trip(json!({
+            "limit": 10, "min_depth": 0,
+            "earliest_events": ["$missing_event:example.org"],
+            "latest_events": ["$event_that_has_the_missing_event_as_a_previous_event:example.org"]
+        }));
+        assert_eq!(request.earliest_events.len(), 1);
+        let defaults: GetMissingEventsRequest =
+            serde_json::from_value(json!({"earliest_events": [], "latest_events": ["$e"]}))
+                .unwrap();
+        assert_eq!(defaults.limit, GET_MISSING_EVENTS_LIMIT_DEFAULT);
+        assert_eq!(defaults.min_depth, 0);
+        let error = serde_json::from_value::<GetMissingEventsRequest>(json!({"latest_events": []}))
+            .unwrap_err();
+        assert!(error.to_string().contains("earliest_events"), "{error}");
+        let response: GetMissingEventsResponse = round_trip(json!({"events": [minimal_pdu()]}));
+        assert_eq!(response.events.len(), 1);
+    }
+
+    #[test]
+    fn state_responses() {
+        let ids: StateIdsResponse = round_trip(json!({"auth_chain_ids": ["$an_event:example.org"],
+                   "pdu_ids": ["$an_event:example.org"]}));
+        assert_eq!(ids.pdu_ids, ["$an_event:example.org"]);
+        let state: StateResponse =
+            round_trip(json!({"auth_chain": [minimal_pdu()], "pdus": [minimal_pdu()]}));
+        assert_eq!(state.pdus.len(), 1);
+        assert!(serde_json::from_value::<StateResponse>(json!({"pdus": []})).is_err());
+        let auth: EventAuthResponse = round_trip(json!({"auth_chain": [minimal_pdu()]}));
+        assert_eq!(auth.auth_chain.len(), 1);
+        let query = StateQuery {
+            event_id: "$helloworld:matrix.org".into(),
+        };
+        assert_eq!(
+            query.to_query_string(),
+            "event_id=%24helloworld%3Amatrix.org"
+        );
+        assert_eq!(
+            StateQuery::from_pairs(&parse_query(&query.to_query_string()).unwrap()),
+            Ok(query)
+        );
+    }
+}
