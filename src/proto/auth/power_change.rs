@@ -229,3 +229,359 @@ fn check_users(room: &Room) -> Result<(), AuthError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::proto::auth::AuthRule::{self, *};
+    use crate::proto::auth::test_support::*;
+    use serde_json::{Value, json};
+
+    type Verdict = Result<(), AuthRule>;
+
+    fn power_levels(sender: &str, content: Value) -> EventBuilder {
+        EventBuilder::state("m.room.power_levels", "", sender).content(content)
+    }
+
+    /// A room where Alice (100) and Bob (50) are joined, under `current` power levels.
+    fn room_with(version: u32, current: Value) -> TestRoom {
+        let mut room = TestRoom::new(v(version), ALICE);
+        room.power_levels(current).join(BOB).join(CAROL);
+        room
+    }
+
+    #[test]
+    fn first_power_levels_only_need_valid_content() {
+        for version in versions() {
+            let mut room = TestRoom::new(version, ALICE);
+            let content = json!({"users": {ALICE: 100, BOB: 1000}, "ban": 9000});
+            let content = if version.privileged_creators {
+                json!({"users": {BOB: 1000}, "ban": 9000})
+            } else {
+                content
+            };
+            assert_eq!(
+                room.check(power_levels(ALICE, content)),
+                Ok(()),
+                "v{}",
+                version.id
+            );
+        }
+    }
+
+    #[test]
+    fn named_level_changes() {
+        let current = json!({"users": {ALICE: 100, BOB: 50}, "kick": 40, "ban": 60});
+        // (new content from Bob at 50, expected)
+        let table: &[(Value, Verdict)] = &[
+            // Unchanged levels need no power.
+            (
+                json!({"users": {ALICE: 100, BOB: 50}, "kick": 40, "ban": 60}),
+                Ok(()),
+            ),
+            (
+                json!({"users": {ALICE: 100, BOB: 50}, "kick": 50, "ban": 60}),
+                Ok(()),
+            ),
+            (
+                json!({"users": {ALICE: 100, BOB: 50}, "kick": 51, "ban": 60}),
+                Err(PowerLevelsNamedLevelAboveSender),
+            ),
+            // Lowering a level that is above the sender.
+            (
+                json!({"users": {ALICE: 100, BOB: 50}, "kick": 40, "ban": 10}),
+                Err(PowerLevelsNamedLevelAboveSender),
+            ),
+            // Removing it too.
+            (
+                json!({"users": {ALICE: 100, BOB: 50}, "kick": 40}),
+                Err(PowerLevelsNamedLevelAboveSender),
+            ),
+            // Adding one at the sender's level.
+            (
+                json!({"users": {ALICE: 100, BOB: 50}, "kick": 40, "ban": 60, "invite": 50}),
+                Ok(()),
+            ),
+            // Removing one at or below the sender's level (absent stays absent, no default).
+            (json!({"users": {ALICE: 100, BOB: 50}, "ban": 60}), Ok(())),
+        ];
+        for version in [1, 6, 10, 11] {
+            for (content, expected) in table {
+                let mut room = room_with(version, current.clone());
+                let verdict = room.check(power_levels(BOB, content.clone()));
+                assert_eq!(verdict, *expected, "v{version} {content}");
+            }
+        }
+    }
+
+    #[test]
+    fn events_and_notifications_changes() {
+        let current = json!({"users": {ALICE: 100, BOB: 50},
+                             "events": {"m.room.name": 70, "m.room.topic": 20},
+                             "notifications": {"room": 80}});
+        let with = |events: Value, notifications: Value| {
+            json!({"users": {ALICE: 100, BOB: 50}, "events": events,
+                   "notifications": notifications})
+        };
+        let same_events = json!({"m.room.name": 70, "m.room.topic": 20});
+        let table: &[(Value, Verdict, Verdict)] = &[
+            // (content, verdict v1-v5, verdict v6+)
+            (
+                with(same_events.clone(), json!({"room": 80})),
+                Ok(()),
+                Ok(()),
+            ),
+            (
+                with(
+                    json!({"m.room.name": 70, "m.room.topic": 50}),
+                    json!({"room": 80}),
+                ),
+                Ok(()),
+                Ok(()),
+            ),
+            (
+                with(
+                    json!({"m.room.name": 10, "m.room.topic": 20}),
+                    json!({"room": 80}),
+                ),
+                Err(PowerLevelsEventLevelAboveSender),
+                Err(PowerLevelsEventLevelAboveSender),
+            ),
+            (
+                with(json!({"m.room.topic": 20}), json!({"room": 80})),
+                Err(PowerLevelsEventLevelAboveSender),
+                Err(PowerLevelsEventLevelAboveSender),
+            ),
+            (
+                with(
+                    json!({"m.room.name": 70, "m.room.topic": 20, "m.x": 51}),
+                    json!({"room": 80}),
+                ),
+                Err(PowerLevelsEventLevelAboveSender),
+                Err(PowerLevelsEventLevelAboveSender),
+            ),
+            // Notifications only count from v6.
+            (
+                with(same_events.clone(), json!({"room": 10})),
+                Ok(()),
+                Err(PowerLevelsEventLevelAboveSender),
+            ),
+            (
+                with(same_events.clone(), json!({})),
+                Ok(()),
+                Err(PowerLevelsEventLevelAboveSender),
+            ),
+            (
+                with(same_events.clone(), json!({"room": 80, "other": 60})),
+                Ok(()),
+                Err(PowerLevelsEventLevelAboveSender),
+            ),
+        ];
+        for version in versions() {
+            for (content, before_v6, from_v6) in table {
+                let mut room = TestRoom::new(version, ALICE);
+                let mut current = current.clone();
+                if version.privileged_creators {
+                    current["users"].as_object_mut().unwrap().remove(ALICE);
+                }
+                let mut content = content.clone();
+                if version.privileged_creators {
+                    content["users"].as_object_mut().unwrap().remove(ALICE);
+                }
+                room.power_levels(current).join(BOB);
+                let expected = if version.limit_notifications_power_levels {
+                    from_v6
+                } else {
+                    before_v6
+                };
+                let verdict = room.check(power_levels(BOB, content.clone()));
+                assert_eq!(verdict, *expected, "v{} {content}", version.id);
+            }
+        }
+    }
+
+    #[test]
+    fn user_entry_changes() {
+        let current = json!({"users": {ALICE: 100, BOB: 50, CAROL: 50, DAVE: 10}});
+        let table: &[(Value, Verdict)] = &[
+            // Demoting someone below you.
+            (
+                json!({"users": {ALICE: 100, BOB: 50, CAROL: 50, DAVE: 0}}),
+                Ok(()),
+            ),
+            // Removing someone below you.
+            (json!({"users": {ALICE: 100, BOB: 50, CAROL: 50}}), Ok(())),
+            // Promoting someone up to your own level.
+            (
+                json!({"users": {ALICE: 100, BOB: 50, CAROL: 50, DAVE: 50}}),
+                Ok(()),
+            ),
+            // ... but not above it.
+            (
+                json!({"users": {ALICE: 100, BOB: 50, CAROL: 50, DAVE: 51}}),
+                Err(PowerLevelsUserLevelAboveSender),
+            ),
+            // Demoting a peer at your level.
+            (
+                json!({"users": {ALICE: 100, BOB: 50, CAROL: 49, DAVE: 10}}),
+                Err(PowerLevelsUserNotBelowSender),
+            ),
+            // Removing a peer at your level.
+            (
+                json!({"users": {ALICE: 100, BOB: 50, DAVE: 10}}),
+                Err(PowerLevelsUserNotBelowSender),
+            ),
+            // Demoting yourself is fine.
+            (
+                json!({"users": {ALICE: 100, BOB: 20, CAROL: 50, DAVE: 10}}),
+                Ok(()),
+            ),
+            // Raising yourself is not.
+            (
+                json!({"users": {ALICE: 100, BOB: 60, CAROL: 50, DAVE: 10}}),
+                Err(PowerLevelsUserLevelAboveSender),
+            ),
+            // Adding a new user.
+            (
+                json!({"users": {ALICE: 100, BOB: 50, CAROL: 50, DAVE: 10, "@eve:e.example": 5}}),
+                Ok(()),
+            ),
+        ];
+        for version in [1, 5, 9, 11] {
+            for (content, expected) in table {
+                let mut room = room_with(version, current.clone());
+                let verdict = room.check(power_levels(BOB, content.clone()));
+                assert_eq!(verdict, *expected, "v{version} {content}");
+            }
+        }
+    }
+
+    #[test]
+    fn string_levels_compare_by_value_before_v10() {
+        let current = json!({"users": {ALICE: 100, BOB: "50"}, "ban": "60"});
+        for version in [1, 6, 9] {
+            let mut room = room_with(version, current.clone());
+            // "60" -> 60 is no change, so Bob at 50 may send it.
+            let same = json!({"users": {ALICE: "100", BOB: 50}, "ban": " 060 "});
+            assert_eq!(room.check(power_levels(BOB, same)), Ok(()), "v{version}");
+        }
+        let mut room = room_with(10, json!({"users": {ALICE: 100, BOB: 50}}));
+        let stringy = json!({"users": {ALICE: 100, BOB: 50}, "ban": "50"});
+        assert_eq!(
+            room.check(power_levels(BOB, stringy)),
+            Err(PowerLevelsNotInteger)
+        );
+    }
+
+    #[test]
+    fn content_validation_per_version() {
+        // (content, first version where it is refused (0 = never, 1 = always), rule)
+        let table: &[(Value, u32, AuthRule)] = &[
+            (json!({"ban": "50"}), 10, PowerLevelsNotInteger),
+            (json!({"ban": "fifty"}), 1, PowerLevelsNotInteger),
+            (json!({"ban": 50.5}), 6, PowerLevelsNotInteger),
+            (json!({"ban": null}), 1, PowerLevelsNotInteger),
+            (
+                json!({"events": {"m.room.name": "50"}}),
+                10,
+                PowerLevelsNotInteger,
+            ),
+            (
+                json!({"events": {"m.room.name": true}}),
+                1,
+                PowerLevelsNotInteger,
+            ),
+            (json!({"events": []}), 1, PowerLevelsNotInteger),
+            (
+                json!({"notifications": {"room": "50"}}),
+                10,
+                PowerLevelsNotInteger,
+            ),
+            (
+                json!({"notifications": {"room": "x"}}),
+                6,
+                PowerLevelsNotInteger,
+            ),
+            (json!({"notifications": 5}), 6, PowerLevelsNotInteger),
+            (json!({"users": {BOB: "50"}}), 10, PowerLevelsInvalidUsers),
+            (json!({"users": {BOB: "x"}}), 1, PowerLevelsInvalidUsers),
+            (json!({"users": {"bob": 50}}), 1, PowerLevelsInvalidUsers),
+            (
+                json!({"users": {"@bob:bad host": 50}}),
+                1,
+                PowerLevelsInvalidUsers,
+            ),
+            (json!({"users": [BOB]}), 1, PowerLevelsInvalidUsers),
+            (
+                json!({"users": {BOB: 50}, "ban": 50, "events": {"a": 1}}),
+                0,
+                PowerLevelsNotInteger,
+            ),
+        ];
+        for version in versions() {
+            let number: u32 = version.id.parse().unwrap();
+            for (content, refused_from, rule) in table {
+                let mut room = TestRoom::new(version, ALICE);
+                let verdict = room.check(power_levels(ALICE, content.clone()));
+                let expected = if *refused_from != 0 && number >= *refused_from {
+                    Err(*rule)
+                } else {
+                    Ok(())
+                };
+                assert_eq!(verdict, expected, "v{number} {content}");
+            }
+        }
+    }
+
+    #[test]
+    fn v12_creators_stay_out_of_users() {
+        let mut room = TestRoom::with_create(v(12), ALICE, json!({"additional_creators": [BOB]}));
+        room.join(BOB).join(CAROL);
+        let cases = [
+            (json!({"users": {CAROL: 100}}), Ok(())),
+            (
+                json!({"users": {ALICE: 100}}),
+                Err(PowerLevelsUsersCiteCreator),
+            ),
+            (json!({"users": {BOB: 0}}), Err(PowerLevelsUsersCiteCreator)),
+        ];
+        for (content, expected) in cases {
+            assert_eq!(
+                room.check(power_levels(BOB, content.clone())),
+                expected,
+                "{content}"
+            );
+        }
+        // v11 has no such rule.
+        let mut v11 = TestRoom::new(v(11), ALICE);
+        assert_eq!(
+            v11.check(power_levels(ALICE, json!({"users": {ALICE: 100}}))),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn v12_creator_may_change_anything() {
+        let mut room = TestRoom::new(v(12), ALICE);
+        room.power_levels(json!({"users": {BOB: 9_000_000}, "ban": 1_000_000}))
+            .join(BOB);
+        let content = json!({"users": {BOB: 0}, "ban": 1});
+        assert_eq!(room.check(power_levels(ALICE, content.clone())), Ok(()));
+        // Bob, the highest non-creator, cannot touch a level above him.
+        let raise = json!({"users": {BOB: 9_000_000}, "ban": 9_000_001});
+        assert_eq!(
+            room.check(power_levels(BOB, raise)),
+            Err(PowerLevelsNamedLevelAboveSender)
+        );
+    }
+
+    #[test]
+    fn power_levels_also_need_the_event_level() {
+        let mut room = room_with(
+            11,
+            json!({"users": {ALICE: 100, BOB: 50},
+                                             "events": {"m.room.power_levels": 60}}),
+        );
+        let same = json!({"users": {ALICE: 100, BOB: 50}, "events": {"m.room.power_levels": 60}});
+        assert_eq!(room.check(power_levels(BOB, same)), Err(EventWithoutPower));
+    }
+}
