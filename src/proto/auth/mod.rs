@@ -523,3 +523,194 @@ mod tests {
         assert_eq!(error.to_string(), "BanWithoutPower: $x: too weak");
     }
 }
+
+#[cfg(test)]
+mod general_rule_tests {
+    use super::AuthRule::*;
+    use super::test_support::*;
+    use super::*;
+    use serde_json::json;
+
+    fn topic(sender: &str) -> EventBuilder {
+        EventBuilder::state("m.room.topic", "", sender).content(json!({"topic": "hi"}))
+    }
+
+    fn message(sender: &str) -> EventBuilder {
+        EventBuilder::message("m.room.message", sender).content(json!({"body": "hi"}))
+    }
+
+    #[test]
+    fn state_without_create_event_is_rejected() {
+        for version in versions() {
+            let mut room = TestRoom::new(version, ALICE);
+            room.events.remove(&key("m.room.create", ""));
+            assert_eq!(
+                room.check(message(ALICE)),
+                Err(NoCreateEvent),
+                "v{}",
+                version.id
+            );
+        }
+    }
+
+    #[test]
+    fn v12_room_id_must_come_from_the_create_event() {
+        let mut room = TestRoom::new(v(12), ALICE);
+        assert_eq!(room.check(message(ALICE)), Ok(()));
+        assert_eq!(
+            room.check(message(ALICE).room("!elsewhere")),
+            Err(RoomIdNotCreateEvent)
+        );
+        // Before v12 a room id of another room shows as a create event of another room.
+        let mut room = TestRoom::new(v(11), ALICE);
+        assert_eq!(
+            room.check(message(ALICE).room("!elsewhere:a.example")),
+            Err(AuthEventWrongRoom)
+        );
+    }
+
+    #[test]
+    fn consulted_state_from_another_room_is_rejected() {
+        for version in versions() {
+            let mut room = TestRoom::new(version, ALICE);
+            room.add(
+                EventBuilder::state("m.room.power_levels", "", ALICE)
+                    .room("!other:a.example")
+                    .content(json!({})),
+            );
+            assert_eq!(
+                room.check(message(ALICE)),
+                Err(AuthEventWrongRoom),
+                "v{}",
+                version.id
+            );
+        }
+    }
+
+    #[test]
+    fn unfederated_rooms_keep_to_the_creators_server() {
+        for version in versions() {
+            let mut room = TestRoom::with_create(version, ALICE, json!({"m.federate": false}));
+            room.join_rule("public");
+            // Dave shares Alice's server.
+            assert_eq!(room.check(EventBuilder::member(DAVE, DAVE, "join")), Ok(()));
+            assert_eq!(
+                room.check(EventBuilder::member(BOB, BOB, "join")),
+                Err(NotFederated)
+            );
+            // Only the boolean false counts.
+            let mut open = TestRoom::with_create(version, ALICE, json!({"m.federate": "false"}));
+            open.join_rule("public");
+            assert_eq!(open.check(EventBuilder::member(BOB, BOB, "join")), Ok(()));
+        }
+    }
+
+    #[test]
+    fn aliases_rule_in_v1_to_v5() {
+        for version in versions() {
+            let mut room = TestRoom::new(version, ALICE);
+            // Bob is not in the room and has no power, but may set his server's aliases.
+            let own = EventBuilder::state("m.room.aliases", "b.example", BOB)
+                .content(json!({"aliases": ["#x:b.example"]}));
+            let other = EventBuilder::state("m.room.aliases", "a.example", BOB);
+            let no_state_key = EventBuilder::message("m.room.aliases", BOB);
+            if version.special_case_aliases_auth {
+                assert_eq!(room.check(own), Ok(()), "v{}", version.id);
+                assert_eq!(room.check(other), Err(AliasesStateKeyNotSenderServer));
+                assert_eq!(room.check(no_state_key), Err(AliasesWithoutStateKey));
+            } else {
+                assert_eq!(room.check(own), Err(SenderNotJoined), "v{}", version.id);
+                room.join(BOB);
+                // From v6 it is an ordinary state event, at state_default (50).
+                assert_eq!(room.check(other), Err(EventWithoutPower));
+            }
+        }
+    }
+
+    #[test]
+    fn senders_must_be_joined() {
+        for version in versions() {
+            let mut room = TestRoom::new(version, ALICE);
+            for membership in ["invite", "leave", "ban", "knock"] {
+                room.set_membership(BOB, membership);
+                assert_eq!(room.check(message(BOB)), Err(SenderNotJoined));
+            }
+            room.join(BOB);
+            assert_eq!(room.check(message(BOB)), Ok(()), "v{}", version.id);
+        }
+    }
+
+    #[test]
+    fn third_party_invite_events_need_invite_power() {
+        for version in versions() {
+            let mut room = TestRoom::new(version, ALICE);
+            room.power_levels(json!({"invite": 10, "users": {CAROL: 10}}))
+                .join(BOB)
+                .join(CAROL);
+            let event = |sender: &str| {
+                EventBuilder::state("m.room.third_party_invite", "tok", sender)
+                    .content(json!({"public_key": "x"}))
+            };
+            assert_eq!(room.check(event(CAROL)), Ok(()), "v{}", version.id);
+            assert_eq!(
+                room.check(event(BOB)),
+                Err(ThirdPartyInviteEventWithoutPower)
+            );
+        }
+    }
+
+    #[test]
+    fn required_power_levels_for_events() {
+        for version in versions() {
+            let mut room = TestRoom::new(version, ALICE);
+            room.join(BOB);
+            // No power levels event: state needs 50, messages 0; only the creator has power.
+            assert_eq!(room.check(topic(ALICE)), Ok(()), "v{}", version.id);
+            assert_eq!(room.check(topic(BOB)), Err(EventWithoutPower));
+            assert_eq!(room.check(message(BOB)), Ok(()));
+            room.power_levels(json!({"events": {"m.room.message": 5, "m.room.topic": 0},
+                                     "users": {BOB: 4}}));
+            assert_eq!(room.check(topic(BOB)), Ok(()));
+            assert_eq!(room.check(message(BOB)), Err(EventWithoutPower));
+        }
+    }
+
+    #[test]
+    fn user_state_keys_belong_to_their_user() {
+        for version in versions() {
+            let mut room = TestRoom::new(version, ALICE);
+            let own = EventBuilder::state("m.custom", ALICE, ALICE);
+            let other = EventBuilder::state("m.custom", BOB, ALICE);
+            let plain = EventBuilder::state("m.custom", "alice", ALICE);
+            assert_eq!(room.check(own), Ok(()));
+            assert_eq!(room.check(other), Err(StateKeyNotSender), "v{}", version.id);
+            assert_eq!(room.check(plain), Ok(()));
+        }
+    }
+
+    #[test]
+    fn v12_creator_power_without_power_levels_event() {
+        let mut room = TestRoom::with_create(v(12), ALICE, json!({"additional_creators": [BOB]}));
+        room.join(BOB);
+        room.power_levels(json!({"state_default": 1_000_000, "users": {}}));
+        assert_eq!(room.check(topic(BOB)), Ok(()));
+    }
+
+    #[test]
+    fn map_of_references_is_a_state() {
+        let room = TestRoom::new(v(11), ALICE);
+        let by_reference: BTreeMap<StateKey, &Event> = room
+            .events
+            .iter()
+            .map(|(key, event)| (key.clone(), event))
+            .collect();
+        let event = room.events[&key("m.room.member", ALICE)].clone();
+        let mut message = message(ALICE).build();
+        message.room_id = event.room_id.clone();
+        assert_eq!(check_auth(v(11), &message, &by_reference), Ok(()));
+        assert_eq!(
+            AuthState::get(&by_reference, "m.room.member", ALICE),
+            Some(&event)
+        );
+    }
+}
