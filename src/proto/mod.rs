@@ -15,3 +15,4 @@ pub mod room_version;
 pub mod server_keys;
 pub mod signing;
 pub mod wire;
+pub mod xmatrix;
