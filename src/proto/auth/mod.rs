@@ -14,8 +14,9 @@
 //!
 //! What is not checked here, because an [`Event`] does not carry it: signatures (the sender's
 //! server, and from room v8 the server of `join_authorised_via_users_server`, see
-//! [`join_authorising_server`]), and whether an auth event was itself rejected. The caller
-//! that holds the signed PDU and the rejection flags does those.
+//! [`join_authorising_server`]), and whether an auth event was itself rejected (the caller
+//! passes that to [`check_auth_events_list_with_rejections`]). The caller that holds the
+//! signed PDU and the rejection flags does those.
 
 mod create;
 mod membership;
@@ -34,7 +35,9 @@ use std::collections::BTreeMap;
 
 pub use membership::join_authorising_server;
 pub use power::{parse_power_level, user_power_level};
-pub use selection::{auth_types_for_event, check_auth_events_list};
+pub use selection::{
+    auth_types_for_event, check_auth_events_list, check_auth_events_list_with_rejections,
+};
 pub use user_id::{is_valid_server_name, is_valid_user_id};
 
 /// The state an event is checked against.
@@ -85,6 +88,9 @@ pub enum AuthRule {
     AuthEventsDuplicate,
     /// An auth event is not one the auth events selection picks for this event.
     AuthEventNotSelected,
+    /// An auth event was itself rejected (known only to the caller, see
+    /// [`check_auth_events_list_with_rejections`]).
+    AuthEventRejected,
     /// Rooms v1-v11: no `m.room.create` event among the auth events.
     AuthEventsWithoutCreate,
     /// Room v12: the `m.room.create` event is among the auth events.
