@@ -22,6 +22,8 @@ mod create;
 mod membership;
 mod power;
 mod power_change;
+#[cfg(test)]
+mod properties;
 mod selection;
 mod third_party;
 mod user_id;
