@@ -71,6 +71,23 @@ impl AuthState for BTreeMap<StateKey, Event> {
     }
 }
 
+/// Two states read as one: an entry of `first` wins, `then` fills the gaps. State resolution
+/// uses this shape for its iterative auth checks (the partial state, then the event's own auth
+/// events for keys it lacks).
+#[derive(Clone, Copy)]
+pub struct Layered<'a> {
+    pub first: &'a dyn AuthState,
+    pub then: &'a dyn AuthState,
+}
+
+impl AuthState for Layered<'_> {
+    fn get(&self, event_type: &str, state_key: &str) -> Option<&Event> {
+        self.first
+            .get(event_type, state_key)
+            .or_else(|| self.then.get(event_type, state_key))
+    }
+}
+
 /// The rule an event failed: one variant per rejecting rule of the spec's authorization rules
 /// (and of the checks on the `auth_events` list), so that a rejection can say why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -304,6 +321,32 @@ mod tests {
             room.power_levels(json!({"users": {BOB: 50}}));
             assert_eq!(room.check(foreign), Ok(()), "v{}", version.id);
         }
+    }
+
+    #[test]
+    fn layered_state_prefers_the_first_layer() {
+        let room = TestRoom::new(v(11), ALICE);
+        let mut partial = room.state();
+        partial.remove(&key("m.room.member", ALICE));
+        let mut other = room.state();
+        let mut changed = other[&key("m.room.create", "")].clone();
+        changed.event_id = "$changed:a.example".into();
+        other.insert(key("m.room.create", ""), changed);
+        let layered = Layered {
+            first: &partial,
+            then: &other,
+        };
+        assert_eq!(
+            layered
+                .get("m.room.create", "")
+                .map(|e| e.event_id.as_str()),
+            Some(room.create_id.as_str())
+        );
+        assert_eq!(
+            layered.get("m.room.member", ALICE),
+            room.events.get(&key("m.room.member", ALICE))
+        );
+        assert_eq!(layered.get("m.room.topic", ""), None);
     }
 
     #[test]
