@@ -69,14 +69,26 @@ pub fn auth_types_for_event(
 /// create event among them (rooms before v12) and none in v12. `lookup` resolves ids.
 ///
 /// The checks run in the spec's order (duplicates, selection, the create event, rooms), each
-/// over the whole list, so the rule reported is the first the spec would reach. Whether an
-/// auth event was itself rejected is the caller's to check (rule "entries which were
-/// themselves rejected"). A create event is decided by rule 1 before its auth events are
-/// looked at, so its list is not checked.
+/// over the whole list, so the rule reported is the first the spec would reach. This form does
+/// not know which events were rejected; [`check_auth_events_list_with_rejections`] also
+/// applies the rule on rejected entries. A create event is decided by rule 1 before its auth
+/// events are looked at, so its list is not checked.
 pub fn check_auth_events_list<'a>(
     version: &RoomVersion,
     event: &Event,
     lookup: &dyn Fn(&str) -> Option<&'a Event>,
+) -> Result<(), AuthError> {
+    check_auth_events_list_with_rejections(version, event, lookup, &|_| false)
+}
+
+/// [`check_auth_events_list`], plus the spec's rule "If there are entries which were themselves
+/// rejected under the checks performed on receipt of a PDU, reject": `rejected` says, by id,
+/// whether the caller rejected an auth event.
+pub fn check_auth_events_list_with_rejections<'a>(
+    version: &RoomVersion,
+    event: &Event,
+    lookup: &dyn Fn(&str) -> Option<&'a Event>,
+    rejected: &dyn Fn(&str) -> bool,
 ) -> Result<(), AuthError> {
     if event.event_type == "m.room.create" {
         return Ok(());
@@ -134,6 +146,12 @@ pub fn check_auth_events_list<'a>(
                 format!("{id}: auth event {auth_id} holds {state_key:?}, which is not selected"),
             );
         }
+    }
+    if let Some((auth_id, _, _)) = cited.iter().find(|(auth_id, _, _)| rejected(auth_id)) {
+        return reject(
+            AuthRule::AuthEventRejected,
+            format!("{id}: auth event {auth_id} was rejected"),
+        );
     }
     if !version.create_event_implied && !by_key.contains_key(&create_key) {
         return reject(
@@ -286,6 +304,36 @@ mod tests {
                 version.id
             );
         }
+    }
+
+    #[test]
+    fn rejected_auth_events_come_after_selection_and_before_create() {
+        let room = TestRoom::new(v(5), ALICE);
+        let events: Vec<Event> = room.events.values().cloned().collect();
+        let alice = room.events[&key("m.room.member", ALICE)].event_id.clone();
+        let create = room.create_id.clone();
+        let rejected = |id: &str| id == alice;
+        let check = |auth: &[&str]| {
+            let event = EventBuilder::message("m.room.message", ALICE)
+                .room(&room.room_id)
+                .auth(auth)
+                .build();
+            check_auth_events_list_with_rejections(v(5), &event, &lookup_in(&events), &rejected)
+                .map_err(|error| error.rule)
+        };
+        assert_eq!(check(&[&create, &alice]), Err(AuthEventRejected));
+        assert_eq!(check(&[&alice]), Err(AuthEventRejected));
+        assert_eq!(check(&[&create]), Ok(()));
+        let nobody = |_: &str| false;
+        let event = EventBuilder::message("m.room.message", ALICE)
+            .room(&room.room_id)
+            .auth(&[&create, &alice])
+            .build();
+        let plain = check_auth_events_list(v(5), &event, &lookup_in(&events));
+        assert_eq!(plain, Ok(()));
+        let with_none =
+            check_auth_events_list_with_rejections(v(5), &event, &lookup_in(&events), &nobody);
+        assert_eq!(with_none, Ok(()));
     }
 
     #[test]
