@@ -226,3 +226,5 @@ pub(crate) fn is_power_event(event: &Event) -> bool {
     }
 }
 
+#[cfg(test)]
+mod tests;
