@@ -14,5 +14,6 @@ pub mod pdu;
 pub mod room_version;
 pub mod server_keys;
 pub mod signing;
+pub mod state_res;
 pub mod wire;
 pub mod xmatrix;
