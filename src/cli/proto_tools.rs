@@ -111,10 +111,13 @@ pub enum ProtoCommand {
         #[arg(long = "key", num_args = 3, value_names = ["SERVER", "KEY_ID", "PUBLIC_KEY"], action = ArgAction::Append)]
         keys: Vec<String>,
     },
+    /// Resolves state sets, or computes the state after an event, from the JSON on stdin.
+    Resolve(super::proto_resolve::ResolveArgs),
 }
 
 pub fn run(command: ProtoCommand) -> Result<(), Failure> {
     match command {
+        ProtoCommand::Resolve(args) => super::proto_resolve::run(args),
         ProtoCommand::CanonicalJson { lenient } => {
             let text = read_stdin()?;
             let canonical = canonical_json::canonicalize_str(&text, numbers(lenient))

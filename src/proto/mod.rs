@@ -5,6 +5,7 @@
 //! function of its inputs, so it can be tested on its own and used as a library by tools that
 //! have nothing to do with the simulator.
 
+pub mod auth;
 pub mod base64;
 pub mod canonical_json;
 pub mod event;
@@ -13,5 +14,6 @@ pub mod pdu;
 pub mod room_version;
 pub mod server_keys;
 pub mod signing;
+pub mod state_res;
 pub mod wire;
 pub mod xmatrix;

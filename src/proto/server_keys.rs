@@ -12,8 +12,8 @@
 //! `expired_ts` of an old key holds in every version, as the spec's "Validating hashes and
 //! signatures on received events" states without exception.
 //!
-//! Invariant: a [`ServerKeySet`] exists only for a response whose every ed25519 verify key
-//! signed it, under the server name the caller asked for.
+//! Invariant: [`verify_server_keys`] returns a [`ServerKeySet`] only for a response whose every
+//! ed25519 verify key signed it, under the server name the caller asked for.
 
 use crate::proto::canonical_json::Numbers;
 use crate::proto::room_version::RoomVersion;

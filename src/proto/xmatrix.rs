@@ -18,6 +18,7 @@
 use crate::proto::base64;
 use crate::proto::canonical_json::Numbers;
 use crate::proto::signing::{SigningError, SigningKey, VerifyingKey, check_key_id, signing_bytes};
+use crate::proto::wire::{ErrorCode, MatrixError};
 use serde_json::{Map, Value};
 
 /// The authorization scheme name.
@@ -122,6 +123,28 @@ pub enum XMatrixParseError {
     BadKeyId(SigningError),
     #[error("parameter \"sig\" is not an unpadded base64 ed25519 signature (64 bytes)")]
     BadSignature,
+}
+
+impl XMatrixError {
+    /// The error body a server answers with. A mismatched destination must be a 401, the spec
+    /// says; a bad signature is one too. Failing to sign is our own fault, not the peer's.
+    pub fn to_matrix_error(&self) -> MatrixError {
+        let code = match self {
+            Self::BadServerName { .. } | Self::Unsignable(_) => ErrorCode::Unknown,
+            Self::DestinationMismatch { .. } | Self::InvalidSignature { .. } => {
+                ErrorCode::Unauthorized
+            }
+        };
+        MatrixError::new(code, self.to_string())
+    }
+}
+
+impl XMatrixParseError {
+    /// The error body a server answers with: 401 `M_UNAUTHORIZED`, since the request is not
+    /// authenticated.
+    pub fn to_matrix_error(&self) -> MatrixError {
+        MatrixError::new(ErrorCode::Unauthorized, self.to_string())
+    }
 }
 
 fn check_server_name(which: &'static str, name: &str) -> Result<(), XMatrixError> {
@@ -579,13 +602,17 @@ mod tests {
             auth.verify(&request, ours, &other_key.verifying_key())
                 .is_err()
         );
+        let mismatch = auth
+            .verify(&request, "elsewhere.example", &public)
+            .unwrap_err();
         assert_eq!(
-            auth.verify(&request, "elsewhere.example", &public),
-            Err(XMatrixError::DestinationMismatch {
+            mismatch,
+            XMatrixError::DestinationMismatch {
                 header: ours.into(),
                 ours: "elsewhere.example".into()
-            })
+            }
         );
+        assert_eq!(mismatch.to_matrix_error().http_status(), 401);
     }
 
     #[test]
@@ -635,6 +662,7 @@ mod tests {
         let sig = signed(&put_request(&put_body())).signature().to_owned();
         let parse = |text: &str| XMatrix::parse(text).unwrap_err();
         assert_eq!(parse(""), XMatrixParseError::Empty);
+        assert_eq!(parse("").to_matrix_error().errcode, ErrorCode::Unauthorized);
         assert_eq!(
             parse("Bearer abc"),
             XMatrixParseError::WrongScheme {

@@ -771,3 +771,109 @@ fn redacted_pdu_keeps_id_and_protected_content() {
         );
     }
 }
+
+mod mutations {
+    //! The stable-toolchain companion of the `pdu` fuzz target: valid PDUs with random keys
+    //! replaced or removed must never panic, and when they still parse, keep their invariants.
+    use super::*;
+    use proptest::prelude::*;
+
+    const KEYS: [&str; 16] = [
+        "type",
+        "content",
+        "sender",
+        "room_id",
+        "event_id",
+        "state_key",
+        "prev_events",
+        "auth_events",
+        "depth",
+        "origin_server_ts",
+        "hashes",
+        "signatures",
+        "unsigned",
+        "redacts",
+        "origin",
+        "extra",
+    ];
+
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|i| json!(i)),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| json!(f)),
+            "[@!$a-z0-9:.#\\[\\]]{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(2, 12, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z_]{1,4}", inner, 0..3)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn mutation() -> impl Strategy<Value = (usize, Option<Value>)> {
+        (0..KEYS.len(), prop::option::of(json_value()))
+    }
+
+    proptest! {
+        #[test]
+        fn mutated_pdus_never_panic(
+            version_index in 0..ALL.len(),
+            event_type in prop::sample::select(&["m.room.message", "m.room.member", "m.room.create", "m.room.redaction"][..]),
+            mutations in prop::collection::vec(mutation(), 1..4),
+        ) {
+            let version = &ALL[version_index];
+            let mut new = new_event(version, event_type, Some(""), json!({"membership": "join", "body": "x"}));
+            if event_type == "m.room.create" && version.room_id_from_create_event {
+                new.room_id = None;
+            }
+            let mut json = build(new, version).json().clone();
+            for (key_index, value) in mutations {
+                match value {
+                    Some(value) => json.insert(KEYS[key_index].to_owned(), value),
+                    None => json.remove(KEYS[key_index]),
+                };
+            }
+            let _ = redact(&json, version);
+            let _ = content_hash(&json, version.numbers());
+            match Pdu::from_json(json, version) {
+                Ok(pdu) => {
+                    let redacted = pdu.redacted();
+                    prop_assert_eq!(redacted.event_id(), pdu.event_id());
+                    let text = String::from_utf8(pdu.canonical_bytes()).unwrap();
+                    let reparsed = Pdu::parse(&text, version).unwrap();
+                    prop_assert_eq!(reparsed.event_id(), pdu.event_id());
+                    let verdict = verify_pdu(&pdu, &example_keys());
+                    let _ = check_authorising_server_signature(&pdu, &example_keys());
+                    let _ = verdict;
+                }
+                Err(error) => prop_assert!(!error.to_string().is_empty()),
+            }
+        }
+    }
+}
+
+/// Regression: without correctly rounded float parsing, the canonical form of a room v1-5
+/// event holding `-5.4026721643851555e253` parsed back to a neighbouring float, so a receiver
+/// computed another event id than the sender.
+#[test]
+fn floats_in_lenient_rooms_survive_a_round_trip() {
+    let v3 = version("3");
+    let mut json = build(new_event(v3, "m.room.message", None, json!({})), v3)
+        .json()
+        .clone();
+    json.insert(
+        "content".into(),
+        json!({"f": -5.4026721643851555e253, "g": 0.1, "h": 1e-300}),
+    );
+    let pdu = Pdu::from_json(json, v3).unwrap();
+    let text = String::from_utf8(pdu.canonical_bytes()).unwrap();
+    let reparsed = Pdu::parse(&text, v3).unwrap();
+    assert_eq!(reparsed.event_id(), pdu.event_id());
+    assert_eq!(reparsed.json(), pdu.json());
+}

@@ -5,7 +5,7 @@
 //! ([`PduTransaction`]); backfill responses have no PDU limit (the spec says so explicitly),
 //! an /event response holds exactly one PDU.
 
-use super::paths::{QueryError, all_values, encode_query, single_value};
+use super::paths::{QueryError, all_values, encode_query, parse_query, single_value};
 use super::{RawPdu, ResponseError};
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +47,11 @@ pub struct BackfillQuery {
 }
 
 impl BackfillQuery {
+    /// Reads a query string (without the `?`).
+    pub fn from_query_string(query: &str) -> Result<Self, QueryError> {
+        Self::from_pairs(&parse_query(query)?)
+    }
+
     pub fn to_query_string(&self) -> String {
         let limit = self.limit.to_string();
         let mut pairs: Vec<(&str, &str)> = self.v.iter().map(|id| ("v", id.as_str())).collect();
@@ -100,6 +105,11 @@ pub struct StateQuery {
 }
 
 impl StateQuery {
+    /// Reads a query string (without the `?`).
+    pub fn from_query_string(query: &str) -> Result<Self, QueryError> {
+        Self::from_pairs(&parse_query(query)?)
+    }
+
     pub fn to_query_string(&self) -> String {
         encode_query(&[("event_id", &self.event_id)])
     }
@@ -134,7 +144,6 @@ pub struct EventAuthResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::wire::paths::parse_query;
     use serde_json::{Value, json};
 
     fn minimal_pdu() -> Value {
@@ -187,11 +196,8 @@ mod tests {
         };
         let text = query.to_query_string();
         assert_eq!(text, "v=%24abc123%3Amatrix.org&v=%24a%2Bb%2Fc&limit=2");
-        assert_eq!(
-            BackfillQuery::from_pairs(&parse_query(&text).unwrap()),
-            Ok(query)
-        );
-        let parse = |text| BackfillQuery::from_pairs(&parse_query(text).unwrap());
+        assert_eq!(BackfillQuery::from_query_string(&text), Ok(query));
+        let parse = |text| BackfillQuery::from_query_string(text);
         assert_eq!(parse("limit=2"), Err(QueryError::Missing { name: "v" }));
         assert_eq!(parse("v=%24e"), Err(QueryError::Missing { name: "limit" }));
         assert!(matches!(
@@ -239,7 +245,7 @@ mod tests {
             "event_id=%24helloworld%3Amatrix.org"
         );
         assert_eq!(
-            StateQuery::from_pairs(&parse_query(&query.to_query_string()).unwrap()),
+            StateQuery::from_query_string(&query.to_query_string()),
             Ok(query)
         );
     }

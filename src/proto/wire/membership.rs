@@ -5,7 +5,7 @@
 //! [`RawPdu`]. [`MakeMembershipResponse::check_template`] performs the checks the spec requires
 //! of a make_join / make_leave template before the joining server signs it.
 
-use super::paths::{QueryError, all_values, encode_query, optional_value};
+use super::paths::{QueryError, all_values, encode_query, optional_value, parse_query};
 use super::{RawPdu, ResponseError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -17,6 +17,11 @@ pub struct MakeJoinQuery {
 }
 
 impl MakeJoinQuery {
+    /// Reads a query string (without the `?`).
+    pub fn from_query_string(query: &str) -> Result<Self, QueryError> {
+        Ok(Self::from_pairs(&parse_query(query)?))
+    }
+
     /// The supported versions; the spec's default when none are listed is `["1"]`.
     pub fn supported_versions(&self) -> Vec<&str> {
         if self.ver.is_empty() {
@@ -46,6 +51,11 @@ pub struct SendJoinQuery {
 }
 
 impl SendJoinQuery {
+    /// Reads a query string (without the `?`).
+    pub fn from_query_string(query: &str) -> Result<Self, QueryError> {
+        Self::from_pairs(&parse_query(query)?)
+    }
+
     pub fn to_query_string(&self) -> String {
         if self.omit_members {
             encode_query(&[("omit_members", "true")])
@@ -177,7 +187,6 @@ pub struct InviteResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::wire::paths::parse_query;
     use serde_json::json;
 
     fn minimal_pdu() -> Value {
@@ -328,17 +337,14 @@ mod tests {
             ver: vec!["1".into(), "12".into()],
         };
         assert_eq!(query.to_query_string(), "ver=1&ver=12");
-        assert_eq!(
-            MakeJoinQuery::from_pairs(&parse_query("ver=1&ver=12").unwrap()),
-            query
-        );
+        assert_eq!(MakeJoinQuery::from_query_string("ver=1&ver=12"), Ok(query));
         assert_eq!(MakeJoinQuery::default().supported_versions(), ["1"]);
         let omit = SendJoinQuery { omit_members: true };
-        let parsed = SendJoinQuery::from_pairs(&parse_query(&omit.to_query_string()).unwrap());
+        let parsed = SendJoinQuery::from_query_string(&omit.to_query_string());
         assert_eq!(parsed, Ok(omit));
         assert_eq!(SendJoinQuery::default().to_query_string(), "");
         assert!(matches!(
-            SendJoinQuery::from_pairs(&parse_query("omit_members=yes").unwrap()),
+            SendJoinQuery::from_query_string("omit_members=yes"),
             Err(QueryError::Invalid {
                 name: "omit_members",
                 ..
