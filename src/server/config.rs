@@ -24,6 +24,8 @@ pub struct ServerConfig {
     /// may take before the server falls back to /state_ids.
     pub missing_events_limit: u64,
     pub missing_events_rounds_max: u32,
+    /// How many events of history a server fetches from the resident after joining a room.
+    pub backfill_on_join_max: u64,
     /// How long a server's published key says it stays valid.
     pub key_validity: Duration,
 }
@@ -42,6 +44,7 @@ impl ServerConfig {
             transactions_remembered_max: 10_000,
             missing_events_limit: 10,
             missing_events_rounds_max: 5,
+            backfill_on_join_max: 1_000,
             key_validity: Duration::from_secs(7 * 24 * 3600),
         }
     }

@@ -12,9 +12,15 @@
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod edu;
+mod history;
+mod inbound;
+mod join;
 pub mod keys;
 pub mod metrics;
 pub mod outbound;
+pub mod rooms;
+pub mod store;
 pub mod transport;
 pub(crate) mod verify;
 
@@ -49,6 +55,11 @@ pub(crate) struct Inner {
     pub(crate) transport: Rc<dyn Transport>,
     pub(crate) metrics: RefCell<ServerMetrics>,
     pub(crate) keys: RefCell<keys::KeyCache>,
+    pub(crate) store: RefCell<store::ServerStore>,
+    pub(crate) edus: RefCell<edu::EduCounters>,
+    /// Answers to transactions already processed, by (origin, txn id), for deduplication.
+    pub(crate) transactions_seen: RefCell<BTreeMap<(String, String), serde_json::Value>>,
+    pub(crate) rooms_created: RefCell<u64>,
     destinations: RefCell<BTreeMap<String, Destination>>,
     /// Distinguishes transaction ids of this incarnation from those of earlier ones.
     incarnation: u64,
@@ -57,13 +68,21 @@ pub(crate) struct Inner {
 impl Homeserver {
     /// Starts a server. Must be called inside the fabric's tokio `LocalSet`, since its sender
     /// tasks are spawned there.
+    /// `log` is the server's durable log: empty for a new server, or what survived a crash,
+    /// from which the store is rebuilt.
     pub fn new(
         config: ServerConfig,
         clock: ServerClock,
         transport: Rc<dyn Transport>,
+        log: store::DurableLog,
         incarnation: u64,
-    ) -> Self {
+    ) -> Result<Self, store::RecoverError> {
+        let store = store::ServerStore::recover(log)?;
         let inner = Inner {
+            store: RefCell::new(store),
+            edus: RefCell::new(edu::EduCounters::default()),
+            transactions_seen: RefCell::new(BTreeMap::new()),
+            rooms_created: RefCell::new(0),
             config,
             clock,
             transport,
@@ -72,9 +91,9 @@ impl Homeserver {
             destinations: RefCell::new(BTreeMap::new()),
             incarnation,
         };
-        Self {
+        Ok(Self {
             inner: Rc::new(inner),
-        }
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -87,6 +106,11 @@ impl Homeserver {
 
     pub fn clock(&self) -> &ServerClock {
         &self.inner.clock
+    }
+
+    /// Reads one room's store, for observers and tests; `None` if the server is not in it.
+    pub fn with_room<T>(&self, room_id: &str, read: impl FnOnce(&store::RoomStore) -> T) -> Option<T> {
+        self.inner.store.borrow().room(room_id).map(read)
     }
 
     /// The handler a fabric calls for every request addressed to this server.
