@@ -111,6 +111,8 @@ pub enum ProtoCommand {
         #[arg(long = "key", num_args = 3, value_names = ["SERVER", "KEY_ID", "PUBLIC_KEY"], action = ArgAction::Append)]
         keys: Vec<String>,
     },
+    /// Resolves state sets, or computes the state after an event, from the JSON on stdin.
+    Resolve(super::proto_resolve::ResolveArgs),
 }
 
 pub fn run(command: ProtoCommand) -> Result<(), Failure> {
@@ -150,6 +152,7 @@ pub fn run(command: ProtoCommand) -> Result<(), Failure> {
             seed,
         } => sign_event(room_version, &server, &key_id, &seed),
         ProtoCommand::VerifyEvent { room_version, keys } => verify_event(room_version, &keys),
+        ProtoCommand::Resolve(args) => super::proto_resolve::run(args),
     }
 }
 

@@ -13,3 +13,4 @@ pub mod ids;
 pub mod pdu;
 pub mod room_version;
 pub mod signing;
+pub mod state_res;
