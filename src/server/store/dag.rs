@@ -107,12 +107,7 @@ impl Dag {
         depth: u64,
         timeline: bool,
     ) -> Result<(), DagError> {
-        if self.nodes.contains_key(event_id) {
-            return Err(DagError::Duplicate {
-                event_id: event_id.to_owned(),
-            });
-        }
-        self.check_no_cycle(event_id, prev_events)?;
+        self.check_insertable(event_id, prev_events)?;
         let has_timeline_descendant = self.has_timeline_descendant(event_id);
         self.nodes.insert(
             event_id.to_owned(),
@@ -136,6 +131,17 @@ impl Dag {
             self.extremities.insert(event_id.to_owned());
         }
         Ok(())
+    }
+
+    /// Whether [`Dag::insert`] would accept the event: it is not yet a node and closes no
+    /// cycle.
+    pub fn check_insertable(&self, event_id: &str, prev_events: &[String]) -> Result<(), DagError> {
+        if self.nodes.contains_key(event_id) {
+            return Err(DagError::Duplicate {
+                event_id: event_id.to_owned(),
+            });
+        }
+        self.check_no_cycle(event_id, prev_events)
     }
 
     /// Up to [`PREV_EVENTS_MAX`] extremities for a new event to cite, deepest first, ties by

@@ -33,7 +33,7 @@ pub enum EventInput {
         origin: Origin,
     },
     /// An event of an auth chain, without state.
-    Outlier { pdu: Arc<Pdu> },
+    Outlier { pdu: Arc<Pdu>, held_redacted: bool },
     /// A PDU placed with the state before it as a peer told it.
     WithState {
         pdu: Arc<Pdu>,
@@ -45,7 +45,7 @@ pub enum EventInput {
 impl EventInput {
     pub fn pdu(&self) -> &Arc<Pdu> {
         match self {
-            Self::Pdu { pdu, .. } | Self::Outlier { pdu } | Self::WithState { pdu, .. } => pdu,
+            Self::Pdu { pdu, .. } | Self::Outlier { pdu, .. } | Self::WithState { pdu, .. } => pdu,
         }
     }
 }

@@ -116,9 +116,10 @@ impl StateGroups {
         })
     }
 
-    /// Adds `state`, as a delta over whichever of `candidates` (group ids with their full
-    /// states) it differs least from, or as a snapshot when none is close: a delta bigger than
-    /// half the state saves too little to be worth a longer chain.
+    /// The group holding `state`: a candidate (group ids with their full states) equal to it,
+    /// else a new delta over the candidate it differs least from, or a new snapshot when none
+    /// is close (a delta bigger than half the state saves too little to be worth a longer
+    /// chain).
     pub fn add_state(
         &mut self,
         state: &StateMap,
@@ -129,6 +130,7 @@ impl StateGroups {
             .map(|(id, candidate)| (diff(candidate, state), *id))
             .min_by(|(a, a_id), (b, b_id)| a.len().cmp(&b.len()).then(a_id.cmp(b_id)));
         match closest {
+            Some((delta, equal)) if delta.is_empty() => equal,
             Some((delta, parent)) if delta.len() <= state.len() / 2 => {
                 self.add_delta(parent, delta)
             }
@@ -319,6 +321,9 @@ mod tests {
         assert_eq!(groups.group(id).parent(), Some(near));
         assert_eq!(groups.group(id).delta().len(), 1);
         assert_eq!(groups.state(id), target);
+        let groups_before = groups.len();
+        assert_eq!(groups.add_state(&target, &[(id, &target)]), id);
+        assert_eq!(groups.len(), groups_before, "an equal candidate is reused");
         let unrelated = map(&[("q", "$q")]);
         let snapshot = groups.add_state(&unrelated, &[(near, &near_state)]);
         assert!(groups.group(snapshot).is_snapshot());
