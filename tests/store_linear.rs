@@ -3,38 +3,13 @@
 
 mod store_common;
 
-use fedlab::proto::event::Event;
 use fedlab::proto::pdu::build_pdu;
-use fedlab::proto::state_res::replay;
 use fedlab::server::store::testkit::{EventSpec, server_key};
 use fedlab::server::store::{EventStatus, LocalEventDraft, StoreError};
 use serde_json::json;
-use std::collections::BTreeMap;
 use store_common::*;
 
 const VERSIONS: [&str; 6] = ["1", "2", "6", "10", "11", "12"];
-
-/// The store's state after each event equals the replay of the same DAG by `state_res`.
-fn assert_matches_replay(store: &fedlab::server::store::RoomStore) {
-    let events: BTreeMap<String, Event> = store
-        .records()
-        .map(|(id, record)| (id.to_owned(), record.pdu().event().clone()))
-        .collect();
-    let version = store.room_version();
-    let replayed = replay(version, version.state_res, &events).unwrap();
-    for (event_id, record) in store.records() {
-        assert_eq!(
-            store.state_after(event_id).as_ref(),
-            replayed.state_after(event_id),
-            "state after {event_id}"
-        );
-        assert_eq!(
-            record.status().is_rejected(),
-            replayed.is_rejected(event_id),
-            "verdict of {event_id}"
-        );
-    }
-}
 
 #[test]
 fn linear_history_in_every_version() {

@@ -2,11 +2,14 @@
 //! (create, creator joins, power levels, public join rule), and fresh stores fed with events.
 #![allow(dead_code)]
 
+use fedlab::proto::event::Event;
 use fedlab::proto::pdu::Pdu;
 use fedlab::proto::room_version::{RoomVersion, room_version};
+use fedlab::proto::state_res::replay;
 use fedlab::server::store::testkit::RoomBuilder;
 use fedlab::server::store::{DurableLog, EventStatus, IngestOutcome, RoomStore};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub const ALICE: &str = "@alice:a.example";
@@ -70,4 +73,28 @@ pub fn ids(pdus: &[Arc<Pdu>]) -> Vec<String> {
 
 pub fn is_soft_failed(status: &EventStatus) -> bool {
     matches!(status, EventStatus::SoftFailed(_))
+}
+
+/// The store's state after each event held with state, and its rejections, equal the replay
+/// of the same DAG by `state_res` (an independent computation of the same definitions).
+pub fn assert_matches_replay(store: &RoomStore) {
+    let events: BTreeMap<String, Event> = store
+        .records()
+        .filter(|(_, record)| !record.is_outlier())
+        .map(|(id, record)| (id.to_owned(), record.pdu().event().clone()))
+        .collect();
+    let version = store.room_version();
+    let replayed = replay(version, version.state_res, &events).unwrap();
+    for (event_id, record) in store.records().filter(|(_, r)| !r.is_outlier()) {
+        assert_eq!(
+            store.state_after(event_id).as_ref(),
+            replayed.state_after(event_id),
+            "state after {event_id}"
+        );
+        assert_eq!(
+            record.status().is_rejected(),
+            replayed.is_rejected(event_id),
+            "verdict of {event_id}"
+        );
+    }
 }
