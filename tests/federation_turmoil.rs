@@ -33,7 +33,9 @@ fn simulation(names: &[&str], seed: u64) -> (turmoil::Sim<'static>, Vec<Rc<Serve
         sim.host(*name, move || {
             let slot = host_slot.clone();
             async move {
-                let transport = Rc::new(TurmoilTransport { timeout: Duration::from_secs(10) });
+                let transport = Rc::new(TurmoilTransport {
+                    timeout: Duration::from_secs(10),
+                });
                 let server = slot.boot(transport);
                 tokio::task::spawn_local(slot.clone().run_actions());
                 serve(server.http_handler()).await?;
@@ -49,7 +51,10 @@ fn simulation(names: &[&str], seed: u64) -> (turmoil::Sim<'static>, Vec<Rc<Serve
 fn view(server: &Homeserver, room: &str) -> (String, Vec<String>) {
     server
         .with_room(room, |room| {
-            (format!("{:?}", room.current_state()), room.accepted_event_ids().into_iter().collect())
+            (
+                format!("{:?}", room.current_state()),
+                room.accepted_event_ids().into_iter().collect(),
+            )
         })
         .expect("server is in the room")
 }
@@ -67,26 +72,49 @@ fn three_servers_join_chat_and_converge() {
         for slot in &slots[1..] {
             let user = format!("@u:{}", slot.name);
             let room = room.clone();
-            slot.call(move |hs| async move { hs.join_remote(&user, &room, "hs1.test").await }).await??;
+            slot.call(move |hs| async move { hs.join_remote(&user, &room, "hs1.test").await })
+                .await??;
         }
         for round in 0..5 {
             for slot in &slots {
-                let sender = if slot.name == "hs1.test" { "@alice:hs1.test".to_owned() } else { format!("@u:{}", slot.name) };
+                let sender = if slot.name == "hs1.test" {
+                    "@alice:hs1.test".to_owned()
+                } else {
+                    format!("@u:{}", slot.name)
+                };
                 let room = room.clone();
                 let body = format!("hello {round} from {}", slot.name);
-                slot.call(move |hs| async move { hs.send_message(&sender, &room, &body).await }).await??;
+                slot.call(move |hs| async move { hs.send_message(&sender, &room, &body).await })
+                    .await??;
             }
         }
         let room_for_topic = room.clone();
         slots[0]
             .call(move |hs| async move {
-                let content = serde_json::json!({"topic": "converged"}).as_object().unwrap().clone();
-                hs.send_state("@alice:hs1.test", &room_for_topic, "m.room.topic", "", content).await
+                let content = serde_json::json!({"topic": "converged"})
+                    .as_object()
+                    .unwrap()
+                    .clone();
+                hs.send_state(
+                    "@alice:hs1.test",
+                    &room_for_topic,
+                    "m.room.topic",
+                    "",
+                    content,
+                )
+                .await
             })
             .await??;
         tokio::time::sleep(Duration::from_secs(30)).await;
-        let views: Vec<_> = slots.iter().map(|slot| view(&slot.current().unwrap(), &room)).collect();
-        assert_eq!(views[0].1.len(), 5 + 2 + 15 + 1, "create, 4 setup events, 2 joins, 15 messages, topic");
+        let views: Vec<_> = slots
+            .iter()
+            .map(|slot| view(&slot.current().unwrap(), &room))
+            .collect();
+        assert_eq!(
+            views[0].1.len(),
+            5 + 2 + 15 + 1,
+            "create, 4 setup events, 2 joins, 15 messages, topic"
+        );
         for (slot, other) in slots.iter().zip(&views).skip(1) {
             assert_eq!(&views[0], other, "{} differs from hs1.test", slot.name);
         }

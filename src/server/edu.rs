@@ -23,26 +23,43 @@ impl Homeserver {
     /// `user` starts or stops typing in `room_id`: an `m.typing` EDU to the room's servers.
     pub fn send_typing(&self, user: &str, room_id: &str, typing: bool) {
         let content = json!({"room_id": room_id, "user_id": user, "typing": typing});
-        self.inner.send_room_edu(room_id, RawEdu { edu_type: "m.typing".into(), content });
+        self.inner.send_room_edu(
+            room_id,
+            RawEdu {
+                edu_type: "m.typing".into(),
+                content,
+            },
+        );
     }
 
     /// `user` has read up to `event_id`: an `m.receipt` EDU to the room's servers.
     pub fn send_read_receipt(&self, user: &str, room_id: &str, event_id: &str) {
         let ts = self.inner.clock.now_ms();
-        let content = json!({room_id: {"m.read": {user: {"event_ids": [event_id], "data": {"ts": ts}}}}});
-        self.inner.send_room_edu(room_id, RawEdu { edu_type: "m.receipt".into(), content });
+        let content =
+            json!({room_id: {"m.read": {user: {"event_ids": [event_id], "data": {"ts": ts}}}}});
+        self.inner.send_room_edu(
+            room_id,
+            RawEdu {
+                edu_type: "m.receipt".into(),
+                content,
+            },
+        );
     }
 
     /// `user` changes presence: an `m.presence` EDU to every server sharing a room.
     pub fn send_presence(&self, user: &str, presence: &str) {
-        let content = json!({"push": [{"user_id": user, "presence": presence, "last_active_ago": 0}]});
+        let content =
+            json!({"push": [{"user_id": user, "presence": presence, "last_active_ago": 0}]});
         let mut servers = std::collections::BTreeSet::new();
         for (_, room) in self.inner.store.borrow().rooms() {
             servers.extend(room.joined_servers());
         }
         servers.remove(&self.inner.config.name);
         for server in servers {
-            let edu = RawEdu { edu_type: "m.presence".into(), content: content.clone() };
+            let edu = RawEdu {
+                edu_type: "m.presence".into(),
+                content: content.clone(),
+            };
             self.inner.enqueue_edu(&server, edu);
         }
     }
@@ -54,7 +71,12 @@ impl Homeserver {
 
 impl Inner {
     fn send_room_edu(self: &std::rc::Rc<Self>, room_id: &str, edu: RawEdu) {
-        let servers = self.store.borrow().room(room_id).map(|room| room.joined_servers()).unwrap_or_default();
+        let servers = self
+            .store
+            .borrow()
+            .room(room_id)
+            .map(|room| room.joined_servers())
+            .unwrap_or_default();
         for server in servers {
             if server != self.config.name {
                 self.enqueue_edu(&server, edu.clone());
@@ -73,9 +95,10 @@ impl Inner {
                 self.origin_in_room(origin, room_id)
                     && room.read.keys().all(|user| server_of(user) == origin)
             }),
-            Ok(Edu::Presence(presence)) => {
-                presence.push.iter().all(|update| server_of(&update.user_id) == origin)
-            }
+            Ok(Edu::Presence(presence)) => presence
+                .push
+                .iter()
+                .all(|update| server_of(&update.user_id) == origin),
             Ok(_) => true,
             Err(_) => false,
         };
@@ -93,7 +116,9 @@ impl Inner {
     }
 
     fn origin_in_room(&self, origin: &str, room_id: &str) -> bool {
-        self.store.borrow().room(room_id).is_some_and(|room| room.server_in_room(origin))
+        self.store
+            .borrow()
+            .room(room_id)
+            .is_some_and(|room| room.server_in_room(origin))
     }
 }
-

@@ -6,9 +6,8 @@
 //! gets 403), checked per event on every path.
 
 use crate::proto::wire::{
-    BackfillQuery, ErrorCode, EventAuthResponse, GetMissingEventsRequest,
-    GetMissingEventsResponse, MatrixError, PduTransaction, StateIdsResponse, StateQuery,
-    StateResponse,
+    BackfillQuery, ErrorCode, EventAuthResponse, GetMissingEventsRequest, GetMissingEventsResponse,
+    MatrixError, PduTransaction, StateIdsResponse, StateQuery, StateResponse,
 };
 use crate::server::Inner;
 use crate::server::http::{EndpointResult, Incoming};
@@ -69,9 +68,14 @@ impl Inner {
             if !room.server_may_see(&incoming.origin, &query.event_id) {
                 return Err(forbidden(&incoming.origin, &query.event_id));
             }
-            let (pdu_ids, auth_chain_ids) =
-                room.state_ids_at(&query.event_id).map_err(|e| not_found(&e.to_string()))?;
-            Ok(serde_json::to_value(StateIdsResponse { auth_chain_ids, pdu_ids }).expect("serializes"))
+            let (pdu_ids, auth_chain_ids) = room
+                .state_ids_at(&query.event_id)
+                .map_err(|e| not_found(&e.to_string()))?;
+            Ok(serde_json::to_value(StateIdsResponse {
+                auth_chain_ids,
+                pdu_ids,
+            })
+            .expect("serializes"))
         })
     }
 
@@ -81,12 +85,19 @@ impl Inner {
             if !room.server_may_see(&incoming.origin, &query.event_id) {
                 return Err(forbidden(&incoming.origin, &query.event_id));
             }
-            let (pdu_ids, auth_chain_ids) =
-                room.state_ids_at(&query.event_id).map_err(|e| not_found(&e.to_string()))?;
+            let (pdu_ids, auth_chain_ids) = room
+                .state_ids_at(&query.event_id)
+                .map_err(|e| not_found(&e.to_string()))?;
             let raw = |ids: &[String]| -> Vec<_> {
-                ids.iter().filter_map(|id| room.event(id)).map(|pdu| pdu.json().clone()).collect()
+                ids.iter()
+                    .filter_map(|id| room.event(id))
+                    .map(|pdu| pdu.json().clone())
+                    .collect()
             };
-            let answer = StateResponse { auth_chain: raw(&auth_chain_ids), pdus: raw(&pdu_ids) };
+            let answer = StateResponse {
+                auth_chain: raw(&auth_chain_ids),
+                pdus: raw(&pdu_ids),
+            };
             Ok(serde_json::to_value(answer).expect("serializes"))
         })
     }
@@ -107,7 +118,10 @@ impl Inner {
         let query = BackfillQuery::from_pairs(&incoming.query).map_err(bad_query)?;
         let pdus = self.with_room(&incoming.params[0], |room| {
             if !room.server_in_room(&incoming.origin)
-                && !query.v.iter().any(|id| room.server_may_see(&incoming.origin, id))
+                && !query
+                    .v
+                    .iter()
+                    .any(|id| room.server_may_see(&incoming.origin, id))
             {
                 return Err(forbidden(&incoming.origin, "this room's history"));
             }
@@ -122,7 +136,11 @@ impl Inner {
         let request: GetMissingEventsRequest = serde_json::from_value(body)
             .map_err(|e| MatrixError::new(ErrorCode::BadJson, e.to_string()))?;
         let events = self.with_room(&incoming.params[0], |room| {
-            if !request.latest_events.iter().any(|id| room.server_may_see(&incoming.origin, id)) {
+            if !request
+                .latest_events
+                .iter()
+                .any(|id| room.server_may_see(&incoming.origin, id))
+            {
                 return Err(forbidden(&incoming.origin, "this room's history"));
             }
             let events = room.missing_events(

@@ -128,7 +128,10 @@ impl Inner {
             // events in rooms this server is in; joining by invitation is not modelled yet.
             Err(MatrixError::new(
                 ErrorCode::Unrecognized,
-                format!("{} {} is not served by this server", endpoint.method, endpoint.template),
+                format!(
+                    "{} {} is not served by this server",
+                    endpoint.method, endpoint.template
+                ),
             ))
         }
     }

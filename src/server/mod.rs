@@ -109,7 +109,11 @@ impl Homeserver {
     }
 
     /// Reads one room's store, for observers and tests; `None` if the server is not in it.
-    pub fn with_room<T>(&self, room_id: &str, read: impl FnOnce(&store::RoomStore) -> T) -> Option<T> {
+    pub fn with_room<T>(
+        &self,
+        room_id: &str,
+        read: impl FnOnce(&store::RoomStore) -> T,
+    ) -> Option<T> {
         self.inner.store.borrow().room(room_id).map(read)
     }
 

@@ -27,7 +27,11 @@ pub enum LocalError {
     #[error("cannot build the event: {0}")]
     Build(String),
     #[error("joining {room_id} through {via} failed: {reason}")]
-    Join { room_id: String, via: String, reason: String },
+    Join {
+        room_id: String,
+        via: String,
+        reason: String,
+    },
 }
 
 /// The content of a state or message event.
@@ -57,7 +61,11 @@ impl Homeserver {
         }
         let create = inner.build_create_event(creator, version, create_content)?;
         let room_id = create.event().room_id.clone();
-        inner.store.borrow_mut().open_room(&room_id, version)?.ingest_local(create)?;
+        inner
+            .store
+            .borrow_mut()
+            .open_room(&room_id, version)?
+            .ingest_local(create)?;
         let mut power_levels = object(json!({"users": {creator: 100}}));
         if version.privileged_creators {
             // Creators have infinite power in v12 and must not be listed.
@@ -67,11 +75,19 @@ impl Homeserver {
             ("m.room.member", object(json!({"membership": "join"}))),
             ("m.room.power_levels", power_levels),
             ("m.room.join_rules", object(json!({"join_rule": "public"}))),
-            ("m.room.history_visibility", object(json!({"history_visibility": "shared"}))),
+            (
+                "m.room.history_visibility",
+                object(json!({"history_visibility": "shared"})),
+            ),
         ];
         for (event_type, content) in setup {
-            let state_key = if event_type == "m.room.member" { creator } else { "" };
-            self.send_state(creator, &room_id, event_type, state_key, content).await?;
+            let state_key = if event_type == "m.room.member" {
+                creator
+            } else {
+                ""
+            };
+            self.send_state(creator, &room_id, event_type, state_key, content)
+                .await?;
         }
         Ok(room_id)
     }
@@ -85,7 +101,9 @@ impl Homeserver {
         state_key: &str,
         content: Content,
     ) -> Result<String, LocalError> {
-        let draft = self.inner.draft(sender, event_type, Some(state_key), content, None);
+        let draft = self
+            .inner
+            .draft(sender, event_type, Some(state_key), content, None);
         self.inner.send_local(room_id, draft).await
     }
 
@@ -97,7 +115,9 @@ impl Homeserver {
         body: &str,
     ) -> Result<String, LocalError> {
         let content = object(json!({"msgtype": "m.text", "body": body}));
-        let draft = self.inner.draft(sender, "m.room.message", None, content, None);
+        let draft = self
+            .inner
+            .draft(sender, "m.room.message", None, content, None);
         self.inner.send_local(room_id, draft).await
     }
 
@@ -108,8 +128,13 @@ impl Homeserver {
         room_id: &str,
         event_id: &str,
     ) -> Result<String, LocalError> {
-        let draft =
-            self.inner.draft(sender, "m.room.redaction", None, Map::new(), Some(event_id.to_owned()));
+        let draft = self.inner.draft(
+            sender,
+            "m.room.redaction",
+            None,
+            Map::new(),
+            Some(event_id.to_owned()),
+        );
         self.inner.send_local(room_id, draft).await
     }
 
@@ -122,11 +147,17 @@ impl Homeserver {
         membership: &str,
     ) -> Result<String, LocalError> {
         let content = object(json!({"membership": membership}));
-        self.send_state(sender, room_id, "m.room.member", target, content).await
+        self.send_state(sender, room_id, "m.room.member", target, content)
+            .await
     }
 
     /// Joins `user` to a room this server is not in, through the resident server `via`.
-    pub async fn join_remote(&self, user: &str, room_id: &str, via: &str) -> Result<(), LocalError> {
+    pub async fn join_remote(
+        &self,
+        user: &str,
+        room_id: &str,
+        via: &str,
+    ) -> Result<(), LocalError> {
         self.inner.check_local_user(user)?;
         self.inner.clone().join_via(user, room_id, via).await
     }
@@ -208,12 +239,17 @@ impl Inner {
         self.check_local_user(&draft.sender)?;
         let (pdu, before) = {
             let store = self.store.borrow();
-            let room = store
-                .room(room_id)
-                .ok_or_else(|| LocalError::UnknownRoom { room_id: room_id.to_owned() })?;
+            let room = store.room(room_id).ok_or_else(|| LocalError::UnknownRoom {
+                room_id: room_id.to_owned(),
+            })?;
             let new = room.prepare_local_event(draft)?;
-            let pdu = build_pdu(new, room.room_version(), &self.config.name, &self.config.signing_key)
-                .map_err(|e| LocalError::Build(e.to_string()))?;
+            let pdu = build_pdu(
+                new,
+                room.room_version(),
+                &self.config.name,
+                &self.config.signing_key,
+            )
+            .map_err(|e| LocalError::Build(e.to_string()))?;
             (Arc::new(pdu), room.joined_servers())
         };
         let outcome = self

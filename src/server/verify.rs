@@ -43,13 +43,20 @@ impl Inner {
         let key_sets = self.key_sets(required_signers(&pdu)).await;
         let lookup = |query: &KeyQuery<'_>| -> Option<VerifyingKey> {
             let set = key_sets.get(query.server_name)?;
-            set.key_for_event(query.key_id, query.origin_server_ts, version).ok()
+            set.key_for_event(query.key_id, query.origin_server_ts, version)
+                .ok()
         };
         match verify_pdu(&pdu, &lookup) {
-            Verification::Valid => Ok(CheckedPdu { pdu: Arc::new(pdu), held_redacted: false }),
+            Verification::Valid => Ok(CheckedPdu {
+                pdu: Arc::new(pdu),
+                held_redacted: false,
+            }),
             Verification::HashMismatch { redacted } => {
                 self.metrics.borrow_mut().pdus_redacted_bad_hash += 1;
-                Ok(CheckedPdu { pdu: Arc::new(*redacted), held_redacted: true })
+                Ok(CheckedPdu {
+                    pdu: Arc::new(*redacted),
+                    held_redacted: true,
+                })
             }
             Verification::BadSignature(failure) => {
                 self.metrics.borrow_mut().pdus_dropped_bad_signature += 1;

@@ -10,11 +10,11 @@
 //! Invariants: at most one incarnation is current; a crash drops it and keeps only the durable
 //! prefix of the log; observers read the current incarnation and never change it.
 
+use crate::server::Homeserver;
 use crate::server::clock::ServerClock;
 use crate::server::config::ServerConfig;
 use crate::server::store::DurableLog;
 use crate::server::transport::{LocalFuture, Transport};
-use crate::server::Homeserver;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
@@ -130,6 +130,8 @@ impl ServerSlot {
         });
         self.actions.borrow_mut().push_back(boxed);
         self.wakeup.notify_one();
-        answer.await.map_err(|_| ActionError::Down(self.name.clone()))
+        answer
+            .await
+            .map_err(|_| ActionError::Down(self.name.clone()))
     }
 }

@@ -38,30 +38,43 @@ impl Inner {
         if self.holds_with_state(room_id, &event_id) {
             return Ok(());
         }
-        self.fetch_missing_auth_events(origin, room_id, &checked.pdu).await?;
+        self.fetch_missing_auth_events(origin, room_id, &checked.pdu)
+            .await?;
         if !self.missing_prev_events(room_id, &checked.pdu).is_empty() {
-            self.walk_missing_events(origin, room_id, &checked.pdu).await;
+            self.walk_missing_events(origin, room_id, &checked.pdu)
+                .await;
         }
         for missing in self.missing_prev_events(room_id, &checked.pdu) {
             self.metrics.borrow_mut().state_ids_fallbacks += 1;
-            self.clone().place_with_peer_state(origin, room_id, &missing).await?;
+            self.clone()
+                .place_with_peer_state(origin, room_id, &missing)
+                .await?;
         }
         self.ingest_checked(room_id, checked)
     }
 
     fn holds_with_state(&self, room_id: &str, event_id: &str) -> bool {
-        self.store.borrow().room(room_id).is_some_and(|room| room.has_state(event_id))
+        self.store
+            .borrow()
+            .room(room_id)
+            .is_some_and(|room| room.has_state(event_id))
     }
 
     fn missing_prev_events(&self, room_id: &str, pdu: &Pdu) -> Vec<String> {
-        self.store.borrow().room(room_id).map(|room| room.missing_prev_events(pdu)).unwrap_or_default()
+        self.store
+            .borrow()
+            .room(room_id)
+            .map(|room| room.missing_prev_events(pdu))
+            .unwrap_or_default()
     }
 
     /// Hands an event whose ancestry is complete to the store.
     fn ingest_checked(&self, room_id: &str, checked: CheckedPdu) -> Result<(), String> {
         let mut store = self.store.borrow_mut();
         let room = store.room_mut(room_id).map_err(|e| e.to_string())?;
-        let outcome = room.ingest(checked.pdu, checked.held_redacted).map_err(|e| e.to_string())?;
+        let outcome = room
+            .ingest(checked.pdu, checked.held_redacted)
+            .map_err(|e| e.to_string())?;
         drop(store);
         self.count_outcome(&outcome);
         match &outcome.status {
@@ -77,7 +90,12 @@ impl Inner {
         room_id: &str,
         pdu: &Pdu,
     ) -> Result<(), String> {
-        let missing = self.store.borrow().room(room_id).map(|r| r.missing_auth_events(pdu)).unwrap_or_default();
+        let missing = self
+            .store
+            .borrow()
+            .room(room_id)
+            .map(|r| r.missing_auth_events(pdu))
+            .unwrap_or_default();
         if missing.is_empty() {
             return Ok(());
         }
@@ -86,27 +104,43 @@ impl Inner {
             .federation_request(origin, "GET", &uri, None)
             .await
             .map_err(|e| format!("cannot fetch auth events {missing:?}: {e}"))?;
-        self.ingest_fetched_outliers(room_id, response.auth_chain).await
+        self.ingest_fetched_outliers(room_id, response.auth_chain)
+            .await
     }
 
     /// Checks fetched events and stores those not yet held as outliers.
-    pub(crate) async fn ingest_fetched_outliers(&self, room_id: &str, raws: Vec<RawPdu>) -> Result<(), String> {
+    pub(crate) async fn ingest_fetched_outliers(
+        &self,
+        room_id: &str,
+        raws: Vec<RawPdu>,
+    ) -> Result<(), String> {
         let version = self.room_version(room_id)?;
         let mut batch: Vec<(Arc<Pdu>, bool)> = Vec::new();
         for raw in raws {
-            let Ok(checked) = self.check_received_pdu(raw, version).await else { continue };
-            if !self.store.borrow().room(room_id).is_some_and(|r| r.contains(checked.pdu.event_id())) {
+            let Ok(checked) = self.check_received_pdu(raw, version).await else {
+                continue;
+            };
+            if !self
+                .store
+                .borrow()
+                .room(room_id)
+                .is_some_and(|r| r.contains(checked.pdu.event_id()))
+            {
                 batch.push((checked.pdu, checked.held_redacted));
             }
         }
         let mut store = self.store.borrow_mut();
         let room = store.room_mut(room_id).map_err(|e| e.to_string())?;
-        room.ingest_outliers(batch).map(|_| ()).map_err(|e| e.to_string())
+        room.ingest_outliers(batch)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     /// Rounds of `/get_missing_events`, placing what arrives oldest first.
     async fn walk_missing_events(self: &Rc<Self>, origin: &str, room_id: &str, pdu: &Pdu) {
-        let Ok(version) = self.room_version(room_id) else { return };
+        let Ok(version) = self.room_version(room_id) else {
+            return;
+        };
         for _round in 0..self.config.missing_events_rounds_max {
             if self.missing_prev_events(room_id, pdu).is_empty() {
                 return;
@@ -152,7 +186,11 @@ impl Inner {
                 {
                     continue;
                 }
-                if self.fetch_missing_auth_events(origin, room_id, &checked.pdu).await.is_ok() {
+                if self
+                    .fetch_missing_auth_events(origin, room_id, &checked.pdu)
+                    .await
+                    .is_ok()
+                {
                     progress |= self.ingest_checked(room_id, checked).is_ok();
                 }
             }
@@ -170,7 +208,9 @@ impl Inner {
         event_id: &str,
     ) -> Result<(), String> {
         let version = self.room_version(room_id)?;
-        let query = StateQuery { event_id: event_id.to_owned() };
+        let query = StateQuery {
+            event_id: event_id.to_owned(),
+        };
         let ids: StateIdsResponse = self
             .federation_request(origin, "GET", &paths::state_ids_path(room_id, &query), None)
             .await
@@ -179,9 +219,18 @@ impl Inner {
         let mut wanted: BTreeSet<String> = ids.auth_chain_ids.iter().cloned().collect();
         wanted.extend(ids.pdu_ids.iter().cloned());
         wanted.extend(event.pdu.event().auth_events.iter().cloned());
-        wanted.retain(|id| !self.store.borrow().room(room_id).is_some_and(|r| r.contains(id)));
+        wanted.retain(|id| {
+            !self
+                .store
+                .borrow()
+                .room(room_id)
+                .is_some_and(|r| r.contains(id))
+        });
         if wanted.len() > STATE_EVENTS_FETCHED_MAX {
-            return Err(format!("the state before {event_id} needs {} unknown events", wanted.len()));
+            return Err(format!(
+                "the state before {event_id} needs {} unknown events",
+                wanted.len()
+            ));
         }
         let mut raws = Vec::new();
         for id in wanted {
@@ -215,21 +264,38 @@ impl Inner {
             .await
             .map_err(|e| format!("cannot fetch {event_id}: {e}"))?;
         let raw = response.single_pdu().map_err(|e| e.to_string())?.clone();
-        let checked = self.check_received_pdu(raw, version).await.map_err(|e| e.to_string())?;
+        let checked = self
+            .check_received_pdu(raw, version)
+            .await
+            .map_err(|e| e.to_string())?;
         if checked.pdu.event_id() != event_id {
-            return Err(format!("asked for {event_id}, got {}", checked.pdu.event_id()));
+            return Err(format!(
+                "asked for {event_id}, got {}",
+                checked.pdu.event_id()
+            ));
         }
         Ok(checked)
     }
 
     /// A state map from a list of held event ids.
-    pub(crate) fn state_map_of(&self, room_id: &str, event_ids: &[String]) -> Result<StateMap, String> {
+    pub(crate) fn state_map_of(
+        &self,
+        room_id: &str,
+        event_ids: &[String],
+    ) -> Result<StateMap, String> {
         let store = self.store.borrow();
-        let room = store.room(room_id).ok_or_else(|| format!("not in room {room_id}"))?;
+        let room = store
+            .room(room_id)
+            .ok_or_else(|| format!("not in room {room_id}"))?;
         let mut state = StateMap::new();
         for id in event_ids {
-            let pdu = room.event(id).ok_or_else(|| format!("state event {id} is unknown"))?;
-            let key = pdu.event().state_key_pair().ok_or_else(|| format!("{id} is not a state event"))?;
+            let pdu = room
+                .event(id)
+                .ok_or_else(|| format!("state event {id} is unknown"))?;
+            let key = pdu
+                .event()
+                .state_key_pair()
+                .ok_or_else(|| format!("{id} is not a state event"))?;
             state.insert(key, id.clone());
         }
         Ok(state)
@@ -239,6 +305,10 @@ impl Inner {
         &self,
         room_id: &str,
     ) -> Result<&'static crate::proto::room_version::RoomVersion, String> {
-        self.store.borrow().room(room_id).map(|room| room.room_version()).ok_or_else(|| format!("not in room {room_id}"))
+        self.store
+            .borrow()
+            .room(room_id)
+            .map(|room| room.room_version())
+            .ok_or_else(|| format!("not in room {room_id}"))
     }
 }

@@ -31,7 +31,10 @@ impl Inner {
             self.metrics.borrow_mut().transactions_refused += 1;
             return Err(MatrixError::new(
                 ErrorCode::Forbidden,
-                format!("transaction origin {} is not the signing server {}", transaction.origin, incoming.origin),
+                format!(
+                    "transaction origin {} is not the signing server {}",
+                    transaction.origin, incoming.origin
+                ),
             ));
         }
         self.metrics.borrow_mut().transactions_received += 1;
@@ -61,18 +64,35 @@ impl Inner {
     }
 
     /// Handles one PDU of a transaction and says how it went, under the event id it claims.
-    async fn receive_pdu(self: Rc<Self>, origin: &str, raw: RawPdu) -> (String, PduProcessingResult) {
+    async fn receive_pdu(
+        self: Rc<Self>,
+        origin: &str,
+        raw: RawPdu,
+    ) -> (String, PduProcessingResult) {
         self.metrics.borrow_mut().pdus_received += 1;
-        let claimed_id = raw.get("event_id").and_then(Value::as_str).map(str::to_owned);
-        let room_id = raw.get("room_id").and_then(Value::as_str).map(str::to_owned);
+        let claimed_id = raw
+            .get("event_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let room_id = raw
+            .get("room_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
         let Some(room_id) = room_id else {
             let id = claimed_id.unwrap_or_default();
             return (id, PduProcessingResult::failure("PDU has no room_id"));
         };
-        let version = self.store.borrow().room(&room_id).map(|room| room.room_version());
+        let version = self
+            .store
+            .borrow()
+            .room(&room_id)
+            .map(|room| room.room_version());
         let Some(version) = version else {
             let id = claimed_id.unwrap_or_default();
-            return (id, PduProcessingResult::failure(format!("this server is not in room {room_id}")));
+            return (
+                id,
+                PduProcessingResult::failure(format!("this server is not in room {room_id}")),
+            );
         };
         let checked = match self.check_received_pdu(raw, version).await {
             Ok(checked) => checked,
