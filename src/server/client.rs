@@ -109,3 +109,46 @@ impl Inner {
         Ok(body)
     }
 }
+
+/// The answer to a raw request: status and body bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawAnswer {
+    pub status: u16,
+    pub body: Bytes,
+}
+
+impl crate::server::Homeserver {
+    /// Sends a request exactly as given: signed with this server's key when `signed`, else with
+    /// no `Authorization` header. For tests and for adversaries, which must speak the same wire
+    /// as honest servers.
+    pub async fn raw_request(
+        &self,
+        destination: &str,
+        method: &str,
+        uri: &str,
+        content: Option<&Value>,
+        signed: bool,
+    ) -> Result<RawAnswer, TransportError> {
+        let inner = &self.inner;
+        let body = content.map(|value| Bytes::from(value.to_string())).unwrap_or_default();
+        let mut request = Request::builder().method(method).uri(uri);
+        if signed {
+            let to_sign = HttpRequest { method, uri, content };
+            let authorization =
+                XMatrix::sign(&to_sign, &inner.config.name, destination, &inner.config.signing_key)
+                    .expect("this server's own name and request are signable");
+            request = request.header(header::AUTHORIZATION, authorization.to_header_value());
+        }
+        let request = request
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .expect("method, uri and headers are valid");
+        let response = inner.transport.send(destination, request).await?;
+        Ok(RawAnswer { status: response.status().as_u16(), body: response.into_body() })
+    }
+
+    /// This server's signing key, for tests and adversaries that craft events as this server.
+    pub fn signing_key(&self) -> &crate::proto::signing::SigningKey {
+        &self.inner.config.signing_key
+    }
+}
