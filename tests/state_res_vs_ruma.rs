@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::history::{self, History, Mix, Shape};
+use common::history::{self, BranchShape, History, Mix, Shape};
 use common::judges::RumaJudge;
 use common::ruma_oracle::RumaRoom;
 use fedlab::proto::room_version::{RoomVersion, room_version};
@@ -28,13 +28,25 @@ fn version(id: &str) -> &'static RoomVersion {
     room_version(id).expect("known room version")
 }
 
+/// A branch that usually leaves the trunk at its end (the trunk has under 8 actions).
+fn branch_shapes() -> impl Strategy<Value = BranchShape> {
+    (
+        prop_oneof![3 => Just(8_usize), 1 => 0_usize..8],
+        proptest::collection::vec(any::<u64>(), 1..16),
+    )
+        .prop_map(|(fork_after, actions)| BranchShape {
+            fork_after,
+            actions,
+        })
+}
+
 /// Shapes small enough to read when they fail: a few members, short trunk, 2 to 4 branches.
 fn shapes() -> impl Strategy<Value = Shape> {
     (
         any::<u64>(),
         1_usize..=6,
-        proptest::collection::vec(any::<u64>(), 0..6),
-        proptest::collection::vec(proptest::collection::vec(any::<u64>(), 1..16), 2..=4),
+        proptest::collection::vec(any::<u64>(), 0..8),
+        proptest::collection::vec(branch_shapes(), 2..=4),
     )
         .prop_map(|(seed, members, trunk, branches)| Shape {
             seed,
@@ -96,7 +108,10 @@ fn generated_histories_fork_and_reject() {
                 members: 4,
                 trunk: vec![seed, seed + 1],
                 branches: (0..3)
-                    .map(|branch| (0..12).map(|i| seed * 100 + branch * 20 + i).collect())
+                    .map(|branch| BranchShape {
+                        fork_after: branch as usize,
+                        actions: (0..12).map(|i| seed * 100 + branch * 20 + i).collect(),
+                    })
                     .collect(),
                 mix: Mix::Adversarial,
             };

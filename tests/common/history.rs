@@ -2,8 +2,8 @@
 //! benches.
 //!
 //! A history is a room (create event, the creator's join, power levels, join rules, members who
-//! join, some invited first), a trunk of random actions, then a fork into branches, each a linear
-//! chain of random actions by several users: promotions and demotions, bans, kicks and unbans,
+//! join, some invited first), a trunk of random actions, then branches that fork off the trunk
+//! (anywhere along it), each a linear chain of random actions by several users: promotions and demotions, bans, kicks and unbans,
 //! invites, joins and leaves, join rule changes, topics and names. Some actions are authorised
 //! and some are not: each branch keeps its own room state, and an attempted event joins the DAG
 //! only if an [`AuthJudge`] accepts it against that state, so the final state of every branch is
@@ -96,9 +96,28 @@ pub struct Shape {
     pub members: usize,
     /// One seed per action on the trunk, before the fork.
     pub trunk: Vec<u64>,
-    /// Per branch after the fork, one seed per attempted action.
-    pub branches: Vec<Vec<u64>>,
+    /// The branches, each forking off the trunk somewhere.
+    pub branches: Vec<BranchShape>,
     pub mix: Mix,
+}
+
+/// One branch: where it leaves the trunk and what it attempts.
+#[derive(Clone, Debug)]
+pub struct BranchShape {
+    /// How many trunk actions happen before the fork (clamped to the trunk's length).
+    pub fork_after: usize,
+    /// One seed per attempted action.
+    pub actions: Vec<u64>,
+}
+
+impl BranchShape {
+    /// A branch that leaves the trunk at its end.
+    pub fn at_end(actions: Vec<u64>) -> Self {
+        Self {
+            fork_after: usize::MAX,
+            actions,
+        }
+    }
 }
 
 /// A generated room history.
@@ -197,13 +216,24 @@ pub fn generate(
 ) -> History {
     let mut builder = Builder::new(version, shape, judge);
     builder.set_up();
+    // The trunk's line after the set-up and after each of its actions: where branches fork.
+    let mut trunk_lines = vec![builder.branches[0].clone()];
     for (index, &action_seed) in shape.trunk.iter().enumerate() {
         builder.act(0, &format!("t{index}"), action_seed);
+        trunk_lines.push(builder.branches[0].clone());
     }
-    let fork = builder.branches[0].clone();
-    builder.branches = vec![fork; shape.branches.len().max(1)];
-    for (branch, actions) in shape.branches.iter().enumerate() {
-        for (index, &action_seed) in actions.iter().enumerate() {
+    builder.branches = shape
+        .branches
+        .iter()
+        .map(|branch| trunk_lines[branch.fork_after.min(shape.trunk.len())].clone())
+        .collect();
+    if builder.branches.is_empty() {
+        builder
+            .branches
+            .push(trunk_lines[shape.trunk.len()].clone());
+    }
+    for (branch, branch_shape) in shape.branches.iter().enumerate() {
+        for (index, &action_seed) in branch_shape.actions.iter().enumerate() {
             builder.act(branch, &format!("b{branch}.{index}"), action_seed);
         }
     }

@@ -213,6 +213,52 @@ impl RumaRoom {
         Ok(from_ruma_state_map(&resolved))
     }
 
+    /// The full conflicted set of `state_sets` by the spec's definitions: the conflicted state
+    /// set, the auth difference and (v2.1) the conflicted state subgraph. For reporting the size
+    /// of a problem; resolution itself leaves this to ruma.
+    pub fn full_conflicted_set(&self, state_sets: &[StateMap]) -> Result<BTreeSet<String>, String> {
+        let ruma_sets = state_sets
+            .iter()
+            .map(|set| self.to_ruma_state_map(set))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut conflicted: BTreeSet<OwnedEventId> = BTreeSet::new();
+        let keys: BTreeSet<_> = ruma_sets.iter().flat_map(|set| set.keys()).collect();
+        for key in keys {
+            let values: Vec<Option<&OwnedEventId>> =
+                ruma_sets.iter().map(|set| set.get(key)).collect();
+            if values.windows(2).any(|pair| pair[0] != pair[1]) {
+                conflicted.extend(values.into_iter().flatten().cloned());
+            }
+        }
+        let chains: Vec<EventIdSet<OwnedEventId>> = ruma_sets
+            .iter()
+            .map(|set| self.full_auth_chain(set.values()))
+            .collect();
+        let mut full: BTreeSet<OwnedEventId> = conflicted.clone();
+        for chain in &chains {
+            full.extend(
+                chain
+                    .iter()
+                    .filter(|id| !chains.iter().all(|other| other.contains(id)))
+                    .cloned(),
+            );
+        }
+        if self.state_res_rules.consider_conflicted_state_subgraph {
+            full.extend(self.conflicted_state_subgraph(&conflicted));
+        }
+        Ok(full.into_iter().map(|id| id.to_string()).collect())
+    }
+
+    /// The size of the largest auth chain among `event_ids`: how deep the history behind them is.
+    pub fn auth_chain_size_max(&self, event_ids: impl IntoIterator<Item = String>) -> usize {
+        event_ids
+            .into_iter()
+            .filter_map(|id| parse_event_id(&id).ok())
+            .map(|id| self.full_auth_chain([&id]).len())
+            .max()
+            .unwrap_or(0)
+    }
+
     fn to_ruma_state_map(&self, set: &StateMap) -> Result<RumaStateMap, String> {
         set.iter()
             .map(|((event_type, state_key), event_id)| {
