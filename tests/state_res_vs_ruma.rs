@@ -47,13 +47,15 @@ fn shapes() -> impl Strategy<Value = Shape> {
         1_usize..=6,
         proptest::collection::vec(any::<u64>(), 0..8),
         proptest::collection::vec(branch_shapes(), 2..=4),
+        prop_oneof![Just(0_usize), 1_usize..=15],
     )
-        .prop_map(|(seed, members, trunk, branches)| Shape {
+        .prop_map(|(seed, members, trunk, branches, merge_percent)| Shape {
             seed,
             members,
             trunk,
             branches,
             mix: Mix::Adversarial,
+            merge_percent,
         })
 }
 
@@ -95,13 +97,14 @@ proptest! {
     }
 }
 
-/// The generator makes the histories it promises: branches really diverge and some attempts are
-/// unauthorised, so the oracle is not comparing trivial inputs.
+/// The generator makes the histories it promises: branches really diverge, some merge, and some
+/// attempts are unauthorised, so the oracle is not comparing trivial inputs.
 #[test]
 fn generated_histories_fork_and_reject() {
     for id in ["10", "11", "12"] {
         let mut conflicted_cases = 0;
         let mut rejected = 0;
+        let mut merges = 0;
         for seed in 0..32 {
             let shape = Shape {
                 seed,
@@ -114,9 +117,11 @@ fn generated_histories_fork_and_reject() {
                     })
                     .collect(),
                 mix: Mix::Adversarial,
+                merge_percent: 10,
             };
             let history = ruma_history(version(id), &shape);
             rejected += history.rejected_attempts;
+            merges += history.merges;
             if history
                 .branch_states
                 .windows(2)
@@ -130,6 +135,10 @@ fn generated_histories_fork_and_reject() {
         assert!(
             conflicted_cases >= 24,
             "room v{id}: only {conflicted_cases}/32 histories diverge"
+        );
+        assert!(
+            merges > 8,
+            "room v{id}: only {merges} merges in 32 histories"
         );
         assert!(
             rejected > 32,

@@ -37,6 +37,11 @@ pub trait AuthJudge {
     fn check(&mut self, event: &Event, state: &BranchState) -> Result<(), String>;
     /// Told about every accepted event, in order.
     fn accepted(&mut self, _event: &Event) {}
+    /// The state before an event whose prev events end the given states, when the judge can
+    /// resolve state; `None` (no merges) otherwise.
+    fn resolve(&mut self, _state_sets: &[StateMap]) -> Option<StateMap> {
+        None
+    }
 }
 
 /// SplitMix64: small, fast, and the same everywhere. Test inputs only, never cryptography.
@@ -99,6 +104,9 @@ pub struct Shape {
     /// The branches, each forking off the trunk somewhere.
     pub branches: Vec<BranchShape>,
     pub mix: Mix,
+    /// The chance that a branch action merges another branch's current tip first (its event
+    /// then has two prev events and the resolved state before it), if the judge can resolve.
+    pub merge_percent: usize,
 }
 
 /// One branch: where it leaves the trunk and what it attempts.
@@ -133,6 +141,8 @@ pub struct History {
     pub branch_states: Vec<StateMap>,
     /// Attempted events the judge rejected (they are not in `events`).
     pub rejected_attempts: usize,
+    /// Events with two prev events, merging two branches.
+    pub merges: usize,
 }
 
 impl History {
@@ -232,19 +242,29 @@ pub fn generate(
             .branches
             .push(trunk_lines[shape.trunk.len()].clone());
     }
-    for (branch, branch_shape) in shape.branches.iter().enumerate() {
-        for (index, &action_seed) in branch_shape.actions.iter().enumerate() {
-            builder.act(branch, &format!("b{branch}.{index}"), action_seed);
+    // Branches take turns, so a merge sees the other branch part-way.
+    let longest = shape
+        .branches
+        .iter()
+        .map(|branch| branch.actions.len())
+        .max()
+        .unwrap_or(0);
+    for index in 0..longest {
+        for (branch, branch_shape) in shape.branches.iter().enumerate() {
+            if let Some(&action_seed) = branch_shape.actions.get(index) {
+                builder.act(branch, &format!("b{branch}.{index}"), action_seed);
+            }
         }
     }
     builder.finish()
 }
 
-/// One linear line of events and the room state at its end.
+/// One line of events and the room state at its end.
 #[derive(Clone)]
 struct Branch {
     state: BranchState,
-    last_event_id: String,
+    /// The prev events of the line's next event: its last event, or the tips it merges.
+    prev_events: Vec<String>,
     depth: u64,
     origin_server_ts: u64,
 }
@@ -253,12 +273,16 @@ struct Builder<'a> {
     version: &'static RoomVersion,
     seed: u64,
     mix: Mix,
+    merge_percent: usize,
     users: Vec<String>,
     room_id: String,
     judge: &'a mut dyn AuthJudge,
     events: Vec<Event>,
+    /// Position of each event in `events`, by id.
+    event_index: BTreeMap<String, usize>,
     branches: Vec<Branch>,
     rejected_attempts: usize,
+    merges: usize,
 }
 
 impl<'a> Builder<'a> {
@@ -272,17 +296,20 @@ impl<'a> Builder<'a> {
             version,
             seed: shape.seed,
             mix: shape.mix,
+            merge_percent: shape.merge_percent,
             users: users(shape.members),
             room_id,
             judge,
             events: Vec::new(),
+            event_index: BTreeMap::new(),
             branches: vec![Branch {
                 state: BranchState::new(),
-                last_event_id: String::new(),
+                prev_events: Vec::new(),
                 depth: 0,
                 origin_server_ts: 1_000,
             }],
             rejected_attempts: 0,
+            merges: 0,
         }
     }
 
@@ -404,69 +431,104 @@ impl<'a> Builder<'a> {
         content: Value,
         label: &str,
     ) {
-        if let Err(reason) = self.attempt(0, sender, event_type, state_key, content, label, 1) {
-            panic!("set-up event {label} ({event_type} by {sender}) was rejected: {reason}");
-        }
-    }
-
-    /// Makes an event on `branch` and adds it if the judge accepts it.
-    #[allow(clippy::too_many_arguments)]
-    fn attempt(
-        &mut self,
-        branch: usize,
-        sender: &str,
-        event_type: &str,
-        state_key: Option<&str>,
-        content: Value,
-        label: &str,
-        ts_step_ms: u64,
-    ) -> Result<(), String> {
-        let Value::Object(content) = content else {
-            panic!("content of {label} is not an object");
-        };
-        let event_id = if event_type == "m.room.create" && self.version.room_id_from_create_event {
-            format!("${}", id_body(self.seed, "create"))
-        } else {
-            format!("${}", id_body(self.seed, label))
-        };
-        let line = &self.branches[branch];
-        let mut event = Event {
-            event_id,
-            room_id: self.room_id.clone(),
+        let action = Action {
             sender: sender.to_owned(),
             event_type: event_type.to_owned(),
             state_key: state_key.map(str::to_owned),
             content,
-            prev_events: if line.last_event_id.is_empty() {
-                vec![]
+        };
+        let base = self.branches[0].clone();
+        match self.attempt(&base, action, label, 1) {
+            Ok(line) => self.branches[0] = line,
+            Err(reason) => {
+                panic!("set-up event {label} ({event_type} by {sender}) was rejected: {reason}")
+            }
+        }
+    }
+
+    /// Makes the event of `action` on top of `base` and, if the judge accepts it, adds it to the
+    /// history and returns the line that ends with it.
+    fn attempt(
+        &mut self,
+        base: &Branch,
+        action: Action,
+        label: &str,
+        ts_step_ms: u64,
+    ) -> Result<Branch, String> {
+        let Value::Object(content) = action.content else {
+            panic!("content of {label} is not an object");
+        };
+        let event_id =
+            if action.event_type == "m.room.create" && self.version.room_id_from_create_event {
+                format!("${}", id_body(self.seed, "create"))
             } else {
-                vec![line.last_event_id.clone()]
-            },
+                format!("${}", id_body(self.seed, label))
+            };
+        let mut event = Event {
+            event_id,
+            room_id: self.room_id.clone(),
+            sender: action.sender,
+            event_type: action.event_type,
+            state_key: action.state_key,
+            content,
+            prev_events: base.prev_events.clone(),
             auth_events: Vec::new(),
-            depth: line.depth + 1,
-            origin_server_ts: line.origin_server_ts + ts_step_ms,
+            depth: base.depth + 1,
+            origin_server_ts: base.origin_server_ts + ts_step_ms,
             redacts: None,
         };
         let auth_types = self.judge.auth_types(&event);
         event.auth_events = auth_types
             .iter()
-            .filter_map(|state_key| line.state.get(state_key))
+            .filter_map(|state_key| base.state.get(state_key))
             .map(|auth_event| auth_event.event_id.clone())
             .collect();
-        if let Err(reason) = self.judge.check(&event, &line.state) {
+        if let Err(reason) = self.judge.check(&event, &base.state) {
             self.rejected_attempts += 1;
             return Err(reason);
         }
         self.judge.accepted(&event);
-        let line = &mut self.branches[branch];
-        line.last_event_id = event.event_id.clone();
+        let mut line = base.clone();
+        line.prev_events = vec![event.event_id.clone()];
         line.depth = event.depth;
         line.origin_server_ts = event.origin_server_ts;
         if let Some(state_key) = event.state_key_pair() {
             line.state.insert(state_key, event.clone());
         }
+        self.event_index
+            .insert(event.event_id.clone(), self.events.len());
         self.events.push(event);
-        Ok(())
+        Ok(line)
+    }
+
+    /// The line that merges `other`'s tip into `branch`'s: the resolved state of both, if the
+    /// judge can resolve it.
+    fn merged_line(&mut self, branch: usize, other: usize) -> Option<Branch> {
+        let (ours, theirs) = (&self.branches[branch], &self.branches[other]);
+        if ours.prev_events == theirs.prev_events {
+            return None;
+        }
+        let state_sets = [state_ids(&ours.state), state_ids(&theirs.state)];
+        let mut prev_events = ours.prev_events.clone();
+        prev_events.extend(theirs.prev_events.iter().cloned());
+        prev_events.sort();
+        prev_events.dedup();
+        let depth = ours.depth.max(theirs.depth);
+        let origin_server_ts = ours.origin_server_ts.max(theirs.origin_server_ts);
+        let resolved = self.judge.resolve(&state_sets)?;
+        let state = resolved
+            .iter()
+            .map(|(state_key, event_id)| {
+                let index = self.event_index[event_id];
+                (state_key.clone(), self.events[index].clone())
+            })
+            .collect();
+        Some(Branch {
+            state,
+            prev_events,
+            depth,
+            origin_server_ts,
+        })
     }
 
     /// Attempts one random action on `branch`, drawn from `action_seed` alone.
@@ -474,37 +536,25 @@ impl<'a> Builder<'a> {
         let mut rng = Rng::derive(self.seed ^ action_seed, label);
         // Timestamps increase along a branch, with ties.
         let ts_step_ms = rng.below(3) as u64;
+        let branch_count = self.branches.len();
+        let merge_with = (branch_count > 1 && rng.percent(self.merge_percent))
+            .then(|| (branch + 1 + rng.below(branch_count - 1)) % branch_count);
+        let merged = merge_with.and_then(|other| self.merged_line(branch, other));
+        let base = merged
+            .clone()
+            .unwrap_or_else(|| self.branches[branch].clone());
         let action = match self.mix {
-            Mix::Adversarial => adversarial_action(
-                &mut rng,
-                &self.users,
-                &self.branches[branch].state,
-                self.version,
-            ),
-            Mix::Busy => busy_action(
-                &mut rng,
-                &self.users,
-                &self.branches[branch].state,
-                self.version,
-                label,
-            ),
+            Mix::Adversarial => {
+                adversarial_action(&mut rng, &self.users, &base.state, self.version)
+            }
+            Mix::Busy => busy_action(&mut rng, &self.users, &base.state, self.version, label),
         };
-        let Action {
-            sender,
-            event_type,
-            state_key,
-            content,
-        } = action;
-        // A rejected attempt is part of the workload: it simply leaves no event behind.
-        let _ = self.attempt(
-            branch,
-            &sender,
-            event_type,
-            state_key.as_deref(),
-            content,
-            label,
-            ts_step_ms,
-        );
+        // A rejected attempt is part of the workload: it simply leaves no event behind (and a
+        // merge whose event is rejected does not happen).
+        if let Ok(line) = self.attempt(&base, action, label, ts_step_ms) {
+            self.merges += usize::from(merged.is_some());
+            self.branches[branch] = line;
+        }
     }
 
     fn finish(self) -> History {
@@ -514,20 +564,16 @@ impl<'a> Builder<'a> {
             tips: self
                 .branches
                 .iter()
-                .map(|line| line.last_event_id.clone())
+                .flat_map(|line| line.prev_events.first().cloned())
                 .collect(),
             branch_states: self
                 .branches
                 .iter()
-                .map(|line| {
-                    line.state
-                        .iter()
-                        .map(|(state_key, event)| (state_key.clone(), event.event_id.clone()))
-                        .collect()
-                })
+                .map(|line| state_ids(&line.state))
                 .collect(),
             events: self.events,
             rejected_attempts: self.rejected_attempts,
+            merges: self.merges,
         }
     }
 }
@@ -542,13 +588,21 @@ fn id_body(seed: u64, label: &str) -> String {
     format!("{}_{label}", &encode(&digest, Alphabet::UrlSafe)[..6])
 }
 
+/// A branch state as ids.
+pub fn state_ids(state: &BranchState) -> StateMap {
+    state
+        .iter()
+        .map(|(state_key, event)| (state_key.clone(), event.event_id.clone()))
+        .collect()
+}
+
 fn key(event_type: &str, state_key: &str) -> StateKey {
     (event_type.to_owned(), state_key.to_owned())
 }
 
 struct Action {
     sender: String,
-    event_type: &'static str,
+    event_type: String,
     state_key: Option<String>,
     content: Value,
 }
@@ -572,7 +626,7 @@ fn users_with(state: &BranchState, users: &[String], membership: &str) -> Vec<St
 fn member(sender: &str, target: &str, membership: &str) -> Action {
     Action {
         sender: sender.to_owned(),
-        event_type: "m.room.member",
+        event_type: "m.room.member".into(),
         state_key: Some(target.to_owned()),
         content: json!({"membership": membership}),
     }
@@ -625,7 +679,7 @@ fn join_rule_action(rng: &mut Rng, sender: String, version: &RoomVersion) -> Act
     }
     Action {
         sender,
-        event_type: "m.room.join_rules",
+        event_type: "m.room.join_rules".into(),
         state_key: Some(String::new()),
         content: json!({"join_rule": *rng.pick(&rules)}),
     }
@@ -650,7 +704,7 @@ fn adversarial_action(
         0..=21 => Action {
             content: changed_power_levels(rng, users, state),
             sender,
-            event_type: "m.room.power_levels",
+            event_type: "m.room.power_levels".into(),
             state_key: Some(String::new()),
         },
         22..=35 => member(&sender, &target, "ban"),
@@ -665,13 +719,13 @@ fn adversarial_action(
         79..=86 => join_rule_action(rng, sender, version),
         87..=93 => Action {
             sender,
-            event_type: "m.room.topic",
+            event_type: "m.room.topic".into(),
             state_key: Some(String::new()),
             content: json!({"topic": format!("topic {}", rng.below(1000))}),
         },
         _ => Action {
             sender,
-            event_type: "m.room.name",
+            event_type: "m.room.name".into(),
             state_key: Some(String::new()),
             content: json!({"name": format!("name {}", rng.below(1000))}),
         },
@@ -723,7 +777,7 @@ fn busy_action(
         // Many distinct keys: each is conflicted when only one branch sets it.
         0..=29 => Action {
             sender,
-            event_type: "org.fedlab.note",
+            event_type: "org.fedlab.note".into(),
             state_key: Some(label.to_owned()),
             content: json!({"body": format!("note {}", rng.below(1000))}),
         },
@@ -738,7 +792,7 @@ fn busy_action(
             }
             Action {
                 sender: CREATOR.to_owned(),
-                event_type: "m.room.power_levels",
+                event_type: "m.room.power_levels".into(),
                 state_key: Some(String::new()),
                 content,
             }
@@ -755,7 +809,7 @@ fn busy_action(
         80..=84 => join_rule_action(rng, sender, version),
         _ => Action {
             sender,
-            event_type: "m.room.topic",
+            event_type: "m.room.topic".into(),
             state_key: Some(String::new()),
             content: json!({"topic": format!("topic {}", rng.below(1000))}),
         },

@@ -6,7 +6,7 @@
 use fedlab::proto::event::{Event, StateKey, StateMap};
 use fedlab::proto::room_version::RoomVersion;
 
-use super::history::{AuthJudge, BranchState};
+use super::history::{AuthJudge, BranchState, state_ids};
 use super::ruma_oracle::RumaRoom;
 
 /// ruma's authorization rules.
@@ -20,13 +20,6 @@ impl RumaJudge {
         let room = RumaRoom::new(version, []).expect("ruma knows room versions 2 to 12");
         Self { version, room }
     }
-}
-
-fn state_ids(state: &BranchState) -> StateMap {
-    state
-        .iter()
-        .map(|(state_key, event)| (state_key.clone(), event.event_id.clone()))
-        .collect()
 }
 
 impl AuthJudge for RumaJudge {
@@ -45,5 +38,9 @@ impl AuthJudge for RumaJudge {
         self.room
             .insert(self.version, event)
             .expect("generated events have ids ruma can parse");
+    }
+
+    fn resolve(&mut self, state_sets: &[StateMap]) -> Option<StateMap> {
+        self.room.resolve(state_sets).ok()
     }
 }
