@@ -1,0 +1,351 @@
+//! The spec's auth events selection (which state an event must cite in `auth_events`), and the
+//! checks on an event's `auth_events` list done on receipt of a PDU.
+//!
+//! Invariant: [`auth_types_for_event`] returns each state key once, in a fixed order (create,
+//! power levels, sender, then the membership-specific keys), so callers that build
+//! `auth_events` from it are deterministic.
+
+use super::{AuthError, AuthRule, reject};
+use crate::proto::event::{Event, StateKey};
+use crate::proto::room_version::RoomVersion;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The state key pair of `event_type` and `state_key`.
+pub(super) fn key(event_type: &str, state_key: &str) -> StateKey {
+    (event_type.to_owned(), state_key.to_owned())
+}
+
+/// The spec's auth events selection: the state keys an event of this kind must cite.
+/// (v12: never the create event.)
+pub fn auth_types_for_event(
+    version: &RoomVersion,
+    event_type: &str,
+    state_key: Option<&str>,
+    sender: &str,
+    content: &Map<String, Value>,
+) -> Vec<StateKey> {
+    if event_type == "m.room.create" {
+        return Vec::new();
+    }
+    let mut keys = Vec::with_capacity(6);
+    if !version.create_event_implied {
+        keys.push(key("m.room.create", ""));
+    }
+    keys.push(key("m.room.power_levels", ""));
+    keys.push(key("m.room.member", sender));
+    if let (true, Some(target)) = (event_type == "m.room.member", state_key) {
+        keys.push(key("m.room.member", target));
+        let membership = content.get("membership").and_then(Value::as_str);
+        if matches!(membership, Some("join" | "invite" | "knock")) {
+            keys.push(key("m.room.join_rules", ""));
+        }
+        if membership == Some("invite") {
+            let token = content
+                .get("third_party_invite")
+                .and_then(|invite| invite.get("signed"))
+                .and_then(|signed| signed.get("token"))
+                .and_then(Value::as_str);
+            if let Some(token) = token {
+                keys.push(key("m.room.third_party_invite", token));
+            }
+        }
+        if membership == Some("join") && version.restricted_join_rule {
+            let authoriser = content
+                .get("join_authorised_via_users_server")
+                .and_then(Value::as_str);
+            if let Some(authoriser) = authoriser {
+                keys.push(key("m.room.member", authoriser));
+            }
+        }
+    }
+    let mut seen = BTreeSet::new();
+    keys.retain(|state_key| seen.insert(state_key.clone()));
+    keys
+}
+
+/// Checks on the auth_events list itself, done when a PDU is received: no duplicate
+/// (type, state_key) pairs, only entries the selection algorithm allows for this event, a
+/// create event among them (rooms before v12) and none in v12. `lookup` resolves ids.
+///
+/// The checks run in the spec's order (duplicates, selection, the create event, rooms), each
+/// over the whole list, so the rule reported is the first the spec would reach. This form does
+/// not know which events were rejected; [`check_auth_events_list_with_rejections`] also
+/// applies the rule on rejected entries. A create event is decided by rule 1 before its auth
+/// events are looked at, so its list is not checked.
+pub fn check_auth_events_list<'a>(
+    version: &RoomVersion,
+    event: &Event,
+    lookup: &dyn Fn(&str) -> Option<&'a Event>,
+) -> Result<(), AuthError> {
+    check_auth_events_list_with_rejections(version, event, lookup, &|_| false)
+}
+
+/// [`check_auth_events_list`], plus the spec's rule "If there are entries which were themselves
+/// rejected under the checks performed on receipt of a PDU, reject": `rejected` says, by id,
+/// whether the caller rejected an auth event.
+pub fn check_auth_events_list_with_rejections<'a>(
+    version: &RoomVersion,
+    event: &Event,
+    lookup: &dyn Fn(&str) -> Option<&'a Event>,
+    rejected: &dyn Fn(&str) -> bool,
+) -> Result<(), AuthError> {
+    if event.event_type == "m.room.create" {
+        return Ok(());
+    }
+    let id = &event.event_id;
+    let mut cited: Vec<(&str, &'a Event, StateKey)> = Vec::with_capacity(event.auth_events.len());
+    for auth_id in &event.auth_events {
+        let Some(auth_event) = lookup(auth_id) else {
+            return reject(
+                AuthRule::AuthEventUnknown,
+                format!("{id}: auth event {auth_id} is unknown"),
+            );
+        };
+        let Some(state_key) = auth_event.state_key_pair() else {
+            return reject(
+                AuthRule::AuthEventNotSelected,
+                format!("{id}: auth event {auth_id} is not a state event"),
+            );
+        };
+        cited.push((auth_id, auth_event, state_key));
+    }
+    let mut by_key: BTreeMap<&StateKey, &str> = BTreeMap::new();
+    for (auth_id, _, state_key) in &cited {
+        if let Some(first) = by_key.insert(state_key, auth_id) {
+            return reject(
+                AuthRule::AuthEventsDuplicate,
+                format!("{id}: auth events {first} and {auth_id} both hold {state_key:?}"),
+            );
+        }
+    }
+    let create_key = key("m.room.create", "");
+    let allowed: BTreeSet<StateKey> = auth_types_for_event(
+        version,
+        &event.event_type,
+        event.state_key.as_deref(),
+        &event.sender,
+        &event.content,
+    )
+    .into_iter()
+    .collect();
+    for (auth_id, _, state_key) in &cited {
+        if *state_key == create_key && version.create_event_implied {
+            return reject(
+                AuthRule::AuthEventsCiteCreate,
+                format!(
+                    "{id}: auth event {auth_id} is the create event, which room version {} \
+                     implies by the room id",
+                    version.id
+                ),
+            );
+        }
+        if !allowed.contains(state_key) {
+            return reject(
+                AuthRule::AuthEventNotSelected,
+                format!("{id}: auth event {auth_id} holds {state_key:?}, which is not selected"),
+            );
+        }
+    }
+    if let Some((auth_id, _, _)) = cited.iter().find(|(auth_id, _, _)| rejected(auth_id)) {
+        return reject(
+            AuthRule::AuthEventRejected,
+            format!("{id}: auth event {auth_id} was rejected"),
+        );
+    }
+    if !version.create_event_implied && !by_key.contains_key(&create_key) {
+        return reject(
+            AuthRule::AuthEventsWithoutCreate,
+            format!("{id}: no m.room.create among the auth events"),
+        );
+    }
+    for (auth_id, auth_event, _) in &cited {
+        if auth_event.room_id != event.room_id {
+            return reject(
+                AuthRule::AuthEventWrongRoom,
+                format!(
+                    "{id}: auth event {auth_id} is in room {}, not {}",
+                    auth_event.room_id, event.room_id
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::auth::AuthRule::*;
+    use crate::proto::auth::test_support::*;
+    use serde_json::json;
+
+    fn selection(version: &RoomVersion, event: &Event) -> Vec<StateKey> {
+        auth_types_for_event(
+            version,
+            &event.event_type,
+            event.state_key.as_deref(),
+            &event.sender,
+            &event.content,
+        )
+    }
+
+    #[test]
+    fn selection_per_event_kind() {
+        let create = || key("m.room.create", "");
+        let power = || key("m.room.power_levels", "");
+        let rules = || key("m.room.join_rules", "");
+        let member = |user: &str| key("m.room.member", user);
+        let message = EventBuilder::message("m.room.message", BOB).build();
+        assert_eq!(
+            selection(v(11), &message),
+            vec![create(), power(), member(BOB)]
+        );
+        assert_eq!(selection(v(12), &message), vec![power(), member(BOB)]);
+        let create_event = create_event(v(11), ALICE, json!({}));
+        assert!(selection(v(11), &create_event).is_empty());
+
+        let invite = EventBuilder::member(ALICE, BOB, "invite").build();
+        assert_eq!(
+            selection(v(12), &invite),
+            vec![power(), member(ALICE), member(BOB), rules()]
+        );
+        let leave = EventBuilder::member(BOB, BOB, "leave").build();
+        assert_eq!(selection(v(12), &leave), vec![power(), member(BOB)]);
+        let third_party = EventBuilder::member(ALICE, BOB, "invite")
+            .content(json!({"membership": "invite",
+                            "third_party_invite": {"signed": {"token": "tok"}}}))
+            .build();
+        assert_eq!(
+            selection(v(12), &third_party),
+            vec![
+                power(),
+                member(ALICE),
+                member(BOB),
+                rules(),
+                key("m.room.third_party_invite", "tok")
+            ]
+        );
+        let restricted = EventBuilder::member(BOB, BOB, "join")
+            .content(json!({"membership": "join", "join_authorised_via_users_server": CAROL}))
+            .build();
+        assert_eq!(
+            selection(v(7), &restricted),
+            vec![create(), power(), member(BOB), rules()]
+        );
+        assert_eq!(
+            selection(v(8), &restricted),
+            vec![create(), power(), member(BOB), rules(), member(CAROL)]
+        );
+    }
+
+    /// A room's events by id, for `lookup`.
+    fn lookup_in<'a>(events: &'a [Event]) -> impl Fn(&str) -> Option<&'a Event> + 'a {
+        move |id| events.iter().find(|event| event.event_id == id)
+    }
+
+    #[test]
+    fn auth_events_list_checks() {
+        for version in versions() {
+            let mut room = TestRoom::new(version, ALICE);
+            room.power_levels(json!({})).join(BOB);
+            let events: Vec<Event> = room.events.values().cloned().collect();
+            let lookup = lookup_in(&events);
+            let id_of = |t: &str, k: &str| room.events[&key(t, k)].event_id.clone();
+            let create = id_of("m.room.create", "");
+            let power = id_of("m.room.power_levels", "");
+            let alice = id_of("m.room.member", ALICE);
+            let bob = id_of("m.room.member", BOB);
+            let check = |auth: &[&str]| {
+                let event = EventBuilder::message("m.room.message", BOB)
+                    .room(&room.room_id)
+                    .auth(auth)
+                    .build();
+                check_auth_events_list(version, &event, &lookup).map_err(|error| error.rule)
+            };
+            let v = version.id;
+            if version.create_event_implied {
+                assert_eq!(check(&[&power, &bob]), Ok(()), "v{v}");
+                assert_eq!(check(&[&create, &power, &bob]), Err(AuthEventsCiteCreate));
+            } else {
+                assert_eq!(check(&[&create, &power, &bob]), Ok(()), "v{v}");
+                assert_eq!(check(&[&power, &bob]), Err(AuthEventsWithoutCreate), "v{v}");
+            }
+            assert_eq!(check(&[&power, &bob, &power]), Err(AuthEventsDuplicate));
+            assert_eq!(check(&[&power, &alice]), Err(AuthEventNotSelected));
+            assert_eq!(check(&[&power, "$nowhere"]), Err(AuthEventUnknown));
+        }
+    }
+
+    #[test]
+    fn auth_events_from_another_room() {
+        for version in versions() {
+            let room = TestRoom::new(version, ALICE);
+            let mut foreign = room.events[&key("m.room.member", ALICE)].clone();
+            foreign.room_id = "!other:a.example".into();
+            let create = room.events[&key("m.room.create", "")].clone();
+            let events = vec![create.clone(), foreign.clone()];
+            let event = EventBuilder::message("m.room.message", ALICE)
+                .room(&room.room_id)
+                .auth(&[&create.event_id, &foreign.event_id])
+                .build();
+            let mut event_v12 = event.clone();
+            event_v12.auth_events = vec![foreign.event_id.clone()];
+            let event = if version.create_event_implied {
+                event_v12
+            } else {
+                event
+            };
+            let verdict = check_auth_events_list(version, &event, &lookup_in(&events));
+            assert_eq!(
+                verdict.map_err(|e| e.rule),
+                Err(AuthEventWrongRoom),
+                "v{}",
+                version.id
+            );
+        }
+    }
+
+    #[test]
+    fn rejected_auth_events_come_after_selection_and_before_create() {
+        let room = TestRoom::new(v(5), ALICE);
+        let events: Vec<Event> = room.events.values().cloned().collect();
+        let alice = room.events[&key("m.room.member", ALICE)].event_id.clone();
+        let create = room.create_id.clone();
+        let rejected = |id: &str| id == alice;
+        let check = |auth: &[&str]| {
+            let event = EventBuilder::message("m.room.message", ALICE)
+                .room(&room.room_id)
+                .auth(auth)
+                .build();
+            check_auth_events_list_with_rejections(v(5), &event, &lookup_in(&events), &rejected)
+                .map_err(|error| error.rule)
+        };
+        assert_eq!(check(&[&create, &alice]), Err(AuthEventRejected));
+        assert_eq!(check(&[&alice]), Err(AuthEventRejected));
+        assert_eq!(check(&[&create]), Ok(()));
+        let nobody = |_: &str| false;
+        let event = EventBuilder::message("m.room.message", ALICE)
+            .room(&room.room_id)
+            .auth(&[&create, &alice])
+            .build();
+        let plain = check_auth_events_list(v(5), &event, &lookup_in(&events));
+        assert_eq!(plain, Ok(()));
+        let with_none =
+            check_auth_events_list_with_rejections(v(5), &event, &lookup_in(&events), &nobody);
+        assert_eq!(with_none, Ok(()));
+    }
+
+    #[test]
+    fn duplicates_are_reported_before_selection() {
+        let room = TestRoom::new(v(10), ALICE);
+        let events: Vec<Event> = room.events.values().cloned().collect();
+        let alice = room.events[&key("m.room.member", ALICE)].event_id.clone();
+        // Bob's message citing Alice's membership twice: both a duplicate and not selected.
+        let event = EventBuilder::message("m.room.message", BOB)
+            .auth(&[&alice, &alice])
+            .build();
+        let verdict = check_auth_events_list(v(10), &event, &lookup_in(&events));
+        assert_eq!(verdict.map_err(|e| e.rule), Err(AuthEventsDuplicate));
+    }
+}
