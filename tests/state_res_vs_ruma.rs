@@ -10,7 +10,7 @@
 mod common;
 
 use common::history::{self, BranchShape, History, Mix, Shape};
-use common::judges::RumaJudge;
+use common::judges::{ComparingJudge, Disagreement, RumaJudge};
 use common::ruma_oracle::RumaRoom;
 use fedlab::proto::room_version::{RoomVersion, room_version};
 use proptest::prelude::*;
@@ -83,8 +83,61 @@ fn check_ruma_fixed_points(
     Ok(())
 }
 
+/// How a disagreement reads in a failure message: what differed, the event concerned, and the
+/// history with the state sets concerned in the resolver's input format.
+fn describe(history: &History, disagreement: &Disagreement) -> String {
+    let mut input = history.resolver_input();
+    input["state_sets"] = serde_json::json!(
+        disagreement
+            .state_sets
+            .iter()
+            .map(|state| state.values().collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    );
+    let event = disagreement
+        .event
+        .as_ref()
+        .map(|event| history::event_json(history.version, event).to_string())
+        .unwrap_or_default();
+    format!(
+        "{}\nevent: {event}\nhistory and state sets (fedlab proto resolve input):\n{}",
+        disagreement.what,
+        serde_json::to_string_pretty(&input).expect("JSON values serialize")
+    )
+}
+
+/// fedlab's authorization rules and auth events selection give ruma's verdicts on every event
+/// the generator attempts.
+fn check_auth_agrees(version: &'static RoomVersion, shape: &Shape) -> Result<(), TestCaseError> {
+    let mut judge = ComparingJudge::new(version);
+    let history = history::generate(version, shape, &mut judge);
+    if let Some(first) = judge.disagreements.first() {
+        return Err(TestCaseError::fail(format!(
+            "{} disagreement(s) with ruma on authorization; the first: {}",
+            judge.disagreements.len(),
+            describe(&history, first)
+        )));
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    #[test]
+    fn auth_agrees_with_ruma_v10(shape in shapes()) {
+        check_auth_agrees(version("10"), &shape)?;
+    }
+
+    #[test]
+    fn auth_agrees_with_ruma_v11(shape in shapes()) {
+        check_auth_agrees(version("11"), &shape)?;
+    }
+
+    #[test]
+    fn auth_agrees_with_ruma_v12(shape in shapes()) {
+        check_auth_agrees(version("12"), &shape)?;
+    }
 
     #[test]
     fn ruma_harness_fixed_points_v10(shape in shapes()) {
