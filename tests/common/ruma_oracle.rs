@@ -157,7 +157,7 @@ pub struct RumaRoom {
 }
 
 /// ruma's state maps are keyed by its own event type enum.
-type RumaStateMap = ruma::state_res::StateMap<OwnedEventId>;
+pub type RumaStateMap = ruma::state_res::StateMap<OwnedEventId>;
 
 impl RumaRoom {
     /// Converts `events` for a room of `version`. Fails on ids ruma cannot parse, and for room
@@ -191,26 +191,36 @@ impl RumaRoom {
 
     /// Resolves `state_sets` with ruma's state resolution v2 (v2.1 for room v12).
     pub fn resolve(&self, state_sets: &[StateMap]) -> Result<StateMap, String> {
-        let ruma_sets = state_sets
+        let prepared = self.prepare(state_sets)?;
+        Ok(from_ruma_state_map(&self.resolve_prepared(&prepared)?))
+    }
+
+    /// `state_sets` in ruma's own map type.
+    pub fn prepare(&self, state_sets: &[StateMap]) -> Result<Vec<RumaStateMap>, String> {
+        state_sets
             .iter()
             .map(|set| self.to_ruma_state_map(set))
-            .collect::<Result<Vec<_>, _>>()?;
-        let auth_chains = ruma_sets
+            .collect()
+    }
+
+    /// Resolves state sets already in ruma's map type: everything ruma needs from its caller
+    /// (the auth chains, the conflicted state subgraph) is computed here, in the call.
+    pub fn resolve_prepared(&self, state_sets: &[RumaStateMap]) -> Result<RumaStateMap, String> {
+        let auth_chains = state_sets
             .iter()
             .map(|set| self.full_auth_chain(set.values()))
             .collect();
-        let resolved = ruma::state_res::resolve(
+        ruma::state_res::resolve(
             &self.auth_rules,
             &self.state_res_rules,
-            &ruma_sets,
+            state_sets,
             auth_chains,
             |event_id: &EventId| self.events.get(event_id).cloned(),
             |conflicted: &ruma::state_res::StateMap<Vec<OwnedEventId>>| {
                 Some(self.conflicted_state_subgraph(conflicted.values().flatten()))
             },
         )
-        .map_err(|error| format!("ruma failed to resolve: {error}"))?;
-        Ok(from_ruma_state_map(&resolved))
+        .map_err(|error| format!("ruma failed to resolve: {error}"))
     }
 
     /// The full conflicted set of `state_sets` by the spec's definitions: the conflicted state
