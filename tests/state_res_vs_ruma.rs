@@ -97,7 +97,7 @@ fn describe(history: &History, disagreement: &Disagreement) -> String {
     let event = disagreement
         .event
         .as_ref()
-        .map(|event| history::event_json(history.version, event).to_string())
+        .map(|event| history::event_json(event).to_string())
         .unwrap_or_default();
     format!(
         "{}\nevent: {event}\nhistory and state sets (fedlab proto resolve input):\n{}",

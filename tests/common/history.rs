@@ -155,11 +155,7 @@ impl History {
 
     /// The history in the input format of `fedlab proto resolve`, resolving the branch states.
     pub fn resolver_input(&self) -> Value {
-        let events: Vec<Value> = self
-            .events
-            .iter()
-            .map(|event| event_json(self.version, event))
-            .collect();
+        let events: Vec<Value> = self.events.iter().map(event_json).collect();
         let state_sets: Vec<Vec<&String>> = self
             .branch_states
             .iter()
@@ -173,11 +169,12 @@ impl History {
     }
 }
 
-/// One event as the resolver tool reads it; the v12 create event carries no room id.
-pub fn event_json(version: &RoomVersion, event: &Event) -> Value {
+/// One event as the resolver tool reads it; an empty room id (the v12 create event's) is left
+/// out.
+pub fn event_json(event: &Event) -> Value {
     let mut object = Map::new();
     object.insert("event_id".into(), json!(event.event_id));
-    if !(version.room_id_from_create_event && event.is("m.room.create", "")) {
+    if !event.room_id.is_empty() {
         object.insert("room_id".into(), json!(event.room_id));
     }
     object.insert("type".into(), json!(event.event_type));
@@ -458,15 +455,20 @@ impl<'a> Builder<'a> {
         let Value::Object(content) = action.content else {
             panic!("content of {label} is not an object");
         };
-        let event_id =
-            if action.event_type == "m.room.create" && self.version.room_id_from_create_event {
-                format!("${}", id_body(self.seed, "create"))
-            } else {
-                format!("${}", id_body(self.seed, label))
-            };
+        // From room v12 the create event has no room id: the room id is derived from it.
+        let v12_create =
+            action.event_type == "m.room.create" && self.version.room_id_from_create_event;
+        let (event_id, room_id) = if v12_create {
+            (format!("${}", id_body(self.seed, "create")), String::new())
+        } else {
+            (
+                format!("${}", id_body(self.seed, label)),
+                self.room_id.clone(),
+            )
+        };
         let mut event = Event {
             event_id,
-            room_id: self.room_id.clone(),
+            room_id,
             sender: action.sender,
             event_type: action.event_type,
             state_key: action.state_key,
