@@ -7,7 +7,8 @@
 
 use super::create::creator;
 use super::power::show;
-use super::{AuthError, AuthRule, Room, reject, third_party};
+use super::rules::Room;
+use super::{AuthError, AuthRule, reject, third_party};
 use crate::proto::event::{Event, server_of};
 use crate::proto::room_version::RoomVersion;
 use serde_json::Value;

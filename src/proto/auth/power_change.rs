@@ -13,8 +13,9 @@
 
 use super::create::{additional_creators, is_creator};
 use super::power::{parse_power_level, show};
+use super::rules::Room;
 use super::user_id::is_valid_user_id;
-use super::{AuthError, AuthRule, Room, reject};
+use super::{AuthError, AuthRule, reject};
 use crate::proto::room_version::RoomVersion;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};

@@ -6,7 +6,8 @@
 //! "Signing JSON" bytes of `signed` against the public keys of the `m.room.third_party_invite`
 //! event whose state key is the token (`public_key`, and each `public_keys[].public_key`).
 
-use super::{AuthError, AuthRule, Room, reject};
+use super::rules::Room;
+use super::{AuthError, AuthRule, reject};
 use crate::proto::signing::{VerifyingKey, signing_bytes};
 use serde_json::{Map, Value};
 
