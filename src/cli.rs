@@ -6,6 +6,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod proto_resolve;
 pub mod proto_tools;
 
 #[derive(Debug, Parser)]

@@ -13,6 +13,8 @@ pub enum ProtoCommand {
         #[arg(long)]
         lenient: bool,
     },
+    /// Resolves state sets, or computes the state after an event, from the JSON on stdin.
+    Resolve(super::proto_resolve::ResolveArgs),
 }
 
 pub fn run(command: ProtoCommand) -> Result<(), Failure> {
@@ -29,6 +31,7 @@ pub fn run(command: ProtoCommand) -> Result<(), Failure> {
             println!("{canonical}");
             Ok(())
         }
+        ProtoCommand::Resolve(args) => super::proto_resolve::run(args),
     }
 }
 

@@ -11,3 +11,4 @@ pub mod canonical_json;
 pub mod event;
 pub mod room_version;
 pub mod signing;
+pub mod state_res;
