@@ -193,6 +193,65 @@ pub fn event_json(event: &Event) -> Value {
     Value::Object(object)
 }
 
+/// The events of a resolver input (the inverse of [`event_json`]), for hand-written fixtures:
+/// panics on malformed input.
+pub fn events_from_json(input: &Value) -> Vec<Event> {
+    let strings = |value: &Value| -> Vec<String> {
+        value
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|item| item.as_str().expect("ids are strings").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    input["events"]
+        .as_array()
+        .expect("\"events\" is an array")
+        .iter()
+        .map(|event| Event {
+            event_id: event["event_id"].as_str().expect("event_id").to_owned(),
+            room_id: event["room_id"].as_str().unwrap_or_default().to_owned(),
+            sender: event["sender"].as_str().expect("sender").to_owned(),
+            event_type: event["type"].as_str().expect("type").to_owned(),
+            state_key: event["state_key"].as_str().map(str::to_owned),
+            content: event["content"].as_object().cloned().unwrap_or_default(),
+            prev_events: strings(&event["prev_events"]),
+            auth_events: strings(&event["auth_events"]),
+            depth: event["depth"].as_u64().unwrap_or(0),
+            origin_server_ts: event["origin_server_ts"]
+                .as_u64()
+                .expect("origin_server_ts"),
+            redacts: event["redacts"].as_str().map(str::to_owned),
+        })
+        .collect()
+}
+
+/// The state sets of a resolver input, each as a state map built from the listed events.
+pub fn state_sets_from_json(input: &Value, events: &[Event]) -> Vec<StateMap> {
+    let by_id: BTreeMap<&str, &Event> = events.iter().map(|e| (e.event_id.as_str(), e)).collect();
+    input["state_sets"]
+        .as_array()
+        .expect("\"state_sets\" is an array")
+        .iter()
+        .map(|set| {
+            set.as_array()
+                .expect("a state set is an array")
+                .iter()
+                .map(|id| {
+                    let event = by_id[id.as_str().expect("ids are strings")];
+                    (
+                        event.state_key_pair().expect("state events"),
+                        event.event_id.clone(),
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
 const SERVERS: [&str; 3] = ["a.example", "b.example", "c.example"];
 const NAMED_USERS: [&str; 7] = ["bob", "carol", "dave", "erin", "frank", "grace", "heidi"];
 const POWER_LEVELS: [i64; 6] = [0, 10, 25, 50, 75, 100];

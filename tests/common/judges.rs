@@ -6,11 +6,12 @@
 //! Invariant: a judge sees every accepted event through `accepted` before it is asked about an
 //! event that may cite it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use fedlab::proto::auth::{auth_types_for_event, check_auth};
 use fedlab::proto::event::{Event, StateKey, StateMap};
 use fedlab::proto::room_version::RoomVersion;
+use fedlab::proto::state_res::resolve;
 
 use super::history::{AuthJudge, BranchState, state_ids};
 use super::ruma_oracle::RumaRoom;
@@ -18,7 +19,7 @@ use super::ruma_oracle::RumaRoom;
 /// ruma's authorization rules.
 pub struct RumaJudge {
     version: &'static RoomVersion,
-    room: RumaRoom,
+    pub room: RumaRoom,
 }
 
 impl RumaJudge {
@@ -91,17 +92,26 @@ pub struct Disagreement {
 
 /// fedlab decides; ruma answers the same questions; differences are recorded.
 pub struct ComparingJudge {
+    version: &'static RoomVersion,
     fedlab: FedlabJudge,
     ruma: RumaJudge,
+    /// Every accepted event, for fedlab's resolver.
+    events: BTreeMap<String, Event>,
+    /// Differences in authorization and auth events selection.
     pub disagreements: Vec<Disagreement>,
+    /// Differences in the resolution of the states at merges.
+    pub resolution_disagreements: Vec<Disagreement>,
 }
 
 impl ComparingJudge {
     pub fn new(version: &'static RoomVersion) -> Self {
         Self {
+            version,
             fedlab: FedlabJudge::new(version),
             ruma: RumaJudge::new(version),
+            events: BTreeMap::new(),
             disagreements: Vec::new(),
+            resolution_disagreements: Vec::new(),
         }
     }
 }
@@ -144,5 +154,58 @@ impl AuthJudge for ComparingJudge {
     fn accepted(&mut self, event: &Event) {
         self.fedlab.accepted(event);
         self.ruma.accepted(event);
+        self.events.insert(event.event_id.clone(), event.clone());
     }
+
+    fn resolve(&mut self, state_sets: &[StateMap]) -> Option<StateMap> {
+        let ours = resolve(
+            self.version,
+            self.version.state_res,
+            state_sets,
+            &self.events,
+        )
+        .map(|resolved| resolved.state)
+        .map_err(|error| error.to_string());
+        let theirs = self.ruma.room.resolve(state_sets);
+        if ours != theirs {
+            self.resolution_disagreements.push(Disagreement {
+                what: format!(
+                    "resolution at a merge: {}",
+                    describe_states(ours.as_ref(), theirs.as_ref())
+                ),
+                event: None,
+                state_sets: state_sets.to_vec(),
+            });
+        }
+        ours.ok()
+    }
+}
+
+/// Two resolution outcomes, differing keys first.
+pub fn describe_states(
+    ours: Result<&StateMap, &String>,
+    theirs: Result<&StateMap, &String>,
+) -> String {
+    let (Ok(ours), Ok(theirs)) = (ours, theirs) else {
+        return format!("fedlab {ours:?}, ruma {theirs:?}");
+    };
+    let keys: BTreeSet<&StateKey> = ours.keys().chain(theirs.keys()).collect();
+    let differences: Vec<String> = keys
+        .into_iter()
+        .filter(|key| ours.get(*key) != theirs.get(*key))
+        .map(|key| {
+            format!(
+                "({}, {:?}): fedlab {:?}, ruma {:?}",
+                key.0,
+                key.1,
+                ours.get(key),
+                theirs.get(key)
+            )
+        })
+        .collect();
+    format!(
+        "{} key(s) differ: {}",
+        differences.len(),
+        differences.join("; ")
+    )
 }

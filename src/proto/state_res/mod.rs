@@ -225,4 +225,3 @@ pub(crate) fn is_power_event(event: &Event) -> bool {
         _ => false,
     }
 }
-
