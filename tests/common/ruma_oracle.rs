@@ -154,6 +154,9 @@ pub struct RumaRoom {
     auth_rules: AuthorizationRules,
     state_res_rules: StateResolutionV2Rules,
     events: HashMap<OwnedEventId, Arc<RumaPdu>>,
+    /// Whether a state set's full auth chain also holds the state set's own events, as Synapse
+    /// computes it; the spec's definition (the default) leaves them out.
+    state_events_in_auth_chains: bool,
 }
 
 /// ruma's state maps are keyed by its own event type enum.
@@ -186,7 +189,15 @@ impl RumaRoom {
             auth_rules: rules.authorization,
             state_res_rules,
             events,
+            state_events_in_auth_chains: false,
         })
+    }
+
+    /// The same room, with full auth chains that hold the state sets' own events (Synapse's
+    /// reading of the auth difference) instead of the spec's.
+    pub fn with_state_events_in_auth_chains(mut self) -> Self {
+        self.state_events_in_auth_chains = true;
+        self
     }
 
     /// Resolves `state_sets` with ruma's state resolution v2 (v2.1 for room v12).
@@ -331,16 +342,19 @@ impl RumaRoom {
     }
 
     /// The union of the auth chains of `event_ids`, the events themselves left out unless one is
-    /// in the auth chain of another.
+    /// in the auth chain of another (or the room reads auth chains as Synapse does).
     fn full_auth_chain<'a>(
         &self,
         event_ids: impl IntoIterator<Item = &'a OwnedEventId>,
     ) -> EventIdSet<OwnedEventId> {
         let mut chain = EventIdSet::new();
-        let mut to_visit: Vec<&OwnedEventId> = event_ids
-            .into_iter()
-            .flat_map(|id| self.auth_events_of(id))
-            .collect();
+        let mut to_visit: Vec<&OwnedEventId> = Vec::new();
+        for id in event_ids {
+            if self.state_events_in_auth_chains {
+                chain.insert(id.clone());
+            }
+            to_visit.extend(self.auth_events_of(id));
+        }
         while let Some(id) = to_visit.pop() {
             if chain.insert(id.clone()) {
                 to_visit.extend(self.auth_events_of(id));
