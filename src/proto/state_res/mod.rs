@@ -225,3 +225,6 @@ pub(crate) fn is_power_event(event: &Event) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -26,7 +26,7 @@
 //! `at` is one of its events; state sets hold state events only, one per key.
 
 use super::replay::{Edges, Replayer, check_create_event, topological_order};
-use super::{Resolved, WithRejected, resolve};
+use super::{Replay, Resolved, WithRejected, resolve};
 use crate::proto::auth::auth_types_for_event;
 use crate::proto::event::{Event, StateMap};
 use crate::proto::room_version::{RoomVersion, StateResAlgorithm, room_version};
@@ -125,17 +125,39 @@ impl Scenario {
         })
     }
 
-    /// Computes the answer with `algorithm`.
+    /// Computes the answer with `algorithm`: the resolution of the state sets, or the state
+    /// after the `at` event with the events the replay rejected.
     pub fn run(&self, algorithm: StateResAlgorithm) -> Result<Resolved, ScenarioError> {
-        let needs_replay =
-            matches!(self.query, Query::At(_)) || !self.auth_events_to_choose.is_empty();
-        if !needs_replay {
-            let Query::StateSets(sets) = &self.query else {
-                unreachable!("`at` needs a replay")
-            };
-            return resolve(self.version, algorithm, sets, &self.events)
-                .map_err(|e| error(e.to_string()));
+        match &self.query {
+            Query::StateSets(sets) if self.auth_events_to_choose.is_empty() => {
+                resolve(self.version, algorithm, sets, &self.events)
+                    .map_err(|e| error(e.to_string()))
+            }
+            Query::StateSets(sets) => {
+                let replayed = self.replay(algorithm)?;
+                let source = WithRejected {
+                    events: &replayed.events,
+                    rejected: replayed.replay.rejected(),
+                };
+                resolve(self.version, algorithm, sets, &source).map_err(|e| error(e.to_string()))
+            }
+            Query::At(event_id) => {
+                let replayed = self.replay(algorithm)?;
+                Ok(Resolved {
+                    state: replayed
+                        .replay
+                        .state_after(event_id)
+                        .expect("every event was replayed")
+                        .clone(),
+                    rejected: replayed.replay.rejected().clone(),
+                })
+            }
         }
+    }
+
+    /// Replays the whole DAG with `algorithm`, choosing the auth events of the events written
+    /// without them from the state before each. Every prev and auth event must be given.
+    pub fn replay(&self, algorithm: StateResAlgorithm) -> Result<Replayed, ScenarioError> {
         check_create_event(&self.events).map_err(|e| error(e.to_string()))?;
         let mut events = self.events.clone();
         let order: Vec<String> = topological_order(&events, Edges::PrevAndAuthEvents)
@@ -157,24 +179,18 @@ impl Scenario {
             }
             replayer.apply(&events[event_id], state_before, &events);
         }
-        let replay = replayer.finish();
-        match &self.query {
-            Query::At(event_id) => Ok(Resolved {
-                state: replay
-                    .state_after(event_id)
-                    .expect("every event was replayed")
-                    .clone(),
-                rejected: replay.rejected().clone(),
-            }),
-            Query::StateSets(sets) => {
-                let source = WithRejected {
-                    events: &events,
-                    rejected: replay.rejected(),
-                };
-                resolve(self.version, algorithm, sets, &source).map_err(|e| error(e.to_string()))
-            }
-        }
+        Ok(Replayed {
+            events,
+            replay: replayer.finish(),
+        })
     }
+}
+
+/// A replayed scenario: its events, each with its auth events, and the state after each.
+#[derive(Clone, Debug)]
+pub struct Replayed {
+    pub events: BTreeMap<String, Event>,
+    pub replay: Replay,
 }
 
 /// The answer as JSON, keys sorted: `{"rejected": [id, ...], "state": [[type, state_key, id],
@@ -546,4 +562,209 @@ fn read_state_set(
         }
     }
     Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn create() -> Value {
+        json!({"event_id": "$create", "type": "m.room.create", "state_key": "",
+               "sender": "@alice:a.example", "content": {}, "prev_events": [],
+               "origin_server_ts": 0})
+    }
+
+    fn join(id: &str, prev: &str) -> Value {
+        json!({"event_id": id, "type": "m.room.member", "state_key": "@alice:a.example",
+               "sender": "@alice:a.example", "content": {"membership": "join"},
+               "prev_events": [prev], "origin_server_ts": 1})
+    }
+
+    fn parse(input: Value) -> Result<Scenario, ScenarioError> {
+        Scenario::from_value(&input, None)
+    }
+
+    fn parse_error(input: Value) -> String {
+        parse(input).unwrap_err().0
+    }
+
+    #[test]
+    fn fills_in_depths_room_ids_and_reads_exported_references() {
+        let mut exported = join("$join", "$create");
+        exported["prev_events"] = json!([["$create", {"sha256": "abc"}]]);
+        exported["hashes"] = json!({"sha256": "xyz"});
+        exported["unsigned"] = json!({"age": 1});
+        let message = json!({"event_id": "$msg", "type": "m.room.message", "sender": "@alice:a.example",
+                             "prev_events": ["$join"], "origin_server_ts": 2, "depth": 10});
+        let scenario = parse(
+            json!({"room_version": "11", "events": [create(), exported, message], "at": "$msg"}),
+        )
+        .unwrap();
+        let joined = &scenario.events["$join"];
+        assert_eq!(joined.prev_events, ["$create"]);
+        assert_eq!(joined.depth, 2);
+        assert_eq!(scenario.events["$create"].depth, 1);
+        assert_eq!(scenario.events["$msg"].depth, 10, "a given depth is kept");
+        assert_eq!(joined.room_id, "!room:a.example");
+        assert!(scenario.events["$msg"].content.is_empty());
+
+        let scenario = parse(
+            json!({"room_version": "12", "events": [create(), join("$join", "$create")],
+                         "at": "$join"}),
+        )
+        .unwrap();
+        assert_eq!(scenario.events["$join"].room_id, "!create");
+        assert_eq!(
+            scenario.events["$create"].room_id, "",
+            "a v12 create event has no room id"
+        );
+    }
+
+    #[test]
+    fn reads_redacts_from_either_place() {
+        for (version, top_level, in_content) in [("10", "$a", "$b"), ("11", "$b", "$a")] {
+            let mut redaction = join("$redaction", "$create");
+            redaction["type"] = json!("m.room.redaction");
+            redaction["state_key"] = Value::Null;
+            redaction.as_object_mut().unwrap().remove("state_key");
+            redaction["redacts"] = json!(top_level);
+            redaction["content"] = json!({"redacts": in_content});
+            let scenario = parse(json!({"room_version": version,
+                                        "events": [create(), redaction], "at": "$create"}))
+            .unwrap();
+            let expected = if version == "11" {
+                in_content
+            } else {
+                top_level
+            };
+            assert_eq!(
+                scenario.events["$redaction"].redacts.as_deref(),
+                Some(expected)
+            );
+        }
+    }
+
+    #[test]
+    fn errors_name_the_event_and_the_field() {
+        let with_events =
+            |events: Vec<Value>| json!({"room_version": "11", "events": events, "at": "$create"});
+        let mut bad_prev = join("$abc", "$create");
+        bad_prev["prev_events"] = json!("$create");
+        let mut bad_ts = join("$abc", "$create");
+        bad_ts["origin_server_ts"] = json!(-1);
+        let mut no_sender = join("$abc", "$create");
+        no_sender.as_object_mut().unwrap().remove("sender");
+        let mut no_id = join("$abc", "$create");
+        no_id.as_object_mut().unwrap().remove("event_id");
+        let cases = [
+            (
+                with_events(vec![create(), bad_prev]),
+                "event #1 ($abc): `prev_events` must be an array of event ids (or of [event id, \
+                 hashes] pairs)",
+            ),
+            (
+                with_events(vec![create(), bad_ts]),
+                "event #1 ($abc): `origin_server_ts` must be a non-negative integer",
+            ),
+            (
+                with_events(vec![create(), no_sender]),
+                "event #1 ($abc): missing `sender`",
+            ),
+            (
+                with_events(vec![create(), join("$create", "$create")]),
+                "event #1 ($create): duplicate event id, already used by event #0",
+            ),
+            (
+                with_events(vec![create(), join("$abc", "$ghost")]),
+                "event #1 ($abc): unknown prev event $ghost (all prev events must be given \
+                 when depths are left out)",
+            ),
+            (
+                with_events(vec![json!(3)]),
+                "event #0: must be a JSON object",
+            ),
+        ];
+        for (input, message) in cases {
+            assert_eq!(parse_error(input), message);
+        }
+        assert!(parse_error(with_events(vec![no_id])).starts_with("event #0: missing `event_id`"));
+    }
+
+    #[test]
+    fn errors_in_the_top_level_and_the_state_sets() {
+        let events = json!([create(), join("$join", "$create"),
+            {"event_id": "$msg", "type": "m.room.message", "sender": "@alice:a.example",
+             "prev_events": ["$join"], "origin_server_ts": 2}]);
+        let cases = [
+            (json!([]), "input must be a JSON object"),
+            (
+                json!({"events": events, "at": "$msg"}),
+                "missing `room_version` (or give --room-version on the command line)",
+            ),
+            (
+                json!({"room_version": "13", "events": events, "at": "$msg"}),
+                "`room_version`: unknown room version \"13\"; known versions are 1 to 12",
+            ),
+            (
+                json!({"room_version": "11", "events": events, "at": "$msg", "extra": 1}),
+                "unknown key `extra`; expected `room_version`, `events`, `state_sets`, `at`, \
+              `description`, `comment`",
+            ),
+            (
+                json!({"room_version": "11", "events": events}),
+                "missing `state_sets` (the states to resolve) or `at` (an event to compute the \
+              state after)",
+            ),
+            (
+                json!({"room_version": "11", "events": events, "at": "$msg", "state_sets": []}),
+                "give either `state_sets` or `at`, not both",
+            ),
+            (
+                json!({"room_version": "11", "events": events, "at": "$nope"}),
+                "`at`: unknown event $nope",
+            ),
+            (
+                json!({"room_version": "11", "events": events, "state_sets": [["$create", "$nope"]]}),
+                "state set #0: unknown event $nope",
+            ),
+            (
+                json!({"room_version": "11", "events": events, "state_sets": [["$create"], ["$msg"]]}),
+                "state set #1: $msg is not a state event (it has no state_key)",
+            ),
+            (
+                json!({"room_version": "11", "events": events, "state_sets": [["$create"], "$join"]}),
+                "state set #1: must be an array of event ids",
+            ),
+        ];
+        for (input, message) in cases {
+            assert_eq!(parse_error(input), message);
+        }
+        let mut second_join = join("$join2", "$join");
+        second_join["origin_server_ts"] = json!(5);
+        let input = json!({"room_version": 11, "events": [create(), join("$join", "$create"), second_join],
+                           "state_sets": [["$join", "$join2"]]});
+        assert_eq!(
+            parse_error(input),
+            "state set #0: $join and $join2 both hold (m.room.member, \"@alice:a.example\")"
+        );
+    }
+
+    #[test]
+    fn output_lists_state_by_key_and_sorted_rejections() {
+        let mut resolved = Resolved::default();
+        resolved
+            .state
+            .insert(("m.room.topic".into(), "".into()), "$t".into());
+        resolved
+            .state
+            .insert(("m.room.create".into(), "".into()), "$c".into());
+        resolved.rejected.insert("$z".into());
+        resolved.rejected.insert("$a".into());
+        assert_eq!(
+            output_json(&resolved),
+            json!({"rejected": ["$a", "$z"],
+                   "state": [["m.room.create", "", "$c"], ["m.room.topic", "", "$t"]]})
+        );
+    }
 }
