@@ -137,3 +137,261 @@ fn scenarios_match_their_expected_results() {
         failures.join("\n")
     );
 }
+
+/// Invariants of resolution and replay on random rooms: forks and merges among four users who
+/// join, leave, kick, ban, invite, change the topic, the join rules and the power levels, with
+/// timestamps that tie and run backwards. Many of these events are rejected, as they would be.
+mod properties {
+    use fedlab::proto::event::StateMap;
+    use fedlab::proto::room_version::{StateResAlgorithm, room_version};
+    use fedlab::proto::state_res::scenario::{Replayed, Scenario};
+    use fedlab::proto::state_res::{WithRejected, resolve};
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+    use std::collections::BTreeSet;
+
+    const USERS: [&str; 4] = [
+        "@alice:a.example",
+        "@bob:b.example",
+        "@carol:c.example",
+        "@dave:d.example",
+    ];
+
+    /// One random event: which earlier events it follows, who sends it, what it does.
+    #[derive(Clone, Debug)]
+    struct Step {
+        prev_seeds: Vec<usize>,
+        sender: usize,
+        action: u8,
+        target: usize,
+        level: u8,
+        ts: u64,
+    }
+
+    fn arb_step() -> impl Strategy<Value = Step> {
+        (
+            prop::collection::vec(any::<usize>(), 1..=2),
+            0..USERS.len(),
+            0..9_u8,
+            0..USERS.len(),
+            0..3_u8,
+            0..40_u64,
+        )
+            .prop_map(|(prev_seeds, sender, action, target, level, ts)| Step {
+                prev_seeds,
+                sender,
+                action,
+                target,
+                level,
+                ts,
+            })
+    }
+
+    /// A room version and its events as resolver input (auth events and depths left out).
+    fn arb_room() -> impl Strategy<Value = (&'static str, Vec<Value>)> {
+        (
+            prop::sample::select(vec!["11", "12"]),
+            prop::collection::vec(arb_step(), 4..28),
+        )
+            .prop_map(|(version, steps)| (version, room_events(version, &steps)))
+    }
+
+    fn room_events(version: &str, steps: &[Step]) -> Vec<Value> {
+        let alice = USERS[0];
+        // Room v12 keeps creators out of `users`.
+        let alice_level = if version == "12" {
+            json!(null)
+        } else {
+            json!(100)
+        };
+        let levels = |bob: u64| {
+            let mut users = json!({"@bob:b.example": bob});
+            if !alice_level.is_null() {
+                users[alice] = alice_level.clone();
+            }
+            users
+        };
+        let mut events = vec![
+            json!({"event_id": "$create", "type": "m.room.create", "state_key": "", "sender": alice,
+                   "content": {"room_version": version}, "prev_events": [], "origin_server_ts": 0}),
+            json!({"event_id": "$alice", "type": "m.room.member", "state_key": alice, "sender": alice,
+                   "content": {"membership": "join"}, "prev_events": ["$create"], "origin_server_ts": 1}),
+            json!({"event_id": "$pl", "type": "m.room.power_levels", "state_key": "", "sender": alice,
+                   "content": {"users": levels(50)}, "prev_events": ["$alice"], "origin_server_ts": 2}),
+            json!({"event_id": "$jr", "type": "m.room.join_rules", "state_key": "", "sender": alice,
+                   "content": {"join_rule": "public"}, "prev_events": ["$pl"], "origin_server_ts": 3}),
+        ];
+        for (index, step) in steps.iter().enumerate() {
+            let mut prev: Vec<String> = step
+                .prev_seeds
+                .iter()
+                .map(|seed| {
+                    events[3 + seed % (events.len() - 3)]["event_id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect();
+            prev.sort();
+            prev.dedup();
+            let sender = USERS[step.sender];
+            let target = USERS[step.target];
+            let level = [0, 50, 100][step.level as usize];
+            let (event_type, state_key, content) = match step.action {
+                0 => ("m.room.member", Some(sender), json!({"membership": "join"})),
+                1 => (
+                    "m.room.member",
+                    Some(sender),
+                    json!({"membership": "leave"}),
+                ),
+                2 => ("m.room.member", Some(target), json!({"membership": "ban"})),
+                3 => (
+                    "m.room.member",
+                    Some(target),
+                    json!({"membership": "leave"}),
+                ),
+                4 => (
+                    "m.room.member",
+                    Some(target),
+                    json!({"membership": "invite"}),
+                ),
+                5 => (
+                    "m.room.topic",
+                    Some(""),
+                    json!({"topic": format!("topic {index}")}),
+                ),
+                6 => {
+                    let mut users = levels(level);
+                    users[target] = json!(level);
+                    ("m.room.power_levels", Some(""), json!({"users": users}))
+                }
+                7 => {
+                    let rule = ["public", "invite", "knock"][step.level as usize];
+                    ("m.room.join_rules", Some(""), json!({"join_rule": rule}))
+                }
+                _ => ("m.room.message", None, json!({"body": "hi"})),
+            };
+            let mut event = json!({"event_id": format!("$e{index}"), "type": event_type,
+                                   "sender": sender, "content": content, "prev_events": prev,
+                                   "origin_server_ts": step.ts});
+            if let Some(state_key) = state_key {
+                event["state_key"] = json!(state_key);
+            }
+            events.push(event);
+        }
+        events
+    }
+
+    fn replayed(version: &str, events: &[Value], algorithm: StateResAlgorithm) -> Replayed {
+        let input = json!({"room_version": version, "events": events, "at": "$create"});
+        Scenario::from_value(&input, None)
+            .expect("generated rooms are valid input")
+            .replay(algorithm)
+            .expect("generated rooms replay")
+    }
+
+    fn arb_algorithm() -> impl Strategy<Value = StateResAlgorithm> {
+        prop::sample::select(vec![
+            StateResAlgorithm::V1,
+            StateResAlgorithm::V2,
+            StateResAlgorithm::V2_1,
+        ])
+    }
+
+    /// The states after a few events picked by `seeds`.
+    fn pick_states(replayed: &Replayed, seeds: &[usize]) -> Vec<StateMap> {
+        let states: Vec<&StateMap> = replayed.replay.states_after().values().collect();
+        seeds
+            .iter()
+            .map(|seed| states[seed % states.len()].clone())
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn resolution_does_not_depend_on_the_order_of_the_state_sets(
+            (version, events) in arb_room(),
+            algorithm in arb_algorithm(),
+            seeds in prop::collection::vec(any::<usize>(), 2..5),
+            rotation in any::<usize>(),
+        ) {
+            let replayed = replayed(version, &events, algorithm);
+            let room_version = room_version(version).unwrap();
+            let source = WithRejected { events: &replayed.events, rejected: replayed.replay.rejected() };
+            let sets = pick_states(&replayed, &seeds);
+            let expected = resolve(room_version, algorithm, &sets, &source).unwrap();
+            let mut reordered = sets.clone();
+            reordered.rotate_left(rotation % sets.len());
+            reordered.swap(0, sets.len() - 1);
+            prop_assert_eq!(&resolve(room_version, algorithm, &reordered, &source).unwrap(), &expected);
+            // Giving a state set twice changes nothing either.
+            reordered.push(sets[0].clone());
+            prop_assert_eq!(&resolve(room_version, algorithm, &reordered, &source).unwrap(), &expected);
+        }
+
+        #[test]
+        fn resolving_one_state_set_returns_it(
+            (version, events) in arb_room(),
+            algorithm in arb_algorithm(),
+            seed in any::<usize>(),
+        ) {
+            let replayed = replayed(version, &events, algorithm);
+            let room_version = room_version(version).unwrap();
+            let source = WithRejected { events: &replayed.events, rejected: replayed.replay.rejected() };
+            let sets = pick_states(&replayed, &[seed]);
+            let resolved = resolve(room_version, algorithm, &sets, &source).unwrap();
+            prop_assert_eq!(&resolved.state, &sets[0]);
+            prop_assert!(resolved.rejected.is_empty());
+        }
+
+        #[test]
+        fn unconflicted_keys_survive(
+            (version, events) in arb_room(),
+            algorithm in arb_algorithm(),
+            seeds in prop::collection::vec(any::<usize>(), 2..5),
+        ) {
+            let replayed = replayed(version, &events, algorithm);
+            let room_version = room_version(version).unwrap();
+            let source = WithRejected { events: &replayed.events, rejected: replayed.replay.rejected() };
+            let sets = pick_states(&replayed, &seeds);
+            let resolved = resolve(room_version, algorithm, &sets, &source).unwrap();
+            for (key, event_id) in &sets[0] {
+                if sets.iter().all(|set| set.get(key) == Some(event_id)) {
+                    prop_assert_eq!(resolved.state.get(key), Some(event_id), "{:?}", key);
+                }
+            }
+        }
+
+        #[test]
+        fn replay_does_not_depend_on_the_order_of_the_input(
+            (version, events) in arb_room(),
+            algorithm in arb_algorithm(),
+            order in Just(()).prop_perturb(|_, mut rng| rng.random::<u64>()),
+        ) {
+            let expected = replayed(version, &events, algorithm);
+            // Shuffle the events and each event's prev_events with a small LCG on `order`.
+            let mut state = order | 1;
+            let mut next = move |bound: usize| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (state >> 33) as usize % bound
+            };
+            let mut shuffled = events.clone();
+            for index in (1..shuffled.len()).rev() {
+                shuffled.swap(index, next(index + 1));
+            }
+            for event in &mut shuffled {
+                if let Some(prev) = event["prev_events"].as_array_mut() {
+                    prev.reverse();
+                }
+            }
+            let actual = replayed(version, &shuffled, algorithm);
+            prop_assert_eq!(actual.replay.states_after(), expected.replay.states_after());
+            prop_assert_eq!(actual.replay.rejected(), expected.replay.rejected());
+            let accepted: BTreeSet<&String> = expected.events.keys()
+                .filter(|id| !expected.replay.is_rejected(id)).collect();
+            prop_assert!(accepted.len() >= 4, "the room's first events are accepted");
+        }
+    }
+}
