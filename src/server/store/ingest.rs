@@ -651,3 +651,119 @@ impl RoomStore {
         Ok(order)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::pdu::{NewEvent, build_pdu};
+    use crate::proto::room_version::room_version;
+    use crate::server::store::log::DurableLog;
+    use crate::server::store::test_support::{ALICE, BOB};
+    use crate::server::store::testkit::{RoomBuilder, server_key};
+    use serde_json::json;
+
+    fn store_for(room: &RoomBuilder) -> RoomStore {
+        RoomStore::new(room.room_id(), room.version(), DurableLog::new())
+    }
+
+    #[test]
+    fn a_failed_ingest_changes_nothing() {
+        let mut room = RoomBuilder::standard(room_version("11").unwrap(), ALICE);
+        let join = room.join(BOB);
+        let message = room.message(BOB, "hi");
+        let mut tried = store_for(&room);
+        let mut untouched = store_for(&room);
+        for pdu in &room.built()[..4] {
+            tried.ingest(pdu.clone(), false).unwrap();
+            untouched.ingest(pdu.clone(), false).unwrap();
+        }
+        assert!(tried.ingest(message.clone(), false).is_err());
+        assert!(
+            tried
+                .ingest_with_state(message, false, StateMap::new())
+                .is_err()
+        );
+        assert!(tried == untouched);
+        assert_eq!(tried.log().len(), untouched.log().len());
+        assert!(tried.ingest(join, false).unwrap().is_accepted());
+    }
+
+    #[test]
+    fn room_v1_events_claiming_a_known_id_must_be_the_same_event() {
+        let version = room_version("1").unwrap();
+        let room = RoomBuilder::standard(version, ALICE);
+        let mut store = store_for(&room);
+        for pdu in room.built() {
+            store.ingest(pdu.clone(), false).unwrap();
+        }
+        let join_rules = room.built()[3].clone();
+        let (prev, depth) = store.dag().prev_events_for_new_event();
+        let opaque = join_rules
+            .event_id()
+            .trim_start_matches('$')
+            .split(':')
+            .next()
+            .unwrap()
+            .to_owned();
+        let impostor = NewEvent {
+            room_id: Some(room.room_id().to_owned()),
+            sender: ALICE.to_owned(),
+            event_type: "m.room.topic".to_owned(),
+            state_key: Some(String::new()),
+            content: json!({"topic": "same id"}).as_object().unwrap().clone(),
+            prev_events: prev
+                .iter()
+                .map(|id| store.events[id].pdu.as_reference())
+                .collect(),
+            auth_events: Vec::new(),
+            depth,
+            origin_server_ts: 7,
+            redacts: None,
+            event_id_opaque: Some(opaque),
+        };
+        let impostor = build_pdu(impostor, version, "a.example", &server_key("a.example")).unwrap();
+        assert_eq!(impostor.event_id(), join_rules.event_id());
+        assert_eq!(
+            store.ingest(impostor, false),
+            Err(StoreError::IdConflict {
+                event_id: join_rules.event_id().to_owned()
+            })
+        );
+        assert!(store.ingest(join_rules, false).unwrap().duplicate);
+    }
+
+    #[test]
+    fn an_outlier_batch_must_bring_its_auth_events() {
+        let mut room = RoomBuilder::standard(room_version("10").unwrap(), ALICE);
+        let join = room.join(BOB);
+        let mut store = store_for(&room);
+        let batch = vec![(join.clone(), false), (room.built()[2].clone(), false)];
+        let error = store.ingest_outliers(batch).unwrap_err();
+        let StoreError::Missing {
+            event_id,
+            auth_events,
+            ..
+        } = error
+        else {
+            panic!("{error}")
+        };
+        assert!(auth_events.contains(&room.create_event().event_id().to_owned()));
+        assert!([join.event_id(), room.built()[2].event_id()].contains(&event_id.as_str()));
+        assert!(store.records().next().is_none());
+    }
+
+    #[test]
+    fn recorded_verdicts_follow_the_status() {
+        let error = AuthError::new(AuthRule::SenderNotJoined, "x");
+        assert_eq!(
+            RecordedVerdict::from(&EventStatus::SoftFailed(error.clone())),
+            RecordedVerdict::SoftFailed
+        );
+        let rejected = EventStatus::Rejected {
+            check: Check::StateBefore,
+            error,
+        };
+        assert_eq!(RecordedVerdict::from(&rejected), RecordedVerdict::Rejected);
+        assert!(!rejected.changes_state() && EventStatus::Accepted.changes_state());
+    }
+}

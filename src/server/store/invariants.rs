@@ -129,3 +129,57 @@ impl RoomStore {
             .any(by_redaction)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::server::store::test_support::*;
+    use crate::server::store::testkit::RoomBuilder;
+
+    #[test]
+    fn a_consistent_store_passes_and_corruptions_are_named() {
+        let mut room = RoomBuilder::standard(v("11"), ALICE);
+        room.join(BOB);
+        let message = room.message(BOB, "hi");
+        let store = store_with_all(&room);
+        store.check_invariants().unwrap();
+
+        let mut wrong_counts = store_with_all(&room);
+        wrong_counts.counts.accepted += 1;
+        assert!(
+            wrong_counts
+                .check_invariants()
+                .unwrap_err()
+                .contains("counts")
+        );
+
+        let mut wrong_state = store_with_all(&room);
+        wrong_state.current_state.clear();
+        assert!(
+            wrong_state
+                .check_invariants()
+                .unwrap_err()
+                .contains("current state")
+        );
+
+        let mut stray_redaction = store_with_all(&room);
+        stray_redaction
+            .pending_redactions
+            .insert(message.event_id().to_owned(), Default::default());
+        assert!(
+            stray_redaction
+                .check_invariants()
+                .unwrap_err()
+                .contains("pending")
+        );
+
+        let mut unchecked = store_with_all(&room);
+        let record = unchecked.events.get_mut(message.event_id()).unwrap();
+        record.state = None;
+        assert!(
+            unchecked
+                .check_invariants()
+                .unwrap_err()
+                .contains(message.event_id())
+        );
+    }
+}

@@ -40,6 +40,8 @@ mod room;
 mod server_store;
 mod state;
 pub mod state_groups;
+#[cfg(test)]
+mod test_support;
 pub mod testkit;
 mod views;
 mod visibility;
