@@ -260,7 +260,8 @@ impl RoomStore {
             _ => before,
         };
         let accepted = status == EventStatus::Accepted;
-        self.dag
+        let extremities_changed = self
+            .dag
             .insert(&event.event_id, &event.prev_events, event.depth, accepted)
             .expect("checked insertable above");
         let event_id = event.event_id.clone();
@@ -271,7 +272,7 @@ impl RoomStore {
             Some(EventState { before, after }),
             origin,
         );
-        if accepted {
+        if extremities_changed {
             self.update_current_state();
         }
         let redacted = self.apply_redactions_for(&event_id);
@@ -659,7 +660,7 @@ mod tests {
     use crate::proto::room_version::room_version;
     use crate::server::store::log::DurableLog;
     use crate::server::store::test_support::{ALICE, BOB};
-    use crate::server::store::testkit::{RoomBuilder, server_key};
+    use crate::server::store::testkit::{EventSpec, RoomBuilder, server_key};
     use serde_json::json;
 
     fn store_for(room: &RoomBuilder) -> RoomStore {
@@ -750,6 +751,47 @@ mod tests {
         assert!(auth_events.contains(&room.create_event().event_id().to_owned()));
         assert!([join.event_id(), room.built()[2].event_id()].contains(&event_id.as_str()));
         assert!(store.records().next().is_none());
+    }
+
+    /// Guards against current state lagging the extremities when a late event that is not
+    /// accepted links an event placed with state to an older extremity.
+    #[test]
+    fn a_late_rejected_event_can_retire_an_extremity() {
+        let mut room = RoomBuilder::standard(room_version("11").unwrap(), ALICE);
+        let older = room.state(ALICE, "m.room.name", json!({"name": "n"}));
+        let older = older.event_id().to_owned();
+        let rejected = room.message(BOB, "not a member");
+        let placed_with_state = room.event(
+            EventSpec::new(ALICE, "m.room.topic")
+                .state_key("")
+                .content(json!({"topic": "t"}))
+                .prev(&[rejected.event_id()]),
+        );
+        let mut store = store_for(&room);
+        for pdu in &room.built()[..5] {
+            store.ingest(pdu.clone(), false).unwrap();
+        }
+        // The peer reports a state without the name: the two extremities disagree on it.
+        let mut state = room
+            .author()
+            .state_before(placed_with_state.event_id())
+            .unwrap();
+        let name_key = ("m.room.name".to_owned(), String::new());
+        state.remove(&name_key).unwrap();
+        store
+            .ingest_with_state(placed_with_state.clone(), false, state)
+            .unwrap();
+        assert_eq!(store.forward_extremities().len(), 2);
+        assert!(store.forward_extremities().contains(&older));
+        assert!(store.current_state().contains_key(&name_key));
+        let outcome = store.ingest(rejected, false).unwrap();
+        assert!(outcome.status.is_rejected());
+        assert_eq!(
+            store.forward_extremities().iter().collect::<Vec<_>>(),
+            [placed_with_state.event_id()]
+        );
+        assert!(!store.current_state().contains_key(&name_key));
+        store.check_invariants().unwrap();
     }
 
     #[test]

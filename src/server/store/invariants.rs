@@ -5,7 +5,8 @@
 //! chain ends; each record agrees with the DAG and the state groups; an accepted or
 //! soft-failed event passes the authorization rules against the state before it (unless a
 //! redaction changed what the rules read since); extremities are accepted; current state is
-//! the state of its group; the counts match the records.
+//! the resolution of the extremities' states and equals its group; the counts match the
+//! records.
 
 use super::record::{EventStatus, RedactedBecause};
 use super::room::{Counts, RoomStore};
@@ -37,6 +38,25 @@ impl RoomStore {
             if !self.events[event_id].is_accepted() {
                 return Err(format!("extremity {event_id} is not accepted"));
             }
+        }
+        let mut extremity_groups: Vec<_> = self
+            .dag
+            .extremities()
+            .iter()
+            .map(|event_id| self.group_after(event_id))
+            .collect();
+        extremity_groups.sort_unstable();
+        extremity_groups.dedup();
+        let expected_group = match extremity_groups.as_slice() {
+            [] => None,
+            [only] => Some(*only),
+            _ => self.resolutions.get(&extremity_groups).copied(),
+        };
+        if expected_group != self.current_group {
+            return Err(format!(
+                "current state is group {:?}, the extremities resolve to {expected_group:?}",
+                self.current_group
+            ));
         }
         match self.current_group {
             Some(group) if self.groups.state(group) != self.current_state => {
