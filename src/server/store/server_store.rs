@@ -136,6 +136,15 @@ mod tests {
     use super::*;
     use crate::server::store::test_support::*;
 
+    /// The server shares its store with async handlers behind a lock.
+    #[test]
+    fn stores_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<ServerStore>();
+        shareable::<RoomStore>();
+        shareable::<DurableLog>();
+    }
+
     #[test]
     fn rooms_are_opened_once_with_one_version() {
         let log = DurableLog::new();
