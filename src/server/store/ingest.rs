@@ -91,48 +91,6 @@ impl RoomStore {
         })
     }
 
-    /// Places a batch of auth chain events as outliers, each after the auth events it cites;
-    /// each comes with its `held_redacted` flag. Fails without change when an event cites an
-    /// auth event that is neither held nor in the batch, or the batch's auth events form a
-    /// cycle. Outcomes come in the order the events were placed.
-    pub fn ingest_outliers(
-        &mut self,
-        pdus: Vec<(Arc<Pdu>, bool)>,
-    ) -> Result<Vec<IngestOutcome>, StoreError> {
-        let mut held_redacted: BTreeMap<String, bool> = BTreeMap::new();
-        let mut batch: BTreeMap<String, Arc<Pdu>> = BTreeMap::new();
-        for (pdu, redacted) in pdus {
-            *held_redacted.entry(pdu.event_id().to_owned()).or_default() |= redacted;
-            batch.insert(pdu.event_id().to_owned(), pdu);
-        }
-        for pdu in batch.values() {
-            self.check_belongs(pdu)?;
-            if let Some(existing) = self.events.get(pdu.event_id()) {
-                self.check_same_event(existing, pdu)?;
-            }
-            let missing: Vec<String> = self
-                .cited_auth_events(pdu.event())
-                .into_iter()
-                .filter(|id| !self.contains(id) && !batch.contains_key(id))
-                .collect();
-            if !missing.is_empty() {
-                return Err(StoreError::Missing {
-                    event_id: pdu.event_id().to_owned(),
-                    prev_events: Vec::new(),
-                    auth_events: missing,
-                    state_events: Vec::new(),
-                });
-            }
-        }
-        let order = self.auth_order(&batch)?;
-        let mut outcomes = Vec::with_capacity(order.len());
-        for event_id in order {
-            let pdu = batch[&event_id].clone();
-            outcomes.push(self.ingest_outlier(pdu, held_redacted[&event_id])?);
-        }
-        Ok(outcomes)
-    }
-
     /// Prev events of `pdu` that the store does not hold with state.
     pub fn missing_prev_events(&self, pdu: &Pdu) -> Vec<String> {
         let mut missing: Vec<String> = pdu
@@ -172,7 +130,7 @@ impl RoomStore {
     }
 
     /// The auth events an event depends on: its list, and the implied create event.
-    fn cited_auth_events(&self, event: &Event) -> Vec<String> {
+    pub(super) fn cited_auth_events(&self, event: &Event) -> Vec<String> {
         let mut cited = event.auth_events.clone();
         if event.event_type != "m.room.create"
             && let Some(create_id) = self.implied_create_id()
@@ -332,7 +290,7 @@ impl RoomStore {
     }
 
     /// The event's room and room version are this room's.
-    fn check_belongs(&self, pdu: &Pdu) -> Result<(), StoreError> {
+    pub(super) fn check_belongs(&self, pdu: &Pdu) -> Result<(), StoreError> {
         let event = pdu.event();
         if event.room_id != self.room_id {
             return Err(StoreError::WrongRoom {
@@ -354,7 +312,11 @@ impl RoomStore {
     /// Rooms v1 and v2 let servers choose event ids, so two different events can claim one;
     /// later versions derive the id from the redacted event, so the same id is the same event
     /// (perhaps redacted, or with other signatures).
-    fn check_same_event(&self, existing: &EventRecord, pdu: &Pdu) -> Result<(), StoreError> {
+    pub(super) fn check_same_event(
+        &self,
+        existing: &EventRecord,
+        pdu: &Pdu,
+    ) -> Result<(), StoreError> {
         if !self.version.event_ids_in_events() {
             return Ok(());
         }
@@ -605,51 +567,6 @@ impl RoomStore {
             bytes,
         };
         self.events.insert(pdu.event_id().to_owned(), record);
-    }
-
-    /// The events of `batch` in an order where each comes after the auth events it cites.
-    fn auth_order(&self, batch: &BTreeMap<String, Arc<Pdu>>) -> Result<Vec<String>, StoreError> {
-        let mut waiting_on: BTreeMap<&str, usize> = BTreeMap::new();
-        let mut dependants: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for (event_id, pdu) in batch {
-            let in_batch: BTreeSet<String> = self
-                .cited_auth_events(pdu.event())
-                .into_iter()
-                .filter(|id| batch.contains_key(id) && !self.contains(id))
-                .collect();
-            waiting_on.insert(event_id, in_batch.len());
-            for auth_id in in_batch {
-                let (auth_id, _) = batch.get_key_value(&auth_id).expect("in the batch");
-                dependants.entry(auth_id).or_default().push(event_id);
-            }
-        }
-        let mut ready: BTreeSet<&str> = waiting_on
-            .iter()
-            .filter(|(_, count)| **count == 0)
-            .map(|(id, _)| *id)
-            .collect();
-        let mut order = Vec::with_capacity(batch.len());
-        while let Some(next) = ready.pop_first() {
-            order.push(next.to_owned());
-            for dependant in dependants.get(next).into_iter().flatten() {
-                let count = waiting_on.get_mut(dependant).expect("a batch event");
-                *count -= 1;
-                if *count == 0 {
-                    ready.insert(dependant);
-                }
-            }
-        }
-        if order.len() < batch.len() {
-            let placed: BTreeSet<&String> = order.iter().collect();
-            return Err(StoreError::AuthCycle {
-                event_ids: batch
-                    .keys()
-                    .filter(|id| !placed.contains(id))
-                    .cloned()
-                    .collect(),
-            });
-        }
-        Ok(order)
     }
 }
 
