@@ -1,0 +1,407 @@
+//! The room DAG: prev-event edges, children, depths and forward extremities.
+//!
+//! Nodes are the events placed in the timeline (everything but outliers), whatever their
+//! verdict. A node is a *timeline* node when it was accepted and not soft-failed: only those
+//! may be cited as prev events of new events. An edge may point at an event the store does not
+//! hold (an event placed with state from a peer, whose gap could not be closed); such a
+//! dangling edge is kept, so that the event, if it arrives later, finds its children.
+//!
+//! Forward extremities are defined without reference to arrival order: the timeline nodes with
+//! no timeline descendant. They therefore form an antichain, and a soft-failed or rejected
+//! event between an extremity and a later event does not keep the older one alive.
+//!
+//! Invariants: the graph has no cycle (an insert that would close one fails); every extremity
+//! is a timeline node without timeline descendants; `by_depth` holds exactly the nodes.
+
+pub use crate::proto::pdu::PREV_EVENTS_MAX;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Node {
+    prev_events: Vec<String>,
+    depth: u64,
+    timeline: bool,
+}
+
+/// Why an event cannot be placed in the DAG.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DagError {
+    #[error("event {event_id} is already in the DAG")]
+    Duplicate { event_id: String },
+    #[error("event {event_id} would close a cycle through prev event {prev_event_id}")]
+    Cycle {
+        event_id: String,
+        prev_event_id: String,
+    },
+}
+
+/// The DAG of one room.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Dag {
+    nodes: BTreeMap<String, Node>,
+    /// For every prev edge target, known or not, the nodes that cite it.
+    children: BTreeMap<String, BTreeSet<String>>,
+    extremities: BTreeSet<String>,
+    by_depth: BTreeSet<(u64, String)>,
+}
+
+impl Dag {
+    pub fn contains(&self, event_id: &str) -> bool {
+        self.nodes.contains_key(event_id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    pub fn depth(&self, event_id: &str) -> Option<u64> {
+        self.nodes.get(event_id).map(|node| node.depth)
+    }
+
+    pub fn prev_events(&self, event_id: &str) -> Option<&[String]> {
+        self.nodes
+            .get(event_id)
+            .map(|node| node.prev_events.as_slice())
+    }
+
+    /// The nodes citing `event_id` as a prev event.
+    pub fn children(&self, event_id: &str) -> impl Iterator<Item = &str> {
+        self.children
+            .get(event_id)
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+    }
+
+    pub fn is_timeline(&self, event_id: &str) -> bool {
+        self.nodes.get(event_id).is_some_and(|node| node.timeline)
+    }
+
+    pub fn extremities(&self) -> &BTreeSet<String> {
+        &self.extremities
+    }
+
+    /// Nodes by ascending depth, then event id.
+    pub fn by_depth(&self) -> impl DoubleEndedIterator<Item = (u64, &str)> {
+        self.by_depth
+            .iter()
+            .map(|(depth, event_id)| (*depth, event_id.as_str()))
+    }
+
+    /// The greatest depth of any node.
+    pub fn depth_max(&self) -> Option<u64> {
+        self.by_depth.last().map(|(depth, _)| *depth)
+    }
+
+    /// Places an event. `timeline` says whether it was accepted and not soft-failed. Returns
+    /// whether the forward extremities changed (a late event that is not accepted changes
+    /// them too, when it links accepted events already placed to older ones).
+    pub fn insert(
+        &mut self,
+        event_id: &str,
+        prev_events: &[String],
+        depth: u64,
+        timeline: bool,
+    ) -> Result<bool, DagError> {
+        self.check_insertable(event_id, prev_events)?;
+        let has_timeline_descendant = self.has_timeline_descendant(event_id);
+        self.nodes.insert(
+            event_id.to_owned(),
+            Node {
+                prev_events: prev_events.to_vec(),
+                depth,
+                timeline,
+            },
+        );
+        for prev_event_id in prev_events {
+            self.children
+                .entry(prev_event_id.clone())
+                .or_default()
+                .insert(event_id.to_owned());
+        }
+        self.by_depth.insert((depth, event_id.to_owned()));
+        let mut changed = false;
+        if timeline || has_timeline_descendant {
+            changed = self.retire_ancestor_extremities(event_id);
+        }
+        if timeline && !has_timeline_descendant {
+            changed |= self.extremities.insert(event_id.to_owned());
+        }
+        Ok(changed)
+    }
+
+    /// Whether [`Dag::insert`] would accept the event: it is not yet a node and closes no
+    /// cycle.
+    pub fn check_insertable(&self, event_id: &str, prev_events: &[String]) -> Result<(), DagError> {
+        if self.nodes.contains_key(event_id) {
+            return Err(DagError::Duplicate {
+                event_id: event_id.to_owned(),
+            });
+        }
+        self.check_no_cycle(event_id, prev_events)
+    }
+
+    /// Up to [`PREV_EVENTS_MAX`] extremities for a new event to cite, deepest first, ties by
+    /// event id, and the depth the new event gets (one more than the deepest prev event).
+    pub fn prev_events_for_new_event(&self) -> (Vec<String>, u64) {
+        let mut chosen: Vec<(u64, &String)> = self
+            .extremities
+            .iter()
+            .map(|event_id| (self.nodes[event_id].depth, event_id))
+            .collect();
+        chosen
+            .sort_by(|(a_depth, a_id), (b_depth, b_id)| b_depth.cmp(a_depth).then(a_id.cmp(b_id)));
+        chosen.truncate(PREV_EVENTS_MAX);
+        let depth = chosen
+            .iter()
+            .map(|(depth, _)| depth.saturating_add(1))
+            .max()
+            .unwrap_or(1);
+        (
+            chosen.into_iter().map(|(_, id)| id.clone()).collect(),
+            depth,
+        )
+    }
+
+    /// An insert of `event_id` closes a cycle if one of its prev events is the event itself or
+    /// descends from it, which only events already citing it (placed with state) can make.
+    fn check_no_cycle(&self, event_id: &str, prev_events: &[String]) -> Result<(), DagError> {
+        let prevs: BTreeSet<&str> = prev_events.iter().map(String::as_str).collect();
+        let cycle = |prev_event_id: &str| DagError::Cycle {
+            event_id: event_id.to_owned(),
+            prev_event_id: prev_event_id.to_owned(),
+        };
+        if prevs.contains(event_id) {
+            return Err(cycle(event_id));
+        }
+        for descendant in self.descendants(event_id) {
+            if prevs.contains(descendant) {
+                return Err(cycle(descendant));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every node reachable from `event_id` through child edges (not `event_id` itself).
+    fn descendants(&self, event_id: &str) -> BTreeSet<&str> {
+        let mut seen = BTreeSet::new();
+        let mut queue: VecDeque<&str> = self.children(event_id).collect();
+        while let Some(next) = queue.pop_front() {
+            if seen.insert(next) {
+                queue.extend(self.children(next));
+            }
+        }
+        seen
+    }
+
+    fn has_timeline_descendant(&self, event_id: &str) -> bool {
+        self.descendants(event_id)
+            .into_iter()
+            .any(|descendant| self.is_timeline(descendant))
+    }
+
+    /// Removes from the extremities the nearest timeline ancestors of `event_id`: those reached
+    /// through non-timeline nodes only. Farther ones already left when those nearer were placed
+    /// (or were never extremities, having a timeline descendant when they came).
+    fn retire_ancestor_extremities(&mut self, event_id: &str) -> bool {
+        let mut retired = false;
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        let mut queue: VecDeque<String> =
+            self.nodes[event_id].prev_events.iter().cloned().collect();
+        while let Some(next) = queue.pop_front() {
+            if !seen.insert(next.clone()) {
+                continue;
+            }
+            let Some(node) = self.nodes.get(&next) else {
+                continue;
+            };
+            if node.timeline {
+                retired |= self.extremities.remove(&next);
+            } else {
+                queue.extend(node.prev_events.iter().cloned());
+            }
+        }
+        retired
+    }
+
+    /// Checks the invariants from scratch: no cycle (Kahn's algorithm over the known nodes),
+    /// the extremities are exactly the timeline nodes without timeline descendants, and the
+    /// depth index matches the nodes. Names the first problem found.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut unplaced_prevs: BTreeMap<&str, usize> = self
+            .nodes
+            .iter()
+            .map(|(id, node)| {
+                let known = node.prev_events.iter().filter(|p| self.contains(p)).count();
+                (id.as_str(), known)
+            })
+            .collect();
+        let mut ready: Vec<&str> = unplaced_prevs
+            .iter()
+            .filter(|(_, count)| **count == 0)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut placed = 0;
+        while let Some(id) = ready.pop() {
+            placed += 1;
+            for child in self.children(id) {
+                let count = unplaced_prevs.get_mut(child).expect("children are nodes");
+                *count -= self.nodes[child]
+                    .prev_events
+                    .iter()
+                    .filter(|p| p.as_str() == id)
+                    .count();
+                if *count == 0 {
+                    ready.push(child);
+                }
+            }
+        }
+        if placed != self.nodes.len() {
+            return Err(format!(
+                "the DAG has a cycle among {} events",
+                self.nodes.len() - placed
+            ));
+        }
+        let expected: BTreeSet<String> = self
+            .nodes
+            .iter()
+            .filter(|(id, node)| node.timeline && !self.has_timeline_descendant(id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        if expected != self.extremities {
+            return Err(format!(
+                "forward extremities are {:?} but should be {:?}",
+                self.extremities, expected
+            ));
+        }
+        let indexed: BTreeSet<(u64, String)> = self
+            .nodes
+            .iter()
+            .map(|(id, node)| (node.depth, id.clone()))
+            .collect();
+        if indexed != self.by_depth {
+            return Err("the depth index does not match the events".to_owned());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(list: &[&str]) -> Vec<String> {
+        list.iter().map(|id| (*id).to_owned()).collect()
+    }
+
+    fn extremities(dag: &Dag) -> Vec<&str> {
+        dag.extremities().iter().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn a_linear_chain_has_one_extremity() {
+        let mut dag = Dag::default();
+        dag.insert("$a", &[], 1, true).unwrap();
+        dag.insert("$b", &ids(&["$a"]), 2, true).unwrap();
+        dag.insert("$c", &ids(&["$b"]), 3, true).unwrap();
+        assert_eq!(extremities(&dag), ["$c"]);
+        assert_eq!(dag.prev_events_for_new_event(), (ids(&["$c"]), 4));
+        dag.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_fork_has_two_extremities_until_merged() {
+        let mut dag = Dag::default();
+        dag.insert("$a", &[], 1, true).unwrap();
+        dag.insert("$b", &ids(&["$a"]), 2, true).unwrap();
+        dag.insert("$c", &ids(&["$a"]), 5, true).unwrap();
+        assert_eq!(extremities(&dag), ["$b", "$c"]);
+        assert_eq!(dag.prev_events_for_new_event(), (ids(&["$c", "$b"]), 6));
+        dag.insert("$m", &ids(&["$b", "$c"]), 6, true).unwrap();
+        assert_eq!(extremities(&dag), ["$m"]);
+        dag.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn rejected_and_soft_failed_events_are_never_extremities() {
+        let mut dag = Dag::default();
+        dag.insert("$a", &[], 1, true).unwrap();
+        assert!(!dag.insert("$rejected", &ids(&["$a"]), 2, false).unwrap());
+        assert_eq!(extremities(&dag), ["$a"]);
+        // A later accepted event citing the rejected one retires $a too.
+        dag.insert("$b", &ids(&["$rejected"]), 3, true).unwrap();
+        assert_eq!(extremities(&dag), ["$b"]);
+        dag.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_late_ancestor_is_not_an_extremity() {
+        let mut dag = Dag::default();
+        dag.insert("$a", &[], 1, true).unwrap();
+        // $c was placed with state from a peer; its prev $b was not known then.
+        dag.insert("$c", &ids(&["$b"]), 3, true).unwrap();
+        assert_eq!(extremities(&dag), ["$a", "$c"]);
+        dag.insert("$b", &ids(&["$a"]), 2, true).unwrap();
+        assert_eq!(extremities(&dag), ["$c"]);
+        assert_eq!(dag.children("$b").collect::<Vec<_>>(), ["$c"]);
+        dag.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_late_rejected_event_retires_its_ancestors_when_it_has_accepted_children() {
+        let mut dag = Dag::default();
+        dag.insert("$a", &[], 1, true).unwrap();
+        dag.insert("$c", &ids(&["$r"]), 3, true).unwrap();
+        assert!(
+            dag.insert("$r", &ids(&["$a"]), 2, false).unwrap(),
+            "$a retired"
+        );
+        assert_eq!(extremities(&dag), ["$c"]);
+        dag.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn cycles_and_duplicates_are_refused() {
+        let mut dag = Dag::default();
+        assert!(matches!(
+            dag.insert("$a", &ids(&["$a"]), 1, true),
+            Err(DagError::Cycle { .. })
+        ));
+        dag.insert("$b", &ids(&["$a"]), 2, true).unwrap();
+        dag.insert("$c", &ids(&["$b"]), 3, true).unwrap();
+        assert_eq!(
+            dag.insert("$a", &ids(&["$c"]), 1, true),
+            Err(DagError::Cycle {
+                event_id: "$a".into(),
+                prev_event_id: "$c".into()
+            })
+        );
+        assert!(matches!(
+            dag.insert("$b", &[], 1, true),
+            Err(DagError::Duplicate { .. })
+        ));
+        dag.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn at_most_twenty_prev_events_deepest_first() {
+        let mut dag = Dag::default();
+        dag.insert("$root", &[], 1, true).unwrap();
+        for index in 0..25u64 {
+            let id = format!("$e{index:02}");
+            dag.insert(&id, &ids(&["$root"]), 2 + index % 3, true)
+                .unwrap();
+        }
+        let (prevs, depth) = dag.prev_events_for_new_event();
+        assert_eq!(prevs.len(), PREV_EVENTS_MAX);
+        assert_eq!(depth, 5);
+        let depths: Vec<u64> = prevs.iter().map(|id| dag.depth(id).unwrap()).collect();
+        assert!(depths.windows(2).all(|pair| pair[0] >= pair[1]));
+        assert_eq!(prevs[0], "$e02");
+        dag.check_invariants().unwrap();
+    }
+}

@@ -1,0 +1,191 @@
+//! The durable log: what a server's store accepted, in order, as it would be on disk.
+//!
+//! The store appends one record per change (a room opened, an event ingested with the input it
+//! was given and the verdict it got). [`DurableLog::flush`] marks everything so far durable;
+//! [`DurableLog::crash`] drops what was not, as a crash of the server process would. The log
+//! lives outside the server's runtime: the simulation keeps a handle across a crash and hands
+//! it to the restarted server, whose store recovers by replaying the records.
+//!
+//! Invariants: records are only appended; the durable prefix only grows, except that a crash
+//! truncates the log to it; a record is immutable once appended.
+
+use crate::proto::event::StateMap;
+use crate::proto::pdu::Pdu;
+use crate::proto::room_version::RoomVersion;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Who made an ingested event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Received from another server.
+    Remote,
+    /// Made by this server for one of its users; it must reach the other servers.
+    Local,
+}
+
+/// How an event was handed to the store.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EventInput {
+    /// A PDU whose prev events the store held, with the state after each.
+    Pdu {
+        pdu: Arc<Pdu>,
+        held_redacted: bool,
+        origin: Origin,
+    },
+    /// An event of an auth chain, without state.
+    Outlier { pdu: Arc<Pdu>, held_redacted: bool },
+    /// A PDU placed with the state before it as a peer told it.
+    WithState {
+        pdu: Arc<Pdu>,
+        held_redacted: bool,
+        state_before: StateMap,
+    },
+}
+
+impl EventInput {
+    pub fn pdu(&self) -> &Arc<Pdu> {
+        match self {
+            Self::Pdu { pdu, .. } | Self::Outlier { pdu, .. } | Self::WithState { pdu, .. } => pdu,
+        }
+    }
+}
+
+/// The verdict recorded with an event, checked again when the log is replayed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordedVerdict {
+    Accepted,
+    SoftFailed,
+    Rejected,
+    Outlier,
+}
+
+/// One change to a server's store.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LogRecord {
+    OpenRoom {
+        room_id: String,
+        room_version: &'static RoomVersion,
+    },
+    Event {
+        room_id: String,
+        input: EventInput,
+        verdict: RecordedVerdict,
+    },
+}
+
+impl LogRecord {
+    pub fn room_id(&self) -> &str {
+        match self {
+            Self::OpenRoom { room_id, .. } | Self::Event { room_id, .. } => room_id,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Records {
+    records: Vec<LogRecord>,
+    durable_len: usize,
+}
+
+/// A shared handle on one server's log; clones see the same records.
+#[derive(Clone, Debug, Default)]
+pub struct DurableLog {
+    inner: Arc<Mutex<Records>>,
+}
+
+impl DurableLog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Records> {
+        // A panic while holding the lock leaves the records consistent (each change is one
+        // push or one assignment), so a poisoned lock can still be read.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn append(&self, record: LogRecord) {
+        self.lock().records.push(record);
+    }
+
+    /// Makes every record so far durable.
+    pub fn flush(&self) {
+        let mut records = self.lock();
+        records.durable_len = records.records.len();
+    }
+
+    /// Drops every record that was not flushed, as a crash does.
+    pub fn crash(&self) {
+        let mut records = self.lock();
+        let durable_len = records.durable_len;
+        records.records.truncate(durable_len);
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn durable_len(&self) -> usize {
+        self.lock().durable_len
+    }
+
+    /// Whether every record is durable.
+    pub fn is_flushed(&self) -> bool {
+        let records = self.lock();
+        records.durable_len == records.records.len()
+    }
+
+    /// A copy of every record, in order (cheap: events are shared).
+    pub fn records(&self) -> Vec<LogRecord> {
+        self.lock().records.clone()
+    }
+
+    /// Whether `self` and `other` are handles on the same log.
+    pub fn same_log(&self, other: &DurableLog) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::room_version::DEFAULT;
+
+    fn open(room_id: &str) -> LogRecord {
+        LogRecord::OpenRoom {
+            room_id: room_id.to_owned(),
+            room_version: &DEFAULT,
+        }
+    }
+
+    #[test]
+    fn a_crash_keeps_the_durable_prefix() {
+        let log = DurableLog::new();
+        let handle = log.clone();
+        log.append(open("!a:x"));
+        log.append(open("!b:x"));
+        assert!(!log.is_flushed());
+        log.flush();
+        log.append(open("!c:x"));
+        assert_eq!((handle.len(), handle.durable_len()), (3, 2));
+        handle.crash();
+        assert_eq!(log.records(), vec![open("!a:x"), open("!b:x")]);
+        assert!(log.is_flushed());
+        assert!(log.same_log(&handle));
+        assert!(!log.same_log(&DurableLog::new()));
+    }
+
+    #[test]
+    fn a_crash_before_any_flush_loses_everything() {
+        let log = DurableLog::new();
+        log.append(open("!a:x"));
+        log.crash();
+        assert!(log.is_empty());
+    }
+}

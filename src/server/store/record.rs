@@ -1,0 +1,115 @@
+//! What the store knows of one event: the PDU as held, its verdict, its state and why it is
+//! held redacted.
+//!
+//! Invariants: `state` is `None` exactly for events held without state (outliers, including
+//! rejected ones); for an event that changed nothing (rejected, or not a state event) `after`
+//! equals `before`; `pdu` is the redacted form whenever `redacted` is set.
+
+use super::log::Origin;
+use super::state_groups::StateGroupId;
+use crate::proto::auth::AuthError;
+use crate::proto::pdu::Pdu;
+use std::sync::Arc;
+
+/// Which check on receipt rejected an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// The checks against the event's own auth events (the list and the rules).
+    AuthEvents,
+    /// The rules against the state before the event.
+    StateBefore,
+}
+
+/// An event's verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EventStatus {
+    /// Passed every check: part of the room.
+    Accepted,
+    /// Passed the checks against its auth events and the state before it, failed against the
+    /// current state when it arrived: kept in the DAG and in later events' state, never an
+    /// extremity, never sent to clients.
+    SoftFailed(AuthError),
+    /// Failed a check that rejects: kept, but changes no state and is never cited.
+    Rejected { check: Check, error: AuthError },
+    /// Passed the checks against its auth events; held for auth chains only, without state.
+    Outlier,
+}
+
+impl EventStatus {
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, Self::Rejected { .. })
+    }
+
+    /// Whether the event's own key is set in the state after it (it passed the checks that
+    /// reject and was placed with state).
+    pub fn changes_state(&self) -> bool {
+        matches!(self, Self::Accepted | Self::SoftFailed(_))
+    }
+}
+
+/// Why an event is held redacted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RedactedBecause {
+    /// Its content hash did not match when it was received.
+    ContentHashMismatch,
+    /// An accepted `m.room.redaction` that was allowed to redact it.
+    Redaction { redaction_id: String },
+}
+
+/// The state groups of an event placed with state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventState {
+    pub before: StateGroupId,
+    pub after: StateGroupId,
+}
+
+/// One event as the store holds it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventRecord {
+    pub(super) pdu: Arc<Pdu>,
+    pub(super) status: EventStatus,
+    pub(super) redacted: Option<RedactedBecause>,
+    pub(super) state: Option<EventState>,
+    pub(super) origin: Origin,
+    /// The order in which the store first learnt of the event; an event's auth events always
+    /// have smaller numbers.
+    pub(super) sequence: u64,
+    pub(super) bytes: usize,
+}
+
+impl EventRecord {
+    /// The PDU as held: redacted when [`EventRecord::redacted`] says so.
+    pub fn pdu(&self) -> &Arc<Pdu> {
+        &self.pdu
+    }
+
+    pub fn status(&self) -> &EventStatus {
+        &self.status
+    }
+
+    pub fn redacted(&self) -> Option<&RedactedBecause> {
+        self.redacted.as_ref()
+    }
+
+    /// `None` for events held without state.
+    pub fn state(&self) -> Option<EventState> {
+        self.state
+    }
+
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    pub fn sequence(&self) -> u64 {
+        self.sequence
+    }
+
+    pub fn is_outlier(&self) -> bool {
+        self.state.is_none()
+    }
+
+    /// Accepted and not soft-failed: the event may be cited and sent to clients.
+    pub fn is_accepted(&self) -> bool {
+        self.status == EventStatus::Accepted
+    }
+}

@@ -1,0 +1,268 @@
+//! [`RoomStore`]: everything one server holds about one room, and the read accessors.
+//!
+//! Invariants: `events` holds every event the room knows, with or without state; the DAG
+//! holds exactly those with state; `current_group`/`current_state` are the resolution of the
+//! extremities' states (absent before the first accepted event); `resolutions` maps each
+//! sorted set of state groups that was resolved to the group of the result.
+
+use super::dag::Dag;
+use super::log::{DurableLog, LogRecord};
+use super::record::{EventRecord, EventStatus};
+use super::state_groups::{StateGroupId, StateGroups};
+use crate::proto::event::{StateKey, StateMap};
+use crate::proto::pdu::Pdu;
+use crate::proto::room_version::RoomVersion;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// How many of each verdict the room holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Counts {
+    pub accepted: u64,
+    pub soft_failed: u64,
+    pub rejected: u64,
+    pub outliers: u64,
+    pub redacted: u64,
+}
+
+impl Counts {
+    pub fn add(&mut self, status: &EventStatus, delta: i64) {
+        let count = match status {
+            EventStatus::Accepted => &mut self.accepted,
+            EventStatus::SoftFailed(_) => &mut self.soft_failed,
+            EventStatus::Rejected { .. } => &mut self.rejected,
+            EventStatus::Outlier => &mut self.outliers,
+        };
+        *count = count
+            .checked_add_signed(delta)
+            .expect("verdict counts never go below zero");
+    }
+}
+
+/// One room as one server holds it.
+#[derive(Debug)]
+pub struct RoomStore {
+    pub(super) log: DurableLog,
+    pub(super) room_id: String,
+    pub(super) version: &'static RoomVersion,
+    pub(super) events: BTreeMap<String, EventRecord>,
+    pub(super) dag: Dag,
+    pub(super) groups: StateGroups,
+    /// The group of the empty state, the state before the create event.
+    pub(super) empty_group: Option<StateGroupId>,
+    pub(super) resolutions: BTreeMap<Vec<StateGroupId>, StateGroupId>,
+    pub(super) current_group: Option<StateGroupId>,
+    pub(super) current_state: StateMap,
+    /// Accepted redactions whose target the store does not hold yet: target -> redactions.
+    pub(super) pending_redactions: BTreeMap<String, BTreeSet<String>>,
+    pub(super) counts: Counts,
+    pub(super) event_bytes: usize,
+    pub(super) next_sequence: u64,
+}
+
+/// Two stores are equal when they hold the same room the same way; the log they write to is
+/// not part of it (a recovered store writes to the log it was rebuilt from).
+impl PartialEq for RoomStore {
+    fn eq(&self, other: &Self) -> bool {
+        // Destructured so that a new field cannot be left out of the comparison by mistake.
+        let RoomStore {
+            log: _,
+            room_id,
+            version,
+            events,
+            dag,
+            groups,
+            empty_group,
+            resolutions,
+            current_group,
+            current_state,
+            pending_redactions,
+            counts,
+            event_bytes,
+            next_sequence,
+        } = self;
+        *room_id == other.room_id
+            && version.id == other.version.id
+            && *events == other.events
+            && *dag == other.dag
+            && *groups == other.groups
+            && *empty_group == other.empty_group
+            && *resolutions == other.resolutions
+            && *current_group == other.current_group
+            && *current_state == other.current_state
+            && *pending_redactions == other.pending_redactions
+            && *counts == other.counts
+            && *event_bytes == other.event_bytes
+            && *next_sequence == other.next_sequence
+    }
+}
+
+impl RoomStore {
+    /// A new, empty room writing to `log`; the opening is logged.
+    pub fn new(room_id: &str, version: &'static RoomVersion, log: DurableLog) -> Self {
+        log.append(LogRecord::OpenRoom {
+            room_id: room_id.to_owned(),
+            room_version: version,
+        });
+        Self::unlogged(room_id, version, log)
+    }
+
+    /// A new, empty room without a log record (for replaying a log).
+    pub(super) fn unlogged(room_id: &str, version: &'static RoomVersion, log: DurableLog) -> Self {
+        Self {
+            log,
+            room_id: room_id.to_owned(),
+            version,
+            events: BTreeMap::new(),
+            dag: Dag::default(),
+            groups: StateGroups::default(),
+            empty_group: None,
+            resolutions: BTreeMap::new(),
+            current_group: None,
+            current_state: StateMap::new(),
+            pending_redactions: BTreeMap::new(),
+            counts: Counts::default(),
+            event_bytes: 0,
+            next_sequence: 0,
+        }
+    }
+
+    pub fn room_id(&self) -> &str {
+        &self.room_id
+    }
+
+    pub fn room_version(&self) -> &'static RoomVersion {
+        self.version
+    }
+
+    pub fn log(&self) -> &DurableLog {
+        &self.log
+    }
+
+    /// Makes everything the store did so far durable. The server calls this before it
+    /// acknowledges a transaction.
+    pub fn flush(&self) {
+        self.log.flush();
+    }
+
+    /// The event as held (redacted if it is held redacted).
+    pub fn event(&self, event_id: &str) -> Option<Arc<Pdu>> {
+        self.events.get(event_id).map(|record| record.pdu.clone())
+    }
+
+    pub fn record(&self, event_id: &str) -> Option<&EventRecord> {
+        self.events.get(event_id)
+    }
+
+    pub fn status(&self, event_id: &str) -> Option<&EventStatus> {
+        self.events.get(event_id).map(|record| &record.status)
+    }
+
+    pub fn contains(&self, event_id: &str) -> bool {
+        self.events.contains_key(event_id)
+    }
+
+    /// Whether the event is held with state (not only as an outlier).
+    pub fn has_state(&self, event_id: &str) -> bool {
+        self.events
+            .get(event_id)
+            .is_some_and(|record| record.state.is_some())
+    }
+
+    /// Every event with its record, by event id.
+    pub fn records(&self) -> impl Iterator<Item = (&str, &EventRecord)> {
+        self.events.iter().map(|(id, record)| (id.as_str(), record))
+    }
+
+    /// The ids of accepted events (not soft-failed, not rejected, not outliers).
+    pub fn accepted_event_ids(&self) -> BTreeSet<String> {
+        self.events
+            .iter()
+            .filter(|(_, record)| record.is_accepted() && record.state.is_some())
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    pub fn forward_extremities(&self) -> &BTreeSet<String> {
+        self.dag.extremities()
+    }
+
+    /// The DAG of events held with state.
+    pub fn dag(&self) -> &Dag {
+        &self.dag
+    }
+
+    pub fn state_groups(&self) -> &StateGroups {
+        &self.groups
+    }
+
+    /// The room's current state (empty before the first accepted event).
+    pub fn current_state(&self) -> &StateMap {
+        &self.current_state
+    }
+
+    /// The event holding `key` in the current state.
+    pub fn current_state_event(&self, key: &StateKey) -> Option<Arc<Pdu>> {
+        self.current_state.get(key).and_then(|id| self.event(id))
+    }
+
+    /// The state before an event held with state.
+    pub fn state_before(&self, event_id: &str) -> Option<StateMap> {
+        let state = self.events.get(event_id)?.state?;
+        Some(self.groups.state(state.before))
+    }
+
+    /// The state after an event held with state (for a rejected event, the state before it).
+    pub fn state_after(&self, event_id: &str) -> Option<StateMap> {
+        let state = self.events.get(event_id)?.state?;
+        Some(self.groups.state(state.after))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::store::test_support::*;
+    use crate::server::store::testkit::RoomBuilder;
+
+    #[test]
+    fn accessors_and_equality() {
+        let mut room = RoomBuilder::standard(v("11"), ALICE);
+        let join = room.join(BOB);
+        let message = room.message(BOB, "hi");
+        let store = store_with_all(&room);
+        assert_eq!(store.event(message.event_id()), Some(message.clone()));
+        assert_eq!(
+            store.status(message.event_id()),
+            Some(&EventStatus::Accepted)
+        );
+        assert!(store.has_state(message.event_id()) && !store.has_state("$unknown"));
+        assert_eq!(store.accepted_event_ids().len(), room.built().len());
+        let bob = ("m.room.member".to_owned(), BOB.to_owned());
+        assert_eq!(store.current_state_event(&bob), Some(join.clone()));
+        assert!(
+            !store
+                .state_before(join.event_id())
+                .unwrap()
+                .contains_key(&bob)
+        );
+        assert!(
+            store
+                .state_after(join.event_id())
+                .unwrap()
+                .contains_key(&bob)
+        );
+        assert_eq!(
+            store.state_after(message.event_id()),
+            store.state_before(message.event_id())
+        );
+
+        // Equal contents, different logs: equal. One more event: different.
+        let other = store_with_all(&room);
+        assert!(!other.log().same_log(store.log()));
+        assert!(other == store);
+        let mut longer = store_with_all(&room);
+        longer.ingest(room.message(ALICE, "more"), false).unwrap();
+        assert!(longer != store);
+    }
+}

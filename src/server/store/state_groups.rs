@@ -1,0 +1,343 @@
+//! State groups: the state of a room at many points, held as deltas instead of full copies.
+//!
+//! A group is either a *snapshot* (no parent, its delta is the whole state) or a *delta* over a
+//! parent group: for each changed key, the new event id, or `None` where the key was removed
+//! (state resolution can drop a key). Events that do not change state share their group, so a
+//! room of messages holds one group per state change, not one map per event.
+//!
+//! Invariants:
+//! - Parents always have smaller ids than their children, so every parent chain ends, at a
+//!   snapshot.
+//! - A chain holds at most `snapshot_interval` deltas above its snapshot: a group that would
+//!   exceed it is stored as a snapshot. A lookup therefore reads at most that many maps.
+//! - Groups are never changed once added.
+
+use crate::proto::event::{StateKey, StateMap};
+use std::collections::BTreeMap;
+
+/// The id of a state group; ids are dense and given in creation order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StateGroupId(pub u32);
+
+/// How many deltas a chain may hold above its snapshot, unless told otherwise. Bounds a lookup
+/// to that many map reads; each snapshot costs one full copy of the state.
+pub const SNAPSHOT_INTERVAL_DEFAULT: usize = 64;
+
+/// Changes to a state: the new event id for each key, or `None` for a removed key.
+pub type StateDelta = BTreeMap<StateKey, Option<String>>;
+
+/// One state group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateGroup {
+    parent: Option<StateGroupId>,
+    delta: StateDelta,
+    /// How many deltas lie between this group and its snapshot (0 for a snapshot).
+    deltas_above_snapshot: usize,
+}
+
+impl StateGroup {
+    pub fn parent(&self) -> Option<StateGroupId> {
+        self.parent
+    }
+
+    pub fn delta(&self) -> &StateDelta {
+        &self.delta
+    }
+
+    pub fn is_snapshot(&self) -> bool {
+        self.parent.is_none()
+    }
+}
+
+/// Every state group of a room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateGroups {
+    groups: Vec<StateGroup>,
+    snapshot_interval: usize,
+}
+
+impl Default for StateGroups {
+    fn default() -> Self {
+        Self::new(SNAPSHOT_INTERVAL_DEFAULT)
+    }
+}
+
+impl StateGroups {
+    /// An empty set of groups; `snapshot_interval` must be at least 1.
+    pub fn new(snapshot_interval: usize) -> Self {
+        assert!(
+            snapshot_interval >= 1,
+            "a snapshot interval of 0 allows no delta"
+        );
+        Self {
+            groups: Vec::new(),
+            snapshot_interval,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    pub fn group(&self, id: StateGroupId) -> &StateGroup {
+        &self.groups[id.0 as usize]
+    }
+
+    /// Adds a snapshot holding `state` whole.
+    pub fn add_snapshot(&mut self, state: &StateMap) -> StateGroupId {
+        let delta = state
+            .iter()
+            .map(|(key, event_id)| (key.clone(), Some(event_id.clone())))
+            .collect();
+        self.push(StateGroup {
+            parent: None,
+            delta,
+            deltas_above_snapshot: 0,
+        })
+    }
+
+    /// Adds the state of `parent` changed by `delta`; stored as a snapshot when the chain would
+    /// grow past the interval.
+    pub fn add_delta(&mut self, parent: StateGroupId, delta: StateDelta) -> StateGroupId {
+        let deltas_above_snapshot = self.group(parent).deltas_above_snapshot + 1;
+        if deltas_above_snapshot > self.snapshot_interval {
+            let mut state = self.state(parent);
+            apply_delta(&mut state, &delta);
+            return self.add_snapshot(&state);
+        }
+        self.push(StateGroup {
+            parent: Some(parent),
+            delta,
+            deltas_above_snapshot,
+        })
+    }
+
+    /// The group holding `state`: a candidate (group ids with their full states) equal to it,
+    /// else a new delta over the candidate it differs least from, or a new snapshot when none
+    /// is close (a delta bigger than half the state saves too little to be worth a longer
+    /// chain).
+    pub fn add_state(
+        &mut self,
+        state: &StateMap,
+        candidates: &[(StateGroupId, &StateMap)],
+    ) -> StateGroupId {
+        let closest = candidates
+            .iter()
+            .map(|(id, candidate)| (diff(candidate, state), *id))
+            .min_by(|(a, a_id), (b, b_id)| a.len().cmp(&b.len()).then(a_id.cmp(b_id)));
+        match closest {
+            Some((delta, equal)) if delta.is_empty() => equal,
+            Some((delta, parent)) if delta.len() <= state.len() / 2 => {
+                self.add_delta(parent, delta)
+            }
+            _ => self.add_snapshot(state),
+        }
+    }
+
+    /// The event holding `key` in group `id`.
+    pub fn get(&self, id: StateGroupId, key: &StateKey) -> Option<&str> {
+        let mut current = Some(id);
+        while let Some(group_id) = current {
+            let group = self.group(group_id);
+            if let Some(entry) = group.delta.get(key) {
+                return entry.as_deref();
+            }
+            current = group.parent;
+        }
+        None
+    }
+
+    /// The full state of group `id`.
+    pub fn state(&self, id: StateGroupId) -> StateMap {
+        let mut chain = vec![self.group(id)];
+        while let Some(parent) = chain.last().and_then(|group| group.parent) {
+            chain.push(self.group(parent));
+        }
+        let mut state = StateMap::new();
+        for group in chain.iter().rev() {
+            apply_delta(&mut state, &group.delta);
+        }
+        state
+    }
+
+    /// Whether `ancestor` is `id` or on its parent chain.
+    pub fn descends_from(&self, id: StateGroupId, ancestor: StateGroupId) -> bool {
+        let mut current = Some(id);
+        while let Some(group_id) = current {
+            if group_id == ancestor {
+                return true;
+            }
+            current = self.group(group_id).parent;
+        }
+        false
+    }
+
+    /// Approximate bytes held by all deltas: key and id lengths plus per-entry overhead.
+    pub fn bytes_approx(&self) -> usize {
+        const ENTRY_OVERHEAD_BYTES: usize = 72;
+        self.groups
+            .iter()
+            .flat_map(|group| &group.delta)
+            .map(|((event_type, state_key), event_id)| {
+                event_type.len()
+                    + state_key.len()
+                    + event_id.as_ref().map_or(0, String::len)
+                    + ENTRY_OVERHEAD_BYTES
+            })
+            .sum()
+    }
+
+    /// Checks that every parent has a smaller id (so every chain ends) and that no chain is
+    /// longer than the interval; names the first group that breaks it.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for (index, group) in self.groups.iter().enumerate() {
+            let expected = match group.parent {
+                None => 0,
+                Some(parent) if (parent.0 as usize) < index => {
+                    self.group(parent).deltas_above_snapshot + 1
+                }
+                Some(parent) => {
+                    return Err(format!(
+                        "state group {index} has a later parent {}",
+                        parent.0
+                    ));
+                }
+            };
+            if group.deltas_above_snapshot != expected || expected > self.snapshot_interval {
+                return Err(format!(
+                    "state group {index} is {} deltas above its snapshot (expected {expected}, \
+                     at most {})",
+                    group.deltas_above_snapshot, self.snapshot_interval
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, group: StateGroup) -> StateGroupId {
+        let id = StateGroupId(
+            u32::try_from(self.groups.len()).expect("fewer than 2^32 state groups per room"),
+        );
+        if let Some(parent) = group.parent {
+            assert!(parent < id, "a state group's parent must come before it");
+        }
+        self.groups.push(group);
+        id
+    }
+}
+
+/// Applies `delta` to `state`.
+pub fn apply_delta(state: &mut StateMap, delta: &StateDelta) {
+    for (key, entry) in delta {
+        match entry {
+            Some(event_id) => {
+                state.insert(key.clone(), event_id.clone());
+            }
+            None => {
+                state.remove(key);
+            }
+        }
+    }
+}
+
+/// The delta that turns `from` into `to`.
+pub fn diff(from: &StateMap, to: &StateMap) -> StateDelta {
+    let mut delta = StateDelta::new();
+    for (key, event_id) in to {
+        if from.get(key) != Some(event_id) {
+            delta.insert(key.clone(), Some(event_id.clone()));
+        }
+    }
+    for key in from.keys() {
+        if !to.contains_key(key) {
+            delta.insert(key.clone(), None);
+        }
+    }
+    delta
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str) -> StateKey {
+        ("m.test".to_owned(), name.to_owned())
+    }
+
+    fn map(entries: &[(&str, &str)]) -> StateMap {
+        entries
+            .iter()
+            .map(|(k, v)| (key(k), (*v).to_owned()))
+            .collect()
+    }
+
+    fn set(name: &str, event_id: &str) -> StateDelta {
+        StateDelta::from([(key(name), Some(event_id.to_owned()))])
+    }
+
+    #[test]
+    fn deltas_read_through_their_parents() {
+        let mut groups = StateGroups::new(8);
+        let root = groups.add_snapshot(&map(&[("a", "$1"), ("b", "$2")]));
+        let child = groups.add_delta(root, set("a", "$3"));
+        let removed = groups.add_delta(child, StateDelta::from([(key("b"), None)]));
+        assert_eq!(groups.get(child, &key("a")), Some("$3"));
+        assert_eq!(groups.get(child, &key("b")), Some("$2"));
+        assert_eq!(groups.get(removed, &key("b")), None);
+        assert_eq!(groups.state(removed), map(&[("a", "$3")]));
+        assert_eq!(groups.state(root), map(&[("a", "$1"), ("b", "$2")]));
+        assert!(groups.descends_from(removed, root));
+        assert!(!groups.descends_from(root, removed));
+        groups.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn chains_are_cut_by_snapshots() {
+        let mut groups = StateGroups::new(3);
+        let mut id = groups.add_snapshot(&StateMap::new());
+        for step in 0..10 {
+            id = groups.add_delta(id, set(&format!("k{step}"), &format!("${step}")));
+            let group = groups.group(id);
+            assert_eq!(group.is_snapshot(), step % 4 == 3, "step {step}");
+        }
+        assert_eq!(groups.state(id).len(), 10);
+        assert_eq!(groups.get(id, &key("k0")), Some("$0"));
+        groups.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn add_state_picks_the_closest_candidate() {
+        let mut groups = StateGroups::new(8);
+        let far_state = map(&[("a", "$x"), ("b", "$y"), ("c", "$z")]);
+        let near_state = map(&[("a", "$1"), ("b", "$2"), ("c", "$3")]);
+        let far = groups.add_snapshot(&far_state);
+        let near = groups.add_snapshot(&near_state);
+        let target = map(&[("a", "$1"), ("b", "$2"), ("c", "$4")]);
+        let id = groups.add_state(&target, &[(far, &far_state), (near, &near_state)]);
+        assert_eq!(groups.group(id).parent(), Some(near));
+        assert_eq!(groups.group(id).delta().len(), 1);
+        assert_eq!(groups.state(id), target);
+        let groups_before = groups.len();
+        assert_eq!(groups.add_state(&target, &[(id, &target)]), id);
+        assert_eq!(groups.len(), groups_before, "an equal candidate is reused");
+        let unrelated = map(&[("q", "$q")]);
+        let snapshot = groups.add_state(&unrelated, &[(near, &near_state)]);
+        assert!(groups.group(snapshot).is_snapshot());
+        assert_eq!(groups.state(snapshot), unrelated);
+    }
+
+    #[test]
+    fn diff_then_apply_round_trips() {
+        let from = map(&[("a", "$1"), ("b", "$2")]);
+        let to = map(&[("b", "$3"), ("c", "$4")]);
+        let delta = diff(&from, &to);
+        assert_eq!(delta.len(), 3);
+        let mut state = from.clone();
+        apply_delta(&mut state, &delta);
+        assert_eq!(state, to);
+    }
+}

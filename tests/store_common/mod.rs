@@ -1,0 +1,83 @@
+//! Shared helpers of the store integration tests: users on a few servers, a standard room
+//! (create, creator joins, power levels, public join rule), and fresh stores fed with events.
+#![allow(dead_code)]
+
+use fedlab::proto::event::Event;
+use fedlab::proto::pdu::Pdu;
+use fedlab::proto::room_version::{RoomVersion, room_version};
+use fedlab::proto::state_res::replay;
+use fedlab::server::store::testkit::RoomBuilder;
+use fedlab::server::store::{DurableLog, EventStatus, IngestOutcome, RoomStore};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub const ALICE: &str = "@alice:a.example";
+pub const BOB: &str = "@bob:b.example";
+pub const CAROL: &str = "@carol:c.example";
+pub const DAVE: &str = "@dave:a.example";
+
+pub fn v(id: &str) -> &'static RoomVersion {
+    room_version(id).unwrap()
+}
+
+/// Alice's room: see [`RoomBuilder::standard`].
+pub fn standard_room(version: &'static RoomVersion) -> RoomBuilder {
+    RoomBuilder::standard(version, ALICE)
+}
+
+/// An empty store for the builder's room, with its own log.
+pub fn fresh_store(room: &RoomBuilder) -> RoomStore {
+    RoomStore::new(room.room_id(), room.version(), DurableLog::new())
+}
+
+/// Ingests each event (none held redacted) and checks the invariants after each.
+pub fn ingest_all(store: &mut RoomStore, pdus: &[Arc<Pdu>]) -> Vec<IngestOutcome> {
+    pdus.iter()
+        .map(|pdu| {
+            let outcome = store
+                .ingest(pdu.clone(), false)
+                .unwrap_or_else(|e| panic!("ingesting {}: {e}", pdu.event_id()));
+            store.check_invariants().unwrap();
+            outcome
+        })
+        .collect()
+}
+
+/// A store holding every event the builder built, in build order.
+pub fn store_with_all(room: &RoomBuilder) -> RoomStore {
+    let mut store = fresh_store(room);
+    ingest_all(&mut store, room.built());
+    store
+}
+
+pub fn ids(pdus: &[Arc<Pdu>]) -> Vec<String> {
+    pdus.iter().map(|pdu| pdu.event_id().to_owned()).collect()
+}
+
+pub fn is_soft_failed(status: &EventStatus) -> bool {
+    matches!(status, EventStatus::SoftFailed(_))
+}
+
+/// The store's state after each event held with state, and its rejections, equal the replay
+/// of the same DAG by `state_res` (an independent computation of the same definitions).
+pub fn assert_matches_replay(store: &RoomStore) {
+    let events: BTreeMap<String, Event> = store
+        .records()
+        .filter(|(_, record)| !record.is_outlier())
+        .map(|(id, record)| (id.to_owned(), record.pdu().event().clone()))
+        .collect();
+    let version = store.room_version();
+    let replayed = replay(version, version.state_res, &events).unwrap();
+    for (event_id, record) in store.records().filter(|(_, r)| !r.is_outlier()) {
+        assert_eq!(
+            store.state_after(event_id).as_ref(),
+            replayed.state_after(event_id),
+            "state after {event_id}"
+        );
+        assert_eq!(
+            record.status().is_rejected(),
+            replayed.is_rejected(event_id),
+            "verdict of {event_id}"
+        );
+    }
+}
