@@ -153,7 +153,6 @@ pub fn run(command: ProtoCommand) -> Result<(), Failure> {
             seed,
         } => sign_event(room_version, &server, &key_id, &seed),
         ProtoCommand::VerifyEvent { room_version, keys } => verify_event(room_version, &keys),
-        ProtoCommand::Resolve(args) => super::proto_resolve::run(args),
     }
 }
 
