@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod observe;
 pub mod proto;
 pub mod server;
 pub mod sim;
