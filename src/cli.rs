@@ -6,11 +6,8 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-<<<<<<< HEAD
-pub mod proto_resolve;
-=======
 pub mod list;
->>>>>>> lab
+pub mod proto_resolve;
 pub mod proto_tools;
 
 #[derive(Debug, Parser)]
