@@ -4,4 +4,5 @@ pub mod experiment;
 pub mod fast_fabric;
 pub mod host;
 pub mod network;
+pub mod runner;
 pub mod turmoil_fabric;
