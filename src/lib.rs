@@ -8,3 +8,4 @@ pub mod cli;
 pub mod observe;
 pub mod proto;
 pub mod server;
+pub mod sim;

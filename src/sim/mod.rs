@@ -1,0 +1,3 @@
+//! The lab: fabrics, topologies, experiments, workload, nemesis, adversaries, the runner.
+
+pub mod experiment;
