@@ -242,13 +242,13 @@ pub fn validate(
     let mut faults = Vec::new();
     for (index, spec) in file.faults.iter().enumerate() {
         let key = at("fault").index(index);
-        check.fault_times(spec, &key, final_phase_at);
+        check.fault_times(spec, &key, file.duration, final_phase_at);
         match check_fault(index, spec, &topology, &key) {
             Ok(fault) => faults.push(fault),
             Err(problems) => check.errors(problems),
         }
     }
-    let (undos, schedule_problems) = pair_undos(&faults, final_phase_at);
+    let (undos, schedule_problems) = pair_undos(&faults, &topology, final_phase_at);
     for (severity, key, message) in schedule_problems {
         check.push(severity, key, message);
     }
@@ -435,14 +435,28 @@ impl Checker<'_> {
         }
     }
 
-    fn fault_times(&mut self, spec: &FaultFile, key: &KeyPath, final_phase_at: SimDuration) {
+    fn fault_times(
+        &mut self,
+        spec: &FaultFile,
+        key: &KeyPath,
+        duration: SimDuration,
+        final_phase_at: SimDuration,
+    ) {
         let ends_the_fault = matches!(spec.kind, FaultKind::Heal | FaultKind::Restart);
         let too_late = if ends_the_fault {
             spec.at > final_phase_at
         } else {
             spec.at >= final_phase_at
         };
-        if too_late {
+        if spec.at > duration {
+            self.error(
+                key.key("at"),
+                format!(
+                    "{} is after the end of the run (duration {duration}); expected a time before the final phase, which begins at {final_phase_at}",
+                    spec.at
+                ),
+            );
+        } else if too_late {
             self.error(
                 key.key("at"),
                 format!(

@@ -10,6 +10,7 @@
 use super::duration::SimDuration;
 use super::fault::{Fault, FaultEffect, FaultKind, LinkPair};
 use super::problem::{KeyPath, Severity, at};
+use super::topology::Topology;
 use std::collections::BTreeMap;
 
 /// Why a fault ends.
@@ -39,6 +40,7 @@ pub type ScheduleProblem = (Severity, KeyPath, String);
 /// Pairs undos for `faults` (any order); returns them sorted by fault index.
 pub fn pair_undos(
     faults: &[Fault],
+    topology: &Topology,
     final_phase_at: SimDuration,
 ) -> (Vec<Undo>, Vec<ScheduleProblem>) {
     let mut order: Vec<&Fault> = faults.iter().collect();
@@ -48,7 +50,7 @@ pub fn pair_undos(
         pairing.expire_before(fault.at);
         match fault.kind {
             FaultKind::Heal => pairing.heal(fault),
-            FaultKind::Restart => pairing.restart(fault),
+            FaultKind::Restart => pairing.restart(fault, topology),
             _ => pairing.start(fault),
         }
     }
@@ -135,7 +137,7 @@ impl<'a> Pairing<'a> {
         self.end_now(healed, heal.at, UndoCause::Heal { fault: heal.index });
     }
 
-    fn restart(&mut self, restart: &'a Fault) {
+    fn restart(&mut self, restart: &'a Fault, topology: &Topology) {
         let FaultEffect::Restart { server } = restart.effect else {
             return;
         };
@@ -157,7 +159,8 @@ impl<'a> Pairing<'a> {
                 Severity::Error,
                 restart,
                 format!(
-                    "restarts a server that is not crashed at {}; expected an earlier `kind = \"crash\"` of the same server still in effect",
+                    "restarts {:?}, which is not crashed at {}; expected an earlier `kind = \"crash\"` of it still in effect",
+                    topology.server(server).name,
                     restart.at
                 ),
             ),
