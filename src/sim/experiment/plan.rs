@@ -387,8 +387,10 @@ impl Experiment {
                 return SimDuration::ZERO;
             }
             let rank = join_order.get(&(server, user)).copied().unwrap_or_default() as u64;
-            // rank < joiners, so this is below join_over and cannot overflow (both < 2^35).
-            SimDuration::from_ms(workload.join_over.as_ms() * rank / joiners).unwrap_or_default()
+            // The creator is alone at 0; joiner `rank` comes at (rank + 1) / joiners of the window,
+            // the last one at its end. rank < joiners <= 2^32 and join_over < 2^35 ms: no overflow.
+            SimDuration::from_ms(workload.join_over.as_ms() * (rank + 1) / joiners)
+                .unwrap_or_default()
         };
         self.topology
             .servers
@@ -699,5 +701,377 @@ fn shuffle(servers: &mut [ServerId], rng: &mut ChaCha8Rng) {
     for last in (1..servers.len()).rev() {
         let pick = rng.random_range(0..=last);
         servers.swap(last, pick);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::experiment::load::parse_experiment;
+    use crate::sim::experiment::numbers::Rate;
+    use proptest::prelude::*;
+    use rand::SeedableRng as _;
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    const MESH: &str = "[topology]\nusers_per_server = 3\n[topology.group.hs]\ncount = 5\n";
+
+    fn experiment(body: &str) -> Experiment {
+        let text = format!(
+            "name = \"x\"\ndescription = \"test\"\nduration = \"5m\"\nsettle = \"1m\"\n{body}\n{MESH}"
+        );
+        parse_experiment(Path::new("x.toml"), &text).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    fn plan(body: &str, rng_seed: u64) -> RunPlan {
+        experiment(body).resolve(7, &mut ChaCha8Rng::seed_from_u64(rng_seed))
+    }
+
+    fn s(index: usize) -> ServerId {
+        ServerId(index)
+    }
+
+    #[test]
+    fn every_fault_gets_its_undo_and_cause() {
+        let plan = plan(
+            "[[fault]]\nat = \"10s\"\nkind = \"partition\"\nsides = [[\"hs1.test\"], [\"hs2.test\", \"hs3.test\"]]\n\
+             [[fault]]\nat = \"40s\"\nkind = \"heal\"\n\
+             [[fault]]\nat = \"20s\"\nkind = \"crash\"\nserver = \"hs4.test\"\nlose_unflushed = true\n\
+             [[fault]]\nat = \"1m\"\nkind = \"restart\"\nserver = \"hs4.test\"\n\
+             [[fault]]\nat = \"2m\"\nkind = \"crash\"\nserver = \"hs5.test\"\n\
+             [[fault]]\nat = \"30s\"\nfor = \"15s\"\nkind = \"clock-skew\"\nserver = \"hs2.test\"\noffset = \"-30s\"\n",
+            1,
+        );
+        let summary: Vec<(usize, u64, u64, UndoCause)> = plan
+            .faults
+            .iter()
+            .map(|fault| {
+                (
+                    fault.index,
+                    fault.at.as_ms(),
+                    fault.undo_at.as_ms(),
+                    fault.undone_by,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (0, 10_000, 40_000, UndoCause::Heal { fault: 1 }),
+                (2, 20_000, 60_000, UndoCause::Restart { fault: 3 }),
+                (5, 30_000, 45_000, UndoCause::Until),
+                (4, 120_000, 240_000, UndoCause::FinalPhase),
+            ]
+        );
+        assert_eq!(plan.final_phase_at.as_ms(), 240_000);
+        let crash = &plan.faults[1];
+        assert_eq!(
+            crash.action,
+            Action::Crash {
+                server: s(3),
+                lose_unflushed: true
+            }
+        );
+        assert_eq!(crash.undo, Action::Restart { server: s(3) });
+        assert_eq!(
+            plan.faults[2].action,
+            Action::SetClockOffset {
+                server: s(1),
+                offset_ms: -30_000
+            }
+        );
+        assert_eq!(
+            plan.faults[2].undo,
+            Action::SetClockOffset {
+                server: s(1),
+                offset_ms: 0
+            }
+        );
+        let Action::Cut(links) = &plan.faults[0].action else {
+            panic!("{:?}", plan.faults[0].action);
+        };
+        assert_eq!(
+            links.links(),
+            [(s(0), s(1)), (s(0), s(2)), (s(1), s(0)), (s(2), s(0))]
+        );
+        assert_eq!(plan.faults[0].undo, Action::Restore(links.clone()));
+    }
+
+    #[test]
+    fn timeline_undoes_earlier_faults_before_starting_new_ones() {
+        let plan = plan(
+            "[[fault]]\nat = \"10s\"\nuntil = \"30s\"\nkind = \"isolate\"\nserver = \"hs1.test\"\n\
+             [[fault]]\nat = \"30s\"\nkind = \"isolate\"\nserver = \"hs2.test\"\n\
+             [[fault]]\nat = \"30s\"\nkind = \"heal\"\n",
+            1,
+        );
+        let steps: Vec<(u64, usize, Step)> = plan
+            .timeline()
+            .iter()
+            .map(|entry| (entry.at.as_ms() / 1000, entry.fault, entry.step))
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                (10, 0, Step::Start),
+                (30, 0, Step::Undo(UndoCause::Until)),
+                (30, 1, Step::Start),
+                (30, 1, Step::Undo(UndoCause::Heal { fault: 2 })),
+            ]
+        );
+    }
+
+    #[test]
+    fn shapes_are_drawn_from_the_rng_and_reproducible() {
+        let body = "[[fault]]\nat = \"10s\"\nkind = \"partition\"\nshape = \"halves\"\n";
+        assert_eq!(plan(body, 3), plan(body, 3));
+        let sides = |rng_seed| match &plan(body, rng_seed).faults[0].action {
+            Action::Cut(LinkSet::Across(sides)) => sides.clone(),
+            other => panic!("{other:?}"),
+        };
+        let drawn: BTreeSet<Vec<Vec<ServerId>>> = (0..20).map(sides).collect();
+        assert!(drawn.len() > 1, "20 seeds drew one partition: {drawn:?}");
+        for sides in drawn {
+            assert_eq!((sides[0].len(), sides[1].len()), (2, 3));
+            let all: BTreeSet<ServerId> = sides.iter().flatten().copied().collect();
+            assert_eq!(all.len(), 5);
+        }
+    }
+
+    #[test]
+    fn shape_geometry() {
+        let action = |shape: &str| {
+            let body =
+                format!("[[fault]]\nat = \"10s\"\nkind = \"partition\"\nshape = \"{shape}\"\n");
+            match &plan(&body, 9).faults[0].action {
+                Action::Cut(links) => links.clone(),
+                other => panic!("{other:?}"),
+            }
+        };
+        let LinkSet::Across(sides) = action("minority-majority") else {
+            panic!()
+        };
+        assert_eq!((sides[0].len(), sides[1].len()), (2, 3));
+        let LinkSet::Across(sides) = action("bridge") else {
+            panic!()
+        };
+        assert_eq!((sides[0].len(), sides[1].len()), (2, 2));
+        let bridge = (0..5)
+            .map(s)
+            .find(|id| !sides.iter().flatten().any(|x| x == id))
+            .unwrap();
+        let cut = LinkSet::Across(sides);
+        assert!((0..5).all(|other| !cut.contains(bridge, s(other))));
+        let ring = action("ring");
+        for server in 0..5 {
+            let reachable =
+                (0..5).filter(|other| *other != server && !ring.contains(s(server), s(*other)));
+            assert_eq!(reachable.count(), 2, "server {server} in {ring:?}");
+        }
+        assert_eq!(ring.links().len(), 5 * 2);
+    }
+
+    #[test]
+    fn users_roles_and_adversaries() {
+        let text = format!(
+            "name = \"x\"\ndescription = \"t\"\nduration = \"5m\"\n\
+             [workload]\nadmins_per_server = 1\nsenders_per_server = 2\ncreator = \"hs2.test\"\n\
+             [[adversary]]\nserver = \"hs5.test\"\nattack = \"peek-outside-room\"\n{MESH}"
+        );
+        let experiment = parse_experiment(Path::new("x.toml"), &text).unwrap();
+        let plan = experiment.resolve(1, &mut ChaCha8Rng::seed_from_u64(1));
+        assert_eq!(
+            plan.workload.creator,
+            UserRef {
+                server: s(1),
+                user: 0
+            }
+        );
+        let hs1 = &plan.servers[0];
+        assert_eq!(hs1.users.len(), 3);
+        assert_eq!(hs1.users[0].user_id, "@u1:hs1.test");
+        let roles: Vec<(bool, bool, bool)> = hs1
+            .users
+            .iter()
+            .map(|user| (user.admin, user.sends_messages, user.changes_state))
+            .collect();
+        assert_eq!(
+            roles,
+            [
+                (true, true, true),
+                (false, true, false),
+                (false, false, false)
+            ]
+        );
+        let evil = &plan.servers[4];
+        assert!(!evil.honest && !evil.joins_room);
+        assert!(
+            evil.users
+                .iter()
+                .all(|user| !user.sends_messages && !user.admin)
+        );
+        assert_eq!(plan.honest_servers().count(), 4);
+        assert_eq!(plan.adversaries[0].until, plan.final_phase_at);
+        assert_eq!(
+            plan.adversaries[0]
+                .params
+                .rate("requests_per_second")
+                .map(Rate::per_second),
+            Some(2.0)
+        );
+    }
+
+    #[test]
+    fn staggered_joins_spread_over_the_window_and_interleave_servers() {
+        let plan = plan("[workload]\njoin = \"staggered\"\njoin_over = \"30s\"\n", 1);
+        assert_eq!(plan.servers[0].users[0].join_at, SimDuration::ZERO);
+        let mut times: Vec<(u64, String)> = plan
+            .servers
+            .iter()
+            .flat_map(|server| server.users.iter())
+            .map(|user| (user.join_at.as_ms(), user.user_id.clone()))
+            .collect();
+        times.sort();
+        assert!(times.iter().all(|(ms, _)| *ms <= 30_000));
+        assert_eq!(times.last().map(|(ms, _)| *ms), Some(30_000));
+        let distinct: BTreeSet<u64> = times.iter().map(|(ms, _)| *ms).collect();
+        assert_eq!(
+            distinct.len(),
+            15,
+            "creator at 0 and 14 joiners at distinct times"
+        );
+        assert_eq!(times[1].1, "@u1:hs2.test");
+        assert_eq!(times[2].1, "@u1:hs3.test");
+    }
+
+    /// What the simulated world looks like after applying a timeline, for the invariant that
+    /// every run ends as the topology describes it.
+    #[derive(Default, PartialEq, Debug)]
+    struct World {
+        cuts: BTreeMap<(ServerId, ServerId), i64>,
+        latency: BTreeSet<(ServerId, ServerId)>,
+        loss: BTreeSet<(ServerId, ServerId)>,
+        crashed: BTreeSet<ServerId>,
+        offsets: BTreeMap<ServerId, i64>,
+        slow: BTreeMap<ServerId, u64>,
+        floods: BTreeSet<ServerId>,
+    }
+
+    impl World {
+        fn apply(&mut self, action: &Action) {
+            match action {
+                Action::Cut(links) => links
+                    .links()
+                    .into_iter()
+                    .for_each(|link| *self.cuts.entry(link).or_default() += 1),
+                Action::Restore(links) => links
+                    .links()
+                    .into_iter()
+                    .for_each(|link| *self.cuts.entry(link).or_default() -= 1),
+                Action::SetLatency { links, .. } => self.latency.extend(links.links()),
+                Action::ResetLatency { links } => links.links().iter().for_each(|link| {
+                    self.latency.remove(link);
+                }),
+                Action::SetLoss { links, .. } => self.loss.extend(links.links()),
+                Action::ResetLoss { links } => links.links().iter().for_each(|link| {
+                    self.loss.remove(link);
+                }),
+                Action::Crash { server, .. } => {
+                    assert!(self.crashed.insert(*server), "double crash")
+                }
+                Action::Restart { server } => {
+                    assert!(self.crashed.remove(server), "restart of a running server")
+                }
+                Action::SetClockOffset { server, offset_ms } => {
+                    self.offsets.insert(*server, *offset_ms);
+                }
+                Action::SetSlow {
+                    server,
+                    extra_latency_ms,
+                } => {
+                    self.slow.insert(*server, *extra_latency_ms);
+                }
+                Action::StartFlood { server, .. } => assert!(self.floods.insert(*server)),
+                Action::StopFlood { server } => assert!(self.floods.remove(server)),
+            }
+        }
+
+        fn is_baseline(&self) -> bool {
+            self.cuts.values().all(|count| *count == 0)
+                && self.latency.is_empty()
+                && self.loss.is_empty()
+                && self.crashed.is_empty()
+                && self.offsets.values().all(|offset| *offset == 0)
+                && self.slow.values().all(|extra| *extra == 0)
+                && self.floods.is_empty()
+        }
+    }
+
+    fn fault_text() -> impl Strategy<Value = String> {
+        let server = (1..=5u8).prop_map(|n| format!("hs{n}.test"));
+        let kind = prop_oneof![
+            Just("kind = \"partition\"\nshape = \"halves\"".to_owned()),
+            Just("kind = \"partition\"\nshape = \"ring\"".to_owned()),
+            Just("kind = \"heal\"".to_owned()),
+            server
+                .clone()
+                .prop_map(|s| format!("kind = \"isolate\"\nserver = \"{s}\"")),
+            (server.clone(), server.clone()).prop_map(|(a, b)| format!(
+                "kind = \"cut\"\nfrom = \"{a}\"\nto = \"{b}\"\none_way = true"
+            )),
+            (server.clone(), server.clone()).prop_map(|(a, b)| format!(
+                "kind = \"latency\"\nbetween = [\"{a}\", \"{b}\"]\nlatency_min = \"100ms\""
+            )),
+            Just("kind = \"loss\"\nbetween = [\"hs\", \"hs\"]\nloss = 0.1".to_owned()),
+            server
+                .clone()
+                .prop_map(|s| format!("kind = \"crash\"\nserver = \"{s}\"")),
+            server
+                .clone()
+                .prop_map(|s| format!("kind = \"restart\"\nserver = \"{s}\"")),
+            server
+                .clone()
+                .prop_map(|s| format!("kind = \"clock-skew\"\nserver = \"{s}\"\noffset = \"-5s\"")),
+            server
+                .clone()
+                .prop_map(|s| format!("kind = \"slow\"\nserver = \"{s}\"\nextra_latency = \"1s\"")),
+            server.prop_map(|s| format!(
+                "kind = \"flood\"\nserver = \"{s}\"\nmessages_per_second = 20"
+            )),
+        ];
+        let length = prop_oneof![Just(None), (1..120u64).prop_map(Some)];
+        (0..240u64, length, kind).prop_map(|(at, length, kind)| {
+            let end = length
+                .map(|seconds| format!("for = \"{seconds}s\"\n"))
+                .unwrap_or_default();
+            format!("[[fault]]\nat = \"{at}s\"\n{end}{kind}\n")
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        /// Every valid schedule ends, by the final phase, with the world as the topology
+        /// describes it; undos never precede their fault.
+        #[test]
+        fn valid_schedules_return_to_baseline(faults in prop::collection::vec(fault_text(), 1..7), rng_seed in 0..1000u64) {
+            let text = format!("name = \"x\"\ndescription = \"t\"\nduration = \"5m\"\nsettle = \"1m\"\n{}\n{MESH}", faults.concat());
+            let Ok(experiment) = parse_experiment(Path::new("x.toml"), &text) else {
+                return Ok(());
+            };
+            let plan = experiment.resolve(1, &mut ChaCha8Rng::seed_from_u64(rng_seed));
+            let mut world = World::default();
+            let mut last = SimDuration::ZERO;
+            for entry in plan.timeline() {
+                prop_assert!(entry.at >= last, "timeline out of order");
+                prop_assert!(entry.at <= plan.final_phase_at);
+                last = entry.at;
+                world.apply(entry.action);
+            }
+            for fault in &plan.faults {
+                prop_assert!(fault.at <= fault.undo_at);
+            }
+            prop_assert!(world.is_baseline(), "{world:?}");
+        }
     }
 }
