@@ -401,7 +401,7 @@ fn problems_in_a_topology_file_name_that_file() {
     let (code, _, stderr) = scratch.list();
     assert_eq!(code, 2);
     assert!(
-        stderr.contains("topologies/bad.toml:2: `group.x.count`: 0 servers; expected 1 to 10000"),
+        stderr.contains("topologies/bad.toml:2: `group.x.count`: 0 servers; expected 1 to 10000 in the whole topology"),
         "{stderr}"
     );
 }

@@ -69,23 +69,71 @@ impl Default for Expect {
     }
 }
 
+/// What one expectation requires of its metric.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Bound {
+    /// The metric is exactly this (`converged`).
+    Is(bool),
+    /// The metric is at least this (`delivery_ratio_min`).
+    AtLeast(f64),
+    /// The count is at most this (`*_max` counts).
+    AtMost(u64),
+    /// The duration is at most this many milliseconds (`convergence_within`,
+    /// `latency_p99_max`).
+    WithinMs(u64),
+}
+
+impl std::fmt::Display for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Is(value) => write!(f, "{value}"),
+            Self::AtLeast(value) => write!(f, ">= {value}"),
+            Self::AtMost(value) => write!(f, "<= {value}"),
+            Self::WithinMs(ms) => write!(f, "<= {}", SimDuration::from_ms(*ms).unwrap_or_default()),
+        }
+    }
+}
+
 impl Expect {
+    /// Every expectation this table sets, by its file key, in a fixed order: what a runner
+    /// checks and reports.
+    pub fn checks(&self) -> Vec<(&'static str, Bound)> {
+        let within = |value: Option<SimDuration>| value.map(|d| Bound::WithinMs(d.as_ms()));
+        let at_most = |value: Option<u64>| value.map(Bound::AtMost);
+        let all = [
+            ("converged", self.converged.map(Bound::Is)),
+            ("convergence_within", within(self.convergence_within)),
+            (
+                "delivery_ratio_min",
+                self.delivery_ratio_min
+                    .map(|ratio| Bound::AtLeast(ratio.value())),
+            ),
+            ("latency_p99_max", within(self.latency_p99_max)),
+            ("state_resets_max", at_most(self.state_resets_max)),
+            (
+                "unauthorized_accepted_max",
+                at_most(self.unauthorized_accepted_max),
+            ),
+            ("tampered_accepted_max", at_most(self.tampered_accepted_max)),
+            (
+                "accepted_after_acl_max",
+                at_most(self.accepted_after_acl_max),
+            ),
+            ("acked_lost_max", at_most(self.acked_lost_max)),
+            ("leaked_events_max", at_most(self.leaked_events_max)),
+            (
+                "forward_extremities_max",
+                at_most(self.forward_extremities_max),
+            ),
+        ];
+        all.into_iter()
+            .filter_map(|(key, bound)| bound.map(|bound| (key, bound)))
+            .collect()
+    }
+
     /// How many checks this table asks for.
     pub fn count(&self) -> usize {
-        let durations = [self.convergence_within, self.latency_p99_max];
-        let counts = [
-            self.state_resets_max,
-            self.unauthorized_accepted_max,
-            self.tampered_accepted_max,
-            self.accepted_after_acl_max,
-            self.acked_lost_max,
-            self.leaked_events_max,
-            self.forward_extremities_max,
-        ];
-        usize::from(self.converged.is_some())
-            + usize::from(self.delivery_ratio_min.is_some())
-            + durations.iter().filter(|value| value.is_some()).count()
-            + counts.iter().filter(|value| value.is_some()).count()
+        self.checks().len()
     }
 }
 
@@ -99,6 +147,44 @@ mod tests {
         assert_eq!(expect, Expect::default());
         assert_eq!(expect.converged, Some(true));
         assert_eq!(expect.count(), 1);
+    }
+
+    #[test]
+    fn checks_list_every_key_that_is_set() {
+        let expect: Expect = toml::from_str(
+            "converged = false\nconvergence_within = \"90s\"\ndelivery_ratio_min = 0.5\nstate_resets_max = 0\nlatency_p99_max = \"1500ms\"",
+        )
+        .unwrap();
+        let checks: Vec<String> = expect
+            .checks()
+            .iter()
+            .map(|(key, bound)| format!("{key} {bound}"))
+            .collect();
+        assert_eq!(
+            checks,
+            [
+                "converged false",
+                "convergence_within <= 1m30s",
+                "delivery_ratio_min >= 0.5",
+                "latency_p99_max <= 1s500ms",
+                "state_resets_max <= 0",
+            ]
+        );
+        // Every field of the table is reachable through `checks` (keys equal field names).
+        let all: Expect = toml::from_str(
+            "convergence_within = \"1s\"\ndelivery_ratio_min = 1\nlatency_p99_max = \"1s\"\nstate_resets_max = 0\nunauthorized_accepted_max = 0\ntampered_accepted_max = 0\naccepted_after_acl_max = 0\nacked_lost_max = 0\nleaked_events_max = 0\nforward_extremities_max = 0",
+        )
+        .unwrap();
+        assert_eq!(all.count(), 11);
+        for (key, bound) in all.checks() {
+            let value = match bound {
+                Bound::Is(_) => "true",
+                Bound::WithinMs(_) => "\"1s\"",
+                Bound::AtLeast(_) | Bound::AtMost(_) => "1",
+            };
+            let parsed = toml::from_str::<Expect>(&format!("{key} = {value}"));
+            assert!(parsed.is_ok(), "{key} is not a key of [expect]");
+        }
     }
 
     #[test]

@@ -26,6 +26,8 @@ use std::path::{Path, PathBuf};
 /// The highest rate any workload or fault may ask for, per second: above it a run would spend
 /// its time generating load rather than simulating federation.
 pub const RATE_PER_SECOND_MAX: f64 = 10_000.0;
+/// The most users one run may have in all: each is a planned user with its own workload.
+pub const USERS_TOTAL_MAX: u64 = 200_000;
 /// The most seeds one experiment may list (a sweep takes ranges on the command line instead).
 pub const SEEDS_MAX: usize = 1_000;
 /// Above this many servers on turmoil a warning says the run will be slow (DESIGN.md measured
@@ -613,6 +615,15 @@ impl Checker<'_> {
                 .users_per_server
                 .unwrap_or(topology.server(server).users)
         };
+        let users_total: u64 = (0..topology.servers.len())
+            .map(|index| u64::from(users_of(ServerId(index))))
+            .sum();
+        if users_total > USERS_TOTAL_MAX {
+            self.error(
+                key.key("users_per_server"),
+                format!("{users_total} users in all; at most {USERS_TOTAL_MAX} per run"),
+            );
+        }
         let honest_in_room = |server: &ServerId| {
             !adversaries
                 .iter()
@@ -659,5 +670,190 @@ impl Checker<'_> {
                 creator.or(Some(ServerId(0)))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::sim::experiment::load::parse_experiment;
+    use std::path::Path;
+
+    const TOPOLOGY: &str = "[topology]\nusers_per_server = 2\n[topology.group.hs]\ncount = 4\n[topology.group.evil]\nservers = [\"evil.test\"]\n";
+
+    /// The problems of an experiment with `body` added to a valid head, one per line.
+    fn problems(body: &str) -> String {
+        let text = format!(
+            "name = \"x\"\ndescription = \"t\"\nduration = \"5m\"\nsettle = \"1m\"\n{body}\n{TOPOLOGY}"
+        );
+        match parse_experiment(Path::new("x.toml"), &text) {
+            Ok(experiment) => experiment
+                .warnings
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    fn assert_problem(body: &str, expected: &str) {
+        let found = problems(body);
+        assert!(found.contains(expected), "{expected:?} not in\n{found}");
+    }
+
+    #[test]
+    fn a_valid_experiment_has_no_problems() {
+        assert_eq!(problems(""), "");
+    }
+
+    #[test]
+    fn settle_and_seeds() {
+        let text = "name = \"x\"\ndescription = \"t\"\nduration = \"1m\"\nsettle = \"2m\"\nseeds = [3, 4, 3]\n";
+        let error = parse_experiment(Path::new("x.toml"), &format!("{text}{TOPOLOGY}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(
+                "x.toml:4: `settle`: 2m is longer than `duration` (1m); expected settle <= duration"
+            ),
+            "{error}"
+        );
+        assert!(
+            error.contains("x.toml:5: `seeds[2]`: seed 3 is listed twice"),
+            "{error}"
+        );
+        let text = format!(
+            "name = \"x\"\ndescription = \"t\"\nduration = \"1m\"\nsettle = \"0s\"\n{TOPOLOGY}"
+        );
+        let experiment = parse_experiment(Path::new("x.toml"), &text).unwrap();
+        assert_eq!(
+            experiment.warnings[0].to_string(),
+            "x.toml:4: warning: `settle`: is 0s: the run has no quiet final phase in which to converge"
+        );
+    }
+
+    #[test]
+    fn overlapping_faults_of_one_server_are_errors() {
+        assert_problem(
+            "[[fault]]\nat = \"1m\"\nkind = \"crash\"\nserver = \"hs1.test\"\n[[fault]]\nat = \"2m\"\nkind = \"crash\"\nserver = \"hs1.test\"\n",
+            "`fault[1]`: overlaps fault[0] (crash at 1m) on the same server",
+        );
+        assert_problem(
+            "[[fault]]\nat = \"1m\"\nfor = \"1m\"\nkind = \"clock-skew\"\nserver = \"hs1.test\"\noffset = \"5s\"\n[[fault]]\nat = \"1m30s\"\nkind = \"clock-skew\"\nserver = \"hs1.test\"\noffset = \"-5s\"\n",
+            "`fault[1]`: overlaps fault[0] (clock-skew at 1m)",
+        );
+        assert_problem(
+            "[[fault]]\nat = \"1m\"\nkind = \"latency\"\nbetween = [\"hs\", \"hs\"]\nlatency_min = \"1s\"\n[[fault]]\nat = \"2m\"\nkind = \"latency\"\nbetween = [\"hs1.test\", \"hs2.test\"]\nlatency_min = \"2s\"\n",
+            "on the same links",
+        );
+        // One after the other is fine.
+        assert_eq!(
+            problems(
+                "[[fault]]\nat = \"1m\"\nuntil = \"2m\"\nkind = \"crash\"\nserver = \"hs1.test\"\n[[fault]]\nat = \"2m\"\nkind = \"crash\"\nserver = \"hs1.test\"\n"
+            ),
+            ""
+        );
+    }
+
+    #[test]
+    fn fault_end_keys() {
+        assert_problem(
+            "[[fault]]\nat = \"1m\"\nuntil = \"2m\"\nfor = \"1m\"\nkind = \"isolate\"\nserver = \"hs1.test\"\n",
+            "`fault[0].for`: given together with `until`; expected one of them",
+        );
+        assert_problem(
+            "[[fault]]\nat = \"1m\"\nuntil = \"2m\"\nkind = \"heal\"\n",
+            "`fault[0].until`: is not a key of kind = \"heal\"; expected only at, kind",
+        );
+        assert_problem(
+            "[[fault]]\nat = \"4m\"\nkind = \"isolate\"\nserver = \"hs1.test\"\n",
+            "`fault[0].at`: 4m is not before the final phase, which begins at 4m",
+        );
+    }
+
+    #[test]
+    fn adversaries_are_checked() {
+        assert_problem(
+            "[[adversary]]\nserver = \"hs\"\nattack = \"spam\"\n",
+            "`adversary[0].server`: \"hs\" is a group; expected one server",
+        );
+        assert_problem(
+            "[[adversary]]\nserver = \"evil.test\"\nattack = \"spam\"\nfrom = \"2m\"\nuntil = \"4m30s\"\n",
+            "`adversary[0].until`: 4m30s; expected a time after `from` (2m) and no later than the final phase (4m)",
+        );
+        assert_problem(
+            "[workload]\ncreator = \"evil.test\"\n[[adversary]]\nserver = \"evil.test\"\nattack = \"spam\"\n",
+            "`workload.creator`: \"evil.test\" is an adversary; expected an honest server",
+        );
+        assert_problem(
+            "[[adversary]]\nserver = \"evil.test\"\nattack = \"fake-origin\"\nparams = { victim = 3 }\n",
+            "`adversary[0].params.victim`: 3 is not the name of a server of the topology",
+        );
+    }
+
+    #[test]
+    fn names_descriptions_and_out_of_model() {
+        let text =
+            format!("name = \"Bad Name\"\ndescription = \" \"\nduration = \"5m\"\n{TOPOLOGY}");
+        let error = parse_experiment(Path::new("x.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("`name`: \"Bad Name\" cannot name a results folder"),
+            "{error}"
+        );
+        assert!(error.contains("`description`: is empty"), "{error}");
+        let text = format!("name = \"y\"\ndescription = \"t\"\nduration = \"5m\"\n{TOPOLOGY}");
+        let experiment = parse_experiment(Path::new("x.toml"), &text).unwrap();
+        assert!(
+            experiment.warnings[0]
+                .to_string()
+                .contains("differs from the file name \"x\"")
+        );
+        assert_problem(
+            "out_of_model = \"tls\"\n[[fault]]\nat = \"1m\"\nkind = \"heal\"\n",
+            "an out-of-model experiment is documented, not run",
+        );
+    }
+
+    #[test]
+    fn workload_limits() {
+        assert_problem(
+            "[workload]\nusers_per_server = 100000\n",
+            "`workload.users_per_server`: 500000 users in all; at most 200000 per run",
+        );
+        assert_problem(
+            "[workload]\nmessages_per_second = 20000\n",
+            "`workload.messages_per_second`: 20000/s; at most 10000 per second",
+        );
+        assert_problem(
+            "[workload]\nstate_changes_per_second = 1\nstate_change_kinds = []\n",
+            "`workload.state_change_kinds`: is empty but state_changes_per_second is not 0",
+        );
+        assert_problem(
+            "[workload]\njoin = \"staggered\"\njoin_over = \"4m1s\"\n",
+            "`workload.join_over`: 4m1s is past the final phase (4m)",
+        );
+    }
+
+    #[test]
+    fn fabric_follows_experiment_then_topology_then_size() {
+        use crate::sim::experiment::{Fabric, FabricChoice};
+        let load = |extra: &str, topology_extra: &str| {
+            let text = format!(
+                "name = \"x\"\ndescription = \"t\"\nduration = \"5m\"\n{extra}\n[topology]\n{topology_extra}\n[topology.group.a]\ncount = 40\n"
+            );
+            let experiment = parse_experiment(Path::new("x.toml"), &text).unwrap();
+            (experiment.fabric, experiment.fabric_choice)
+        };
+        assert_eq!(load("", ""), (Fabric::Fast, FabricChoice::ServerCount));
+        assert_eq!(
+            load("", "fabric = \"turmoil\""),
+            (Fabric::Turmoil, FabricChoice::Topology)
+        );
+        assert_eq!(
+            load("fabric = \"fast\"", "fabric = \"turmoil\""),
+            (Fabric::Fast, FabricChoice::Experiment)
+        );
     }
 }

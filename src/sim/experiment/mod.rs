@@ -58,7 +58,7 @@ pub mod workload;
 
 pub use adversary::{AdversaryFile, Attack, AttackParams, ParamValue};
 pub use duration::{SignedDuration, SimDuration};
-pub use expect::Expect;
+pub use expect::{Bound, Expect};
 pub use experiment::{
     Adversary, Experiment, ExperimentFile, FabricChoice, TopologyRef, TopologySource, validate,
 };

@@ -61,6 +61,11 @@ impl<'text> SourceMap<'text> {
         let Some(root) = self.root.as_ref() else {
             return KeyPath::root();
         };
+        // toml gives an empty span for problems of the whole document (a missing top-level
+        // key); it locates no key.
+        if span.is_empty() {
+            return KeyPath::root();
+        }
         let mut best = KeyPath::root();
         search_table(root.get_ref(), &KeyPath::root(), span, &mut best);
         best
@@ -78,9 +83,10 @@ impl<'text> SourceMap<'text> {
                 problem.line = self.line_at(span.start);
                 if self.root.is_none() {
                     problem.message = format!(
-                        "{} (column {})",
+                        "{} (column {}) in: {}",
                         problem.message,
-                        self.column_at(span.start).unwrap_or(1)
+                        self.column_at(span.start).unwrap_or(1),
+                        self.line_text(span.start)
                     );
                 }
                 problem
@@ -91,6 +97,27 @@ impl<'text> SourceMap<'text> {
             problem.message = format!("not valid TOML: {}", problem.message);
         }
         problem
+    }
+
+    /// The line holding `offset`, trimmed and shortened for a message.
+    fn line_text(&self, offset: usize) -> String {
+        const SHOWN_CHARS_MAX: usize = 80;
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let start = self.text[..offset]
+            .rfind('\n')
+            .map_or(0, |newline| newline + 1);
+        let end = self.text[offset..]
+            .find('\n')
+            .map_or(self.text.len(), |newline| offset + newline);
+        let line = self.text[start..end].trim();
+        let mut shown: String = line.chars().take(SHOWN_CHARS_MAX).collect();
+        if line.chars().count() > SHOWN_CHARS_MAX {
+            shown.push('…');
+        }
+        shown
     }
 
     fn column_at(&self, offset: usize) -> Option<usize> {

@@ -401,7 +401,7 @@ impl Builder<'_> {
             let group_id = GroupId(groups.len());
             let path = KeyPath::root().key("group").key(group_name);
             self.check_group_name(&path, group_name);
-            let names = self.server_names(&path, group_name, group_spec);
+            let names = self.server_names(&path, group_name, group_spec, servers.len());
             let users = group_spec
                 .users_per_server
                 .as_ref()
@@ -488,7 +488,15 @@ impl Builder<'_> {
         }
     }
 
-    fn server_names(&mut self, path: &KeyPath, group: &str, spec: &GroupFile) -> Vec<String> {
+    /// The group's server names; `servers_so_far` keeps a file of many large groups from
+    /// generating more than [`SERVERS_MAX`] names before the total is checked.
+    fn server_names(
+        &mut self,
+        path: &KeyPath,
+        group: &str,
+        spec: &GroupFile,
+        servers_so_far: usize,
+    ) -> Vec<String> {
         match (spec.count, &spec.servers) {
             (Some(_), Some(_)) => {
                 self.error(
@@ -505,10 +513,12 @@ impl Builder<'_> {
                 Vec::new()
             }
             (Some(count), None) => {
-                if count == 0 || count as usize > SERVERS_MAX {
+                if count == 0 || count as usize > SERVERS_MAX.saturating_sub(servers_so_far) {
                     self.error(
                         path.key("count"),
-                        format!("{count} servers; expected 1 to {SERVERS_MAX}"),
+                        format!(
+                            "{count} servers; expected 1 to {SERVERS_MAX} in the whole topology"
+                        ),
                     );
                     return Vec::new();
                 }
@@ -724,7 +734,7 @@ mod tests {
         let all = problems.join("\n");
         for expected in [
             "`group.Eu`: group name \"Eu\" is not allowed",
-            "`group.Eu.count`: 0 servers; expected 1 to 10000",
+            "`group.Eu.count`: 0 servers; expected 1 to 10000 in the whole topology",
             "`group.x.servers[0]`: server name \"bad name\"",
             "`group.x.users.\"other.test\"`: \"other.test\" is not a server of group \"x\"",
             "`group.y`: has both `count` and `servers`",
