@@ -14,6 +14,7 @@ pub enum ProtoCommand {
         lenient: bool,
     },
     /// Resolves state sets, or computes the state after an event, from the JSON on stdin.
+    #[command(long_about = super::proto_resolve::LONG_ABOUT)]
     Resolve(super::proto_resolve::ResolveArgs),
 }
 
