@@ -70,17 +70,21 @@ impl<'a> AuthGraph<'a> {
         roots: impl IntoIterator<Item = (&'a str, NeededBy)>,
         source: &'a dyn EventSource,
     ) -> Result<Self, ResolveError> {
+        let roots: Vec<(&'a str, NeededBy)> = roots.into_iter().collect();
+        // The auth DAG behind a state is usually a small multiple of the state's size; sizing
+        // the maps for it up front saves rehashing them as they grow.
+        let expected_events = roots.len() * 2;
         let mut builder = Builder {
             graph: AuthGraph {
-                events: Vec::new(),
-                index: HashMap::new(),
+                events: Vec::with_capacity(expected_events),
+                index: HashMap::with_capacity(expected_events),
                 auth_ranges: Vec::new(),
                 auth_targets: Vec::new(),
                 citer_ranges: Vec::new(),
                 citer_targets: Vec::new(),
                 power_levels_auth: Vec::new(),
                 key_of: Vec::new(),
-                keys: HashMap::new(),
+                keys: HashMap::with_capacity(roots.len()),
                 key_holder: Vec::new(),
                 implied_create: Vec::new(),
                 known_rejected: Vec::new(),
