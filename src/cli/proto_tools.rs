@@ -112,6 +112,7 @@ pub enum ProtoCommand {
         keys: Vec<String>,
     },
     /// Resolves state sets, or computes the state after an event, from the JSON on stdin.
+    #[command(long_about = super::proto_resolve::LONG_ABOUT)]
     Resolve(super::proto_resolve::ResolveArgs),
 }
 
