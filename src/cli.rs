@@ -6,6 +6,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod check;
 pub mod list;
 pub mod proto_resolve;
 pub mod proto_tools;
@@ -28,6 +29,8 @@ pub enum Command {
     Proto(proto_tools::ProtoCommand),
     /// Lists the experiments under a folder (default experiments/).
     List(list::ListArgs),
+    /// Runs every experiment under the paths for its seeds, in parallel; one row per run.
+    Check(check::CheckArgs),
 }
 
 /// An error that ends the command with its exit code.
@@ -60,6 +63,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Proto(command) => proto_tools::run(command),
         Command::List(args) => list::run(args),
+        Command::Check(args) => check::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

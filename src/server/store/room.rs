@@ -98,6 +98,16 @@ impl PartialEq for RoomStore {
 }
 
 impl RoomStore {
+    /// Whether the event `event_id` would pass the authorization rules against the current
+    /// state (`None` if it is unknown). Observers use it to tell a state reset (a key going
+    /// back although its newer value is still allowed) from a revert the room explains (the
+    /// newer value's sender lost the power to set it).
+    pub fn allowed_by_current_state(&self, event_id: &str) -> Option<bool> {
+        let record = self.events.get(event_id)?;
+        let current = super::views::MapState { state: &self.current_state, events: &self.events };
+        Some(crate::proto::auth::check_auth(self.version, record.pdu.event(), &current).is_ok())
+    }
+
     /// A new, empty room writing to `log`; the opening is logged.
     pub fn new(room_id: &str, version: &'static RoomVersion, log: DurableLog) -> Self {
         log.append(LogRecord::OpenRoom {

@@ -219,6 +219,7 @@ fn summarize(
     );
     metrics.insert("delivery_latency_ms_max".into(), json!(latencies.last()));
     metrics.insert("state_resets".into(), json!(records.state_resets));
+    metrics.insert("state_reset_examples".into(), json!(records.reset_examples));
     metrics.insert("forward_extremities_max".into(), json!(extremities_max));
     metrics.insert(
         "forward_extremities_mean".into(),

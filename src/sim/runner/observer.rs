@@ -143,7 +143,9 @@ fn sample(world: &World, state: &mut SamplerState) {
 }
 
 /// Records a state reset when a key moves back to an ancestor of its previous event, or
-/// disappears.
+/// disappears, while the previous event would still be allowed by the current state: a revert
+/// the room does not explain. (A revert because the newer event's sender lost the power to
+/// send it, say to a concurrent ban, is state resolution doing its job.)
 fn check_resets(world: &World, state: &mut SamplerState, index: usize, current: StateMap) {
     let Some(previous) = state.previous_state.insert(index, current.clone()) else {
         return;

@@ -1,0 +1,161 @@
+//! `fedlab check`: every experiment under the given paths, for the seeds each declares, in
+//! parallel across cores; one row per (experiment, seed) with its verdict and, for a failure,
+//! the expectation that failed and the command that replays it.
+//!
+//! Exit codes: 0 when every run passed; 1 when a run failed or could not be run as written
+//! (an experiment the runner refuses is not a pass); 2 when a file is broken.
+
+use super::Failure;
+use crate::sim::experiment::{Experiment, load_all};
+use crate::sim::runner::{self, RunOptions};
+use clap::Args;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Experiment files or folders (default: experiments/).
+    pub paths: Vec<PathBuf>,
+    /// Seeds to run instead of each experiment's own, as A..B (B excluded) or one number.
+    #[arg(long)]
+    pub seeds: Option<String>,
+    /// Parallel runs (default: the number of cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Also run experiments marked `slow = true`.
+    #[arg(long)]
+    pub slow: bool,
+}
+
+/// One run to do.
+struct Job {
+    experiment: std::sync::Arc<Experiment>,
+    seed: u64,
+}
+
+/// One row of the report.
+struct Row {
+    order: usize,
+    name: String,
+    seed: u64,
+    verdict: String,
+    detail: String,
+    replay: String,
+    ok: bool,
+}
+
+pub fn run(args: CheckArgs) -> Result<(), Failure> {
+    let paths = if args.paths.is_empty() { vec![PathBuf::from("experiments")] } else { args.paths.clone() };
+    let seeds = args.seeds.as_deref().map(parse_seeds).transpose()?;
+    let mut jobs = Vec::new();
+    let mut broken = Vec::new();
+    let mut notes = Vec::new();
+    for root in &paths {
+        let loaded = load_all(root).map_err(|e| Failure::bad_input(format!("{}: {e}", root.display())))?;
+        for (path, result) in loaded {
+            match result {
+                Err(error) => broken.push(format!("{}: {error}", path.display())),
+                Ok(experiment) => {
+                    if let Some(reason) = &experiment.file.out_of_model {
+                        notes.push(format!("{}: out of the model: {reason}", experiment.name()));
+                        continue;
+                    }
+                    if experiment.file.slow && !args.slow {
+                        notes.push(format!("{}: slow, skipped (pass --slow to run it)", experiment.name()));
+                        continue;
+                    }
+                    let experiment = std::sync::Arc::new(experiment);
+                    let run_seeds = seeds.clone().unwrap_or_else(|| experiment.file.seeds.clone());
+                    for seed in run_seeds {
+                        jobs.push(Job { experiment: experiment.clone(), seed });
+                    }
+                }
+            }
+        }
+    }
+    let threads = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let rows = run_jobs(jobs, threads);
+    print_rows(&rows);
+    for note in &notes {
+        println!("note: {note}");
+    }
+    for problem in &broken {
+        eprintln!("{problem}");
+    }
+    let failed: Vec<&Row> = rows.iter().filter(|row| !row.ok).collect();
+    println!("{} passed, {} failed", rows.len() - failed.len(), failed.len());
+    if !broken.is_empty() {
+        return Err(Failure::bad_input(format!("{} experiment file(s) could not be loaded", broken.len())));
+    }
+    if let Some(first) = failed.first() {
+        return Err(Failure::failed(format!("{} seed {} failed; replay: {}", first.name, first.seed, first.replay)));
+    }
+    Ok(())
+}
+
+fn parse_seeds(text: &str) -> Result<Vec<u64>, Failure> {
+    let bad = || Failure::bad_input(format!("--seeds {text:?}: expected A..B (B excluded) or one number"));
+    match text.split_once("..") {
+        Some((a, b)) => {
+            let (a, b): (u64, u64) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+            if a >= b {
+                return Err(bad());
+            }
+            Ok((a..b).collect())
+        }
+        None => Ok(vec![text.trim().parse().map_err(|_| bad())?]),
+    }
+}
+
+/// Runs jobs on `threads` threads; rows come back in job order.
+fn run_jobs(jobs: Vec<Job>, threads: usize) -> Vec<Row> {
+    let queue = Mutex::new(jobs.into_iter().enumerate().collect::<Vec<_>>());
+    let rows = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let next = queue.lock().expect("queue lock").pop();
+                    let Some((order, job)) = next else { return };
+                    let row = run_one(order, &job);
+                    rows.lock().expect("rows lock").push(row);
+                }
+            });
+        }
+    });
+    let mut rows = rows.into_inner().expect("rows lock");
+    rows.sort_by_key(|row| row.order);
+    rows
+}
+
+fn run_one(order: usize, job: &Job) -> Row {
+    let experiment = &job.experiment;
+    let replay = format!("fedlab run {} --seed {}", experiment.path.display(), job.seed);
+    let mut rng = runner::world::component_rng(job.seed, "plan");
+    let plan = experiment.resolve(job.seed, &mut rng);
+    let options = RunOptions { trace: false, replay: replay.clone() };
+    let (verdict, detail, ok) = match runner::run(plan, &options) {
+        Ok(output) if output.summary.passed => ("PASS".to_owned(), String::new(), true),
+        Ok(output) => {
+            let first = output.summary.expectations.iter().find(|verdict| !verdict.passed);
+            let detail = first.map_or("failed".to_owned(), |v| {
+                format!("{}: expected {}, got {}", v.key, v.expected, v.actual)
+            });
+            ("FAIL".to_owned(), detail, false)
+        }
+        Err(error) => ("NOT RUN".to_owned(), error.to_string(), false),
+    };
+    Row { order, name: experiment.name().to_owned(), seed: job.seed, verdict, detail, replay, ok }
+}
+
+fn print_rows(rows: &[Row]) {
+    let name_width = rows.iter().map(|row| row.name.len()).max().unwrap_or(10).max(10);
+    println!("{:<name_width$}  {:>6}  {:<7}  detail", "experiment", "seed", "verdict");
+    for row in rows {
+        let mut line = format!("{:<name_width$}  {:>6}  {:<7}", row.name, row.seed, row.verdict);
+        if !row.ok {
+            line.push_str(&format!("  {}  (replay: {})", row.detail, row.replay));
+        }
+        println!("{}", line.trim_end());
+    }
+}
