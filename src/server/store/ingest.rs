@@ -233,6 +233,10 @@ impl RoomStore {
         if let Some(state) = given_state {
             self.check_given_state(event, state)?;
         }
+        let gap_current_state = match given_state {
+            Some(state) => self.current_state_across_gap(&pdu.event().event_id, state)?,
+            None => None,
+        };
         let (held, redacted) = self.held_form(pdu, held_redacted);
         let event = held.event();
         let auth_events_verdict = self.check_against_auth_events(event);
@@ -246,7 +250,7 @@ impl RoomStore {
                 check: Check::AuthEvents,
                 error,
             },
-            Ok(()) => self.verdict_with_state(event, before),
+            Ok(()) => self.verdict_with_state(event, before, gap_current_state.as_ref()),
         };
         let after = match (status.changes_state(), event.state_key_pair()) {
             (true, Some(key)) => {
@@ -470,9 +474,44 @@ impl RoomStore {
         check_auth(self.version, event, &auth_state)
     }
 
+    /// The current state to soft-fail an event placed with state against. Across a gap the
+    /// store's current state may be stale (it missed what happened in the gap), yet gaps are
+    /// easy to make on purpose, so the check is kept, against the resolution of the
+    /// extremities' states together with the state reported for the event (as the reference
+    /// server does). `None` before the first accepted event.
+    fn current_state_across_gap(
+        &self,
+        event_id: &str,
+        state_before: &StateMap,
+    ) -> Result<Option<StateMap>, StoreError> {
+        if self.current_group.is_none() {
+            return Ok(None);
+        }
+        let mut state_sets: Vec<StateMap> = self
+            .dag
+            .extremities()
+            .iter()
+            .map(|id| self.groups.state(self.group_after(id)))
+            .collect();
+        state_sets.push(state_before.clone());
+        let resolved =
+            self.resolve_state_sets(&state_sets)
+                .map_err(|error| StoreError::Resolve {
+                    event_id: event_id.to_owned(),
+                    error,
+                })?;
+        Ok(Some(resolved))
+    }
+
     /// The verdict of an event that passed the checks against its auth events: the rules
-    /// against the state before it (reject), then against the current state (soft-fail).
-    fn verdict_with_state(&self, event: &Event, before: StateGroupId) -> EventStatus {
+    /// against the state before it (reject), then against the current state (soft-fail), or
+    /// `gap_current_state` for an event placed with state.
+    fn verdict_with_state(
+        &self,
+        event: &Event,
+        before: StateGroupId,
+        gap_current_state: Option<&StateMap>,
+    ) -> EventStatus {
         let state_before = GroupState {
             groups: &self.groups,
             group: before,
@@ -486,18 +525,18 @@ impl RoomStore {
         }
         // Before the first accepted event there is no current state to hold it against, and
         // when the state before the event is the current state the verdict is already known.
-        match self.current_group {
-            Some(current) if current != before => {
-                let current_state = MapState {
-                    state: &self.current_state,
-                    events: &self.events,
-                };
-                match check_auth(self.version, event, &current_state) {
-                    Ok(()) => EventStatus::Accepted,
-                    Err(error) => EventStatus::SoftFailed(error),
-                }
-            }
-            _ => EventStatus::Accepted,
+        let current_state = match (gap_current_state, self.current_group) {
+            (Some(state), _) => state,
+            (None, Some(current)) if current != before => &self.current_state,
+            (None, _) => return EventStatus::Accepted,
+        };
+        let current_state = MapState {
+            state: current_state,
+            events: &self.events,
+        };
+        match check_auth(self.version, event, &current_state) {
+            Ok(()) => EventStatus::Accepted,
+            Err(error) => EventStatus::SoftFailed(error),
         }
     }
 
