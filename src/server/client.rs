@@ -130,13 +130,23 @@ impl crate::server::Homeserver {
         signed: bool,
     ) -> Result<RawAnswer, TransportError> {
         let inner = &self.inner;
-        let body = content.map(|value| Bytes::from(value.to_string())).unwrap_or_default();
+        let body = content
+            .map(|value| Bytes::from(value.to_string()))
+            .unwrap_or_default();
         let mut request = Request::builder().method(method).uri(uri);
         if signed {
-            let to_sign = HttpRequest { method, uri, content };
-            let authorization =
-                XMatrix::sign(&to_sign, &inner.config.name, destination, &inner.config.signing_key)
-                    .expect("this server's own name and request are signable");
+            let to_sign = HttpRequest {
+                method,
+                uri,
+                content,
+            };
+            let authorization = XMatrix::sign(
+                &to_sign,
+                &inner.config.name,
+                destination,
+                &inner.config.signing_key,
+            )
+            .expect("this server's own name and request are signable");
             request = request.header(header::AUTHORIZATION, authorization.to_header_value());
         }
         let request = request
@@ -144,7 +154,10 @@ impl crate::server::Homeserver {
             .body(body)
             .expect("method, uri and headers are valid");
         let response = inner.transport.send(destination, request).await?;
-        Ok(RawAnswer { status: response.status().as_u16(), body: response.into_body() })
+        Ok(RawAnswer {
+            status: response.status().as_u16(),
+            body: response.into_body(),
+        })
     }
 
     /// This server's signing key, for tests and adversaries that craft events as this server.

@@ -117,6 +117,15 @@ impl Homeserver {
         self.inner.store.borrow().room(room_id).map(read)
     }
 
+    /// The ids of the rooms this server holds, in order.
+    pub fn room_ids(&self) -> Vec<String> {
+        let store = self.inner.store.borrow();
+        store
+            .rooms()
+            .map(|(room_id, _)| room_id.to_owned())
+            .collect()
+    }
+
     /// The handler a fabric calls for every request addressed to this server.
     pub fn http_handler(&self) -> HttpHandler {
         let weak = Rc::downgrade(&self.inner);
