@@ -126,6 +126,15 @@ impl Homeserver {
             .collect()
     }
 
+    /// The counters of every outbound queue, by destination, for observers.
+    pub fn queue_counters(&self) -> BTreeMap<String, outbound::queue::QueueCounters> {
+        let destinations = self.inner.destinations.borrow();
+        destinations
+            .iter()
+            .map(|(name, destination)| (name.clone(), destination.queue.counters()))
+            .collect()
+    }
+
     /// The handler a fabric calls for every request addressed to this server.
     pub fn http_handler(&self) -> HttpHandler {
         let weak = Rc::downgrade(&self.inner);
