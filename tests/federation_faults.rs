@@ -129,3 +129,110 @@ fn long_partition_falls_back_to_catch_up_and_gaps_close() {
         Ok(())
     });
 }
+
+/// Messages from every server but `except`, one every `interval`, for `duration`; a server
+/// that is down skips its turn.
+async fn traffic(
+    servers: common_fed::Servers,
+    room: String,
+    label: &'static str,
+    interval: Duration,
+    duration: Duration,
+) -> Vec<String> {
+    let start = tokio::time::Instant::now();
+    let names = servers.names();
+    let mut sent = Vec::new();
+    for turn in 0.. {
+        if start.elapsed() >= duration {
+            break;
+        }
+        let server = &names[turn % names.len()];
+        let body = format!("{label} {turn} from {server}");
+        sent.extend(servers.try_message(server, &room, &body).await);
+        tokio::time::sleep(interval).await;
+    }
+    sent
+}
+
+#[test]
+fn crash_and_restart_mid_stream_loses_no_acknowledged_event_and_catches_up() {
+    Lab::new(4, 13).run(|servers| async move {
+        let room = servers.room_with_everyone().await;
+        servers.converge(&room, CONVERGENCE_LIMIT).await?;
+        let stream = tokio::task::spawn_local(traffic(
+            servers.clone(),
+            room.clone(),
+            "stream",
+            Duration::from_millis(250),
+            Duration::from_secs(30),
+        ));
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        servers.crash(HS3).await;
+        let acked = servers.acks.acked_by(HS3);
+        let sent = stream.await?;
+        // Nobody sends anything once hs3 is back: the others' retries and hs3's own restart
+        // must bring it up to date, and bring out what it held but had not sent.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        servers.restart(HS3).await;
+        let held = servers.held_events(HS3, &room);
+        let lost: Vec<_> = acked.difference(&held).collect();
+        assert!(
+            lost.is_empty(),
+            "{} acknowledged events lost: {lost:?}",
+            lost.len()
+        );
+        assert!(acked.len() > 20, "only {} events acknowledged", acked.len());
+
+        let took = servers.converge(&room, CONVERGENCE_LIMIT).await?;
+        eprintln!(
+            "{} acknowledged before the crash; converged {:.1} s after the restart",
+            acked.len(),
+            took.as_secs_f64()
+        );
+        let view = common_fed::View::of(&servers.server(HS3), &room).unwrap();
+        let missing: Vec<_> = sent
+            .iter()
+            .filter(|id| !view.accepted.contains(*id))
+            .collect();
+        assert!(missing.is_empty(), "{} sent events missing", missing.len());
+        Ok(())
+    });
+}
+
+/// A server cut off from the others sends messages (its local users got their event ids,
+/// the queues hold them), crashes and restarts with empty queues: the messages must survive
+/// and reach the others once the network heals, with no further traffic to carry them.
+#[test]
+fn restart_sends_what_the_lost_queues_held() {
+    Lab::new(3, 14).run(|servers| async move {
+        let room = servers.room_with_everyone().await;
+        servers.converge(&room, CONVERGENCE_LIMIT).await?;
+        let others = [HS1, HS2];
+        servers.partition(&[HS3], &others);
+        let mut sent = Vec::new();
+        for i in 0..5 {
+            sent.push(
+                servers
+                    .message(HS3, &room, &format!("while cut off {i}"))
+                    .await,
+            );
+            sent.push(servers.message(HS1, &room, &format!("meanwhile {i}")).await);
+        }
+        servers.crash(HS3).await;
+        servers.restart(HS3).await;
+        servers.heal(&[HS3], &others);
+        let took = servers.converge(&room, CONVERGENCE_LIMIT).await?;
+        eprintln!("converged {:.1} s after the restart", took.as_secs_f64());
+        let view = common_fed::View::of(&servers.server(HS1), &room).unwrap();
+        let missing: Vec<_> = sent
+            .iter()
+            .filter(|id| !view.accepted.contains(*id))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{} sent events missing: {missing:?}",
+            missing.len()
+        );
+        Ok(())
+    });
+}

@@ -91,9 +91,11 @@ impl Homeserver {
             destinations: RefCell::new(BTreeMap::new()),
             incarnation,
         };
-        Ok(Self {
+        let server = Self {
             inner: Rc::new(inner),
-        })
+        };
+        server.inner.resume_outbound();
+        Ok(server)
     }
 
     pub fn name(&self) -> &str {
@@ -194,6 +196,32 @@ impl Inner {
     pub(crate) fn outbound_wakeup(self: &Rc<Self>, destination: &str) -> Rc<Notify> {
         self.with_queue(destination, |_| ());
         self.destinations.borrow()[destination].wakeup.clone()
+    }
+
+    /// After a restart the outbound queues are gone, and with them any of our events that
+    /// were stored but not yet sent. Queue the newest event of our own in each room for every
+    /// server in it (as catch-up does): a server that lacks it, or anything before it, fetches
+    /// the gap with `/get_missing_events`, and hearing from us resets its backoff toward us.
+    fn resume_outbound(self: &Rc<Self>) {
+        let mut resend = Vec::new();
+        for (_, room) in self.store.borrow().rooms() {
+            let newest_local = room
+                .records()
+                .filter(|(_, record)| {
+                    record.origin() == store::Origin::Local
+                        && record.is_accepted()
+                        && !record.is_outlier()
+                })
+                .max_by_key(|(_, record)| record.sequence());
+            if let Some((_, record)) = newest_local {
+                resend.push((room.joined_servers(), record.pdu().clone()));
+            }
+        }
+        for (servers, pdu) in resend {
+            for server in servers.iter().filter(|s| **s != self.config.name) {
+                self.enqueue_pdu(server, pdu.clone());
+            }
+        }
     }
 
     /// A request came from `origin`: if we were backing off from it, retry now.

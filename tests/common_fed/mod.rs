@@ -434,3 +434,23 @@ impl View {
         ))
     }
 }
+
+impl Servers {
+    /// Sends a text message as `server`'s user, or `None` if the server is down or went down
+    /// before it answered (traffic that runs through crashes).
+    pub async fn try_message(&self, server: &str, room: &str, body: &str) -> Option<String> {
+        let (sender, room_id, body) = (user(server), room.to_owned(), body.to_owned());
+        let result = self
+            .slot(server)
+            .call(move |hs| async move { hs.send_message(&sender, &room_id, &body).await })
+            .await;
+        result.ok().map(|sent| sent.expect("a member may send"))
+    }
+
+    /// Every event `name` holds in `room`, with or without state.
+    pub fn held_events(&self, name: &str, room: &str) -> BTreeSet<String> {
+        self.server(name)
+            .with_room(room, |r| r.records().map(|(id, _)| id.to_owned()).collect())
+            .unwrap_or_default()
+    }
+}
