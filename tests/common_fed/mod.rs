@@ -328,6 +328,7 @@ impl Servers {
             }
             if let Some(hs) = slot.current() {
                 hasher.update(format!("{:?}", hs.metrics()).as_bytes());
+                hasher.update(format!("{:?}", hs.queue_counters()).as_bytes());
                 for room in hs.room_ids() {
                     let state = hs.with_room(&room, |r| format!("{:?}", r.current_state()));
                     hasher.update(format!("{room} {state:?}").as_bytes());
