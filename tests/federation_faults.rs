@@ -130,39 +130,13 @@ fn long_partition_falls_back_to_catch_up_and_gaps_close() {
     });
 }
 
-/// Messages from every server but `except`, one every `interval`, for `duration`; a server
-/// that is down skips its turn.
-async fn traffic(
-    servers: common_fed::Servers,
-    room: String,
-    label: &'static str,
-    interval: Duration,
-    duration: Duration,
-) -> Vec<String> {
-    let start = tokio::time::Instant::now();
-    let names = servers.names();
-    let mut sent = Vec::new();
-    for turn in 0.. {
-        if start.elapsed() >= duration {
-            break;
-        }
-        let server = &names[turn % names.len()];
-        let body = format!("{label} {turn} from {server}");
-        sent.extend(servers.try_message(server, &room, &body).await);
-        tokio::time::sleep(interval).await;
-    }
-    sent
-}
-
 #[test]
 fn crash_and_restart_mid_stream_loses_no_acknowledged_event_and_catches_up() {
     Lab::new(4, 13).run(|servers| async move {
         let room = servers.room_with_everyone().await;
         servers.converge(&room, CONVERGENCE_LIMIT).await?;
-        let stream = tokio::task::spawn_local(traffic(
-            servers.clone(),
+        let stream = tokio::task::spawn_local(servers.clone().traffic(
             room.clone(),
-            "stream",
             Duration::from_millis(250),
             Duration::from_secs(30),
         ));

@@ -448,6 +448,29 @@ impl Servers {
         result.ok().map(|sent| sent.expect("a member may send"))
     }
 
+    /// Messages from every server in turn, one every `interval`, for `duration`; a server
+    /// that is down skips its turn. Returns the ids of the messages sent.
+    pub async fn traffic(
+        self,
+        room: String,
+        interval: Duration,
+        duration: Duration,
+    ) -> Vec<String> {
+        let start = tokio::time::Instant::now();
+        let names = self.names();
+        let mut sent = Vec::new();
+        for turn in 0.. {
+            if start.elapsed() >= duration {
+                break;
+            }
+            let server = &names[turn % names.len()];
+            let body = format!("message {turn} from {server}");
+            sent.extend(self.try_message(server, &room, &body).await);
+            tokio::time::sleep(interval).await;
+        }
+        sent
+    }
+
     /// Every event `name` holds in `room`, with or without state.
     pub fn held_events(&self, name: &str, room: &str) -> BTreeSet<String> {
         self.server(name)
