@@ -182,10 +182,3 @@ pub(crate) fn error_response(error: MatrixError) -> Response<Bytes> {
         &serde_json::to_value(&error).expect("errors serialize"),
     )
 }
-
-/// The answer when the server has been shut down (crash) while a request was queued.
-pub(crate) fn gone() -> Response<Bytes> {
-    let mut response = Response::new(Bytes::new());
-    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-    response
-}

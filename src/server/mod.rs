@@ -60,6 +60,11 @@ pub(crate) struct Inner {
     /// Answers to transactions already processed, by (origin, txn id), for deduplication.
     pub(crate) transactions_seen: RefCell<BTreeMap<(String, String), serde_json::Value>>,
     pub(crate) rooms_created: RefCell<u64>,
+    /// Events this incarnation acknowledged as received (a 200 answer to /send listing them
+    /// without error): the promise that `acked_lost` checks after a crash.
+    pub(crate) acknowledged: RefCell<std::collections::BTreeSet<String>>,
+    /// Set when the incarnation is crashed: it answers nothing and sends nothing more.
+    pub(crate) shut_down: std::cell::Cell<bool>,
     destinations: RefCell<BTreeMap<String, Destination>>,
     /// Distinguishes transaction ids of this incarnation from those of earlier ones.
     incarnation: u64,
@@ -83,6 +88,8 @@ impl Homeserver {
             edus: RefCell::new(edu::EduCounters::default()),
             transactions_seen: RefCell::new(BTreeMap::new()),
             rooms_created: RefCell::new(0),
+            acknowledged: RefCell::new(std::collections::BTreeSet::new()),
+            shut_down: std::cell::Cell::new(false),
             config,
             clock,
             transport,
@@ -108,6 +115,29 @@ impl Homeserver {
 
     pub fn clock(&self) -> &ServerClock {
         &self.inner.clock
+    }
+
+    /// Stops this incarnation (a crash): it answers no more requests and sends nothing more.
+    pub fn shut_down(&self) {
+        self.inner.shut_down.set(true);
+        for destination in self.inner.destinations.borrow().values() {
+            destination.wakeup.notify_one();
+        }
+    }
+
+    /// Transactions this incarnation failed to deliver (each later retried or abandoned).
+    pub fn outbound_failures(&self) -> u64 {
+        self.inner
+            .destinations
+            .borrow()
+            .values()
+            .map(|d| d.queue.counters().transactions_failed)
+            .sum()
+    }
+
+    /// The events this incarnation acknowledged receiving.
+    pub fn acknowledged_events(&self) -> std::collections::BTreeSet<String> {
+        self.inner.acknowledged.borrow().clone()
     }
 
     /// Reads one room's store, for observers and tests; `None` if the server is not in it.
@@ -143,10 +173,15 @@ impl Homeserver {
         Rc::new(move |request| {
             let weak = weak.clone();
             Box::pin(async move {
-                match weak.upgrade() {
-                    Some(inner) => inner.handle_http(request).await,
-                    None => http::gone(),
+                let Some(inner) = weak.upgrade().filter(|inner| !inner.shut_down.get()) else {
+                    return std::future::pending().await;
+                };
+                let response = inner.clone().handle_http(request).await;
+                if inner.shut_down.get() {
+                    // Crashed while handling: the answer never leaves.
+                    return std::future::pending().await;
                 }
+                response
             })
         })
     }

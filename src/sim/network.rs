@@ -95,6 +95,16 @@ impl NetworkModel {
         self.cut.insert((from.to_owned(), to.to_owned()));
     }
 
+    /// Restores one direction.
+    pub fn restore_one_way(&mut self, from: &str, to: &str) {
+        self.cut.remove(&(from.to_owned(), to.to_owned()));
+    }
+
+    /// Sets the profile of one direction of a link.
+    pub fn set_link_one_way(&mut self, from: &str, to: &str, profile: LinkProfile) {
+        self.links.insert((from.to_owned(), to.to_owned()), profile);
+    }
+
     /// Restores every cut link.
     pub fn heal(&mut self) {
         self.cut.clear();

@@ -8,7 +8,6 @@ use fedlab::proto::room_version::{RoomVersion, room_version};
 use fedlab::proto::state_res::replay;
 use fedlab::server::store::testkit::RoomBuilder;
 use fedlab::server::store::{DurableLog, EventStatus, IngestOutcome, RoomStore};
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -21,25 +20,9 @@ pub fn v(id: &str) -> &'static RoomVersion {
     room_version(id).unwrap()
 }
 
-/// Create, Alice joins, power levels (Alice 100, or a creator's infinite power in v12), public
-/// join rule.
+/// Alice's room: see [`RoomBuilder::standard`].
 pub fn standard_room(version: &'static RoomVersion) -> RoomBuilder {
-    let mut room = RoomBuilder::new(version, ALICE);
-    room.join(ALICE);
-    // Room v12 gives creators infinite power and forbids listing them in `users`.
-    let users = if version.privileged_creators {
-        json!({})
-    } else {
-        json!({ALICE: 100})
-    };
-    room.state(
-        ALICE,
-        "m.room.power_levels",
-        json!({"users": users, "users_default": 0, "state_default": 50,
-               "events_default": 0, "ban": 50, "kick": 50, "redact": 50, "invite": 0}),
-    );
-    room.state(ALICE, "m.room.join_rules", json!({"join_rule": "public"}));
-    room
+    RoomBuilder::standard(version, ALICE)
 }
 
 /// An empty store for the builder's room, with its own log.

@@ -47,6 +47,12 @@ impl Inner {
             self.receive_edu(&incoming.origin, edu);
         }
         self.store.borrow().flush();
+        self.acknowledged.borrow_mut().extend(
+            results
+                .iter()
+                .filter(|(_, result)| result.error.is_none())
+                .map(|(id, _)| id.clone()),
+        );
         let answer = serde_json::to_value(SendTransactionResponse { pdus: results })
             .expect("a transaction answer serializes");
         self.remember_transaction(key, answer.clone());

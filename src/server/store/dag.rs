@@ -13,10 +13,8 @@
 //! Invariants: the graph has no cycle (an insert that would close one fails); every extremity
 //! is a timeline node without timeline descendants; `by_depth` holds exactly the nodes.
 
+pub use crate::proto::pdu::PREV_EVENTS_MAX;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-
-/// The spec's limit on `prev_events` of a new event.
-pub const PREV_EVENTS_MAX: usize = 20;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Node {
@@ -99,14 +97,16 @@ impl Dag {
         self.by_depth.last().map(|(depth, _)| *depth)
     }
 
-    /// Places an event. `timeline` says whether it was accepted and not soft-failed.
+    /// Places an event. `timeline` says whether it was accepted and not soft-failed. Returns
+    /// whether the forward extremities changed (a late event that is not accepted changes
+    /// them too, when it links accepted events already placed to older ones).
     pub fn insert(
         &mut self,
         event_id: &str,
         prev_events: &[String],
         depth: u64,
         timeline: bool,
-    ) -> Result<(), DagError> {
+    ) -> Result<bool, DagError> {
         self.check_insertable(event_id, prev_events)?;
         let has_timeline_descendant = self.has_timeline_descendant(event_id);
         self.nodes.insert(
@@ -124,13 +124,14 @@ impl Dag {
                 .insert(event_id.to_owned());
         }
         self.by_depth.insert((depth, event_id.to_owned()));
+        let mut changed = false;
         if timeline || has_timeline_descendant {
-            self.retire_ancestor_extremities(event_id);
+            changed = self.retire_ancestor_extremities(event_id);
         }
         if timeline && !has_timeline_descendant {
-            self.extremities.insert(event_id.to_owned());
+            changed |= self.extremities.insert(event_id.to_owned());
         }
-        Ok(())
+        Ok(changed)
     }
 
     /// Whether [`Dag::insert`] would accept the event: it is not yet a node and closes no
@@ -206,7 +207,8 @@ impl Dag {
     /// Removes from the extremities the nearest timeline ancestors of `event_id`: those reached
     /// through non-timeline nodes only. Farther ones already left when those nearer were placed
     /// (or were never extremities, having a timeline descendant when they came).
-    fn retire_ancestor_extremities(&mut self, event_id: &str) {
+    fn retire_ancestor_extremities(&mut self, event_id: &str) -> bool {
+        let mut retired = false;
         let mut seen: BTreeSet<String> = BTreeSet::new();
         let mut queue: VecDeque<String> =
             self.nodes[event_id].prev_events.iter().cloned().collect();
@@ -218,11 +220,12 @@ impl Dag {
                 continue;
             };
             if node.timeline {
-                self.extremities.remove(&next);
+                retired |= self.extremities.remove(&next);
             } else {
                 queue.extend(node.prev_events.iter().cloned());
             }
         }
+        retired
     }
 
     /// Checks the invariants from scratch: no cycle (Kahn's algorithm over the known nodes),
@@ -327,7 +330,7 @@ mod tests {
     fn rejected_and_soft_failed_events_are_never_extremities() {
         let mut dag = Dag::default();
         dag.insert("$a", &[], 1, true).unwrap();
-        dag.insert("$rejected", &ids(&["$a"]), 2, false).unwrap();
+        assert!(!dag.insert("$rejected", &ids(&["$a"]), 2, false).unwrap());
         assert_eq!(extremities(&dag), ["$a"]);
         // A later accepted event citing the rejected one retires $a too.
         dag.insert("$b", &ids(&["$rejected"]), 3, true).unwrap();
@@ -353,7 +356,10 @@ mod tests {
         let mut dag = Dag::default();
         dag.insert("$a", &[], 1, true).unwrap();
         dag.insert("$c", &ids(&["$r"]), 3, true).unwrap();
-        dag.insert("$r", &ids(&["$a"]), 2, false).unwrap();
+        assert!(
+            dag.insert("$r", &ids(&["$a"]), 2, false).unwrap(),
+            "$a retired"
+        );
         assert_eq!(extremities(&dag), ["$c"]);
         dag.check_invariants().unwrap();
     }

@@ -153,3 +153,40 @@ impl RoomStore {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::server::store::test_support::*;
+    use crate::server::store::testkit::RoomBuilder;
+
+    #[test]
+    fn repeated_and_unknown_starting_points_are_ignored() {
+        let mut room = RoomBuilder::standard(v("11"), ALICE);
+        let last = room.message(ALICE, "x").event_id().to_owned();
+        let store = store_with_all(&room);
+        let from = [last.clone(), last.clone(), "$unknown".to_owned()];
+        let events = store.backfill(&from, 3);
+        assert_eq!(events.len(), 3);
+        assert_eq!(events[0].event_id(), last);
+        assert!(
+            store
+                .missing_events(&[], &["$unknown".to_owned()], 5, 0)
+                .is_empty()
+        );
+        assert!(store.auth_chain_ids(&["$unknown".to_owned()]).is_empty());
+    }
+
+    #[test]
+    fn the_create_event_has_an_empty_auth_chain_even_when_implied() {
+        let room = RoomBuilder::standard(v("12"), ALICE);
+        let store = store_with_all(&room);
+        let create = room.create_event().event_id().to_owned();
+        assert!(
+            store
+                .auth_chain_ids(std::slice::from_ref(&create))
+                .is_empty()
+        );
+        let join = room.built()[1].event_id().to_owned();
+        assert_eq!(store.auth_chain_ids(&[join]), [create]);
+    }
+}

@@ -91,48 +91,6 @@ impl RoomStore {
         })
     }
 
-    /// Places a batch of auth chain events as outliers, each after the auth events it cites;
-    /// each comes with its `held_redacted` flag. Fails without change when an event cites an
-    /// auth event that is neither held nor in the batch, or the batch's auth events form a
-    /// cycle. Outcomes come in the order the events were placed.
-    pub fn ingest_outliers(
-        &mut self,
-        pdus: Vec<(Arc<Pdu>, bool)>,
-    ) -> Result<Vec<IngestOutcome>, StoreError> {
-        let mut held_redacted: BTreeMap<String, bool> = BTreeMap::new();
-        let mut batch: BTreeMap<String, Arc<Pdu>> = BTreeMap::new();
-        for (pdu, redacted) in pdus {
-            *held_redacted.entry(pdu.event_id().to_owned()).or_default() |= redacted;
-            batch.insert(pdu.event_id().to_owned(), pdu);
-        }
-        for pdu in batch.values() {
-            self.check_belongs(pdu)?;
-            if let Some(existing) = self.events.get(pdu.event_id()) {
-                self.check_same_event(existing, pdu)?;
-            }
-            let missing: Vec<String> = self
-                .cited_auth_events(pdu.event())
-                .into_iter()
-                .filter(|id| !self.contains(id) && !batch.contains_key(id))
-                .collect();
-            if !missing.is_empty() {
-                return Err(StoreError::Missing {
-                    event_id: pdu.event_id().to_owned(),
-                    prev_events: Vec::new(),
-                    auth_events: missing,
-                    state_events: Vec::new(),
-                });
-            }
-        }
-        let order = self.auth_order(&batch)?;
-        let mut outcomes = Vec::with_capacity(order.len());
-        for event_id in order {
-            let pdu = batch[&event_id].clone();
-            outcomes.push(self.ingest_outlier(pdu, held_redacted[&event_id])?);
-        }
-        Ok(outcomes)
-    }
-
     /// Prev events of `pdu` that the store does not hold with state.
     pub fn missing_prev_events(&self, pdu: &Pdu) -> Vec<String> {
         let mut missing: Vec<String> = pdu
@@ -172,7 +130,7 @@ impl RoomStore {
     }
 
     /// The auth events an event depends on: its list, and the implied create event.
-    fn cited_auth_events(&self, event: &Event) -> Vec<String> {
+    pub(super) fn cited_auth_events(&self, event: &Event) -> Vec<String> {
         let mut cited = event.auth_events.clone();
         if event.event_type != "m.room.create"
             && let Some(create_id) = self.implied_create_id()
@@ -260,7 +218,8 @@ impl RoomStore {
             _ => before,
         };
         let accepted = status == EventStatus::Accepted;
-        self.dag
+        let extremities_changed = self
+            .dag
             .insert(&event.event_id, &event.prev_events, event.depth, accepted)
             .expect("checked insertable above");
         let event_id = event.event_id.clone();
@@ -271,7 +230,7 @@ impl RoomStore {
             Some(EventState { before, after }),
             origin,
         );
-        if accepted {
+        if extremities_changed {
             self.update_current_state();
         }
         let redacted = self.apply_redactions_for(&event_id);
@@ -331,7 +290,7 @@ impl RoomStore {
     }
 
     /// The event's room and room version are this room's.
-    fn check_belongs(&self, pdu: &Pdu) -> Result<(), StoreError> {
+    pub(super) fn check_belongs(&self, pdu: &Pdu) -> Result<(), StoreError> {
         let event = pdu.event();
         if event.room_id != self.room_id {
             return Err(StoreError::WrongRoom {
@@ -353,7 +312,11 @@ impl RoomStore {
     /// Rooms v1 and v2 let servers choose event ids, so two different events can claim one;
     /// later versions derive the id from the redacted event, so the same id is the same event
     /// (perhaps redacted, or with other signatures).
-    fn check_same_event(&self, existing: &EventRecord, pdu: &Pdu) -> Result<(), StoreError> {
+    pub(super) fn check_same_event(
+        &self,
+        existing: &EventRecord,
+        pdu: &Pdu,
+    ) -> Result<(), StoreError> {
         if !self.version.event_ids_in_events() {
             return Ok(());
         }
@@ -605,49 +568,161 @@ impl RoomStore {
         };
         self.events.insert(pdu.event_id().to_owned(), record);
     }
+}
 
-    /// The events of `batch` in an order where each comes after the auth events it cites.
-    fn auth_order(&self, batch: &BTreeMap<String, Arc<Pdu>>) -> Result<Vec<String>, StoreError> {
-        let mut waiting_on: BTreeMap<&str, usize> = BTreeMap::new();
-        let mut dependants: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for (event_id, pdu) in batch {
-            let in_batch: BTreeSet<String> = self
-                .cited_auth_events(pdu.event())
-                .into_iter()
-                .filter(|id| batch.contains_key(id) && !self.contains(id))
-                .collect();
-            waiting_on.insert(event_id, in_batch.len());
-            for auth_id in in_batch {
-                let (auth_id, _) = batch.get_key_value(&auth_id).expect("in the batch");
-                dependants.entry(auth_id).or_default().push(event_id);
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::pdu::{NewEvent, build_pdu};
+    use crate::proto::room_version::room_version;
+    use crate::server::store::log::DurableLog;
+    use crate::server::store::test_support::{ALICE, BOB};
+    use crate::server::store::testkit::{EventSpec, RoomBuilder, server_key};
+    use serde_json::json;
+
+    fn store_for(room: &RoomBuilder) -> RoomStore {
+        RoomStore::new(room.room_id(), room.version(), DurableLog::new())
+    }
+
+    #[test]
+    fn a_failed_ingest_changes_nothing() {
+        let mut room = RoomBuilder::standard(room_version("11").unwrap(), ALICE);
+        let join = room.join(BOB);
+        let message = room.message(BOB, "hi");
+        let mut tried = store_for(&room);
+        let mut untouched = store_for(&room);
+        for pdu in &room.built()[..4] {
+            tried.ingest(pdu.clone(), false).unwrap();
+            untouched.ingest(pdu.clone(), false).unwrap();
         }
-        let mut ready: BTreeSet<&str> = waiting_on
-            .iter()
-            .filter(|(_, count)| **count == 0)
-            .map(|(id, _)| *id)
-            .collect();
-        let mut order = Vec::with_capacity(batch.len());
-        while let Some(next) = ready.pop_first() {
-            order.push(next.to_owned());
-            for dependant in dependants.get(next).into_iter().flatten() {
-                let count = waiting_on.get_mut(dependant).expect("a batch event");
-                *count -= 1;
-                if *count == 0 {
-                    ready.insert(dependant);
-                }
-            }
+        assert!(tried.ingest(message.clone(), false).is_err());
+        assert!(
+            tried
+                .ingest_with_state(message, false, StateMap::new())
+                .is_err()
+        );
+        assert!(tried == untouched);
+        assert_eq!(tried.log().len(), untouched.log().len());
+        assert!(tried.ingest(join, false).unwrap().is_accepted());
+    }
+
+    #[test]
+    fn room_v1_events_claiming_a_known_id_must_be_the_same_event() {
+        let version = room_version("1").unwrap();
+        let room = RoomBuilder::standard(version, ALICE);
+        let mut store = store_for(&room);
+        for pdu in room.built() {
+            store.ingest(pdu.clone(), false).unwrap();
         }
-        if order.len() < batch.len() {
-            let placed: BTreeSet<&String> = order.iter().collect();
-            return Err(StoreError::AuthCycle {
-                event_ids: batch
-                    .keys()
-                    .filter(|id| !placed.contains(id))
-                    .cloned()
-                    .collect(),
-            });
+        let join_rules = room.built()[3].clone();
+        let (prev, depth) = store.dag().prev_events_for_new_event();
+        let opaque = join_rules
+            .event_id()
+            .trim_start_matches('$')
+            .split(':')
+            .next()
+            .unwrap()
+            .to_owned();
+        let impostor = NewEvent {
+            room_id: Some(room.room_id().to_owned()),
+            sender: ALICE.to_owned(),
+            event_type: "m.room.topic".to_owned(),
+            state_key: Some(String::new()),
+            content: json!({"topic": "same id"}).as_object().unwrap().clone(),
+            prev_events: prev
+                .iter()
+                .map(|id| store.events[id].pdu.as_reference())
+                .collect(),
+            auth_events: Vec::new(),
+            depth,
+            origin_server_ts: 7,
+            redacts: None,
+            event_id_opaque: Some(opaque),
+        };
+        let impostor = build_pdu(impostor, version, "a.example", &server_key("a.example")).unwrap();
+        assert_eq!(impostor.event_id(), join_rules.event_id());
+        assert_eq!(
+            store.ingest(impostor, false),
+            Err(StoreError::IdConflict {
+                event_id: join_rules.event_id().to_owned()
+            })
+        );
+        assert!(store.ingest(join_rules, false).unwrap().duplicate);
+    }
+
+    #[test]
+    fn an_outlier_batch_must_bring_its_auth_events() {
+        let mut room = RoomBuilder::standard(room_version("10").unwrap(), ALICE);
+        let join = room.join(BOB);
+        let mut store = store_for(&room);
+        let batch = vec![(join.clone(), false), (room.built()[2].clone(), false)];
+        let error = store.ingest_outliers(batch).unwrap_err();
+        let StoreError::Missing {
+            event_id,
+            auth_events,
+            ..
+        } = error
+        else {
+            panic!("{error}")
+        };
+        assert!(auth_events.contains(&room.create_event().event_id().to_owned()));
+        assert!([join.event_id(), room.built()[2].event_id()].contains(&event_id.as_str()));
+        assert!(store.records().next().is_none());
+    }
+
+    /// Guards against current state lagging the extremities when a late event that is not
+    /// accepted links an event placed with state to an older extremity.
+    #[test]
+    fn a_late_rejected_event_can_retire_an_extremity() {
+        let mut room = RoomBuilder::standard(room_version("11").unwrap(), ALICE);
+        let older = room.state(ALICE, "m.room.name", json!({"name": "n"}));
+        let older = older.event_id().to_owned();
+        let rejected = room.message(BOB, "not a member");
+        let placed_with_state = room.event(
+            EventSpec::new(ALICE, "m.room.topic")
+                .state_key("")
+                .content(json!({"topic": "t"}))
+                .prev(&[rejected.event_id()]),
+        );
+        let mut store = store_for(&room);
+        for pdu in &room.built()[..5] {
+            store.ingest(pdu.clone(), false).unwrap();
         }
-        Ok(order)
+        // The peer reports a state without the name: the two extremities disagree on it.
+        let mut state = room
+            .author()
+            .state_before(placed_with_state.event_id())
+            .unwrap();
+        let name_key = ("m.room.name".to_owned(), String::new());
+        state.remove(&name_key).unwrap();
+        store
+            .ingest_with_state(placed_with_state.clone(), false, state)
+            .unwrap();
+        assert_eq!(store.forward_extremities().len(), 2);
+        assert!(store.forward_extremities().contains(&older));
+        assert!(store.current_state().contains_key(&name_key));
+        let outcome = store.ingest(rejected, false).unwrap();
+        assert!(outcome.status.is_rejected());
+        assert_eq!(
+            store.forward_extremities().iter().collect::<Vec<_>>(),
+            [placed_with_state.event_id()]
+        );
+        assert!(!store.current_state().contains_key(&name_key));
+        store.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn recorded_verdicts_follow_the_status() {
+        let error = AuthError::new(AuthRule::SenderNotJoined, "x");
+        assert_eq!(
+            RecordedVerdict::from(&EventStatus::SoftFailed(error.clone())),
+            RecordedVerdict::SoftFailed
+        );
+        let rejected = EventStatus::Rejected {
+            check: Check::StateBefore,
+            error,
+        };
+        assert_eq!(RecordedVerdict::from(&rejected), RecordedVerdict::Rejected);
+        assert!(!rejected.changes_state() && EventStatus::Accepted.changes_state());
     }
 }

@@ -5,7 +5,8 @@
 //! chain ends; each record agrees with the DAG and the state groups; an accepted or
 //! soft-failed event passes the authorization rules against the state before it (unless a
 //! redaction changed what the rules read since); extremities are accepted; current state is
-//! the state of its group; the counts match the records.
+//! the resolution of the extremities' states and equals its group; the counts match the
+//! records.
 
 use super::record::{EventStatus, RedactedBecause};
 use super::room::{Counts, RoomStore};
@@ -37,6 +38,25 @@ impl RoomStore {
             if !self.events[event_id].is_accepted() {
                 return Err(format!("extremity {event_id} is not accepted"));
             }
+        }
+        let mut extremity_groups: Vec<_> = self
+            .dag
+            .extremities()
+            .iter()
+            .map(|event_id| self.group_after(event_id))
+            .collect();
+        extremity_groups.sort_unstable();
+        extremity_groups.dedup();
+        let expected_group = match extremity_groups.as_slice() {
+            [] => None,
+            [only] => Some(*only),
+            _ => self.resolutions.get(&extremity_groups).copied(),
+        };
+        if expected_group != self.current_group {
+            return Err(format!(
+                "current state is group {:?}, the extremities resolve to {expected_group:?}",
+                self.current_group
+            ));
         }
         match self.current_group {
             Some(group) if self.groups.state(group) != self.current_state => {
@@ -127,5 +147,59 @@ impl RoomStore {
             .chain([&("m.room.create".to_owned(), String::new())])
             .filter_map(|key| self.groups.get(before, key))
             .any(by_redaction)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::server::store::test_support::*;
+    use crate::server::store::testkit::RoomBuilder;
+
+    #[test]
+    fn a_consistent_store_passes_and_corruptions_are_named() {
+        let mut room = RoomBuilder::standard(v("11"), ALICE);
+        room.join(BOB);
+        let message = room.message(BOB, "hi");
+        let store = store_with_all(&room);
+        store.check_invariants().unwrap();
+
+        let mut wrong_counts = store_with_all(&room);
+        wrong_counts.counts.accepted += 1;
+        assert!(
+            wrong_counts
+                .check_invariants()
+                .unwrap_err()
+                .contains("counts")
+        );
+
+        let mut wrong_state = store_with_all(&room);
+        wrong_state.current_state.clear();
+        assert!(
+            wrong_state
+                .check_invariants()
+                .unwrap_err()
+                .contains("current state")
+        );
+
+        let mut stray_redaction = store_with_all(&room);
+        stray_redaction
+            .pending_redactions
+            .insert(message.event_id().to_owned(), Default::default());
+        assert!(
+            stray_redaction
+                .check_invariants()
+                .unwrap_err()
+                .contains("pending")
+        );
+
+        let mut unchecked = store_with_all(&room);
+        let record = unchecked.events.get_mut(message.event_id()).unwrap();
+        record.state = None;
+        assert!(
+            unchecked
+                .check_invariants()
+                .unwrap_err()
+                .contains(message.event_id())
+        );
     }
 }

@@ -101,3 +101,66 @@ impl RoomStore {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::store::log::DurableLog;
+    use crate::server::store::test_support::*;
+    use crate::server::store::testkit::RoomBuilder;
+    use serde_json::json;
+
+    fn draft(sender: &str, event_type: &str, state_key: Option<&str>) -> LocalEventDraft {
+        LocalEventDraft {
+            sender: sender.to_owned(),
+            event_type: event_type.to_owned(),
+            state_key: state_key.map(str::to_owned),
+            content: json!({"creator": sender}).as_object().unwrap().clone(),
+            redacts: None,
+            origin_server_ts: 3,
+        }
+    }
+
+    #[test]
+    fn a_create_event_for_an_empty_room() {
+        let store = RoomStore::new("!new:a.example", v("10"), DurableLog::new());
+        let new = store
+            .prepare_local_event(draft(ALICE, "m.room.create", Some("")))
+            .unwrap();
+        assert!(new.prev_events.is_empty() && new.auth_events.is_empty());
+        assert_eq!(
+            (new.depth, new.room_id.as_deref()),
+            (1, Some("!new:a.example"))
+        );
+        // The rules hold an event's room to its sender's server for a create event.
+        let refused = store.prepare_local_event(draft(BOB, "m.room.create", Some("")));
+        assert!(matches!(refused, Err(StoreError::NotAllowed { .. })));
+    }
+
+    #[test]
+    fn auth_events_follow_the_selection_and_prepare_changes_nothing() {
+        let room = RoomBuilder::standard(v("11"), ALICE);
+        let store = store_with_all(&room);
+        let log_len = store.log().len();
+        let new = store
+            .prepare_local_event(draft(ALICE, "m.room.topic", Some("")))
+            .unwrap();
+        let cited: Vec<&str> = new
+            .auth_events
+            .iter()
+            .map(|r| r.event_id.as_str())
+            .collect();
+        let key = |t: &str, k: &str| store.current_state()[&(t.to_owned(), k.to_owned())].clone();
+        assert_eq!(
+            cited,
+            [
+                key("m.room.create", ""),
+                key("m.room.power_levels", ""),
+                key("m.room.member", ALICE)
+            ]
+        );
+        assert_eq!(store.log().len(), log_len);
+        let refused = store.prepare_local_event(draft(BOB, "m.room.topic", Some("")));
+        assert!(matches!(refused, Err(StoreError::NotAllowed { sender, .. }) if sender == BOB));
+    }
+}

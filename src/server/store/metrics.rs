@@ -23,6 +23,8 @@ pub struct RoomMetrics {
     pub redacted: u64,
     pub forward_extremities: u64,
     pub state_groups: u64,
+    /// State resolutions computed (each set of states is resolved once).
+    pub resolutions: u64,
     pub current_state_entries: u64,
     /// Lowercase hex sha256 of the canonical JSON array of `[type, state_key, event_id]`
     /// triples of the current state, sorted.
@@ -43,6 +45,7 @@ impl RoomStore {
             redacted: self.counts.redacted,
             forward_extremities: as_u64(self.dag.extremities().len()),
             state_groups: as_u64(self.groups.len()),
+            resolutions: as_u64(self.resolutions.len()),
             current_state_entries: as_u64(self.current_state.len()),
             current_state_digest: state_digest(&self.current_state),
             bytes_approx: as_u64(self.event_bytes + self.groups.bytes_approx()),

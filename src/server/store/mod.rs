@@ -8,12 +8,13 @@
 //! their order.
 //!
 //! Code map: `room` (the [`RoomStore`] and its accessors), `ingest` (the checks on receipt of
-//! a PDU), `state` (state before an event, resolution at merges, current state), `redaction`
-//! (applying `m.room.redaction`), `local` (new events of local users), `history` (backfill,
-//! missing events, state and auth chains for peers), `visibility` (which servers may see an
-//! event), `metrics`, `invariants`, `recover` (rebuilding from the log), `server_store` (the
-//! rooms of one server), `dag`, `state_groups`, `log`, `record`, `views` (adapters for the
-//! authorization rules and state resolution) and `testkit` (signed rooms for tests).
+//! a PDU), `outliers` (batches of auth chain events), `state` (state before an event,
+//! resolution at merges, current state), `redaction` (applying `m.room.redaction`), `local`
+//! (new events of local users), `history` (backfill, missing events, state and auth chains
+//! for peers), `visibility` (which servers may see an event), `metrics`, `invariants`,
+//! `recover` (rebuilding from the log), `server_store` (the rooms of one server), `dag`,
+//! `state_groups`, `log`, `record`, `views` (adapters for the authorization rules and state
+//! resolution) and `testkit` (signed rooms for tests).
 //!
 //! Invariants kept across the store:
 //! - Every event's auth events, and (for events not placed with state) its prev events, were
@@ -33,6 +34,7 @@ mod invariants;
 mod local;
 pub mod log;
 mod metrics;
+mod outliers;
 mod record;
 mod recover;
 mod redaction;
@@ -40,6 +42,8 @@ mod room;
 mod server_store;
 mod state;
 pub mod state_groups;
+#[cfg(test)]
+mod test_support;
 pub mod testkit;
 mod views;
 mod visibility;

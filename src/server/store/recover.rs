@@ -72,3 +72,68 @@ impl RoomStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::store::log::EventInput;
+    use crate::server::store::log::Origin;
+    use crate::server::store::server_store::ServerStore;
+    use crate::server::store::test_support::*;
+    use crate::server::store::testkit::RoomBuilder;
+
+    fn event_record(room: &RoomBuilder, index: usize, verdict: RecordedVerdict) -> LogRecord {
+        LogRecord::Event {
+            room_id: room.room_id().to_owned(),
+            input: EventInput::Pdu {
+                pdu: room.built()[index].clone(),
+                held_redacted: false,
+                origin: Origin::Remote,
+            },
+            verdict,
+        }
+    }
+
+    #[test]
+    fn replaying_checks_the_recorded_verdicts() {
+        let room = RoomBuilder::standard(v("11"), ALICE);
+        let log = DurableLog::new();
+        log.append(LogRecord::OpenRoom {
+            room_id: room.room_id().to_owned(),
+            room_version: room.version(),
+        });
+        log.append(event_record(&room, 0, RecordedVerdict::Accepted));
+        assert!(RoomStore::recover(log.clone()).is_ok());
+        log.append(event_record(&room, 1, RecordedVerdict::Rejected));
+        let error = RoomStore::recover(log.clone()).unwrap_err();
+        assert_eq!(error.record_index, 2);
+        assert!(error.problem.contains("Rejected"), "{error}");
+    }
+
+    #[test]
+    fn records_must_follow_the_opening_of_their_room() {
+        let room = RoomBuilder::standard(v("11"), ALICE);
+        let log = DurableLog::new();
+        log.append(event_record(&room, 0, RecordedVerdict::Accepted));
+        assert_eq!(
+            ServerStore::recover(log.clone()).unwrap_err().record_index,
+            0
+        );
+        assert_eq!(RoomStore::recover(log).unwrap_err().record_index, 0);
+
+        let twice = DurableLog::new();
+        let open = LogRecord::OpenRoom {
+            room_id: room.room_id().to_owned(),
+            room_version: room.version(),
+        };
+        twice.append(open.clone());
+        twice.append(open);
+        assert_eq!(
+            ServerStore::recover(twice.clone())
+                .unwrap_err()
+                .record_index,
+            1
+        );
+        assert_eq!(RoomStore::recover(twice).unwrap_err().record_index, 1);
+    }
+}

@@ -100,3 +100,64 @@ impl RoomStore {
         user_power_level(self.version, &redaction.sender, &state) >= redact_level
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::server::store::RedactedBecause;
+    use crate::server::store::test_support::*;
+    use crate::server::store::testkit::{EventSpec, RoomBuilder};
+    use serde_json::json;
+
+    /// Power levels without a `redact` key: the level is the spec's default, 50.
+    #[test]
+    fn the_redact_level_defaults_to_fifty() {
+        for (moderator_level, applies) in [(49, false), (50, true)] {
+            let mut room = RoomBuilder::new(v("11"), ALICE);
+            room.join(ALICE);
+            let moderator = "@mod:m.example";
+            room.state(
+                ALICE,
+                "m.room.power_levels",
+                json!({"users": {ALICE: 100, moderator: moderator_level}}),
+            );
+            room.state(ALICE, "m.room.join_rules", json!({"join_rule": "public"}));
+            room.join(moderator);
+            let target = room.message(ALICE, "x");
+            room.event(
+                EventSpec::new(moderator, "m.room.redaction")
+                    .content(json!({}))
+                    .redacts(target.event_id()),
+            );
+            let store = store_with_all(&room);
+            let redacted = store.record(target.event_id()).unwrap().redacted().cloned();
+            assert_eq!(
+                matches!(redacted, Some(RedactedBecause::Redaction { .. })),
+                applies,
+                "level {moderator_level}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_event_is_redacted_once() {
+        let mut room = RoomBuilder::standard(v("12"), ALICE);
+        let target = room.message(ALICE, "x");
+        let redaction = |room: &mut RoomBuilder| {
+            room.event(
+                EventSpec::new(ALICE, "m.room.redaction")
+                    .content(json!({"reason": room.built().len()}))
+                    .redacts(target.event_id()),
+            )
+        };
+        let first = redaction(&mut room);
+        redaction(&mut room);
+        let store = store_with_all(&room);
+        assert_eq!(
+            store.record(target.event_id()).unwrap().redacted(),
+            Some(&RedactedBecause::Redaction {
+                redaction_id: first.event_id().to_owned()
+            })
+        );
+        assert_eq!(store.metrics().redacted, 1);
+    }
+}

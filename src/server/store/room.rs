@@ -218,3 +218,51 @@ impl RoomStore {
         Some(self.groups.state(state.after))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::store::test_support::*;
+    use crate::server::store::testkit::RoomBuilder;
+
+    #[test]
+    fn accessors_and_equality() {
+        let mut room = RoomBuilder::standard(v("11"), ALICE);
+        let join = room.join(BOB);
+        let message = room.message(BOB, "hi");
+        let store = store_with_all(&room);
+        assert_eq!(store.event(message.event_id()), Some(message.clone()));
+        assert_eq!(
+            store.status(message.event_id()),
+            Some(&EventStatus::Accepted)
+        );
+        assert!(store.has_state(message.event_id()) && !store.has_state("$unknown"));
+        assert_eq!(store.accepted_event_ids().len(), room.built().len());
+        let bob = ("m.room.member".to_owned(), BOB.to_owned());
+        assert_eq!(store.current_state_event(&bob), Some(join.clone()));
+        assert!(
+            !store
+                .state_before(join.event_id())
+                .unwrap()
+                .contains_key(&bob)
+        );
+        assert!(
+            store
+                .state_after(join.event_id())
+                .unwrap()
+                .contains_key(&bob)
+        );
+        assert_eq!(
+            store.state_after(message.event_id()),
+            store.state_before(message.event_id())
+        );
+
+        // Equal contents, different logs: equal. One more event: different.
+        let other = store_with_all(&room);
+        assert!(!other.log().same_log(store.log()));
+        assert!(other == store);
+        let mut longer = store_with_all(&room);
+        longer.ingest(room.message(ALICE, "more"), false).unwrap();
+        assert!(longer != store);
+    }
+}

@@ -130,3 +130,42 @@ impl ServerStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::store::test_support::*;
+
+    /// The server shares its store with async handlers behind a lock.
+    #[test]
+    fn stores_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<ServerStore>();
+        shareable::<RoomStore>();
+        shareable::<DurableLog>();
+    }
+
+    #[test]
+    fn rooms_are_opened_once_with_one_version() {
+        let log = DurableLog::new();
+        let mut store = ServerStore::new(log.clone());
+        store.open_room("!r:a.example", v("10")).unwrap();
+        store.open_room("!r:a.example", v("10")).unwrap();
+        assert_eq!(log.len(), 1, "opening an open room logs nothing");
+        assert_eq!(
+            store.open_room("!r:a.example", v("11")).unwrap_err(),
+            StoreError::RoomVersionMismatch {
+                room_id: "!r:a.example".into(),
+                version: "11",
+                expected: "10",
+            }
+        );
+        assert!(matches!(
+            store.room_mut("!other:a.example"),
+            Err(StoreError::UnknownRoom { .. })
+        ));
+        assert!(store.room("!r:a.example").unwrap().log().same_log(&log));
+        assert_eq!(store.metrics().len(), 1);
+        assert!(ServerStore::recover(log).unwrap() == store);
+    }
+}

@@ -127,3 +127,56 @@ impl RoomStore {
         self.current_group = group;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::store::test_support::*;
+    use crate::server::store::testkit::{EventSpec, RoomBuilder};
+    use serde_json::json;
+
+    #[test]
+    fn merges_are_memoised_and_current_state_follows_deltas() {
+        let mut room = RoomBuilder::standard(v("11"), ALICE);
+        let fork = room.join(BOB).event_id().to_owned();
+        let topic = |text: &str| {
+            EventSpec::new(ALICE, "m.room.topic")
+                .state_key("")
+                .content(json!({"topic": text}))
+                .prev(&[&fork])
+        };
+        let a = room.event(topic("a"));
+        let b = room.event(topic("b"));
+        let mut store = store_with_all(&room);
+        let groups = vec![
+            store.group_after(a.event_id()),
+            store.group_after(b.event_id()),
+        ];
+        let resolutions = store.resolutions.len();
+        let merged = store.merge_groups(groups.clone()).unwrap();
+        let reversed: Vec<StateGroupId> = groups.iter().rev().copied().collect();
+        assert_eq!(store.merge_groups(reversed).unwrap(), merged);
+        assert_eq!(
+            store.resolutions.len(),
+            resolutions,
+            "already resolved for current state"
+        );
+        assert_eq!(store.current_group, Some(merged));
+        assert_eq!(
+            store.merge_groups(vec![groups[0], groups[0]]).unwrap(),
+            groups[0]
+        );
+        let empty = store.merge_groups(Vec::new()).unwrap();
+        assert!(store.groups.state(empty).is_empty());
+
+        // A message after the merge keeps the group; a state event extends it by one delta.
+        let merge = room.message(ALICE, "merge");
+        store.ingest(merge.clone(), false).unwrap();
+        assert_eq!(store.current_group, Some(merged));
+        let name = room.state(ALICE, "m.room.name", json!({"name": "n"}));
+        store.ingest(name, false).unwrap();
+        let current = store.current_group.unwrap();
+        assert_eq!(store.groups.group(current).parent(), Some(merged));
+        assert_eq!(store.current_state, store.groups.state(current));
+    }
+}

@@ -135,6 +135,28 @@ impl RoomBuilder {
         }
     }
 
+    /// A room as most tests want it: created by `creator`, who joins, sets power levels
+    /// (`creator` at 100, or, in room v12, with a creator's infinite power, which forbids
+    /// listing them; state at 50, events at 0, ban/kick/redact at 50, invite at 0) and a
+    /// public join rule.
+    pub fn standard(version: &'static RoomVersion, creator: &str) -> Self {
+        let mut room = Self::new(version, creator);
+        room.join(creator);
+        let users = if version.privileged_creators {
+            json!({})
+        } else {
+            json!({creator: 100})
+        };
+        room.state(
+            creator,
+            "m.room.power_levels",
+            json!({"users": users, "users_default": 0, "state_default": 50,
+                   "events_default": 0, "ban": 50, "kick": 50, "redact": 50, "invite": 0}),
+        );
+        room.state(creator, "m.room.join_rules", json!({"join_rule": "public"}));
+        room
+    }
+
     pub fn version(&self) -> &'static RoomVersion {
         self.version
     }
@@ -275,5 +297,51 @@ impl RoomBuilder {
             .iter()
             .map(|id| self.pdu(id).as_reference())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::room_version::room_version;
+
+    #[test]
+    fn building_is_deterministic() {
+        let build = || {
+            let mut room = RoomBuilder::standard(room_version("11").unwrap(), "@a:x.example");
+            room.join("@b:y.example");
+            room.message("@b:y.example", "hi");
+            room.built().to_vec()
+        };
+        assert_eq!(build(), build());
+    }
+
+    #[test]
+    fn the_author_chooses_prev_and_auth_events() {
+        let mut room = RoomBuilder::standard(room_version("12").unwrap(), "@a:x.example");
+        let join = room.join("@b:y.example");
+        let message = room.message("@b:y.example", "hi");
+        assert_eq!(message.event().prev_events, [join.event_id()]);
+        assert_eq!(message.event().depth, join.event().depth + 1);
+        // Room v12: power levels and the sender's membership; the create event is implied.
+        assert_eq!(message.event().auth_events.len(), 2);
+        assert!(
+            message
+                .event()
+                .auth_events
+                .contains(&join.event_id().to_owned())
+        );
+        assert_eq!(room.author().forward_extremities().len(), 1);
+        assert!(
+            room.author()
+                .record(message.event_id())
+                .unwrap()
+                .is_accepted()
+        );
+        assert_eq!(server_key("x.example").key_id(), "ed25519:1");
+        assert_ne!(
+            server_key("x.example").public_key_base64(),
+            server_key("y.example").public_key_base64()
+        );
     }
 }

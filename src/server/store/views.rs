@@ -55,3 +55,41 @@ impl AuthState for MapState<'_> {
         self.events.get(event_id).map(|record| record.pdu.event())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::store::test_support::*;
+    use crate::server::store::testkit::RoomBuilder;
+    use serde_json::json;
+
+    #[test]
+    fn views_read_events_states_and_rejections() {
+        let mut room = RoomBuilder::standard(v("11"), ALICE);
+        let grab = room.state(BOB, "m.room.topic", json!({"topic": "not a member"}));
+        let store = store_with_all(&room);
+        let events = EventsView {
+            events: &store.events,
+        };
+        assert!(events.is_rejected(grab.event_id()));
+        assert!(!events.is_rejected(room.create_event().event_id()));
+        assert!(events.event("$unknown").is_none());
+
+        let last = room.built()[3].event_id();
+        let state = store.events[last].state.unwrap();
+        let by_group = GroupState {
+            groups: &store.groups,
+            group: state.after,
+            events: &store.events,
+        };
+        let by_map = MapState {
+            state: store.current_state(),
+            events: &store.events,
+        };
+        for view in [&by_group as &dyn AuthState, &by_map] {
+            assert_eq!(view.get("m.room.join_rules", "").unwrap().event_id, last);
+            assert!(view.get("m.room.topic", "").is_none());
+            assert!(view.get("m.room.member", ALICE).is_some());
+        }
+    }
+}

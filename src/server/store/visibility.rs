@@ -82,3 +82,29 @@ impl RoomStore {
             .any(|(user_id, membership)| server_of(user_id) == server && wanted(membership))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::server::store::test_support::*;
+    use crate::server::store::testkit::RoomBuilder;
+
+    #[test]
+    fn without_a_history_visibility_event_history_is_shared() {
+        let mut room = RoomBuilder::standard(v("11"), ALICE);
+        let early = room.message(ALICE, "before bob");
+        room.join(BOB);
+        let store = store_with_all(&room);
+        assert!(store.server_may_see("b.example", early.event_id()));
+        assert!(!store.server_may_see("c.example", early.event_id()));
+        assert!(store.server_in_room("b.example"));
+    }
+
+    #[test]
+    fn events_held_without_state_are_seen_by_nobody() {
+        let mut room = RoomBuilder::standard(v("11"), ALICE);
+        let join = room.join(BOB);
+        let mut store = store_with_all(&RoomBuilder::standard(v("11"), ALICE));
+        store.ingest_outlier(join.clone(), false).unwrap();
+        assert!(!store.server_may_see("a.example", join.event_id()));
+    }
+}
