@@ -142,7 +142,7 @@ fn crash_and_restart_mid_stream_loses_no_acknowledged_event_and_catches_up() {
         ));
         tokio::time::sleep(Duration::from_secs(10)).await;
         servers.crash(HS3).await;
-        let acked = servers.acks.acked_by(HS3);
+        let acked = servers.acked_before_crash(HS3);
         let sent = stream.await?;
         // Nobody sends anything once hs3 is back: the others' retries and hs3's own restart
         // must bring it up to date, and bring out what it held but had not sent.

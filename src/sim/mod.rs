@@ -1,6 +1,5 @@
 //! The lab: fabrics, topologies, experiments, workload, nemesis, adversaries, the runner.
 
-pub mod acks;
 pub mod experiment;
 pub mod fast_fabric;
 pub mod host;

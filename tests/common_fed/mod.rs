@@ -13,13 +13,12 @@ use fedlab::server::clock::ServerClock;
 use fedlab::server::config::ServerConfig;
 use fedlab::server::rooms::Content;
 use fedlab::server::store::{EventInput, LogRecord};
-use fedlab::sim::acks::{AckLedger, RecordingTransport};
 use fedlab::sim::host::ServerSlot;
 use fedlab::sim::turmoil_fabric::{TurmoilClock, TurmoilTransport, serve};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use std::cell::RefCell;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -61,7 +60,8 @@ enum Fault {
 #[derive(Clone)]
 pub struct Servers {
     pub slots: Vec<Rc<ServerSlot>>,
-    pub acks: AckLedger,
+    /// What each server acknowledged (with a 200 to /send) in its crashed incarnations.
+    acked_before_crash: Rc<RefCell<BTreeMap<String, BTreeSet<String>>>>,
     faults: Rc<RefCell<VecDeque<Fault>>>,
 }
 
@@ -89,7 +89,7 @@ impl Lab {
             sim,
             servers: Servers {
                 slots: Vec::new(),
-                acks: AckLedger::default(),
+                acked_before_crash: Rc::default(),
                 faults: Rc::default(),
             },
         };
@@ -103,15 +103,12 @@ impl Lab {
         let clock = ServerClock::new(Rc::new(TurmoilClock { epoch_ms: EPOCH_MS }));
         let slot = ServerSlot::new(ServerConfig::new(name, key_seed(name)), clock);
         let host_slot = slot.clone();
-        let acks = self.servers.acks.clone();
         self.sim.host(name, move || {
             let slot = host_slot.clone();
-            let acks = acks.clone();
             async move {
-                let turmoil = TurmoilTransport {
+                let transport = Rc::new(TurmoilTransport {
                     timeout: Duration::from_secs(10),
-                };
-                let transport = Rc::new(RecordingTransport::new(turmoil, acks));
+                });
                 let server = slot.boot(transport);
                 tokio::task::spawn_local(slot.clone().run_actions());
                 serve(server.http_handler()).await?;
@@ -145,6 +142,10 @@ impl Lab {
             };
             match fault {
                 Fault::Crash(name) => {
+                    let acked = self.servers.server(&name).acknowledged_events();
+                    let mut record = self.servers.acked_before_crash.borrow_mut();
+                    record.entry(name.clone()).or_default().extend(acked);
+                    drop(record);
                     self.sim.crash(name.as_str());
                     self.servers.slot(&name).crash();
                 }
@@ -164,6 +165,13 @@ impl Servers {
 
     pub fn names(&self) -> Vec<String> {
         self.slots.iter().map(|slot| slot.name.clone()).collect()
+    }
+
+    /// Every event `name` acknowledged in the incarnations that crashed: after a restart each
+    /// must still be in its store.
+    pub fn acked_before_crash(&self, name: &str) -> BTreeSet<String> {
+        let record = self.acked_before_crash.borrow();
+        record.get(name).cloned().unwrap_or_default()
     }
 
     /// The running incarnation of `name`.
