@@ -6,6 +6,9 @@
 //! cargo test --release --test federation_scale -- --ignored --nocapture
 //! FEDLAB_SCALE_SERVERS=10,25 cargo test --release --test federation_scale -- --ignored --nocapture
 //! ```
+//!
+//! Besides wall time it reports the CPU time of the simulating thread (Linux), which stays
+//! meaningful on a machine shared with other work.
 
 mod common_fed;
 
@@ -25,6 +28,7 @@ struct Figures {
     join_sim: Duration,
     join_wall: Duration,
     steady_wall: Duration,
+    steady_cpu: Option<Duration>,
     settle_sim: Duration,
     settle_wall: Duration,
     events: usize,
@@ -39,12 +43,13 @@ fn measure(count: usize) -> Figures {
         servers.converge(&room, Duration::from_secs(300)).await?;
         let (join_wall, join_sim) = (wall.elapsed(), sim.elapsed());
 
-        let wall = Instant::now();
+        let (wall, cpu) = (Instant::now(), thread_cpu());
         let sent = servers
             .clone()
             .traffic(room.clone(), INTERVAL, STEADY)
             .await;
         let steady_wall = wall.elapsed();
+        let steady_cpu = cpu.zip(thread_cpu()).map(|(start, end)| end - start);
 
         let (wall, sim) = (Instant::now(), tokio::time::Instant::now());
         servers.converge(&room, Duration::from_secs(300)).await?;
@@ -52,6 +57,7 @@ fn measure(count: usize) -> Figures {
             join_sim,
             join_wall,
             steady_wall,
+            steady_cpu,
             settle_sim: sim.elapsed(),
             settle_wall: wall.elapsed(),
             events: sent.len(),
@@ -69,12 +75,17 @@ fn simulated_seconds_per_wall_second() {
         .split(',')
         .map(|n| n.trim().parse().expect("a list of server counts"))
         .collect();
-    println!("servers | join: sim s / wall s | steady 10 ev/s: sim s / wall s = ratio | settle");
+    println!(
+        "servers | join: sim s / wall s | steady 10 ev/s: sim s / wall s = ratio, per CPU s | settle"
+    );
     for count in counts {
         let f = measure(count);
         let ratio = STEADY.as_secs_f64() / f.steady_wall.as_secs_f64();
+        let per_cpu = f.steady_cpu.map_or("n/a".to_owned(), |cpu| {
+            format!("{:.2}", STEADY.as_secs_f64() / cpu.as_secs_f64())
+        });
         println!(
-            "{count:7} | {:6.1} / {:7.1} | {:4.0} / {:7.1} = {ratio:6.2} ({} events) | {:.1} / {:.1}",
+            "{count:7} | {:6.1} / {:7.1} | {:4.0} / {:7.1} = {ratio:6.2}, {per_cpu:>6} ({} events) | {:.1} / {:.1}",
             f.join_sim.as_secs_f64(),
             f.join_wall.as_secs_f64(),
             STEADY.as_secs_f64(),
@@ -84,4 +95,11 @@ fn simulated_seconds_per_wall_second() {
             f.settle_wall.as_secs_f64(),
         );
     }
+}
+
+/// CPU time of the calling thread so far (the first field of Linux's schedstat, in ns).
+fn thread_cpu() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(nanos))
 }
