@@ -67,3 +67,26 @@ fn partition_times_out() {
     });
     sim.run().unwrap();
 }
+
+/// A request that times out after its connection was made closes that connection, so a long
+/// partition or a silent peer does not pile up one socket per retry.
+#[test]
+fn timed_out_request_closes_its_connection() {
+    let mut sim = turmoil::Builder::new().rng_seed(7).build();
+    sim.host("hs1.test", || async {
+        let silent: HttpHandler = Rc::new(|_request| Box::pin(std::future::pending()));
+        serve(silent).await.map_err(Into::into)
+    });
+    sim.client("hs2.test", async {
+        let request = Request::get("/x").body(Bytes::new())?;
+        let result = transport().send("hs1.test", request).await;
+        assert!(
+            matches!(result, Err(TransportError::TimedOut { .. })),
+            "{result:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(turmoil::established_tcp_stream_count(), 0);
+        Ok(())
+    });
+    sim.run().unwrap();
+}

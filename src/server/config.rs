@@ -42,8 +42,11 @@ impl ServerConfig {
             queue_limits: QueueLimits::default(),
             request_timeout: Duration::from_secs(10),
             transactions_remembered_max: 10_000,
-            missing_events_limit: 10,
-            missing_events_rounds_max: 5,
+            // Far above the spec's default of 10 so that a gap left by a long partition or a
+            // crash closes in a few requests (catch-up sends only the newest event per room);
+            // the serving side clamps each answer to 100 events.
+            missing_events_limit: 100,
+            missing_events_rounds_max: 10,
             backfill_on_join_max: 1_000,
             key_validity: Duration::from_secs(7 * 24 * 3600),
         }

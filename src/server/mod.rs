@@ -98,9 +98,11 @@ impl Homeserver {
             destinations: RefCell::new(BTreeMap::new()),
             incarnation,
         };
-        Ok(Self {
+        let server = Self {
             inner: Rc::new(inner),
-        })
+        };
+        server.inner.resume_outbound();
+        Ok(server)
     }
 
     pub fn name(&self) -> &str {
@@ -145,6 +147,24 @@ impl Homeserver {
         read: impl FnOnce(&store::RoomStore) -> T,
     ) -> Option<T> {
         self.inner.store.borrow().room(room_id).map(read)
+    }
+
+    /// The ids of the rooms this server holds, in order.
+    pub fn room_ids(&self) -> Vec<String> {
+        let store = self.inner.store.borrow();
+        store
+            .rooms()
+            .map(|(room_id, _)| room_id.to_owned())
+            .collect()
+    }
+
+    /// The counters of every outbound queue, by destination, for observers.
+    pub fn queue_counters(&self) -> BTreeMap<String, outbound::queue::QueueCounters> {
+        let destinations = self.inner.destinations.borrow();
+        destinations
+            .iter()
+            .map(|(name, destination)| (name.clone(), destination.queue.counters()))
+            .collect()
     }
 
     /// The handler a fabric calls for every request addressed to this server.
@@ -211,6 +231,32 @@ impl Inner {
     pub(crate) fn outbound_wakeup(self: &Rc<Self>, destination: &str) -> Rc<Notify> {
         self.with_queue(destination, |_| ());
         self.destinations.borrow()[destination].wakeup.clone()
+    }
+
+    /// After a restart the outbound queues are gone, and with them any of our events that
+    /// were stored but not yet sent. Queue the newest event of our own in each room for every
+    /// server in it (as catch-up does): a server that lacks it, or anything before it, fetches
+    /// the gap with `/get_missing_events`, and hearing from us resets its backoff toward us.
+    fn resume_outbound(self: &Rc<Self>) {
+        let mut resend = Vec::new();
+        for (_, room) in self.store.borrow().rooms() {
+            let newest_local = room
+                .records()
+                .filter(|(_, record)| {
+                    record.origin() == store::Origin::Local
+                        && record.is_accepted()
+                        && !record.is_outlier()
+                })
+                .max_by_key(|(_, record)| record.sequence());
+            if let Some((_, record)) = newest_local {
+                resend.push((room.joined_servers(), record.pdu().clone()));
+            }
+        }
+        for (servers, pdu) in resend {
+            for server in servers.iter().filter(|s| **s != self.config.name) {
+                self.enqueue_pdu(server, pdu.clone());
+            }
+        }
     }
 
     /// A request came from `origin`: if we were backing off from it, retry now.

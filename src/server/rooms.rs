@@ -258,6 +258,9 @@ impl Inner {
             .room_mut(room_id)?
             .ingest_local(pdu.clone())?;
         self.count_outcome(&outcome);
+        // The local user is told the event exists only once a crash cannot take it back, and
+        // a peer must never hold an event of ours that we lost.
+        self.store.borrow().flush();
         self.fan_out(room_id, &pdu, before, None);
         Ok(pdu.event_id().to_owned())
     }

@@ -18,7 +18,7 @@ use crate::proto::wire::{
 };
 use crate::server::Inner;
 use crate::server::verify::CheckedPdu;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -136,11 +136,16 @@ impl Inner {
             .map_err(|e| e.to_string())
     }
 
-    /// Rounds of `/get_missing_events`, placing what arrives oldest first.
+    /// Rounds of `/get_missing_events`, placing what arrives oldest first. Each round asks
+    /// for what lies behind the fetched events that still cannot be placed, so a gap longer
+    /// than one answer closes in several rounds; at most `missing_events_rounds_max` rounds of
+    /// `missing_events_limit` events each are fetched for one event.
     async fn walk_missing_events(self: &Rc<Self>, origin: &str, room_id: &str, pdu: &Pdu) {
         let Ok(version) = self.room_version(room_id) else {
             return;
         };
+        let mut waiting: BTreeMap<String, CheckedPdu> = BTreeMap::new();
+        let mut latest = vec![pdu.event_id().to_owned()];
         for _round in 0..self.config.missing_events_rounds_max {
             if self.missing_prev_events(room_id, pdu).is_empty() {
                 return;
@@ -153,7 +158,7 @@ impl Inner {
                 .unwrap_or_default();
             let request = GetMissingEventsRequest {
                 earliest_events: earliest,
-                latest_events: vec![pdu.event_id().to_owned()],
+                latest_events: latest,
                 limit: self.config.missing_events_limit,
                 min_depth: 0,
             };
@@ -166,22 +171,49 @@ impl Inner {
             else {
                 return;
             };
-            let mut fetched = Vec::new();
+            let mut new_events = 0;
             for raw in response.events {
-                if let Ok(checked) = self.check_received_pdu(raw, version).await {
-                    fetched.push(checked);
+                let Ok(checked) = self.check_received_pdu(raw, version).await else {
+                    continue;
+                };
+                let event_id = checked.pdu.event_id().to_owned();
+                if !self.holds_with_state(room_id, &event_id) && !waiting.contains_key(&event_id) {
+                    waiting.insert(event_id, checked);
+                    new_events += 1;
                 }
             }
-            if fetched.is_empty() {
+            self.place_waiting(origin, room_id, &mut waiting).await;
+            if new_events == 0 {
                 return;
             }
-            fetched.sort_by(|a, b| {
-                let key = |c: &CheckedPdu| (c.pdu.event().depth, c.pdu.event_id().to_owned());
-                key(a).cmp(&key(b))
-            });
-            let mut progress = false;
-            for checked in fetched {
-                if self.holds_with_state(room_id, checked.pdu.event_id())
+            latest = self.waiting_frontier(room_id, &waiting);
+            if latest.is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// Places every waiting event whose prev events are all held, oldest first, until none
+    /// is left that can be placed.
+    async fn place_waiting(
+        self: &Rc<Self>,
+        origin: &str,
+        room_id: &str,
+        waiting: &mut BTreeMap<String, CheckedPdu>,
+    ) {
+        loop {
+            let mut ready: Vec<(u64, String)> = waiting
+                .iter()
+                .filter(|(_, checked)| self.missing_prev_events(room_id, &checked.pdu).is_empty())
+                .map(|(id, checked)| (checked.pdu.event().depth, id.clone()))
+                .collect();
+            if ready.is_empty() {
+                return;
+            }
+            ready.sort();
+            for (_, event_id) in ready {
+                let checked = waiting.remove(&event_id).expect("listed above");
+                if self.holds_with_state(room_id, &event_id)
                     || !self.missing_prev_events(room_id, &checked.pdu).is_empty()
                 {
                     continue;
@@ -191,13 +223,30 @@ impl Inner {
                     .await
                     .is_ok()
                 {
-                    progress |= self.ingest_checked(room_id, checked).is_ok();
+                    // A rejected event is still placed (with the state before it), so the
+                    // events after it can be placed too; its verdict is counted by the store.
+                    let _ = self.ingest_checked(room_id, checked);
                 }
             }
-            if !progress {
-                return;
-            }
         }
+    }
+
+    /// The waiting events that cite an event neither held nor waiting: where the next round
+    /// of the walk starts.
+    fn waiting_frontier(
+        &self,
+        room_id: &str,
+        waiting: &BTreeMap<String, CheckedPdu>,
+    ) -> Vec<String> {
+        waiting
+            .iter()
+            .filter(|(_, checked)| {
+                self.missing_prev_events(room_id, &checked.pdu)
+                    .iter()
+                    .any(|prev| !waiting.contains_key(prev))
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// Places `event_id` with the state before it as `origin` reports it.
