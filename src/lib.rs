@@ -7,4 +7,5 @@
 pub mod cli;
 pub mod observe;
 pub mod proto;
+pub mod report;
 pub mod server;

@@ -1,0 +1,199 @@
+//! Geometry and furniture shared by every plot: the header (title, subtitle), the band of
+//! fault labels, the legend row at the bottom, notes for missing data, tick labels.
+//!
+//! Invariant: the legend and the fault labels live outside the plotting area, so they never
+//! cover data; everything is placed in whole pixels computed from the input alone.
+
+use crate::report::font;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::DrawResult;
+
+pub const MARGIN_PX: u32 = 16;
+pub const RIGHT_MARGIN_PX: u32 = 32;
+pub const Y_LABEL_AREA_PX: u32 = 84;
+pub const X_LABEL_AREA_PX: u32 = 58;
+pub const LEGEND_PX: u32 = 36;
+const TITLE_FONT_PX: f64 = 24.0;
+const SUBTITLE_FONT_PX: f64 = 16.0;
+pub const LABEL_FONT_PX: f64 = 15.0;
+pub const TICK_FONT_PX: f64 = 15.0;
+pub const AXIS_FONT_PX: f64 = 17.0;
+const NOTE_FONT_PX: f64 = 20.0;
+/// Height of the title and subtitle lines together.
+const HEADER_PX: u32 = MARGIN_PX + 58;
+/// Height of one row of fault labels.
+pub const LABEL_ROW_PX: u32 = 21;
+
+pub const INK: RGBColor = RGBColor(30, 30, 30);
+pub const MUTED: RGBColor = RGBColor(90, 90, 90);
+pub const ALERT: RGBColor = RGBColor(214, 39, 40);
+
+/// Top margin of the chart when `label_rows` rows of fault labels sit above it.
+pub fn chart_top_px(label_rows: usize) -> u32 {
+    HEADER_PX + label_rows as u32 * LABEL_ROW_PX + 6
+}
+
+/// Top of the first row of fault labels.
+pub fn label_band_top_px() -> i32 {
+    HEADER_PX as i32
+}
+
+/// Left and right pixel of the plotting area of a chart built with this module's margins on
+/// a root of `width_px`.
+pub fn plot_x_range_px(width_px: u32) -> (i32, i32) {
+    (
+        (MARGIN_PX + Y_LABEL_AREA_PX) as i32,
+        (width_px - RIGHT_MARGIN_PX) as i32,
+    )
+}
+
+pub fn text_style(size_px: f64, color: RGBColor) -> TextStyle<'static> {
+    (font::FAMILY, size_px)
+        .into_font()
+        .color(&color)
+        .pos(Pos::new(HPos::Left, VPos::Top))
+}
+
+/// Title and subtitle at the top left.
+pub fn draw_header<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    subtitle: &str,
+) -> DrawResult<DB> {
+    let left = MARGIN_PX as i32;
+    root.draw(&Text::new(
+        title.to_string(),
+        (left, MARGIN_PX as i32),
+        text_style(TITLE_FONT_PX, INK),
+    ))?;
+    root.draw(&Text::new(
+        subtitle.to_string(),
+        (left, MARGIN_PX as i32 + 32),
+        text_style(SUBTITLE_FONT_PX, MUTED),
+    ))
+}
+
+/// One entry of the legend row.
+pub enum LegendEntry {
+    Line { label: String, color: RGBColor },
+    Band { label: String, color: RGBColor },
+}
+
+/// The legend, in one row along the bottom edge, starting at the plot's left edge.
+pub fn draw_legend<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    entries: &[LegendEntry],
+) -> DrawResult<DB> {
+    let (width_px, height_px) = root.dim_in_pixel();
+    let (mut x_px, _) = plot_x_range_px(width_px);
+    let middle_px = height_px as i32 - (LEGEND_PX as i32) / 2 - 2;
+    let style = text_style(LABEL_FONT_PX, INK).pos(Pos::new(HPos::Left, VPos::Center));
+    for entry in entries {
+        let label = match entry {
+            LegendEntry::Line { label, color } => {
+                root.draw(&PathElement::new(
+                    vec![(x_px, middle_px), (x_px + 26, middle_px)],
+                    color.stroke_width(3),
+                ))?;
+                label
+            }
+            LegendEntry::Band { label, color } => {
+                let corners = [(x_px + 4, middle_px - 8), (x_px + 22, middle_px + 8)];
+                root.draw(&Rectangle::new(corners, color.mix(0.3).filled()))?;
+                root.draw(&Rectangle::new(corners, color.stroke_width(1)))?;
+                label
+            }
+        };
+        x_px += 32;
+        root.draw(&Text::new(label.clone(), (x_px, middle_px), style.clone()))?;
+        let (label_width_px, _) = root.estimate_text_size(label, &style)?;
+        x_px += label_width_px as i32 + 26;
+    }
+    Ok(())
+}
+
+/// A note in the middle of the plotting area, for data that is missing.
+pub fn draw_note<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    plot_px: (std::ops::Range<i32>, std::ops::Range<i32>),
+    note: &str,
+) -> DrawResult<DB> {
+    let (x_px, y_px) = plot_px;
+    let center = ((x_px.start + x_px.end) / 2, (y_px.start + y_px.end) / 2);
+    let style = text_style(NOTE_FONT_PX, MUTED).pos(Pos::new(HPos::Center, VPos::Center));
+    // A white card keeps the note legible over shaded fault windows and grid lines.
+    let (width_px, height_px) = root.estimate_text_size(note, &style)?;
+    let (half_width, half_height) = (width_px as i32 / 2 + 14, height_px as i32 / 2 + 10);
+    let corners = [
+        (center.0 - half_width, center.1 - half_height),
+        (center.0 + half_width, center.1 + half_height),
+    ];
+    root.draw(&Rectangle::new(corners, WHITE.filled()))?;
+    root.draw(&Rectangle::new(corners, MUTED.stroke_width(1)))?;
+    root.draw(&Text::new(note.to_string(), center, style))
+}
+
+/// A tick label: at most three decimals, no trailing zeros.
+pub fn tick_label(value: f64) -> String {
+    let text = format!("{value:.3}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" {
+        "0".into()
+    } else {
+        text.into()
+    }
+}
+
+/// Tick count for an axis from zero to `top` that should show whole numbers: one per unit
+/// when that is few enough.
+pub fn whole_number_ticks(top: f64) -> usize {
+    (top as usize + 1).clamp(2, 11)
+}
+
+/// A whole number with thousands separated by commas, for counts in titles.
+pub fn grouped(value: u64) -> String {
+    let digits = value.to_string();
+    let mut text = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            text.push(',');
+        }
+        text.push(digit);
+    }
+    text
+}
+
+/// Simulated milliseconds as seconds for titles: `90 s`, `183.25 s`.
+pub fn seconds(ms: u64) -> String {
+    format!("{} s", tick_label(ms as f64 / 1000.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_labels_drop_trailing_zeros() {
+        assert_eq!(tick_label(50.0), "50");
+        assert_eq!(tick_label(0.25), "0.25");
+        assert_eq!(tick_label(0.1 + 0.2), "0.3");
+        assert_eq!(tick_label(-0.0001), "0");
+    }
+
+    #[test]
+    fn grouped_separates_thousands() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1,000");
+        assert_eq!(grouped(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn seconds_from_ms() {
+        assert_eq!(seconds(90_000), "90 s");
+        assert_eq!(seconds(183_250), "183.25 s");
+    }
+}
