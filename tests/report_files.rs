@@ -4,7 +4,7 @@
 mod report_common;
 
 use fedlab::report;
-use report_common::{empty_run, partition_run};
+use report_common::{empty_run, failed_run, partition_run};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
@@ -179,5 +179,10 @@ fn sample_output_for_review() {
     );
     report::write_run(&dir.join("partition"), &partition_run()).unwrap();
     report::write_run(&dir.join("empty"), &empty_run()).unwrap();
+    for (name, output) in [("partition", partition_run()), ("failed", failed_run())] {
+        let mut table = Vec::new();
+        report::print_summary(&output, &mut table).unwrap();
+        fs::write(dir.join(format!("{name}-table.txt")), table).unwrap();
+    }
     eprintln!("sample results in {}", dir.display());
 }

@@ -1,5 +1,6 @@
 //! What a run leaves behind: the results directory (`summary.json`, `perf.json`,
-//! `timeline.csv`, `trace.jsonl`, plots as SVG and PNG).
+//! `timeline.csv`, `trace.jsonl`, plots as SVG and PNG), the summary table printed at the end
+//! of a run, and the progress bar shown while it runs.
 //!
 //! Invariants: everything written from the simulated part of a [`RunOutput`] is byte-identical
 //! for equal inputs (`perf.json` alone carries machine-dependent figures); nothing here reads
@@ -9,12 +10,15 @@
 mod files;
 mod font;
 mod plots;
+mod table;
+mod units;
 
 pub use files::{PERF_FILE, SUMMARY_FILE, TIMELINE_FILE, TIMELINE_HEADER, TRACE_FILE};
 pub use plots::{
     DIVERGENCE_STEM, EXTREMITIES_STEM, LATENCY_CDF_STEM, SIZE_PX as PLOT_SIZE_PX,
     percentile_nearest_rank,
 };
+pub use table::{first_failure, print_summary};
 
 use crate::observe::record::RunOutput;
 use std::io;

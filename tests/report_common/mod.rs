@@ -179,6 +179,7 @@ pub fn empty_run() -> RunOutput {
 pub fn failed_run() -> RunOutput {
     let mut output = partition_run();
     let summary = &mut output.summary;
+    summary.metrics.insert("converged".into(), json!(false));
     summary.expectations[0] = verdict("converged", "true", "false", false);
     summary.expectations[2] = verdict("delivery_ratio_min", "1.0", "0.97", false);
     summary.passed = false;

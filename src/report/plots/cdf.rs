@@ -10,6 +10,7 @@ use super::layout;
 use super::{DrawResult, Figure};
 use crate::observe::record::RunOutput;
 use crate::report::font;
+use crate::report::units;
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
@@ -66,8 +67,8 @@ impl<'a> LatencyCdf<'a> {
                 "{}, seed {} · {} deliveries · max {} ms · percentiles by nearest rank",
                 summary.experiment,
                 summary.seed,
-                layout::grouped(latencies_ms.len() as u64),
-                layout::grouped(max),
+                units::grouped(latencies_ms.len() as u64),
+                units::grouped(max),
             ),
             None => format!(
                 "{}, seed {} · 0 deliveries",
@@ -178,7 +179,7 @@ impl<'a> LatencyCdf<'a> {
             .filter_map(|&(per_mille, name, color)| {
                 let value = percentile_nearest_rank(&self.latencies_ms, per_mille)?;
                 Some(layout::LegendEntry::Line {
-                    label: format!("{name} = {} ms", layout::grouped(value)),
+                    label: format!("{name} = {} ms", units::grouped(value)),
                     color,
                 })
             })

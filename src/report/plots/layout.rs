@@ -4,7 +4,7 @@
 //! Invariant: the legend and the fault labels live outside the plotting area, so they never
 //! cover data; everything is placed in whole pixels computed from the input alone.
 
-use crate::report::font;
+use crate::report::{font, units};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -138,62 +138,11 @@ pub fn draw_note<DB: DrawingBackend>(
 
 /// A tick label: at most three decimals, no trailing zeros.
 pub fn tick_label(value: f64) -> String {
-    let text = format!("{value:.3}");
-    let text = text.trim_end_matches('0').trim_end_matches('.');
-    if text == "-0" {
-        "0".into()
-    } else {
-        text.into()
-    }
+    units::decimal(value)
 }
 
 /// Tick count for an axis from zero to `top` that should show whole numbers: one per unit
 /// when that is few enough.
 pub fn whole_number_ticks(top: f64) -> usize {
     (top as usize + 1).clamp(2, 11)
-}
-
-/// A whole number with thousands separated by commas, for counts in titles.
-pub fn grouped(value: u64) -> String {
-    let digits = value.to_string();
-    let mut text = String::with_capacity(digits.len() + digits.len() / 3);
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
-            text.push(',');
-        }
-        text.push(digit);
-    }
-    text
-}
-
-/// Simulated milliseconds as seconds for titles: `90 s`, `183.25 s`.
-pub fn seconds(ms: u64) -> String {
-    format!("{} s", tick_label(ms as f64 / 1000.0))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tick_labels_drop_trailing_zeros() {
-        assert_eq!(tick_label(50.0), "50");
-        assert_eq!(tick_label(0.25), "0.25");
-        assert_eq!(tick_label(0.1 + 0.2), "0.3");
-        assert_eq!(tick_label(-0.0001), "0");
-    }
-
-    #[test]
-    fn grouped_separates_thousands() {
-        assert_eq!(grouped(0), "0");
-        assert_eq!(grouped(999), "999");
-        assert_eq!(grouped(1000), "1,000");
-        assert_eq!(grouped(1234567), "1,234,567");
-    }
-
-    #[test]
-    fn seconds_from_ms() {
-        assert_eq!(seconds(90_000), "90 s");
-        assert_eq!(seconds(183_250), "183.25 s");
-    }
 }

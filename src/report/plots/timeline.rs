@@ -10,6 +10,7 @@ use super::faults::{self, LabelRequest};
 use super::layout::{self, LegendEntry};
 use super::{DrawResult, Figure};
 use crate::observe::record::{FaultWindow, RunOutput, Sample};
+use crate::report::units;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -111,7 +112,7 @@ impl<'a> TimePlot<'a> {
             summary.fabric,
             summary.room_version,
             summary.algorithm,
-            layout::seconds(summary.duration_ms),
+            units::seconds(summary.duration_ms),
         );
         let bucket = bucket_size(output.timeline.len());
         if bucket > 1 {
