@@ -10,6 +10,7 @@
 mod files;
 mod font;
 mod plots;
+mod progress;
 mod table;
 mod units;
 
@@ -18,6 +19,7 @@ pub use plots::{
     DIVERGENCE_STEM, EXTREMITIES_STEM, LATENCY_CDF_STEM, SIZE_PX as PLOT_SIZE_PX,
     percentile_nearest_rank,
 };
+pub use progress::Progress;
 pub use table::{first_failure, print_summary};
 
 use crate::observe::record::RunOutput;
