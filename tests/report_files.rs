@@ -4,7 +4,7 @@
 mod report_common;
 
 use fedlab::report;
-use report_common::{empty_run, failed_run, partition_run};
+use report_common::{crowded_run, empty_run, failed_run, partition_run, single_sample_run};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
@@ -179,10 +179,51 @@ fn sample_output_for_review() {
     );
     report::write_run(&dir.join("partition"), &partition_run()).unwrap();
     report::write_run(&dir.join("empty"), &empty_run()).unwrap();
+    report::write_run(&dir.join("crowded"), &crowded_run()).unwrap();
+    report::write_run(&dir.join("single"), &single_sample_run()).unwrap();
     for (name, output) in [("partition", partition_run()), ("failed", failed_run())] {
         let mut table = Vec::new();
         report::print_summary(&output, &mut table).unwrap();
         fs::write(dir.join(format!("{name}-table.txt")), table).unwrap();
     }
     eprintln!("sample results in {}", dir.display());
+}
+
+/// Regression: with many fault kinds the legend ran past the right edge and was cut off.
+#[test]
+fn crowded_plots_keep_every_text_inside_the_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    report::write_run(dir.path(), &crowded_run()).unwrap();
+    let (width_px, height_px) = report::PLOT_SIZE_PX;
+    for name in ["divergence.svg", "extremities.svg"] {
+        let svg = fs::read_to_string(dir.path().join(name)).unwrap();
+        let mut texts = 0;
+        for tag in svg.split("<text").skip(1) {
+            let attribute = |key: &str| -> f64 {
+                let start = tag.find(&format!(" {key}=\"")).unwrap() + key.len() + 3;
+                tag[start..].split('"').next().unwrap().parse().unwrap()
+            };
+            let (x, y) = (attribute("x"), attribute("y"));
+            // Text that starts at x needs room after it; centred tick labels may sit on the edge.
+            let room_px = if tag.contains("text-anchor=\"start\"") {
+                60.0
+            } else {
+                0.0
+            };
+            assert!(
+                x >= 0.0 && x <= f64::from(width_px) - room_px,
+                "{name}: text at x={x}: {tag}"
+            );
+            assert!(
+                y >= 0.0 && y < f64::from(height_px),
+                "{name}: text at y={y}: {tag}"
+            );
+            texts += 1;
+        }
+        assert!(
+            svg.contains(">\nfault with no effect\n<"),
+            "{name}: legend entry missing"
+        );
+        assert!(texts > 20, "{name}: only {texts} texts");
+    }
 }

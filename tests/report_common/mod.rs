@@ -189,3 +189,53 @@ pub fn failed_run() -> RunOutput {
     );
     output
 }
+
+/// The partition run with many overlapping faults of many kinds, narrow latencies (a linear
+/// CDF axis) and a timeline long enough to be thinned.
+pub fn crowded_run() -> RunOutput {
+    let mut output = partition_run();
+    let kinds = [
+        "partition",
+        "cut",
+        "latency",
+        "loss",
+        "crash",
+        "restart",
+        "clock-skew",
+        "slow",
+        "isolate",
+    ];
+    output.summary.faults = kinds
+        .iter()
+        .enumerate()
+        .map(|(index, kind)| {
+            let from_ms = 20_000 + index as u64 * 4_000;
+            let effect = if *kind == "slow" {
+                0
+            } else {
+                10 + index as u64
+            };
+            fault(index, kind, "", from_ms, from_ms + 15_000, effect)
+        })
+        .collect();
+    let base = output.timeline.clone();
+    output.timeline = (0..20_000u64)
+        .map(|step| {
+            let mut sample = base[(step as usize * base.len()) / 20_000].clone();
+            sample.t_ms = step * 6;
+            sample
+        })
+        .collect();
+    output
+        .delivery_latencies_ms
+        .retain(|&latency| latency < 1_000);
+    output
+}
+
+/// One sample only, and a single delivery.
+pub fn single_sample_run() -> RunOutput {
+    let mut output = partition_run();
+    output.timeline.truncate(1);
+    output.delivery_latencies_ms = vec![42];
+    output
+}

@@ -121,11 +121,22 @@ impl<'a> LatencyCdf<'a> {
         X: AsRangedCoord<Value = f64>,
         X::CoordDescType: ValueFormatter<f64>,
     {
+        let entries: Vec<layout::LegendEntry> = MARKS
+            .iter()
+            .filter_map(|&(per_mille, name, color)| {
+                let value = percentile_nearest_rank(&self.latencies_ms, per_mille)?;
+                Some(layout::LegendEntry::Line {
+                    label: format!("{name} = {} ms", units::grouped(value)),
+                    color,
+                })
+            })
+            .collect();
+        let legend = layout::Legend::layout(root, entries)?;
         let mut chart = ChartBuilder::on(root)
             .margin_top(layout::chart_top_px(0))
             .margin_left(layout::MARGIN_PX)
             .margin_right(layout::RIGHT_MARGIN_PX)
-            .margin_bottom(layout::LEGEND_PX)
+            .margin_bottom(legend.height_px())
             .x_label_area_size(layout::X_LABEL_AREA_PX)
             .y_label_area_size(layout::Y_LABEL_AREA_PX)
             .build_cartesian_2d(x_range, 0.0..1.0)?;
@@ -174,17 +185,7 @@ impl<'a> LatencyCdf<'a> {
                     .pos(Pos::new(HPos::Left, VPos::Top)),
             ))?;
         }
-        let legend: Vec<layout::LegendEntry> = MARKS
-            .iter()
-            .filter_map(|&(per_mille, name, color)| {
-                let value = percentile_nearest_rank(&self.latencies_ms, per_mille)?;
-                Some(layout::LegendEntry::Line {
-                    label: format!("{name} = {} ms", units::grouped(value)),
-                    color,
-                })
-            })
-            .collect();
-        layout::draw_legend(root, &legend)
+        legend.draw(root)
     }
 }
 

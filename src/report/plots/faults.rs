@@ -11,8 +11,9 @@ use crate::observe::record::FaultWindow;
 use plotters::style::RGBColor;
 use std::collections::BTreeSet;
 
-/// Colours of fault kinds, clear of the black and red that series lines use.
-const KIND_COLORS: [RGBColor; 8] = [
+/// Colours of fault kinds, clear of the black and red that series lines use; as many as the
+/// fault vocabulary has kinds, so no two kinds share a colour.
+const KIND_COLORS: [RGBColor; 12] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -21,6 +22,10 @@ const KIND_COLORS: [RGBColor; 8] = [
     RGBColor(227, 119, 194),
     RGBColor(23, 190, 207),
     RGBColor(188, 189, 34),
+    RGBColor(57, 59, 121),
+    RGBColor(99, 121, 57),
+    RGBColor(140, 109, 49),
+    RGBColor(132, 60, 57),
 ];
 
 /// The colour of a fault that never took effect.

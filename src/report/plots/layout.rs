@@ -15,7 +15,6 @@ pub const MARGIN_PX: u32 = 16;
 pub const RIGHT_MARGIN_PX: u32 = 32;
 pub const Y_LABEL_AREA_PX: u32 = 84;
 pub const X_LABEL_AREA_PX: u32 = 58;
-pub const LEGEND_PX: u32 = 36;
 const TITLE_FONT_PX: f64 = 24.0;
 const SUBTITLE_FONT_PX: f64 = 16.0;
 pub const LABEL_FONT_PX: f64 = 15.0;
@@ -76,43 +75,95 @@ pub fn draw_header<DB: DrawingBackend>(
     ))
 }
 
-/// One entry of the legend row.
+/// One entry of the legend.
 pub enum LegendEntry {
     Line { label: String, color: RGBColor },
     Band { label: String, color: RGBColor },
 }
 
-/// The legend, in one row along the bottom edge, starting at the plot's left edge.
-pub fn draw_legend<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    entries: &[LegendEntry],
-) -> DrawResult<DB> {
-    let (width_px, height_px) = root.dim_in_pixel();
-    let (mut x_px, _) = plot_x_range_px(width_px);
-    let middle_px = height_px as i32 - (LEGEND_PX as i32) / 2 - 2;
-    let style = text_style(LABEL_FONT_PX, INK).pos(Pos::new(HPos::Left, VPos::Center));
-    for entry in entries {
-        let label = match entry {
-            LegendEntry::Line { label, color } => {
-                root.draw(&PathElement::new(
-                    vec![(x_px, middle_px), (x_px + 26, middle_px)],
-                    color.stroke_width(3),
-                ))?;
-                label
-            }
-            LegendEntry::Band { label, color } => {
-                let corners = [(x_px + 4, middle_px - 8), (x_px + 22, middle_px + 8)];
-                root.draw(&Rectangle::new(corners, color.mix(0.3).filled()))?;
-                root.draw(&Rectangle::new(corners, color.stroke_width(1)))?;
-                label
-            }
-        };
-        x_px += 32;
-        root.draw(&Text::new(label.clone(), (x_px, middle_px), style.clone()))?;
-        let (label_width_px, _) = root.estimate_text_size(label, &style)?;
-        x_px += label_width_px as i32 + 26;
+impl LegendEntry {
+    fn label(&self) -> &str {
+        match self {
+            LegendEntry::Line { label, .. } | LegendEntry::Band { label, .. } => label,
+        }
     }
-    Ok(())
+}
+
+/// Width of an entry's swatch and the space after it.
+const SWATCH_PX: i32 = 32;
+/// Space between two entries.
+const ENTRY_GAP_PX: i32 = 26;
+const LEGEND_ROW_PX: u32 = 26;
+
+/// The legend along the bottom edge, starting at the plot's left edge and wrapping onto more
+/// rows when one is not wide enough, so no entry is ever cut off.
+pub struct Legend {
+    entries: Vec<LegendEntry>,
+    /// (left pixel, row) of each entry.
+    positions: Vec<(i32, u32)>,
+    rows: u32,
+}
+
+impl Legend {
+    pub fn layout<DB: DrawingBackend>(
+        root: &DrawingArea<DB, Shift>,
+        entries: Vec<LegendEntry>,
+    ) -> Result<Self, DrawingAreaErrorKind<DB::ErrorType>> {
+        let (left_px, right_px) = plot_x_range_px(root.dim_in_pixel().0);
+        let style = Self::style();
+        let mut positions = Vec::with_capacity(entries.len());
+        let (mut x_px, mut row) = (left_px, 0);
+        for entry in &entries {
+            let (label_width_px, _) = root.estimate_text_size(entry.label(), &style)?;
+            let width_px = SWATCH_PX + label_width_px as i32;
+            if x_px > left_px && x_px + width_px > right_px {
+                (x_px, row) = (left_px, row + 1);
+            }
+            positions.push((x_px, row));
+            x_px += width_px + ENTRY_GAP_PX;
+        }
+        Ok(Legend {
+            entries,
+            positions,
+            rows: row + 1,
+        })
+    }
+
+    /// Pixels the legend takes at the bottom of the picture: the chart's bottom margin.
+    pub fn height_px(&self) -> u32 {
+        self.rows * LEGEND_ROW_PX + 10
+    }
+
+    fn style() -> TextStyle<'static> {
+        text_style(LABEL_FONT_PX, INK).pos(Pos::new(HPos::Left, VPos::Center))
+    }
+
+    pub fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+        let top_px = root.dim_in_pixel().1 as i32 - self.height_px() as i32;
+        let style = Self::style();
+        for (entry, &(x_px, row)) in self.entries.iter().zip(&self.positions) {
+            let middle_px = top_px + (row * LEGEND_ROW_PX + LEGEND_ROW_PX / 2) as i32 + 2;
+            match entry {
+                LegendEntry::Line { color, .. } => {
+                    root.draw(&PathElement::new(
+                        vec![(x_px, middle_px), (x_px + 26, middle_px)],
+                        color.stroke_width(3),
+                    ))?;
+                }
+                LegendEntry::Band { color, .. } => {
+                    let corners = [(x_px + 4, middle_px - 8), (x_px + 22, middle_px + 8)];
+                    root.draw(&Rectangle::new(corners, color.mix(0.3).filled()))?;
+                    root.draw(&Rectangle::new(corners, color.stroke_width(1)))?;
+                }
+            }
+            root.draw(&Text::new(
+                entry.label().to_string(),
+                (x_px + SWATCH_PX, middle_px),
+                style.clone(),
+            ))?;
+        }
+        Ok(())
+    }
 }
 
 /// A note in the middle of the plotting area, for data that is missing.

@@ -176,12 +176,13 @@ impl Figure for TimePlot<'_> {
         }
         let labels = faults::place_labels(requests, left_px, right_px);
 
+        let legend = layout::Legend::layout(root, self.legend(&colors))?;
         let y_top = self.y_top();
         let mut chart = ChartBuilder::on(root)
             .margin_top(layout::chart_top_px(faults::rows_used(&labels)))
             .margin_left(layout::MARGIN_PX)
             .margin_right(layout::RIGHT_MARGIN_PX)
-            .margin_bottom(layout::LEGEND_PX)
+            .margin_bottom(legend.height_px())
             .x_label_area_size(layout::X_LABEL_AREA_PX)
             .y_label_area_size(layout::Y_LABEL_AREA_PX)
             .build_cartesian_2d(0.0..self.x_max_s, 0.0..y_top)?;
@@ -246,7 +247,7 @@ impl Figure for TimePlot<'_> {
             ))?;
         }
 
-        layout::draw_legend(root, &self.legend(&colors))
+        legend.draw(root)
     }
 }
 
