@@ -132,14 +132,13 @@ impl<'a> LatencyCdf<'a> {
             })
             .collect();
         let legend = layout::Legend::layout(root, entries)?;
-        let mut chart = ChartBuilder::on(root)
-            .margin_top(layout::chart_top_px(0))
-            .margin_left(layout::MARGIN_PX)
-            .margin_right(layout::RIGHT_MARGIN_PX)
-            .margin_bottom(legend.height_px())
-            .x_label_area_size(layout::X_LABEL_AREA_PX)
-            .y_label_area_size(layout::Y_LABEL_AREA_PX)
-            .build_cartesian_2d(x_range, 0.0..1.0)?;
+        let mut chart = layout::build_chart(
+            root,
+            layout::chart_top_px(0),
+            legend.height_px(),
+            x_range,
+            0.0..1.0,
+        )?;
         chart
             .configure_mesh()
             .x_desc(x_description)

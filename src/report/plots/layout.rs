@@ -6,10 +6,11 @@
 
 use crate::report::{font, units};
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::AsRangedCoord;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::DrawResult;
+use super::{AreaError, Chart, DrawResult};
 
 pub const MARGIN_PX: u32 = 16;
 pub const RIGHT_MARGIN_PX: u32 = 32;
@@ -47,6 +48,30 @@ pub fn plot_x_range_px(width_px: u32) -> (i32, i32) {
         (MARGIN_PX + Y_LABEL_AREA_PX) as i32,
         (width_px - RIGHT_MARGIN_PX) as i32,
     )
+}
+
+/// A chart with this module's margins: `top_px` above it for the header and fault labels,
+/// `bottom_px` below it for the legend.
+pub fn build_chart<'a, DB, X, Y>(
+    root: &'a DrawingArea<DB, Shift>,
+    top_px: u32,
+    bottom_px: u32,
+    x_range: X,
+    y_range: Y,
+) -> Result<Chart<'a, DB, X::CoordDescType, Y::CoordDescType>, AreaError<DB>>
+where
+    DB: DrawingBackend,
+    X: AsRangedCoord,
+    Y: AsRangedCoord,
+{
+    ChartBuilder::on(root)
+        .margin_top(top_px)
+        .margin_left(MARGIN_PX)
+        .margin_right(RIGHT_MARGIN_PX)
+        .margin_bottom(bottom_px)
+        .x_label_area_size(X_LABEL_AREA_PX)
+        .y_label_area_size(Y_LABEL_AREA_PX)
+        .build_cartesian_2d(x_range, y_range)
 }
 
 pub fn text_style(size_px: f64, color: RGBColor) -> TextStyle<'static> {
@@ -108,7 +133,7 @@ impl Legend {
     pub fn layout<DB: DrawingBackend>(
         root: &DrawingArea<DB, Shift>,
         entries: Vec<LegendEntry>,
-    ) -> Result<Self, DrawingAreaErrorKind<DB::ErrorType>> {
+    ) -> Result<Self, AreaError<DB>> {
         let (left_px, right_px) = plot_x_range_px(root.dim_in_pixel().0);
         let style = Self::style();
         let mut positions = Vec::with_capacity(entries.len());

@@ -28,7 +28,11 @@ pub const LATENCY_CDF_STEM: &str = "latency-cdf";
 /// Width and height of every plot in pixels.
 pub const SIZE_PX: (u32, u32) = (1200, 640);
 
-type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
+/// The error of drawing on a `DB` backend.
+type AreaError<DB> = DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>;
+type DrawResult<DB> = Result<(), AreaError<DB>>;
+/// A chart over `X` and `Y` coordinates on a `DB` backend.
+type Chart<'a, DB, X, Y> = ChartContext<'a, DB, Cartesian2d<X, Y>>;
 
 /// A picture that can be drawn on any plotters backend.
 trait Figure {

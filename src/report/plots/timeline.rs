@@ -6,12 +6,13 @@
 //! [`POINTS_MAX`] buckets per series, keeping each bucket's maximum for peak series, so
 //! thinning never hides a divergence spike.
 
-use super::faults::{self, LabelRequest};
+use super::faults::{self, LabelRequest, PlacedLabel};
 use super::layout::{self, LegendEntry};
-use super::{DrawResult, Figure};
+use super::{AreaError, Chart, DrawResult, Figure};
 use crate::observe::record::{FaultWindow, RunOutput, Sample};
-use crate::report::units;
+use crate::report::{font, units};
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 /// Buckets drawn per series at most; more would not show on 1200 pixels and would only swell
@@ -157,6 +158,53 @@ impl Figure for TimePlot<'_> {
         root.fill(&WHITE)?;
         layout::draw_header(root, &self.title, &self.subtitle)?;
         let colors = faults::kind_colors(self.faults);
+        let labels = self.place_fault_labels(root)?;
+        let legend = layout::Legend::layout(root, self.legend(&colors))?;
+        let y_top = self.y_top();
+        let mut chart = layout::build_chart(
+            root,
+            layout::chart_top_px(faults::rows_used(&labels)),
+            legend.height_px(),
+            0.0..self.x_max_s,
+            0.0..y_top,
+        )?;
+        chart
+            .configure_mesh()
+            .x_desc("simulated time (s)")
+            .y_desc(self.y_description)
+            .axis_desc_style((font::FAMILY, layout::AXIS_FONT_PX))
+            .label_style((font::FAMILY, layout::TICK_FONT_PX))
+            .x_label_formatter(&|value| layout::tick_label(*value))
+            .y_label_formatter(&|value| layout::tick_label(*value))
+            .y_labels(layout::whole_number_ticks(y_top))
+            .bold_line_style(BLACK.mix(0.08))
+            .light_line_style(TRANSPARENT)
+            .draw()?;
+        self.draw_fault_windows(&mut chart, &colors, y_top)?;
+        for series in &self.series {
+            let style = series.color.stroke_width(2);
+            if let [single] = series.points.as_slice() {
+                chart.draw_series(std::iter::once(Circle::new(*single, 4, style.filled())))?;
+            } else {
+                chart.draw_series(LineSeries::new(steps(&series.points), style))?;
+            }
+        }
+        if self.series.iter().all(|series| series.points.is_empty()) {
+            let plot_px = chart.plotting_area().get_pixel_range();
+            layout::draw_note(root, plot_px, "no samples recorded")?;
+        }
+        self.draw_fault_labels(root, &labels, &colors)?;
+        legend.draw(root)
+    }
+}
+
+impl TimePlot<'_> {
+    /// Lays out the fault labels above the plot; done before the chart is built because their
+    /// rows decide the chart's top margin.
+    fn place_fault_labels<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+    ) -> Result<Vec<PlacedLabel>, AreaError<DB>> {
         let label_style = layout::text_style(layout::LABEL_FONT_PX, layout::INK);
         let (left_px, right_px) = layout::plot_x_range_px(root.dim_in_pixel().0);
         let mut requests = Vec::new();
@@ -174,33 +222,17 @@ impl Figure for TimePlot<'_> {
                 texts,
             });
         }
-        let labels = faults::place_labels(requests, left_px, right_px);
+        Ok(faults::place_labels(requests, left_px, right_px))
+    }
 
-        let legend = layout::Legend::layout(root, self.legend(&colors))?;
-        let y_top = self.y_top();
-        let mut chart = ChartBuilder::on(root)
-            .margin_top(layout::chart_top_px(faults::rows_used(&labels)))
-            .margin_left(layout::MARGIN_PX)
-            .margin_right(layout::RIGHT_MARGIN_PX)
-            .margin_bottom(legend.height_px())
-            .x_label_area_size(layout::X_LABEL_AREA_PX)
-            .y_label_area_size(layout::Y_LABEL_AREA_PX)
-            .build_cartesian_2d(0.0..self.x_max_s, 0.0..y_top)?;
-        chart
-            .configure_mesh()
-            .x_desc("simulated time (s)")
-            .y_desc(self.y_description)
-            .axis_desc_style((crate::report::font::FAMILY, layout::AXIS_FONT_PX))
-            .label_style((crate::report::font::FAMILY, layout::TICK_FONT_PX))
-            .x_label_formatter(&|value| layout::tick_label(*value))
-            .y_label_formatter(&|value| layout::tick_label(*value))
-            .y_labels(layout::whole_number_ticks(y_top))
-            .bold_line_style(BLACK.mix(0.08))
-            .light_line_style(TRANSPARENT)
-            .draw()?;
-
+    fn draw_fault_windows<DB: DrawingBackend>(
+        &self,
+        chart: &mut Chart<'_, DB, RangedCoordf64, RangedCoordf64>,
+        colors: &[(String, RGBColor)],
+        y_top: f64,
+    ) -> DrawResult<DB> {
         for (_, fault, from_s, until_s) in self.visible_faults() {
-            let color = faults::window_color(fault, &colors);
+            let color = faults::window_color(fault, colors);
             if until_s > from_s {
                 chart.draw_series(std::iter::once(Rectangle::new(
                     [(from_s, 0.0), (until_s, y_top)],
@@ -213,29 +245,20 @@ impl Figure for TimePlot<'_> {
                 color.stroke_width(if until_s > from_s { 1 } else { 2 }),
             )))?;
         }
+        Ok(())
+    }
 
-        for series in &self.series {
-            let style = series.color.stroke_width(2);
-            if let [single] = series.points.as_slice() {
-                chart.draw_series(std::iter::once(Circle::new(*single, 4, style.filled())))?;
-            } else {
-                chart.draw_series(LineSeries::new(steps(&series.points), style))?;
-            }
-        }
-
-        if self.series.iter().all(|series| series.points.is_empty()) {
-            layout::draw_note(
-                root,
-                chart.plotting_area().get_pixel_range(),
-                "no samples recorded",
-            )?;
-        }
-
+    fn draw_fault_labels<DB: DrawingBackend>(
+        &self,
+        root: &DrawingArea<DB, Shift>,
+        labels: &[PlacedLabel],
+        colors: &[(String, RGBColor)],
+    ) -> DrawResult<DB> {
         let band_top_px = layout::label_band_top_px();
-        for label in &labels {
+        for label in labels {
             let fault = &self.faults[label.window];
             let color = if fault.took_effect {
-                faults::window_color(fault, &colors)
+                faults::window_color(fault, colors)
             } else {
                 layout::ALERT
             };
@@ -246,12 +269,9 @@ impl Figure for TimePlot<'_> {
                 layout::text_style(layout::LABEL_FONT_PX, color),
             ))?;
         }
-
-        legend.draw(root)
+        Ok(())
     }
-}
 
-impl TimePlot<'_> {
     fn legend(&self, colors: &[(String, RGBColor)]) -> Vec<LegendEntry> {
         let mut entries: Vec<LegendEntry> = self
             .series
