@@ -6,6 +6,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod list;
 pub mod proto_resolve;
 pub mod proto_tools;
 
@@ -25,6 +26,8 @@ pub enum Command {
     /// Protocol tools: JSON on stdin, JSON on stdout.
     #[command(subcommand)]
     Proto(proto_tools::ProtoCommand),
+    /// Lists the experiments under a folder (default experiments/).
+    List(list::ListArgs),
 }
 
 /// An error that ends the command with its exit code.
@@ -56,6 +59,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Proto(command) => proto_tools::run(command),
+        Command::List(args) => list::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

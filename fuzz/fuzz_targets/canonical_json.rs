@@ -18,7 +18,8 @@ fn same_value(a: &Value, b: &Value) -> bool {
         }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
-                && x.iter().all(|(key, x)| y.get(key).is_some_and(|y| same_value(x, y)))
+                && x.iter()
+                    .all(|(key, x)| y.get(key).is_some_and(|y| same_value(x, y)))
         }
         _ => a == b,
     }
@@ -33,7 +34,9 @@ fuzz_target!(|data: &[u8]| {
     match (&strict, &lenient) {
         (Ok(strict), Ok(lenient)) => assert_eq!(strict, lenient),
         (Ok(_), Err(error)) => panic!("strict accepted what lenient refused: {error}"),
-        (Err(CanonicalJsonError::Syntax(_)), Ok(_)) => panic!("strict saw a syntax error lenient did not"),
+        (Err(CanonicalJsonError::Syntax(_)), Ok(_)) => {
+            panic!("strict saw a syntax error lenient did not")
+        }
         (Err(_), _) => {}
     }
     for (numbers, result) in [(Numbers::Strict, strict), (Numbers::Lenient, lenient)] {
@@ -44,6 +47,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again, canonical, "canonical form is not a fixed point");
         let input: Value = serde_json::from_str(text).unwrap();
         let output: Value = serde_json::from_str(&canonical).unwrap();
-        assert!(same_value(&input, &output), "canonical form changed the value");
+        assert!(
+            same_value(&input, &output),
+            "canonical form changed the value"
+        );
     }
 });

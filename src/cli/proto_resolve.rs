@@ -11,6 +11,21 @@ use crate::proto::canonical_json::{self, Numbers};
 use crate::proto::room_version::{StateResAlgorithm, room_version};
 use crate::proto::state_res::scenario::{Scenario, output_json};
 
+/// The long help of `fedlab proto resolve`.
+pub const LONG_ABOUT: &str = "\
+Resolves state sets, or computes the state after an event, from the JSON on stdin.
+
+Input: {\"room_version\": \"11\", \"events\": [...], \"state_sets\": [[event_id, ...], ...]},
+or \"at\": event_id instead of \"state_sets\" for the state after that event, replaying the
+whole DAG as a server does. Events may leave out auth_events (chosen from the state before
+them) and depth.
+
+Output: {\"rejected\": [...], \"state\": [[type, state_key, event_id], ...]}. For state sets,
+\"rejected\" lists the events that failed the authorization rules during the resolution; with
+\"at\", the events the replay rejected (against their auth events or the state before them).
+
+Exit codes: 0 ok, 2 bad input (the message names the event and the field).";
+
 #[derive(Debug, clap::Args)]
 pub struct ResolveArgs {
     /// The room version (1 to 12); overrides `room_version` in the input.

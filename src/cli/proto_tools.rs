@@ -24,8 +24,10 @@ pub enum ProtoCommand {
         #[arg(long)]
         lenient: bool,
     },
-    /// Signs the JSON object on stdin as the spec's "Signing JSON" does and prints it with the
-    /// signature added under `signatures.<server>.<key id>` (other signatures are kept).
+    /// Signs the JSON object on stdin (the spec's "Signing JSON").
+    ///
+    /// Prints the object with the signature added under `signatures.<server>.<key id>`; other
+    /// signatures are kept.
     SignJson {
         /// The signing server's name.
         #[arg(long)]
@@ -40,8 +42,10 @@ pub enum ProtoCommand {
         #[arg(long)]
         lenient: bool,
     },
-    /// Checks the signature of `--server` with `--key-id` on the JSON object on stdin. Prints
-    /// `{"valid": ...}`; exits 0 if it verifies, 1 if it is missing or wrong.
+    /// Checks one signature on the JSON object on stdin; exits 1 if it does not hold.
+    ///
+    /// Checks the signature of `--server` with `--key-id`. Prints `{"key_id", "server",
+    /// "valid"}`; exits 0 if it verifies, 1 if it is missing or wrong.
     VerifyJson {
         #[arg(long)]
         server: String,
@@ -54,19 +58,23 @@ pub enum ProtoCommand {
         #[arg(long)]
         lenient: bool,
     },
-    /// Prints `{"event_id", "reference_hash"}` of the event on stdin: the reference hash in the
-    /// version's alphabet, and the event id it gives (rooms v1/v2 read the event's own
-    /// `event_id`). For an `m.room.create` event of room version 12, also the `room_id` it
-    /// makes. The event needs a string `type`; no other format check is made.
+    /// Prints the event id and reference hash of the event on stdin.
+    ///
+    /// Prints `{"event_id", "reference_hash"}`: the reference hash in the version's alphabet, and
+    /// the event id it gives (rooms v1/v2 read the event's own `event_id`). For an
+    /// `m.room.create` event of room version 12, also the `room_id` it makes. The event needs a
+    /// string `type`; no other format check is made.
     EventId {
         /// The room version, 1 to 12.
         #[arg(long, value_parser = parse_room_version)]
         room_version: &'static RoomVersion,
     },
-    /// Computes the content hash of the event on stdin (sha256 of its canonical JSON without
-    /// `unsigned`, `signatures` and `hashes`) and prints the event with `hashes.sha256` set to
-    /// it, ready to be signed. With `--check`, prints `{"content_hash", "matches"}` instead and
-    /// exits 1 if the event's own `hashes.sha256` differs.
+    /// Sets (or with --check, checks) the content hash of the event on stdin.
+    ///
+    /// The content hash is the sha256 of the event's canonical JSON without `unsigned`,
+    /// `signatures` and `hashes`. Prints the event with `hashes.sha256` set to it (other hash
+    /// algorithms kept), ready to be signed. With `--check`, prints `{"content_hash", "matches"}`
+    /// instead and exits 1 if the event's own `hashes.sha256` differs.
     ContentHash {
         /// The room version picks the canonical JSON number rules (strict from v6); without
         /// it, numbers are strict.
@@ -82,9 +90,10 @@ pub enum ProtoCommand {
         #[arg(long, value_parser = parse_room_version)]
         room_version: &'static RoomVersion,
     },
-    /// Hashes and signs the event on stdin as an outgoing event: sets `hashes.sha256`, signs
-    /// the redacted form and adds the signature to the full event, which it prints. Pipe the
-    /// result into `event-id` for its id.
+    /// Hashes and signs the event on stdin as an outgoing event.
+    ///
+    /// Sets `hashes.sha256`, signs the redacted form and adds the signature to the full event,
+    /// which it prints. Pipe the result into `event-id` for its id.
     SignEvent {
         /// The room version, 1 to 12.
         #[arg(long, value_parser = parse_room_version)]
@@ -98,8 +107,10 @@ pub enum ProtoCommand {
         #[arg(long)]
         seed: String,
     },
-    /// Checks a received PDU as a server does on receipt: event format, then the signatures
-    /// the spec requires (sender's server; in rooms v1/v2 also the event id's server), then
+    /// Checks a received PDU: format, signatures, content hash; exits 1 if any fails.
+    ///
+    /// As a server does on receipt: the event format of the room version, then the signatures
+    /// the spec requires (the sender's server; in rooms v1/v2 also the event id's server), then
     /// the content hash. Prints `{"event_id", "outcome", ...}` with outcome `valid` (exit 0),
     /// `hash_mismatch` with the `redacted` event to keep instead, `bad_signature` (to drop) or
     /// `invalid_format` (to drop), each with a `reason` (exit 1).
@@ -112,6 +123,7 @@ pub enum ProtoCommand {
         keys: Vec<String>,
     },
     /// Resolves state sets, or computes the state after an event, from the JSON on stdin.
+    #[command(long_about = super::proto_resolve::LONG_ABOUT)]
     Resolve(super::proto_resolve::ResolveArgs),
 }
 

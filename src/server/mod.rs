@@ -1,6 +1,229 @@
 //! One Matrix homeserver as the federation sees it.
 //!
-//! Invariant: the server knows nothing of turmoil or of any other fabric; it reaches the
-//! network only through `transport`.
+//! A [`Homeserver`] answers federation requests through the [`HttpHandler`] it hands to a
+//! fabric, sends its own through a [`Transport`], and offers local users an in-process API
+//! (create a room, join, send, change state) in place of the client-server API.
+//!
+//! Invariants: the server knows nothing of turmoil or of any other fabric; it reads time only
+//! from its [`ServerClock`]; all of its state sits in `RefCell`s that are never borrowed across
+//! an `await`, so interleaved requests on the single-threaded runtime cannot observe a
+//! half-made change.
 
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod edu;
+mod history;
+mod inbound;
+mod join;
+pub mod keys;
+pub mod metrics;
+pub mod outbound;
+pub mod rooms;
 pub mod store;
+pub mod transport;
+pub(crate) mod verify;
+
+use crate::proto::pdu::Pdu;
+use crate::proto::wire::RawEdu;
+use crate::server::clock::ServerClock;
+use crate::server::config::ServerConfig;
+use crate::server::metrics::ServerMetrics;
+use crate::server::outbound::queue::DestinationQueue;
+use crate::server::transport::{HttpHandler, Transport};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// A running homeserver. Cheap to clone; all clones are the same server.
+#[derive(Clone)]
+pub struct Homeserver {
+    inner: Rc<Inner>,
+}
+
+/// One destination: its queue and the signal that wakes its sender task.
+struct Destination {
+    queue: DestinationQueue,
+    wakeup: Rc<Notify>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) config: ServerConfig,
+    pub(crate) clock: ServerClock,
+    pub(crate) transport: Rc<dyn Transport>,
+    pub(crate) metrics: RefCell<ServerMetrics>,
+    pub(crate) keys: RefCell<keys::KeyCache>,
+    pub(crate) store: RefCell<store::ServerStore>,
+    pub(crate) edus: RefCell<edu::EduCounters>,
+    /// Answers to transactions already processed, by (origin, txn id), for deduplication.
+    pub(crate) transactions_seen: RefCell<BTreeMap<(String, String), serde_json::Value>>,
+    pub(crate) rooms_created: RefCell<u64>,
+    /// Events this incarnation acknowledged as received (a 200 answer to /send listing them
+    /// without error): the promise that `acked_lost` checks after a crash.
+    pub(crate) acknowledged: RefCell<std::collections::BTreeSet<String>>,
+    /// Set when the incarnation is crashed: it answers nothing and sends nothing more.
+    pub(crate) shut_down: std::cell::Cell<bool>,
+    destinations: RefCell<BTreeMap<String, Destination>>,
+    /// Distinguishes transaction ids of this incarnation from those of earlier ones.
+    incarnation: u64,
+}
+
+impl Homeserver {
+    /// Starts a server. Must be called inside the fabric's tokio `LocalSet`, since its sender
+    /// tasks are spawned there.
+    /// `log` is the server's durable log: empty for a new server, or what survived a crash,
+    /// from which the store is rebuilt.
+    pub fn new(
+        config: ServerConfig,
+        clock: ServerClock,
+        transport: Rc<dyn Transport>,
+        log: store::DurableLog,
+        incarnation: u64,
+    ) -> Result<Self, store::RecoverError> {
+        let store = store::ServerStore::recover(log)?;
+        let inner = Inner {
+            store: RefCell::new(store),
+            edus: RefCell::new(edu::EduCounters::default()),
+            transactions_seen: RefCell::new(BTreeMap::new()),
+            rooms_created: RefCell::new(0),
+            acknowledged: RefCell::new(std::collections::BTreeSet::new()),
+            shut_down: std::cell::Cell::new(false),
+            config,
+            clock,
+            transport,
+            metrics: RefCell::new(ServerMetrics::default()),
+            keys: RefCell::new(keys::KeyCache::default()),
+            destinations: RefCell::new(BTreeMap::new()),
+            incarnation,
+        };
+        Ok(Self {
+            inner: Rc::new(inner),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.config.name
+    }
+
+    pub fn metrics(&self) -> ServerMetrics {
+        *self.inner.metrics.borrow()
+    }
+
+    pub fn clock(&self) -> &ServerClock {
+        &self.inner.clock
+    }
+
+    /// Stops this incarnation (a crash): it answers no more requests and sends nothing more.
+    pub fn shut_down(&self) {
+        self.inner.shut_down.set(true);
+        for destination in self.inner.destinations.borrow().values() {
+            destination.wakeup.notify_one();
+        }
+    }
+
+    /// Transactions this incarnation failed to deliver (each later retried or abandoned).
+    pub fn outbound_failures(&self) -> u64 {
+        self.inner
+            .destinations
+            .borrow()
+            .values()
+            .map(|d| d.queue.counters().transactions_failed)
+            .sum()
+    }
+
+    /// The events this incarnation acknowledged receiving.
+    pub fn acknowledged_events(&self) -> std::collections::BTreeSet<String> {
+        self.inner.acknowledged.borrow().clone()
+    }
+
+    /// Reads one room's store, for observers and tests; `None` if the server is not in it.
+    pub fn with_room<T>(
+        &self,
+        room_id: &str,
+        read: impl FnOnce(&store::RoomStore) -> T,
+    ) -> Option<T> {
+        self.inner.store.borrow().room(room_id).map(read)
+    }
+
+    /// The handler a fabric calls for every request addressed to this server.
+    pub fn http_handler(&self) -> HttpHandler {
+        let weak = Rc::downgrade(&self.inner);
+        Rc::new(move |request| {
+            let weak = weak.clone();
+            Box::pin(async move {
+                let Some(inner) = weak.upgrade().filter(|inner| !inner.shut_down.get()) else {
+                    return std::future::pending().await;
+                };
+                let response = inner.clone().handle_http(request).await;
+                if inner.shut_down.get() {
+                    // Crashed while handling: the answer never leaves.
+                    return std::future::pending().await;
+                }
+                response
+            })
+        })
+    }
+}
+
+impl Inner {
+    /// Queues a PDU for `destination` and wakes its sender.
+    pub(crate) fn enqueue_pdu(self: &Rc<Self>, destination: &str, pdu: Arc<Pdu>) {
+        self.with_queue(destination, |queue| queue.push_pdu(pdu));
+        self.outbound_wakeup(destination).notify_one();
+    }
+
+    /// Queues an EDU for `destination` and wakes its sender.
+    pub(crate) fn enqueue_edu(self: &Rc<Self>, destination: &str, edu: RawEdu) {
+        self.with_queue(destination, |queue| queue.push_edu(edu));
+        self.outbound_wakeup(destination).notify_one();
+    }
+
+    /// Runs `change` on the queue of `destination`, creating it (and its sender task) on first
+    /// use.
+    pub(crate) fn with_queue<T>(
+        self: &Rc<Self>,
+        destination: &str,
+        change: impl FnOnce(&mut DestinationQueue) -> T,
+    ) -> T {
+        assert_ne!(
+            destination, self.config.name,
+            "a server never sends to itself"
+        );
+        let mut destinations = self.destinations.borrow_mut();
+        if !destinations.contains_key(destination) {
+            let prefix = format!("{}.{}", self.incarnation, destinations.len());
+            let queue = DestinationQueue::new(self.config.queue_limits, prefix);
+            let entry = Destination {
+                queue,
+                wakeup: Rc::new(Notify::new()),
+            };
+            destinations.insert(destination.to_owned(), entry);
+            let task =
+                outbound::sender::run_destination(Rc::downgrade(self), destination.to_owned());
+            tokio::task::spawn_local(task);
+        }
+        let entry = destinations.get_mut(destination).expect("inserted above");
+        change(&mut entry.queue)
+    }
+
+    pub(crate) fn outbound_wakeup(self: &Rc<Self>, destination: &str) -> Rc<Notify> {
+        self.with_queue(destination, |_| ());
+        self.destinations.borrow()[destination].wakeup.clone()
+    }
+
+    /// A request came from `origin`: if we were backing off from it, retry now.
+    pub(crate) fn heard_from(self: &Rc<Self>, origin: &str) {
+        if origin == self.config.name {
+            return;
+        }
+        let known = self.destinations.borrow().contains_key(origin);
+        if known {
+            self.with_queue(origin, |queue| queue.heard_from());
+            self.outbound_wakeup(origin).notify_one();
+        }
+    }
+}
+
+mod http;

@@ -37,8 +37,17 @@ pub(crate) enum NeededBy {
 pub(crate) struct AuthGraph<'a> {
     events: Vec<&'a Event>,
     index: HashMap<&'a str, Node>,
-    /// The distinct auth events of each node, as nodes.
-    auth: Vec<Vec<Node>>,
+    /// The distinct auth events of each node, as nodes: `auth_targets[auth_ranges[node]]`.
+    /// One flat array rather than a vector per node: a resolution interns the whole auth DAG
+    /// of the room, and one allocation per event showed up in profiles.
+    auth_ranges: Vec<(u32, u32)>,
+    auth_targets: Vec<Node>,
+    /// The events that cite each node in their auth events, in the same flat layout.
+    citer_ranges: Vec<(u32, u32)>,
+    citer_targets: Vec<Node>,
+    /// The `m.room.power_levels` event among each node's auth events (the first, in the order
+    /// the event lists them, should a malformed event cite several).
+    power_levels_auth: Vec<Option<Node>>,
     /// The state key each state event sets.
     key_of: Vec<Option<KeyId>>,
     keys: HashMap<(&'a str, &'a str), KeyId>,
@@ -61,13 +70,21 @@ impl<'a> AuthGraph<'a> {
         roots: impl IntoIterator<Item = (&'a str, NeededBy)>,
         source: &'a dyn EventSource,
     ) -> Result<Self, ResolveError> {
+        let roots: Vec<(&'a str, NeededBy)> = roots.into_iter().collect();
+        // The auth DAG behind a state is usually a small multiple of the state's size; sizing
+        // the maps for it up front saves rehashing them as they grow.
+        let expected_events = roots.len() * 2;
         let mut builder = Builder {
             graph: AuthGraph {
-                events: Vec::new(),
-                index: HashMap::new(),
-                auth: Vec::new(),
+                events: Vec::with_capacity(expected_events),
+                index: HashMap::with_capacity(expected_events),
+                auth_ranges: Vec::new(),
+                auth_targets: Vec::new(),
+                citer_ranges: Vec::new(),
+                citer_targets: Vec::new(),
+                power_levels_auth: Vec::new(),
                 key_of: Vec::new(),
-                keys: HashMap::new(),
+                keys: HashMap::with_capacity(roots.len()),
                 key_holder: Vec::new(),
                 implied_create: Vec::new(),
                 known_rejected: Vec::new(),
@@ -84,6 +101,7 @@ impl<'a> AuthGraph<'a> {
             builder.expand(version, node)?;
         }
         let mut graph = builder.graph;
+        graph.index_citers();
         graph.topological = graph.topological_order()?;
         Ok(graph)
     }
@@ -105,7 +123,19 @@ impl<'a> AuthGraph<'a> {
     }
 
     pub(crate) fn auth_events(&self, node: Node) -> &[Node] {
-        &self.auth[node as usize]
+        let (start, end) = self.auth_ranges[node as usize];
+        &self.auth_targets[start as usize..end as usize]
+    }
+
+    /// The events that cite `node` in their auth events.
+    pub(crate) fn citers(&self, node: Node) -> &[Node] {
+        let (start, end) = self.citer_ranges[node as usize];
+        &self.citer_targets[start as usize..end as usize]
+    }
+
+    /// The `m.room.power_levels` event among the node's auth events.
+    pub(crate) fn power_levels_auth_event(&self, node: Node) -> Option<Node> {
+        self.power_levels_auth[node as usize]
     }
 
     pub(crate) fn key_of(&self, node: Node) -> Option<KeyId> {
@@ -235,15 +265,18 @@ impl<'a> AuthGraph<'a> {
 
     /// Kahn's algorithm over all nodes; fails with the nodes left over if there is a cycle.
     fn topological_order(&self) -> Result<Vec<Node>, ResolveError> {
-        let mut waiting_on: Vec<usize> = self.auth.iter().map(Vec::len).collect();
-        let citers = self.citers();
+        let mut waiting_on: Vec<u32> = self
+            .auth_ranges
+            .iter()
+            .map(|&(start, end)| end - start)
+            .collect();
         let mut ready: Vec<Node> = (0..self.len() as Node)
             .filter(|&node| waiting_on[node as usize] == 0)
             .collect();
         let mut order = Vec::with_capacity(self.len());
         while let Some(node) = ready.pop() {
             order.push(node);
-            for &citer in &citers[node as usize] {
+            for &citer in self.citers(node) {
                 waiting_on[citer as usize] -= 1;
                 if waiting_on[citer as usize] == 0 {
                     ready.push(citer);
@@ -261,16 +294,45 @@ impl<'a> AuthGraph<'a> {
         Err(ResolveError::Cycle { event_ids })
     }
 
-    /// For each node, the nodes that cite it in their `auth_events`.
-    pub(crate) fn citers(&self) -> Vec<Vec<Node>> {
-        let mut citers = vec![Vec::new(); self.len()];
-        for (node, auth_events) in self.auth.iter().enumerate() {
-            for &auth in auth_events {
-                citers[auth as usize].push(node as Node);
+    /// Fills the citer lists from the auth lists (a counting sort into one flat array).
+    fn index_citers(&mut self) {
+        let mut counts = vec![0_u32; self.len() + 1];
+        for &auth in &self.auth_targets {
+            counts[auth as usize + 1] += 1;
+        }
+        for index in 1..counts.len() {
+            counts[index] += counts[index - 1];
+        }
+        self.citer_ranges = (0..self.len())
+            .map(|node| (counts[node], counts[node + 1]))
+            .collect();
+        let mut next = counts;
+        self.citer_targets = vec![0; self.auth_targets.len()];
+        for node in 0..self.len() as Node {
+            let (start, end) = self.auth_ranges[node as usize];
+            for index in start..end {
+                let auth = self.auth_targets[index as usize] as usize;
+                self.citer_targets[next[auth] as usize] = node;
+                next[auth] += 1;
             }
         }
-        citers
     }
+}
+
+/// Moves the distinct values of a sorted slice to its front; returns how many there are.
+fn dedup_sorted(values: &mut [Node]) -> usize {
+    let mut distinct = 0;
+    for index in 0..values.len() {
+        if index == 0 || values[index] != values[distinct - 1] {
+            values[distinct] = values[index];
+            distinct += 1;
+        }
+    }
+    distinct
+}
+
+fn to_u32(index: usize) -> u32 {
+    u32::try_from(index).expect("fewer than 2^32 auth links")
 }
 
 struct Builder<'a> {
@@ -296,7 +358,8 @@ impl<'a> Builder<'a> {
         let node = Node::try_from(graph.events.len()).expect("fewer than 2^32 events");
         graph.events.push(event);
         graph.index.insert(event_id, node);
-        graph.auth.push(Vec::new());
+        graph.auth_ranges.push((0, 0));
+        graph.power_levels_auth.push(None);
         graph.implied_create.push(None);
         graph.known_rejected.push(self.source.is_rejected(event_id));
         let key = event.state_key.as_deref().map(|state_key| {
@@ -316,13 +379,23 @@ impl<'a> Builder<'a> {
 
     fn expand(&mut self, version: &RoomVersion, node: Node) -> Result<(), ResolveError> {
         let event = self.graph.events[node as usize];
-        let mut auth = Vec::with_capacity(event.auth_events.len());
+        let start = self.graph.auth_targets.len();
         for auth_id in &event.auth_events {
-            auth.push(self.intern(auth_id, NeededBy::AuthEventOf(node))?);
+            let auth = self.intern(auth_id, NeededBy::AuthEventOf(node))?;
+            let is_power_levels = self.graph.events[auth as usize].is("m.room.power_levels", "");
+            let power_levels_auth = &mut self.graph.power_levels_auth[node as usize];
+            if is_power_levels && power_levels_auth.is_none() {
+                *power_levels_auth = Some(auth);
+            }
+            self.graph.auth_targets.push(auth);
         }
+        // Interning only queues new nodes, so this node's auth events are the array's tail.
+        let auth = &mut self.graph.auth_targets[start..];
         auth.sort_unstable();
-        auth.dedup();
-        self.graph.auth[node as usize] = auth;
+        let distinct = dedup_sorted(auth);
+        self.graph.auth_targets.truncate(start + distinct);
+        let range = (to_u32(start), to_u32(start + distinct));
+        self.graph.auth_ranges[node as usize] = range;
         if version.create_event_implied && event.event_type != "m.room.create" {
             let create = self.implied_create(node)?;
             self.graph.implied_create[node as usize] = Some(create);

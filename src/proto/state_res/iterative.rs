@@ -10,7 +10,7 @@
 //! view; every other event of the list is reported as rejected.
 
 use super::PartialState;
-use super::auth_chain::{AuthGraph, KeyId, Node};
+use super::auth_chain::{AuthGraph, Node};
 use crate::proto::auth::{AuthState, auth_types_for_event, check_auth, user_power_level};
 use crate::proto::event::Event;
 use crate::proto::room_version::RoomVersion;
@@ -25,15 +25,19 @@ pub(crate) fn iterative_auth_checks(
     state: &mut PartialState,
     rejected: &mut Vec<Node>,
 ) {
+    let mut entries = Vec::with_capacity(8);
     for &node in events {
         let event = graph.event(node);
         if !event.is_state() {
             continue;
         }
-        let view = AuthEventsView::for_iterative_check(version, graph, node, state);
-        match check_auth(version, event, &view) {
-            Ok(()) => state.apply(graph, node),
-            Err(_) => rejected.push(node),
+        let view = AuthEventsView::for_iterative_check(version, graph, node, state, entries);
+        let allowed = check_auth(version, event, &view).is_ok();
+        entries = view.into_entries();
+        if allowed {
+            state.apply(graph, node);
+        } else {
+            rejected.push(node);
         }
     }
 }
@@ -49,10 +53,11 @@ pub(crate) fn sender_power_from_auth_events(
     user_power_level(version, &graph.event(node).sender, &view)
 }
 
-/// A small state: a few (key, node) entries, looked up by key strings.
+/// A small state: a few state events, at most one per key, looked up by comparing their type
+/// and state key (cheaper than hashing for the handful of entries an event's checks read).
 pub(crate) struct AuthEventsView<'g, 'a> {
     graph: &'g AuthGraph<'a>,
-    entries: Vec<(KeyId, Node)>,
+    entries: Vec<Node>,
 }
 
 impl<'g, 'a> AuthEventsView<'g, 'a> {
@@ -63,7 +68,7 @@ impl<'g, 'a> AuthEventsView<'g, 'a> {
             entries: Vec::with_capacity(8),
         };
         for &auth in graph.auth_events(node) {
-            view.insert_state_event(auth);
+            view.insert(auth);
         }
         view.add_implied_create(node);
         view
@@ -71,23 +76,22 @@ impl<'g, 'a> AuthEventsView<'g, 'a> {
 
     /// The view of the iterative auth checks: the event's auth events that were not rejected,
     /// and for each key of its auth events selection the event of the partial state, if any
-    /// and not rejected.
+    /// and not rejected. `entries` is a buffer to reuse.
     fn for_iterative_check(
         version: &RoomVersion,
         graph: &'g AuthGraph<'a>,
         node: Node,
         state: &PartialState,
+        mut entries: Vec<Node>,
     ) -> Self {
-        let event = graph.event(node);
-        let mut view = Self {
-            graph,
-            entries: Vec::with_capacity(8),
-        };
+        entries.clear();
+        let mut view = Self { graph, entries };
         for &auth in graph.auth_events(node) {
             if !graph.is_known_rejected(auth) {
-                view.insert_state_event(auth);
+                view.insert(auth);
             }
         }
+        let event = graph.event(node);
         let auth_types = auth_types_for_event(
             version,
             &event.event_type,
@@ -96,29 +100,34 @@ impl<'g, 'a> AuthEventsView<'g, 'a> {
             &event.content,
         );
         for (event_type, state_key) in &auth_types {
-            let Some(key) = graph.key_id(event_type, state_key) else {
-                continue;
-            };
-            if let Some(holder) = state.get(key) {
-                if !graph.is_known_rejected(holder) {
-                    view.insert(key, holder);
-                }
+            let holder = graph
+                .key_id(event_type, state_key)
+                .and_then(|key| state.get(key));
+            if let Some(holder) = holder.filter(|&holder| !graph.is_known_rejected(holder)) {
+                view.insert(holder);
             }
         }
         view.add_implied_create(node);
         view
     }
 
-    fn insert_state_event(&mut self, node: Node) {
-        if let Some(key) = self.graph.key_of(node) {
-            self.insert(key, node);
-        }
+    fn into_entries(self) -> Vec<Node> {
+        self.entries
     }
 
-    fn insert(&mut self, key: KeyId, node: Node) {
-        match self.entries.iter_mut().find(|(k, _)| *k == key) {
-            Some(entry) => entry.1 = node,
-            None => self.entries.push((key, node)),
+    /// Adds a state event, replacing the entry with the same key.
+    fn insert(&mut self, node: Node) {
+        let Some(key) = self.graph.key_of(node) else {
+            return;
+        };
+        let graph = self.graph;
+        match self
+            .entries
+            .iter_mut()
+            .find(|entry| graph.key_of(**entry) == Some(key))
+        {
+            Some(entry) => *entry = node,
+            None => self.entries.push(node),
         }
     }
 
@@ -127,23 +136,22 @@ impl<'g, 'a> AuthEventsView<'g, 'a> {
         let Some(create) = self.graph.implied_create(node) else {
             return;
         };
-        let key = self
-            .graph
-            .key_of(create)
-            .expect("create events are state events");
-        if !self.entries.iter().any(|(k, _)| *k == key) {
-            self.entries.push((key, create));
+        let key = self.graph.key_of(create);
+        let graph = self.graph;
+        if !self.entries.iter().any(|entry| graph.key_of(*entry) == key) {
+            self.entries.push(create);
         }
     }
 }
 
 impl AuthState for AuthEventsView<'_, '_> {
     fn get(&self, event_type: &str, state_key: &str) -> Option<&Event> {
-        let key = self.graph.key_id(event_type, state_key)?;
         self.entries
             .iter()
-            .find(|(k, _)| *k == key)
-            .map(|&(_, node)| self.graph.event(node))
+            .map(|&node| self.graph.event(node))
+            .find(|event| {
+                event.event_type == event_type && event.state_key.as_deref() == Some(state_key)
+            })
     }
 }
 

@@ -24,7 +24,6 @@ pub(crate) fn reverse_topological_power_order(
     sender_power: impl Fn(Node) -> i128,
 ) -> Vec<Node> {
     let relevant = graph.with_ancestors(nodes_where(selected));
-    let citers = graph.citers();
     let mut waiting_on: Vec<usize> = (0..graph.len() as Node)
         .map(|node| graph.auth_events(node).len())
         .collect();
@@ -61,7 +60,7 @@ pub(crate) fn reverse_topological_power_order(
         } else {
             break;
         };
-        for &citer in &citers[node as usize] {
+        for &citer in graph.citers(node) {
             if relevant[citer as usize] {
                 waiting_on[citer as usize] -= 1;
                 if waiting_on[citer as usize] == 0 {
@@ -123,7 +122,7 @@ impl<'g, 'a> MainlinePositions<'g, 'a> {
         while let Some(node) = next {
             known[node as usize] = Some(index);
             index += 1;
-            next = power_levels_auth_event(graph, node);
+            next = graph.power_levels_auth_event(node);
         }
         Self { graph, known }
     }
@@ -132,7 +131,7 @@ impl<'g, 'a> MainlinePositions<'g, 'a> {
     /// its chain (its own power levels auth event, that one's, and so on), not counting itself.
     pub(crate) fn of(&mut self, event: Node) -> u64 {
         let mut chain = Vec::new();
-        let mut next = power_levels_auth_event(self.graph, event);
+        let mut next = self.graph.power_levels_auth_event(event);
         let position = loop {
             let Some(node) = next else {
                 break POSITION_INFINITY;
@@ -141,24 +140,13 @@ impl<'g, 'a> MainlinePositions<'g, 'a> {
                 break position;
             }
             chain.push(node);
-            next = power_levels_auth_event(self.graph, node);
+            next = self.graph.power_levels_auth_event(node);
         };
         for node in chain {
             self.known[node as usize] = Some(position);
         }
         position
     }
-}
-
-/// The `m.room.power_levels` event among an event's auth events (the first, should a malformed
-/// event cite several).
-pub(crate) fn power_levels_auth_event(graph: &AuthGraph<'_>, node: Node) -> Option<Node> {
-    graph
-        .event(node)
-        .auth_events
-        .iter()
-        .filter_map(|id| graph.node(id))
-        .find(|&auth| graph.event(auth).is("m.room.power_levels", ""))
 }
 
 fn nodes_where(flags: &[bool]) -> impl Iterator<Item = Node> + '_ {

@@ -64,6 +64,11 @@ pub(crate) fn resolve(
         .key_id("m.room.power_levels", "")
         .and_then(|key| state.get(key));
     let others_order = mainline_order(graph, power_levels, &others);
+    assert_eq!(
+        power_order.len() + others_order.len(),
+        full_conflicted.iter().filter(|&&in_set| in_set).count(),
+        "every event of the full conflicted set is checked exactly once"
+    );
 
     // Step 4: iterative auth checks of those, on top of the partially resolved state.
     iterative_auth_checks(version, graph, &others_order, &mut state, &mut rejected);

@@ -1,0 +1,167 @@
+//! Outbound federation requests: build the HTTP request, sign it with X-Matrix, send it through
+//! the transport, and turn the answer into a typed value or an error.
+//!
+//! Invariant: every request this server sends to a federation endpoint carries a valid
+//! X-Matrix signature by this server's key; only the key endpoint goes unsigned.
+
+use crate::proto::wire::{ErrorCode, MatrixError};
+use crate::proto::xmatrix::{HttpRequest, XMatrix};
+use crate::server::Inner;
+use crate::server::transport::TransportError;
+use hyper::body::Bytes;
+use hyper::{Request, StatusCode, header};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// Why a federation request failed.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum RequestError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("{destination} answered {status}: {error:?}")]
+    Refused {
+        destination: String,
+        status: u16,
+        error: Option<MatrixError>,
+    },
+    #[error("{destination} answered with a body that is not the expected JSON: {reason}")]
+    BadResponse { destination: String, reason: String },
+}
+
+impl RequestError {
+    /// Whether retrying later may help (no answer, overload, server error).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Transport(_) => true,
+            Self::Refused { status, error, .. } => {
+                *status >= 500
+                    || *status == 429
+                    || error
+                        .as_ref()
+                        .is_some_and(|e| e.errcode == ErrorCode::LimitExceeded)
+            }
+            Self::BadResponse { .. } => false,
+        }
+    }
+}
+
+impl Inner {
+    /// Sends a signed federation request and parses a JSON answer.
+    pub(crate) async fn federation_request<T: DeserializeOwned>(
+        &self,
+        destination: &str,
+        method: &str,
+        uri: &str,
+        content: Option<&Value>,
+    ) -> Result<T, RequestError> {
+        let body = self
+            .federation_request_raw(destination, method, uri, content)
+            .await?;
+        serde_json::from_slice(&body).map_err(|e| RequestError::BadResponse {
+            destination: destination.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// As [`Inner::federation_request`], returning the body bytes of a 200 answer.
+    pub(crate) async fn federation_request_raw(
+        &self,
+        destination: &str,
+        method: &str,
+        uri: &str,
+        content: Option<&Value>,
+    ) -> Result<Bytes, RequestError> {
+        let signed = HttpRequest {
+            method,
+            uri,
+            content,
+        };
+        let authorization = XMatrix::sign(
+            &signed,
+            &self.config.name,
+            destination,
+            &self.config.signing_key,
+        )
+        .expect("this server's own name and request are signable");
+        let body = content
+            .map(|value| Bytes::from(value.to_string()))
+            .unwrap_or_default();
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, authorization.to_header_value())
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .expect("method, uri and headers are valid");
+        self.metrics.borrow_mut().requests_sent += 1;
+        let response = self.transport.send(destination, request).await?;
+        let status = response.status();
+        let body = response.into_body();
+        self.metrics.borrow_mut().response_bytes_received += body.len() as u64;
+        if status != StatusCode::OK {
+            let error = serde_json::from_slice::<MatrixError>(&body).ok();
+            return Err(RequestError::Refused {
+                destination: destination.to_owned(),
+                status: status.as_u16(),
+                error,
+            });
+        }
+        Ok(body)
+    }
+}
+
+/// The answer to a raw request: status and body bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawAnswer {
+    pub status: u16,
+    pub body: Bytes,
+}
+
+impl crate::server::Homeserver {
+    /// Sends a request exactly as given: signed with this server's key when `signed`, else with
+    /// no `Authorization` header. For tests and for adversaries, which must speak the same wire
+    /// as honest servers.
+    pub async fn raw_request(
+        &self,
+        destination: &str,
+        method: &str,
+        uri: &str,
+        content: Option<&Value>,
+        signed: bool,
+    ) -> Result<RawAnswer, TransportError> {
+        let inner = &self.inner;
+        let body = content
+            .map(|value| Bytes::from(value.to_string()))
+            .unwrap_or_default();
+        let mut request = Request::builder().method(method).uri(uri);
+        if signed {
+            let to_sign = HttpRequest {
+                method,
+                uri,
+                content,
+            };
+            let authorization = XMatrix::sign(
+                &to_sign,
+                &inner.config.name,
+                destination,
+                &inner.config.signing_key,
+            )
+            .expect("this server's own name and request are signable");
+            request = request.header(header::AUTHORIZATION, authorization.to_header_value());
+        }
+        let request = request
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .expect("method, uri and headers are valid");
+        let response = inner.transport.send(destination, request).await?;
+        Ok(RawAnswer {
+            status: response.status().as_u16(),
+            body: response.into_body(),
+        })
+    }
+
+    /// This server's signing key, for tests and adversaries that craft events as this server.
+    pub fn signing_key(&self) -> &crate::proto::signing::SigningKey {
+        &self.inner.config.signing_key
+    }
+}

@@ -1,0 +1,169 @@
+//! Read paths for peers: `/event`, `/state`, `/state_ids`, `/event_auth`, `/backfill` and
+//! `/get_missing_events`.
+//!
+//! Invariant: an event, a state or a piece of history leaves this server only toward a server
+//! that may see it under the room's history visibility (a server with no member in the room
+//! gets 403), checked per event on every path.
+
+use crate::proto::wire::{
+    BackfillQuery, ErrorCode, EventAuthResponse, GetMissingEventsRequest, GetMissingEventsResponse,
+    MatrixError, PduTransaction, StateIdsResponse, StateQuery, StateResponse,
+};
+use crate::server::Inner;
+use crate::server::http::{EndpointResult, Incoming};
+use crate::server::store::RoomStore;
+use serde_json::Value;
+
+fn forbidden(origin: &str, what: &str) -> MatrixError {
+    MatrixError::new(ErrorCode::Forbidden, format!("{origin} may not see {what}"))
+}
+
+fn not_found(what: &str) -> MatrixError {
+    MatrixError::new(ErrorCode::NotFound, format!("{what} is not known here"))
+}
+
+fn bad_query(error: impl std::fmt::Display) -> MatrixError {
+    MatrixError::new(ErrorCode::InvalidParam, error.to_string())
+}
+
+impl Inner {
+    fn pdu_transaction(&self, pdus: Vec<serde_json::Map<String, Value>>) -> Value {
+        let answer = PduTransaction {
+            origin: self.config.name.clone(),
+            origin_server_ts: self.clock.now_ms(),
+            pdus,
+        };
+        serde_json::to_value(answer).expect("serializes")
+    }
+
+    /// Runs `read` on the room, or answers 404.
+    fn with_room<T>(
+        &self,
+        room_id: &str,
+        read: impl FnOnce(&RoomStore) -> Result<T, MatrixError>,
+    ) -> Result<T, MatrixError> {
+        let store = self.store.borrow();
+        let room = store.room(room_id).ok_or_else(|| not_found(room_id))?;
+        read(room)
+    }
+
+    pub(crate) fn on_event(&self, incoming: &Incoming) -> EndpointResult {
+        let event_id = &incoming.params[0];
+        let store = self.store.borrow();
+        let room = store
+            .rooms()
+            .map(|(_, room)| room)
+            .find(|room| room.contains(event_id))
+            .ok_or_else(|| not_found(event_id))?;
+        if !room.server_may_see(&incoming.origin, event_id) {
+            return Err(forbidden(&incoming.origin, event_id));
+        }
+        let pdu = room.event(event_id).ok_or_else(|| not_found(event_id))?;
+        Ok(self.pdu_transaction(vec![pdu.json().clone()]))
+    }
+
+    pub(crate) fn on_state_ids(&self, incoming: &Incoming) -> EndpointResult {
+        let query = StateQuery::from_pairs(&incoming.query).map_err(bad_query)?;
+        self.with_room(&incoming.params[0], |room| {
+            if !room.server_may_see(&incoming.origin, &query.event_id) {
+                return Err(forbidden(&incoming.origin, &query.event_id));
+            }
+            let (pdu_ids, auth_chain_ids) = room
+                .state_ids_at(&query.event_id)
+                .map_err(|e| not_found(&e.to_string()))?;
+            Ok(serde_json::to_value(StateIdsResponse {
+                auth_chain_ids,
+                pdu_ids,
+            })
+            .expect("serializes"))
+        })
+    }
+
+    pub(crate) fn on_state(&self, incoming: &Incoming) -> EndpointResult {
+        let query = StateQuery::from_pairs(&incoming.query).map_err(bad_query)?;
+        self.with_room(&incoming.params[0], |room| {
+            if !room.server_may_see(&incoming.origin, &query.event_id) {
+                return Err(forbidden(&incoming.origin, &query.event_id));
+            }
+            let (pdu_ids, auth_chain_ids) = room
+                .state_ids_at(&query.event_id)
+                .map_err(|e| not_found(&e.to_string()))?;
+            let raw = |ids: &[String]| -> Vec<_> {
+                ids.iter()
+                    .filter_map(|id| room.event(id))
+                    .map(|pdu| pdu.json().clone())
+                    .collect()
+            };
+            let answer = StateResponse {
+                auth_chain: raw(&auth_chain_ids),
+                pdus: raw(&pdu_ids),
+            };
+            Ok(serde_json::to_value(answer).expect("serializes"))
+        })
+    }
+
+    pub(crate) fn on_event_auth(&self, incoming: &Incoming) -> EndpointResult {
+        let event_id = &incoming.params[1];
+        self.with_room(&incoming.params[0], |room| {
+            if !room.server_may_see(&incoming.origin, event_id) {
+                return Err(forbidden(&incoming.origin, event_id));
+            }
+            let chain = room.auth_chain(std::slice::from_ref(event_id));
+            let auth_chain = chain.iter().map(|pdu| pdu.json().clone()).collect();
+            Ok(serde_json::to_value(EventAuthResponse { auth_chain }).expect("serializes"))
+        })
+    }
+
+    pub(crate) fn on_backfill(&self, incoming: &Incoming) -> EndpointResult {
+        let query = BackfillQuery::from_pairs(&incoming.query).map_err(bad_query)?;
+        let pdus = self.with_room(&incoming.params[0], |room| {
+            if !room.server_in_room(&incoming.origin)
+                && !query
+                    .v
+                    .iter()
+                    .any(|id| room.server_may_see(&incoming.origin, id))
+            {
+                return Err(forbidden(&incoming.origin, "this room's history"));
+            }
+            let events = room.backfill(&query.v, query.limit as usize);
+            Ok(visible_json(room, &incoming.origin, events))
+        })?;
+        Ok(self.pdu_transaction(pdus))
+    }
+
+    pub(crate) fn on_get_missing_events(&self, incoming: &Incoming) -> EndpointResult {
+        let body = incoming.body.clone().unwrap_or(Value::Null);
+        let request: GetMissingEventsRequest = serde_json::from_value(body)
+            .map_err(|e| MatrixError::new(ErrorCode::BadJson, e.to_string()))?;
+        let events = self.with_room(&incoming.params[0], |room| {
+            if !request
+                .latest_events
+                .iter()
+                .any(|id| room.server_may_see(&incoming.origin, id))
+            {
+                return Err(forbidden(&incoming.origin, "this room's history"));
+            }
+            let events = room.missing_events(
+                &request.earliest_events,
+                &request.latest_events,
+                request.limit as usize,
+                request.min_depth,
+            );
+            Ok(visible_json(room, &incoming.origin, events))
+        })?;
+        Ok(serde_json::to_value(GetMissingEventsResponse { events }).expect("serializes"))
+    }
+}
+
+/// The JSON of the events `origin` may see, in the given order.
+fn visible_json(
+    room: &RoomStore,
+    origin: &str,
+    events: Vec<std::sync::Arc<crate::proto::pdu::Pdu>>,
+) -> Vec<serde_json::Map<String, Value>> {
+    events
+        .iter()
+        .filter(|pdu| room.server_may_see(origin, pdu.event_id()))
+        .map(|pdu| pdu.json().clone())
+        .collect()
+}

@@ -1,0 +1,314 @@
+//! Placing a received event whose ancestry is incomplete: fetch missing auth events
+//! (`/event_auth`), walk back missing prev events (`/get_missing_events`), and when the walk
+//! does not reach known events within its bound, take the state before each missing prev
+//! event from the peer (`/state_ids`, then `/event` for what is unknown) and continue from
+//! there, as Synapse does.
+//!
+//! Invariants: every fetched event passes the same signature and hash checks as one that came
+//! in a transaction; the number of requests per placed event is bounded by the configuration
+//! (rounds of missing events, events fetched for a state), so a peer cannot keep us busy
+//! forever.
+
+use crate::proto::event::StateMap;
+use crate::proto::pdu::Pdu;
+use crate::proto::wire::paths;
+use crate::proto::wire::{
+    EventAuthResponse, GetMissingEventsRequest, GetMissingEventsResponse, PduTransaction, RawPdu,
+    StateIdsResponse, StateQuery,
+};
+use crate::server::Inner;
+use crate::server::verify::CheckedPdu;
+use std::collections::BTreeSet;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// The most events fetched one by one to complete a state from `/state_ids`.
+const STATE_EVENTS_FETCHED_MAX: usize = 2_000;
+
+impl Inner {
+    /// Places a checked event in `room_id`, fetching from `origin` what it lacks. Returns why
+    /// it was not accepted, if it was not.
+    pub(crate) async fn place_event(
+        self: Rc<Self>,
+        origin: &str,
+        room_id: &str,
+        checked: CheckedPdu,
+    ) -> Result<(), String> {
+        let event_id = checked.pdu.event_id().to_owned();
+        if self.holds_with_state(room_id, &event_id) {
+            return Ok(());
+        }
+        self.fetch_missing_auth_events(origin, room_id, &checked.pdu)
+            .await?;
+        if !self.missing_prev_events(room_id, &checked.pdu).is_empty() {
+            self.walk_missing_events(origin, room_id, &checked.pdu)
+                .await;
+        }
+        for missing in self.missing_prev_events(room_id, &checked.pdu) {
+            self.metrics.borrow_mut().state_ids_fallbacks += 1;
+            self.clone()
+                .place_with_peer_state(origin, room_id, &missing)
+                .await?;
+        }
+        self.ingest_checked(room_id, checked)
+    }
+
+    fn holds_with_state(&self, room_id: &str, event_id: &str) -> bool {
+        self.store
+            .borrow()
+            .room(room_id)
+            .is_some_and(|room| room.has_state(event_id))
+    }
+
+    fn missing_prev_events(&self, room_id: &str, pdu: &Pdu) -> Vec<String> {
+        self.store
+            .borrow()
+            .room(room_id)
+            .map(|room| room.missing_prev_events(pdu))
+            .unwrap_or_default()
+    }
+
+    /// Hands an event whose ancestry is complete to the store.
+    fn ingest_checked(&self, room_id: &str, checked: CheckedPdu) -> Result<(), String> {
+        let mut store = self.store.borrow_mut();
+        let room = store.room_mut(room_id).map_err(|e| e.to_string())?;
+        let outcome = room
+            .ingest(checked.pdu, checked.held_redacted)
+            .map_err(|e| e.to_string())?;
+        drop(store);
+        self.count_outcome(&outcome);
+        match &outcome.status {
+            status if status.is_rejected() => Err(format!("rejected: {status:?}")),
+            _ => Ok(()),
+        }
+    }
+
+    /// Fetches the auth chain of `pdu` when some of its auth events are unknown.
+    async fn fetch_missing_auth_events(
+        &self,
+        origin: &str,
+        room_id: &str,
+        pdu: &Pdu,
+    ) -> Result<(), String> {
+        let missing = self
+            .store
+            .borrow()
+            .room(room_id)
+            .map(|r| r.missing_auth_events(pdu))
+            .unwrap_or_default();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let uri = paths::event_auth_path(room_id, pdu.event_id());
+        let response: EventAuthResponse = self
+            .federation_request(origin, "GET", &uri, None)
+            .await
+            .map_err(|e| format!("cannot fetch auth events {missing:?}: {e}"))?;
+        self.ingest_fetched_outliers(room_id, response.auth_chain)
+            .await
+    }
+
+    /// Checks fetched events and stores those not yet held as outliers.
+    pub(crate) async fn ingest_fetched_outliers(
+        &self,
+        room_id: &str,
+        raws: Vec<RawPdu>,
+    ) -> Result<(), String> {
+        let version = self.room_version(room_id)?;
+        let mut batch: Vec<(Arc<Pdu>, bool)> = Vec::new();
+        for raw in raws {
+            let Ok(checked) = self.check_received_pdu(raw, version).await else {
+                continue;
+            };
+            if !self
+                .store
+                .borrow()
+                .room(room_id)
+                .is_some_and(|r| r.contains(checked.pdu.event_id()))
+            {
+                batch.push((checked.pdu, checked.held_redacted));
+            }
+        }
+        let mut store = self.store.borrow_mut();
+        let room = store.room_mut(room_id).map_err(|e| e.to_string())?;
+        room.ingest_outliers(batch)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Rounds of `/get_missing_events`, placing what arrives oldest first.
+    async fn walk_missing_events(self: &Rc<Self>, origin: &str, room_id: &str, pdu: &Pdu) {
+        let Ok(version) = self.room_version(room_id) else {
+            return;
+        };
+        for _round in 0..self.config.missing_events_rounds_max {
+            if self.missing_prev_events(room_id, pdu).is_empty() {
+                return;
+            }
+            let earliest: Vec<String> = self
+                .store
+                .borrow()
+                .room(room_id)
+                .map(|room| room.forward_extremities().iter().cloned().collect())
+                .unwrap_or_default();
+            let request = GetMissingEventsRequest {
+                earliest_events: earliest,
+                latest_events: vec![pdu.event_id().to_owned()],
+                limit: self.config.missing_events_limit,
+                min_depth: 0,
+            };
+            self.metrics.borrow_mut().missing_events_requests += 1;
+            let body = serde_json::to_value(&request).expect("request serializes");
+            let uri = paths::get_missing_events_path(room_id);
+            let Ok(response) = self
+                .federation_request::<GetMissingEventsResponse>(origin, "POST", &uri, Some(&body))
+                .await
+            else {
+                return;
+            };
+            let mut fetched = Vec::new();
+            for raw in response.events {
+                if let Ok(checked) = self.check_received_pdu(raw, version).await {
+                    fetched.push(checked);
+                }
+            }
+            if fetched.is_empty() {
+                return;
+            }
+            fetched.sort_by(|a, b| {
+                let key = |c: &CheckedPdu| (c.pdu.event().depth, c.pdu.event_id().to_owned());
+                key(a).cmp(&key(b))
+            });
+            let mut progress = false;
+            for checked in fetched {
+                if self.holds_with_state(room_id, checked.pdu.event_id())
+                    || !self.missing_prev_events(room_id, &checked.pdu).is_empty()
+                {
+                    continue;
+                }
+                if self
+                    .fetch_missing_auth_events(origin, room_id, &checked.pdu)
+                    .await
+                    .is_ok()
+                {
+                    progress |= self.ingest_checked(room_id, checked).is_ok();
+                }
+            }
+            if !progress {
+                return;
+            }
+        }
+    }
+
+    /// Places `event_id` with the state before it as `origin` reports it.
+    async fn place_with_peer_state(
+        self: Rc<Self>,
+        origin: &str,
+        room_id: &str,
+        event_id: &str,
+    ) -> Result<(), String> {
+        let version = self.room_version(room_id)?;
+        let query = StateQuery {
+            event_id: event_id.to_owned(),
+        };
+        let ids: StateIdsResponse = self
+            .federation_request(origin, "GET", &paths::state_ids_path(room_id, &query), None)
+            .await
+            .map_err(|e| format!("cannot fetch the state before {event_id}: {e}"))?;
+        let event = self.fetch_event(origin, event_id, version).await?;
+        let mut wanted: BTreeSet<String> = ids.auth_chain_ids.iter().cloned().collect();
+        wanted.extend(ids.pdu_ids.iter().cloned());
+        wanted.extend(event.pdu.event().auth_events.iter().cloned());
+        wanted.retain(|id| {
+            !self
+                .store
+                .borrow()
+                .room(room_id)
+                .is_some_and(|r| r.contains(id))
+        });
+        if wanted.len() > STATE_EVENTS_FETCHED_MAX {
+            return Err(format!(
+                "the state before {event_id} needs {} unknown events",
+                wanted.len()
+            ));
+        }
+        let mut raws = Vec::new();
+        for id in wanted {
+            let uri = paths::event_path(&id);
+            let response: PduTransaction = self
+                .federation_request(origin, "GET", &uri, None)
+                .await
+                .map_err(|e| format!("cannot fetch state event {id}: {e}"))?;
+            raws.extend(response.pdus);
+        }
+        self.ingest_fetched_outliers(room_id, raws).await?;
+        let state_before = self.state_map_of(room_id, &ids.pdu_ids)?;
+        let mut store = self.store.borrow_mut();
+        let room = store.room_mut(room_id).map_err(|e| e.to_string())?;
+        let outcome = room
+            .ingest_with_state(event.pdu, event.held_redacted, state_before)
+            .map_err(|e| e.to_string())?;
+        drop(store);
+        self.count_outcome(&outcome);
+        Ok(())
+    }
+
+    async fn fetch_event(
+        &self,
+        origin: &str,
+        event_id: &str,
+        version: &'static crate::proto::room_version::RoomVersion,
+    ) -> Result<CheckedPdu, String> {
+        let response: PduTransaction = self
+            .federation_request(origin, "GET", &paths::event_path(event_id), None)
+            .await
+            .map_err(|e| format!("cannot fetch {event_id}: {e}"))?;
+        let raw = response.single_pdu().map_err(|e| e.to_string())?.clone();
+        let checked = self
+            .check_received_pdu(raw, version)
+            .await
+            .map_err(|e| e.to_string())?;
+        if checked.pdu.event_id() != event_id {
+            return Err(format!(
+                "asked for {event_id}, got {}",
+                checked.pdu.event_id()
+            ));
+        }
+        Ok(checked)
+    }
+
+    /// A state map from a list of held event ids.
+    pub(crate) fn state_map_of(
+        &self,
+        room_id: &str,
+        event_ids: &[String],
+    ) -> Result<StateMap, String> {
+        let store = self.store.borrow();
+        let room = store
+            .room(room_id)
+            .ok_or_else(|| format!("not in room {room_id}"))?;
+        let mut state = StateMap::new();
+        for id in event_ids {
+            let pdu = room
+                .event(id)
+                .ok_or_else(|| format!("state event {id} is unknown"))?;
+            let key = pdu
+                .event()
+                .state_key_pair()
+                .ok_or_else(|| format!("{id} is not a state event"))?;
+            state.insert(key, id.clone());
+        }
+        Ok(state)
+    }
+
+    pub(crate) fn room_version(
+        &self,
+        room_id: &str,
+    ) -> Result<&'static crate::proto::room_version::RoomVersion, String> {
+        self.store
+            .borrow()
+            .room(room_id)
+            .map(|room| room.room_version())
+            .ok_or_else(|| format!("not in room {room_id}"))
+    }
+}

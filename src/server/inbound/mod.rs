@@ -1,0 +1,15 @@
+//! Inbound federation: transactions (`/send`) and the gap filling they may need.
+//!
+//! For each PDU of a transaction, in order: the room must be one this server is in; the PDU's
+//! format and signatures are checked (drop) and its content hash (redact); missing prev events
+//! are fetched with `/get_missing_events` and, when the gap does not close, the state before
+//! each missing prev event comes from `/state_ids`; missing auth events come from
+//! `/event_auth`; then the store runs the authorization checks (reject, soft-fail). The
+//! transaction is acknowledged only after the store flushed what it accepted.
+//!
+//! Invariants: a (origin, txn id) pair is processed once and later copies get the first
+//! answer; a transaction over the spec's limits is refused whole with 400; the answer is sent
+//! only after the durable log holds every accepted event.
+
+mod gap;
+mod send;

@@ -1,0 +1,116 @@
+//! `PUT /_matrix/federation/v1/send/{txnId}`.
+
+use crate::proto::wire::{
+    ErrorCode, MatrixError, PduProcessingResult, RawPdu, SendTransactionResponse, Transaction,
+};
+use crate::server::Inner;
+use crate::server::http::{EndpointResult, Incoming};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+impl Inner {
+    pub(crate) async fn on_send_transaction(self: Rc<Self>, incoming: Incoming) -> EndpointResult {
+        let txn_id = incoming.params[0].clone();
+        let key = (incoming.origin.clone(), txn_id);
+        if let Some(answer) = self.transactions_seen.borrow().get(&key) {
+            self.metrics.borrow_mut().transactions_duplicate += 1;
+            return Ok(answer.clone());
+        }
+        let body = incoming.body.unwrap_or(Value::Null);
+        let transaction: Transaction = serde_json::from_value(body).map_err(|e| {
+            self.metrics.borrow_mut().transactions_refused += 1;
+            MatrixError::new(ErrorCode::BadJson, format!("not a transaction: {e}"))
+        })?;
+        if let Err(error) = transaction.validate() {
+            self.metrics.borrow_mut().transactions_refused += 1;
+            // The spec's limits are a malformed request, not an oversized body: 400.
+            return Err(MatrixError::new(ErrorCode::BadJson, error.to_string()));
+        }
+        if transaction.origin != incoming.origin {
+            self.metrics.borrow_mut().transactions_refused += 1;
+            return Err(MatrixError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "transaction origin {} is not the signing server {}",
+                    transaction.origin, incoming.origin
+                ),
+            ));
+        }
+        self.metrics.borrow_mut().transactions_received += 1;
+        let mut results = BTreeMap::new();
+        for raw in transaction.pdus {
+            let (event_id, result) = self.clone().receive_pdu(&incoming.origin, raw).await;
+            results.insert(event_id, result);
+        }
+        for edu in transaction.edus {
+            self.receive_edu(&incoming.origin, edu);
+        }
+        self.store.borrow().flush();
+        self.acknowledged.borrow_mut().extend(
+            results
+                .iter()
+                .filter(|(_, result)| result.error.is_none())
+                .map(|(id, _)| id.clone()),
+        );
+        let answer = serde_json::to_value(SendTransactionResponse { pdus: results })
+            .expect("a transaction answer serializes");
+        self.remember_transaction(key, answer.clone());
+        Ok(answer)
+    }
+
+    fn remember_transaction(&self, key: (String, String), answer: Value) {
+        let mut seen = self.transactions_seen.borrow_mut();
+        seen.insert(key, answer);
+        // Forget the oldest-named entries first; a peer retries a transaction only shortly
+        // after sending it, so a bounded memory suffices.
+        while seen.len() > self.config.transactions_remembered_max {
+            seen.pop_first();
+        }
+    }
+
+    /// Handles one PDU of a transaction and says how it went, under the event id it claims.
+    async fn receive_pdu(
+        self: Rc<Self>,
+        origin: &str,
+        raw: RawPdu,
+    ) -> (String, PduProcessingResult) {
+        self.metrics.borrow_mut().pdus_received += 1;
+        let claimed_id = raw
+            .get("event_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let room_id = raw
+            .get("room_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let Some(room_id) = room_id else {
+            let id = claimed_id.unwrap_or_default();
+            return (id, PduProcessingResult::failure("PDU has no room_id"));
+        };
+        let version = self
+            .store
+            .borrow()
+            .room(&room_id)
+            .map(|room| room.room_version());
+        let Some(version) = version else {
+            let id = claimed_id.unwrap_or_default();
+            return (
+                id,
+                PduProcessingResult::failure(format!("this server is not in room {room_id}")),
+            );
+        };
+        let checked = match self.check_received_pdu(raw, version).await {
+            Ok(checked) => checked,
+            Err(reason) => {
+                let id = claimed_id.unwrap_or_default();
+                return (id, PduProcessingResult::failure(reason.to_string()));
+            }
+        };
+        let event_id = checked.pdu.event_id().to_owned();
+        match self.place_event(origin, &room_id, checked).await {
+            Ok(()) => (event_id, PduProcessingResult::success()),
+            Err(reason) => (event_id, PduProcessingResult::failure(reason)),
+        }
+    }
+}

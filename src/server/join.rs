@@ -1,0 +1,351 @@
+//! Joining a room held by other servers, both sides of it: the joining server asks a resident
+//! server for a join template (`make_join`), signs it, and sends it back (`send_join`); the
+//! resident checks and stores the join, answers with the room's state and auth chain, and
+//! sends the join on to the other servers of the room.
+//!
+//! Invariants: the joining server stores the state it was given only after every event of it
+//! and of its auth chain passed the signature checks; the resident accepts only a join whose
+//! sender belongs to the requesting server.
+
+use crate::proto::event::StateMap;
+use crate::proto::event::server_of;
+use crate::proto::pdu::{EventRef, NewEvent, build_pdu};
+use crate::proto::room_version::{self, ALL as ALL_VERSIONS};
+use crate::proto::wire::paths;
+use crate::proto::wire::{
+    BackfillQuery, ErrorCode, MakeJoinQuery, MakeMembershipResponse, MatrixError, PduTransaction,
+    SendJoinQuery, SendJoinResponse,
+};
+use crate::server::Inner;
+use crate::server::http::{EndpointResult, Incoming};
+use crate::server::rooms::LocalError;
+use crate::server::store::{LocalEventDraft, StoreError};
+use serde_json::{Map, Value, json};
+use std::rc::Rc;
+use std::sync::Arc;
+
+impl Inner {
+    /// The joining side.
+    pub(crate) async fn join_via(
+        self: Rc<Self>,
+        user: &str,
+        room_id: &str,
+        via: &str,
+    ) -> Result<(), LocalError> {
+        let failed = |reason: String| LocalError::Join {
+            room_id: room_id.to_owned(),
+            via: via.to_owned(),
+            reason,
+        };
+        let versions: Vec<String> = ALL_VERSIONS.iter().map(|v| v.id.to_owned()).collect();
+        let uri = paths::make_join_path(room_id, user, &MakeJoinQuery { ver: versions });
+        let template: MakeMembershipResponse = self
+            .federation_request(via, "GET", &uri, None)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        template
+            .check_template(room_id, user, "join")
+            .map_err(|e| failed(e.to_string()))?;
+        let version_id = template
+            .room_version
+            .clone()
+            .unwrap_or_else(|| "1".to_owned());
+        let version = room_version::room_version(&version_id).map_err(|e| failed(e.to_string()))?;
+        let new = new_event_from_template(&template.event, self.clock.now_ms()).map_err(failed)?;
+        let join = build_pdu(new, version, &self.config.name, &self.config.signing_key)
+            .map_err(|e| failed(e.to_string()))?;
+        let uri = paths::send_join_path(room_id, join.event_id(), &SendJoinQuery::default());
+        let body = Value::Object(join.json().clone());
+        let answer: SendJoinResponse = self
+            .federation_request(via, "PUT", &uri, Some(&body))
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        answer.validate().map_err(|e| failed(e.to_string()))?;
+        self.store.borrow_mut().open_room(room_id, version)?;
+        let mut known = answer.auth_chain;
+        known.extend(answer.state.iter().cloned());
+        self.ingest_fetched_outliers(room_id, known)
+            .await
+            .map_err(failed)?;
+        let state_ids: Vec<String> = answer
+            .state
+            .iter()
+            .filter_map(|raw| crate::proto::pdu::Pdu::from_json(raw.clone(), version).ok())
+            .map(|pdu| pdu.event_id().to_owned())
+            .collect();
+        let state_before: StateMap = self.state_map_of(room_id, &state_ids).map_err(failed)?;
+        let outcome = self
+            .store
+            .borrow_mut()
+            .room_mut(room_id)?
+            .ingest_with_state(Arc::new(join), false, state_before)?;
+        self.count_outcome(&outcome);
+        self.store.borrow().flush();
+        if !outcome.is_accepted() {
+            return Err(failed(format!(
+                "our own join was not accepted: {:?}",
+                outcome.status
+            )));
+        }
+        self.backfill_after_join(room_id, via).await;
+        Ok(())
+    }
+
+    /// Fetches the room's history before our join from `via`, as a client's first scrollback
+    /// would make a server do, so that the joined server holds the same timeline. Bounded by
+    /// `backfill_on_join_max`; history beyond it stays unknown.
+    async fn backfill_after_join(self: &Rc<Self>, room_id: &str, via: &str) {
+        let Ok(version) = self.room_version(room_id) else {
+            return;
+        };
+        let from: Vec<String> = self
+            .store
+            .borrow()
+            .room(room_id)
+            .map(|room| room.forward_extremities().iter().cloned().collect())
+            .unwrap_or_default();
+        let query = BackfillQuery {
+            v: from,
+            limit: self.config.backfill_on_join_max,
+        };
+        let uri = paths::backfill_path(room_id, &query);
+        let Ok(answer) = self
+            .federation_request::<PduTransaction>(via, "GET", &uri, None)
+            .await
+        else {
+            return;
+        };
+        let mut fetched = Vec::new();
+        for raw in answer.pdus {
+            if let Ok(checked) = self.check_received_pdu(raw, version).await {
+                fetched.push(checked);
+            }
+        }
+        fetched.sort_by(|a, b| {
+            let key = |c: &crate::server::verify::CheckedPdu| {
+                (c.pdu.event().depth, c.pdu.event_id().to_owned())
+            };
+            key(a).cmp(&key(b))
+        });
+        for checked in fetched {
+            let held = self
+                .store
+                .borrow()
+                .room(room_id)
+                .is_some_and(|r| r.has_state(checked.pdu.event_id()));
+            let ready = self
+                .store
+                .borrow()
+                .room(room_id)
+                .is_some_and(|r| r.missing_prev_events(&checked.pdu).is_empty());
+            if !held && ready {
+                let result = self
+                    .store
+                    .borrow_mut()
+                    .room_mut(room_id)
+                    .and_then(|room| room.ingest(checked.pdu, checked.held_redacted));
+                if let Ok(outcome) = result {
+                    self.count_outcome(&outcome);
+                }
+            }
+        }
+        self.store.borrow().flush();
+    }
+
+    /// `GET /make_join/{roomId}/{userId}`: a join template for a user of the requesting server.
+    pub(crate) fn on_make_join(&self, incoming: &Incoming) -> EndpointResult {
+        let (room_id, user_id) = (&incoming.params[0], &incoming.params[1]);
+        check_user_of_origin(user_id, &incoming.origin)?;
+        let store = self.store.borrow();
+        let room = store.room(room_id).ok_or_else(|| not_found(room_id))?;
+        let query = MakeJoinQuery::from_pairs(&incoming.query);
+        let version = room.room_version();
+        if !query.supported_versions().contains(&version.id) {
+            return Err(MatrixError::incompatible_room_version(
+                version.id,
+                "room version not supported by the joining server",
+            ));
+        }
+        let draft = LocalEventDraft {
+            sender: user_id.clone(),
+            event_type: "m.room.member".into(),
+            state_key: Some(user_id.clone()),
+            content: json!({"membership": "join"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            redacts: None,
+            origin_server_ts: self.clock.now_ms(),
+        };
+        let new = room.prepare_local_event(draft).map_err(|e| match e {
+            StoreError::NotAllowed { error, .. } => {
+                MatrixError::new(ErrorCode::Forbidden, error.to_string())
+            }
+            other => MatrixError::new(ErrorCode::Unknown, other.to_string()),
+        })?;
+        let template = template_from_new_event(&new, room_id);
+        let answer = MakeMembershipResponse {
+            room_version: Some(version.id.to_owned()),
+            event: template,
+        };
+        Ok(serde_json::to_value(answer).expect("serializes"))
+    }
+
+    /// `PUT /v2/send_join/{roomId}/{eventId}`: store the join, answer with the state before it.
+    pub(crate) async fn on_send_join(self: Rc<Self>, incoming: Incoming) -> EndpointResult {
+        let room_id = incoming.params[0].clone();
+        let version = self
+            .room_version(&room_id)
+            .map_err(|_| not_found(&room_id))?;
+        let Some(Value::Object(raw)) = incoming.body else {
+            return Err(MatrixError::new(
+                ErrorCode::BadJson,
+                "send_join body must be an event",
+            ));
+        };
+        let checked = self
+            .check_received_pdu(raw, version)
+            .await
+            .map_err(|e| MatrixError::new(ErrorCode::BadJson, e.to_string()))?;
+        let event = checked.pdu.event().clone();
+        if event.event_id != incoming.params[1] {
+            return Err(MatrixError::new(
+                ErrorCode::BadJson,
+                "event id does not match the path",
+            ));
+        }
+        if event.membership() != Some("join")
+            || event.state_key.as_deref() != Some(event.sender.as_str())
+        {
+            return Err(MatrixError::new(
+                ErrorCode::BadJson,
+                "send_join needs a join of the sender",
+            ));
+        }
+        check_user_of_origin(&event.sender, &incoming.origin)?;
+        let before = self
+            .store
+            .borrow()
+            .room(&room_id)
+            .map(|r| r.joined_servers())
+            .unwrap_or_default();
+        let pdu = checked.pdu.clone();
+        self.clone()
+            .place_event(&incoming.origin, &room_id, checked)
+            .await
+            .map_err(|reason| MatrixError::new(ErrorCode::Forbidden, reason))?;
+        let answer = {
+            let store = self.store.borrow();
+            let room = store.room(&room_id).ok_or_else(|| not_found(&room_id))?;
+            let state = room
+                .state_before(pdu.event_id())
+                .ok_or_else(|| not_found(pdu.event_id()))?;
+            let state_ids: Vec<String> = state.values().cloned().collect();
+            let mut chain_roots = state_ids.clone();
+            chain_roots.push(pdu.event_id().to_owned());
+            let raw = |id: &String| room.event(id).map(|pdu| pdu.json().clone());
+            SendJoinResponse {
+                state: state_ids.iter().filter_map(raw).collect(),
+                auth_chain: room
+                    .auth_chain(&chain_roots)
+                    .iter()
+                    .map(|pdu| pdu.json().clone())
+                    .collect(),
+                event: None,
+                members_omitted: false,
+                servers_in_room: None,
+            }
+        };
+        self.store.borrow().flush();
+        self.fan_out(&room_id, &pdu, before, Some(&incoming.origin));
+        Ok(serde_json::to_value(answer).expect("serializes"))
+    }
+}
+
+fn not_found(what: &str) -> MatrixError {
+    MatrixError::new(ErrorCode::NotFound, format!("{what} is not known here"))
+}
+
+fn check_user_of_origin(user_id: &str, origin: &str) -> Result<(), MatrixError> {
+    if server_of(user_id) != origin {
+        return Err(MatrixError::new(
+            ErrorCode::Forbidden,
+            format!("{user_id} is not a user of the requesting server {origin}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The unsigned event a resident offers: the fields of `new`, with `origin_server_ts` to be
+/// set by the joining server.
+fn template_from_new_event(new: &NewEvent, room_id: &str) -> Map<String, Value> {
+    let ids = |refs: &[EventRef]| {
+        Value::Array(
+            refs.iter()
+                .map(|r| Value::String(r.event_id.clone()))
+                .collect(),
+        )
+    };
+    let mut event = Map::new();
+    event.insert("room_id".into(), Value::String(room_id.to_owned()));
+    event.insert("sender".into(), Value::String(new.sender.clone()));
+    event.insert("type".into(), Value::String(new.event_type.clone()));
+    event.insert(
+        "state_key".into(),
+        Value::String(new.state_key.clone().unwrap_or_default()),
+    );
+    event.insert("content".into(), Value::Object(new.content.clone()));
+    event.insert("prev_events".into(), ids(&new.prev_events));
+    event.insert("auth_events".into(), ids(&new.auth_events));
+    event.insert("depth".into(), json!(new.depth));
+    event.insert("origin_server_ts".into(), json!(new.origin_server_ts));
+    event
+}
+
+/// The fields of a join from a resident's template.
+fn new_event_from_template(template: &Map<String, Value>, now_ms: u64) -> Result<NewEvent, String> {
+    let text = |key: &str| {
+        template
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| format!("template has no string `{key}`"))
+    };
+    let refs = |key: &str| -> Result<Vec<EventRef>, String> {
+        let list = template
+            .get(key)
+            .and_then(Value::as_array)
+            .ok_or_else(|| format!("template has no `{key}` list"))?;
+        list.iter()
+            .map(|item| match item {
+                Value::String(id) => Ok(EventRef::from(id.as_str())),
+                Value::Array(pair) => pair
+                    .first()
+                    .and_then(Value::as_str)
+                    .map(EventRef::from)
+                    .ok_or_else(|| format!("bad `{key}` entry")),
+                _ => Err(format!("bad `{key}` entry")),
+            })
+            .collect()
+    };
+    Ok(NewEvent {
+        room_id: Some(text("room_id")?),
+        sender: text("sender")?,
+        event_type: text("type")?,
+        state_key: Some(text("state_key")?),
+        content: template
+            .get("content")
+            .and_then(Value::as_object)
+            .cloned()
+            .ok_or("template has no `content`")?,
+        prev_events: refs("prev_events")?,
+        auth_events: refs("auth_events")?,
+        depth: template
+            .get("depth")
+            .and_then(Value::as_u64)
+            .ok_or("template has no `depth`")?,
+        origin_server_ts: now_ms,
+        redacts: None,
+        event_id_opaque: None,
+    })
+}

@@ -1,0 +1,27 @@
+//! Counters a server keeps about itself, read by observers.
+//!
+//! Invariant: observers read these through `Homeserver::metrics` and never change them.
+
+/// What one server did, counted as it happened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerMetrics {
+    pub requests_sent: u64,
+    pub requests_received: u64,
+    pub requests_unauthorized: u64,
+    pub requests_bad: u64,
+    pub response_bytes_received: u64,
+    pub request_bytes_received: u64,
+    pub transactions_received: u64,
+    pub transactions_duplicate: u64,
+    pub transactions_refused: u64,
+    pub pdus_received: u64,
+    pub pdus_dropped_bad_format: u64,
+    pub pdus_dropped_bad_signature: u64,
+    pub pdus_redacted_bad_hash: u64,
+    pub pdus_rejected: u64,
+    pub pdus_soft_failed: u64,
+    pub pdus_accepted: u64,
+    pub edus_received: u64,
+    pub missing_events_requests: u64,
+    pub state_ids_fallbacks: u64,
+}

@@ -1,0 +1,276 @@
+//! The outbound queue of one destination: what to send next, when, and what to forget.
+//!
+//! A pure state machine (no clock, no I/O): the async sender asks it for the next transaction,
+//! reports how that went, and sleeps until it says to retry. Following the spec and Synapse's
+//! practice, at most one transaction is in flight per destination; a failed transaction is
+//! retried with the same id and contents (the receiver deduplicates by origin and id) after an
+//! exponential backoff with a cap; after long failure the queue falls back to catch-up: it
+//! forgets the queued PDUs and, when the destination answers again, sends only the newest PDU
+//! of each room, leaving the destination to fetch the gap with /get_missing_events.
+//!
+//! Invariants: the queues never exceed their bounds; a transaction holds at most
+//! `TRANSACTION_PDUS_MAX` PDUs and `TRANSACTION_EDUS_MAX` EDUs; an in-flight transaction
+//! is never changed before it is answered or abandoned.
+
+use crate::proto::pdu::Pdu;
+use crate::proto::wire::{RawEdu, TRANSACTION_EDUS_MAX, TRANSACTION_PDUS_MAX};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+/// The tunable bounds of a destination queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// PDUs waiting beyond this switch the queue to catch-up.
+    pub pdus_queued_max: usize,
+    /// EDUs waiting beyond this drop the oldest (EDUs are ephemeral).
+    pub edus_queued_max: usize,
+    pub backoff_ms_min: u64,
+    pub backoff_ms_max: u64,
+    /// Consecutive failures after which queued PDUs are forgotten in favour of catch-up.
+    pub failures_before_catch_up: u32,
+}
+
+impl Default for QueueLimits {
+    fn default() -> Self {
+        Self {
+            pdus_queued_max: 5_000,
+            edus_queued_max: 1_000,
+            backoff_ms_min: 1_000,
+            backoff_ms_max: 60_000,
+            failures_before_catch_up: 8,
+        }
+    }
+}
+
+/// One transaction to send.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutgoingTransaction {
+    pub txn_id: String,
+    pub pdus: Vec<Arc<Pdu>>,
+    pub edus: Vec<RawEdu>,
+}
+
+/// What the sender should do now.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NextStep {
+    /// Send this transaction (a retry carries the same id and contents).
+    Send(OutgoingTransaction),
+    /// Nothing can be sent before this time (backoff).
+    WaitUntil { at_ms: u64 },
+    /// Nothing to send.
+    Idle,
+}
+
+/// Counters the observers read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueCounters {
+    pub transactions_sent: u64,
+    pub transactions_failed: u64,
+    pub pdus_forgotten_for_catch_up: u64,
+    pub edus_dropped: u64,
+    pub catch_ups: u64,
+    pub queued_pdus_peak: usize,
+}
+
+/// The queue of one destination.
+#[derive(Debug)]
+pub struct DestinationQueue {
+    limits: QueueLimits,
+    pdus: VecDeque<Arc<Pdu>>,
+    edus: VecDeque<RawEdu>,
+    in_flight: Option<OutgoingTransaction>,
+    failures: u32,
+    retry_at_ms: u64,
+    /// Newest PDU per room while catching up; empty when not catching up.
+    catch_up: BTreeMap<String, Arc<Pdu>>,
+    catching_up: bool,
+    next_txn_number: u64,
+    /// Distinguishes this queue's transaction ids from an earlier incarnation's after a restart.
+    txn_prefix: String,
+    counters: QueueCounters,
+}
+
+impl DestinationQueue {
+    pub fn new(limits: QueueLimits, txn_prefix: String) -> Self {
+        assert!(limits.backoff_ms_min > 0 && limits.backoff_ms_min <= limits.backoff_ms_max);
+        Self {
+            limits,
+            pdus: VecDeque::new(),
+            edus: VecDeque::new(),
+            in_flight: None,
+            failures: 0,
+            retry_at_ms: 0,
+            catch_up: BTreeMap::new(),
+            catching_up: false,
+            next_txn_number: 0,
+            txn_prefix,
+            counters: QueueCounters::default(),
+        }
+    }
+
+    pub fn counters(&self) -> QueueCounters {
+        self.counters
+    }
+
+    pub fn queued_pdus(&self) -> usize {
+        self.pdus.len() + self.catch_up.len()
+    }
+
+    pub fn is_catching_up(&self) -> bool {
+        self.catching_up
+    }
+
+    pub fn push_pdu(&mut self, pdu: Arc<Pdu>) {
+        if self.catching_up {
+            self.remember_for_catch_up(pdu);
+            return;
+        }
+        self.pdus.push_back(pdu);
+        self.counters.queued_pdus_peak = self.counters.queued_pdus_peak.max(self.pdus.len());
+        if self.pdus.len() > self.limits.pdus_queued_max {
+            self.start_catch_up();
+        }
+        debug_assert!(self.pdus.len() <= self.limits.pdus_queued_max);
+    }
+
+    pub fn push_edu(&mut self, edu: RawEdu) {
+        self.edus.push_back(edu);
+        while self.edus.len() > self.limits.edus_queued_max {
+            self.edus.pop_front();
+            self.counters.edus_dropped += 1;
+        }
+    }
+
+    /// What to do at `now_ms`.
+    pub fn next_step(&mut self, now_ms: u64) -> NextStep {
+        if let Some(in_flight) = &self.in_flight {
+            if now_ms < self.retry_at_ms {
+                return NextStep::WaitUntil {
+                    at_ms: self.retry_at_ms,
+                };
+            }
+            return NextStep::Send(in_flight.clone());
+        }
+        if self.pdus.is_empty() && self.edus.is_empty() && self.catch_up.is_empty() {
+            return NextStep::Idle;
+        }
+        if now_ms < self.retry_at_ms {
+            return NextStep::WaitUntil {
+                at_ms: self.retry_at_ms,
+            };
+        }
+        let transaction = self.take_batch();
+        self.in_flight = Some(transaction.clone());
+        NextStep::Send(transaction)
+    }
+
+    fn take_batch(&mut self) -> OutgoingTransaction {
+        let mut pdus: Vec<Arc<Pdu>> = Vec::new();
+        if self.catching_up {
+            // Newest event per room, in room id order; the rest waits for the next round.
+            while pdus.len() < TRANSACTION_PDUS_MAX {
+                let Some((_, pdu)) = self.catch_up.pop_first() else {
+                    break;
+                };
+                pdus.push(pdu);
+            }
+        } else {
+            let count = self.pdus.len().min(TRANSACTION_PDUS_MAX);
+            pdus.extend(self.pdus.drain(..count));
+        }
+        let edu_count = self.edus.len().min(TRANSACTION_EDUS_MAX);
+        let edus: Vec<RawEdu> = self.edus.drain(..edu_count).collect();
+        self.next_txn_number += 1;
+        let txn_id = format!("{}.{}", self.txn_prefix, self.next_txn_number);
+        OutgoingTransaction { txn_id, pdus, edus }
+    }
+
+    /// The destination answered the in-flight transaction with 200.
+    pub fn on_success(&mut self) {
+        assert!(
+            self.in_flight.take().is_some(),
+            "success reported with nothing in flight"
+        );
+        self.counters.transactions_sent += 1;
+        self.failures = 0;
+        self.retry_at_ms = 0;
+        if self.catching_up && self.catch_up.is_empty() {
+            self.catching_up = false;
+        }
+    }
+
+    /// The in-flight transaction failed at `now_ms` (no answer, or an error status).
+    pub fn on_failure(&mut self, now_ms: u64) {
+        assert!(
+            self.in_flight.is_some(),
+            "failure reported with nothing in flight"
+        );
+        self.counters.transactions_failed += 1;
+        self.failures = self.failures.saturating_add(1);
+        self.retry_at_ms = now_ms + self.backoff_ms();
+        if self.failures >= self.limits.failures_before_catch_up && !self.catching_up {
+            self.start_catch_up();
+        }
+    }
+
+    /// The destination refused the transaction for good (a 4xx other than 429): drop it.
+    pub fn on_refused(&mut self) {
+        assert!(
+            self.in_flight.take().is_some(),
+            "refusal reported with nothing in flight"
+        );
+        self.counters.transactions_failed += 1;
+    }
+
+    /// We heard from the destination (it sent us a request): retry now.
+    pub fn heard_from(&mut self) {
+        self.failures = 0;
+        self.retry_at_ms = 0;
+    }
+
+    /// The delay after the current number of consecutive failures.
+    pub fn backoff_ms(&self) -> u64 {
+        let exponent = self.failures.saturating_sub(1).min(32);
+        self.limits
+            .backoff_ms_min
+            .saturating_mul(1u64 << exponent)
+            .min(self.limits.backoff_ms_max)
+    }
+
+    fn start_catch_up(&mut self) {
+        self.catching_up = true;
+        self.counters.catch_ups += 1;
+        let forgotten: Vec<Arc<Pdu>> = self.pdus.drain(..).collect();
+        if let Some(in_flight) = self.in_flight.take() {
+            self.counters.pdus_forgotten_for_catch_up += in_flight.pdus.len() as u64;
+            for pdu in in_flight.pdus {
+                self.remember_for_catch_up(pdu);
+            }
+            // The in-flight EDUs are ephemeral and stale by now.
+            self.counters.edus_dropped += in_flight.edus.len() as u64;
+        }
+        self.counters.pdus_forgotten_for_catch_up += forgotten.len() as u64;
+        for pdu in forgotten {
+            self.remember_for_catch_up(pdu);
+        }
+    }
+
+    fn remember_for_catch_up(&mut self, pdu: Arc<Pdu>) {
+        let room_id = pdu.event().room_id.clone();
+        match self.catch_up.get(&room_id) {
+            Some(held) if newer_or_equal(held, &pdu) => {}
+            _ => {
+                self.catch_up.insert(room_id, pdu);
+            }
+        }
+    }
+}
+
+/// Whether `held` is at least as new as `candidate` (by depth, then arrival order).
+fn newer_or_equal(held: &Pdu, candidate: &Pdu) -> bool {
+    held.event().depth > candidate.event().depth
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,8 @@
+//! The lab: fabrics, topologies, experiments, workload, nemesis, adversaries, the runner.
+
+pub mod experiment;
+pub mod fast_fabric;
+pub mod host;
+pub mod network;
+pub mod runner;
+pub mod turmoil_fabric;

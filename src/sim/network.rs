@@ -1,0 +1,225 @@
+//! The network model both fabrics obey: per-link latency and loss, and which directed links are
+//! cut. The nemesis changes it; a fabric consults it for every message.
+//!
+//! Invariants: every random draw comes from the RNG handed in by the caller (one per run,
+//! split per component), so the same seed gives the same latencies; the model iterates only
+//! ordered maps, so its answers never depend on hashing.
+
+use rand::RngExt as _;
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// Latency and loss of one directed link.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LinkProfile {
+    pub latency_ms_min: u64,
+    pub latency_ms_max: u64,
+    /// Probability that a message on this link is lost, in [0, 1].
+    pub loss: f64,
+}
+
+impl Default for LinkProfile {
+    fn default() -> Self {
+        Self {
+            latency_ms_min: 5,
+            latency_ms_max: 50,
+            loss: 0.0,
+        }
+    }
+}
+
+/// What happens to one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// Arrives after this delay.
+    Deliver(Duration),
+    /// Never arrives: the link is cut.
+    DropCut,
+    /// Never arrives: lost at random.
+    DropLoss,
+}
+
+/// Counters of what the network did, per directed link.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkCounters {
+    pub delivered: u64,
+    pub dropped_cut: u64,
+    pub dropped_loss: u64,
+}
+
+/// The state of the simulated network.
+#[derive(Debug, Default)]
+pub struct NetworkModel {
+    default_link: LinkProfile,
+    links: BTreeMap<(String, String), LinkProfile>,
+    cut: BTreeSet<(String, String)>,
+    /// Extra delay per server, for a "slow server" fault: added to every message it receives.
+    slow: BTreeMap<String, Duration>,
+    counters: BTreeMap<(String, String), LinkCounters>,
+}
+
+impl NetworkModel {
+    pub fn new(default_link: LinkProfile) -> Self {
+        Self {
+            default_link,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the profile of both directions of a link.
+    pub fn set_link(&mut self, a: &str, b: &str, profile: LinkProfile) {
+        self.links.insert((a.to_owned(), b.to_owned()), profile);
+        self.links.insert((b.to_owned(), a.to_owned()), profile);
+    }
+
+    pub fn link(&self, from: &str, to: &str) -> LinkProfile {
+        self.links
+            .get(&(from.to_owned(), to.to_owned()))
+            .copied()
+            .unwrap_or(self.default_link)
+    }
+
+    /// Cuts both directions between every server of `side_a` and every server of `side_b`.
+    pub fn partition(&mut self, side_a: &[String], side_b: &[String]) {
+        for a in side_a {
+            for b in side_b {
+                self.cut.insert((a.clone(), b.clone()));
+                self.cut.insert((b.clone(), a.clone()));
+            }
+        }
+    }
+
+    /// Cuts one direction only.
+    pub fn cut_one_way(&mut self, from: &str, to: &str) {
+        self.cut.insert((from.to_owned(), to.to_owned()));
+    }
+
+    /// Restores one direction.
+    pub fn restore_one_way(&mut self, from: &str, to: &str) {
+        self.cut.remove(&(from.to_owned(), to.to_owned()));
+    }
+
+    /// Sets the profile of one direction of a link.
+    pub fn set_link_one_way(&mut self, from: &str, to: &str, profile: LinkProfile) {
+        self.links.insert((from.to_owned(), to.to_owned()), profile);
+    }
+
+    /// Restores every cut link.
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    pub fn is_cut(&self, from: &str, to: &str) -> bool {
+        self.cut.contains(&(from.to_owned(), to.to_owned()))
+    }
+
+    pub fn cut_links(&self) -> usize {
+        self.cut.len()
+    }
+
+    pub fn set_slow(&mut self, server: &str, extra: Duration) {
+        if extra.is_zero() {
+            self.slow.remove(server);
+        } else {
+            self.slow.insert(server.to_owned(), extra);
+        }
+    }
+
+    /// Decides the fate of one message from `from` to `to`, and counts it.
+    pub fn decide(&mut self, from: &str, to: &str, rng: &mut ChaCha8Rng) -> Fate {
+        let fate = if self.is_cut(from, to) {
+            Fate::DropCut
+        } else {
+            let link = self.link(from, to);
+            if link.loss > 0.0 && rng.random_bool(link.loss.clamp(0.0, 1.0)) {
+                Fate::DropLoss
+            } else {
+                let latency_ms = rng.random_range(link.latency_ms_min..=link.latency_ms_max);
+                let slow = self.slow.get(to).copied().unwrap_or_default();
+                Fate::Deliver(Duration::from_millis(latency_ms) + slow)
+            }
+        };
+        let counters = self
+            .counters
+            .entry((from.to_owned(), to.to_owned()))
+            .or_default();
+        match fate {
+            Fate::Deliver(_) => counters.delivered += 1,
+            Fate::DropCut => counters.dropped_cut += 1,
+            Fate::DropLoss => counters.dropped_loss += 1,
+        }
+        fate
+    }
+
+    /// Totals over every link.
+    pub fn totals(&self) -> LinkCounters {
+        self.counters
+            .values()
+            .fold(LinkCounters::default(), |sum, link| LinkCounters {
+                delivered: sum.delivered + link.delivered,
+                dropped_cut: sum.dropped_cut + link.dropped_cut,
+                dropped_loss: sum.dropped_loss + link.dropped_loss,
+            })
+    }
+
+    pub fn counters(&self) -> &BTreeMap<(String, String), LinkCounters> {
+        &self.counters
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng as _;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|name| (*name).to_owned()).collect()
+    }
+
+    #[test]
+    fn partitions_cut_both_ways_and_heal_restores() {
+        let mut model = NetworkModel::new(LinkProfile::default());
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        model.partition(&names(&["a"]), &names(&["b", "c"]));
+        assert_eq!(model.decide("a", "b", &mut rng), Fate::DropCut);
+        assert_eq!(model.decide("c", "a", &mut rng), Fate::DropCut);
+        assert!(matches!(model.decide("b", "c", &mut rng), Fate::Deliver(_)));
+        model.heal();
+        assert!(matches!(model.decide("a", "b", &mut rng), Fate::Deliver(_)));
+        assert_eq!(
+            model.totals(),
+            LinkCounters {
+                delivered: 2,
+                dropped_cut: 2,
+                dropped_loss: 0
+            }
+        );
+    }
+
+    #[test]
+    fn latency_stays_in_range_and_is_reproducible() {
+        let profile = LinkProfile {
+            latency_ms_min: 10,
+            latency_ms_max: 20,
+            loss: 0.25,
+        };
+        let draw = |seed| {
+            let mut model = NetworkModel::new(profile);
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            (0..200)
+                .map(|_| model.decide("a", "b", &mut rng))
+                .collect::<Vec<_>>()
+        };
+        let fates = draw(3);
+        assert_eq!(fates, draw(3));
+        assert_ne!(fates, draw(4));
+        let lost = fates.iter().filter(|fate| **fate == Fate::DropLoss).count();
+        assert!((20..80).contains(&lost), "{lost} of 200 lost at p=0.25");
+        for fate in fates {
+            if let Fate::Deliver(delay) = fate {
+                assert!((10..=20).contains(&(delay.as_millis() as u64)));
+            }
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! The runner: executes one [`RunPlan`] (an experiment at one seed) and returns everything it
+//! produced: summary, timeline, delivery latencies, perf figures and, on request, the trace.
+//!
+//! The run happens on one current-thread tokio runtime with paused time (the fast fabric):
+//! the clock jumps to the next timer, so a minute of simulated time costs only the work done
+//! in it. Servers, workload, nemesis and observers are tasks on one `LocalSet`.
+//!
+//! Invariants: the summary depends only on the plan (experiment, seed) and the code, so a
+//! replay reproduces it byte for byte; wall-clock figures go to `Perf` only; a plan the runner
+//! cannot execute faithfully is refused with an error, never run as something else.
+
+pub mod nemesis;
+pub mod observer;
+pub mod workload;
+pub mod world;
+
+use crate::observe::record::{Perf, RunOutput, RunSummary, Verdict};
+use crate::sim::experiment::plan::RunPlan;
+use crate::sim::experiment::topology::Fabric;
+use crate::sim::runner::world::World;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+/// Why a plan cannot be run.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Options that change what is recorded, not what happens.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub trace: bool,
+    /// The command that replays this run, for the summary.
+    pub replay: String,
+}
+
+/// Runs a plan to its end.
+pub fn run(plan: RunPlan, options: &RunOptions) -> Result<RunOutput, RunError> {
+    if let Some(adversary) = plan.adversaries.first() {
+        return Err(RunError::Unsupported(format!(
+            "adversary {:?} on {}: Byzantine servers are not simulated yet, so this experiment \
+             cannot be run honestly",
+            adversary.attack, plan.servers[adversary.server.0].name
+        )));
+    }
+    if plan.fabric == Fabric::Turmoil {
+        return Err(RunError::Unsupported(
+            "the turmoil fabric has no experiment runner yet; set `fabric = \"fast\"` in the \
+             experiment or pass --set fabric=fast"
+                .into(),
+        ));
+    }
+    let wall_start = std::time::Instant::now();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a current-thread runtime builds");
+    let local = tokio::task::LocalSet::new();
+    let duration_ms = plan.duration.as_ms();
+    let (world, windows, converged_since) = local.block_on(&runtime, async move {
+        let world = World::boot(plan);
+        workload::start(&world);
+        let nemesis = tokio::task::spawn_local(nemesis::run(world.clone()));
+        let converged_since = observer::run(world.clone(), duration_ms).await;
+        let windows = nemesis.await.unwrap_or_default();
+        (world, windows, converged_since)
+    });
+    let mut output = summarize(&world, windows, converged_since, options);
+    let wall_ms = wall_start.elapsed().as_millis() as u64;
+    output.perf = perf(
+        wall_ms,
+        duration_ms,
+        output.summary.metrics.get("deliveries"),
+    );
+    Ok(output)
+}
+
+fn perf(wall_ms: u64, simulated_ms: u64, deliveries: Option<&Value>) -> Perf {
+    let wall_s = (wall_ms.max(1)) as f64 / 1000.0;
+    let deliveries = deliveries.and_then(Value::as_u64).unwrap_or(0) as f64;
+    Perf {
+        wall_ms,
+        simulated_ms,
+        simulated_per_wall: simulated_ms as f64 / wall_ms.max(1) as f64,
+        events_delivered_per_wall_second: deliveries / wall_s,
+        peak_memory_bytes: peak_memory_bytes(),
+    }
+}
+
+/// The process's peak resident memory, where the OS reports it.
+fn peak_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+fn percentile(sorted: &[u64], fraction: f64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((sorted.len() as f64) * fraction).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+fn summarize(
+    world: &Rc<World>,
+    faults: Vec<crate::observe::record::FaultWindow>,
+    converged_since: Option<u64>,
+    options: &RunOptions,
+) -> RunOutput {
+    let plan = &world.plan;
+    let servers = observer::observed(world);
+    let records = world.records.borrow();
+    let mut latencies: Vec<u64> = records.delivered.values().copied().collect();
+    latencies.sort_unstable();
+    let expected_pairs: u64 = records
+        .sent
+        .iter()
+        .map(|sent| {
+            servers
+                .iter()
+                .filter(|&&server| server != sent.origin)
+                .count() as u64
+        })
+        .sum();
+    let delivered_pairs = records
+        .delivered
+        .keys()
+        .filter(|(event, server)| {
+            servers.contains(server) && records.sent[*event].origin != *server
+        })
+        .count() as u64;
+    let digests: std::collections::BTreeSet<String> = servers
+        .iter()
+        .filter_map(|&index| observer::read_room(world, index, observer::view_digest))
+        .collect();
+    let converged = digests.len() == 1
+        && servers.len()
+            == plan
+                .servers
+                .iter()
+                .filter(|s| s.honest && s.joins_room)
+                .count();
+    let last_heal_ms = faults
+        .iter()
+        .map(|window| window.until_ms)
+        .max()
+        .unwrap_or(0);
+    let convergence_time_ms =
+        converged.then(|| converged_since.unwrap_or(0).saturating_sub(last_heal_ms));
+    let mut totals = crate::server::metrics::ServerMetrics::default();
+    for index in world.honest() {
+        if let Some(server) = world.slots[index].current() {
+            let m = server.metrics();
+            totals.requests_sent += m.requests_sent;
+            totals.pdus_rejected += m.pdus_rejected;
+            totals.pdus_soft_failed += m.pdus_soft_failed;
+            totals.pdus_accepted += m.pdus_accepted;
+            totals.response_bytes_received += m.response_bytes_received;
+            totals.request_bytes_received += m.request_bytes_received;
+            totals.missing_events_requests += m.missing_events_requests;
+            totals.state_ids_fallbacks += m.state_ids_fallbacks;
+            totals.transactions_received += m.transactions_received;
+        }
+    }
+    let retries: u64 = world
+        .honest()
+        .filter_map(|i| world.slots[i].current())
+        .map(|s| s.outbound_failures())
+        .sum();
+    let samples = &records.samples;
+    let extremities_max = samples
+        .iter()
+        .map(|s| s.forward_extremities_max)
+        .max()
+        .unwrap_or(0);
+    let extremities_mean = if samples.is_empty() {
+        0.0
+    } else {
+        samples
+            .iter()
+            .map(|s| s.forward_extremities_mean)
+            .sum::<f64>()
+            / samples.len() as f64
+    };
+    let delivery_ratio = if expected_pairs == 0 {
+        1.0
+    } else {
+        delivered_pairs as f64 / expected_pairs as f64
+    };
+    let mut metrics: BTreeMap<String, Value> = BTreeMap::new();
+    metrics.insert("converged".into(), json!(converged));
+    metrics.insert("convergence_time_ms".into(), json!(convergence_time_ms));
+    metrics.insert(
+        "divergence_max".into(),
+        json!(observer::divergence_max(samples)),
+    );
+    metrics.insert("events_sent".into(), json!(records.sent.len()));
+    metrics.insert("deliveries".into(), json!(delivered_pairs));
+    metrics.insert("deliveries_expected".into(), json!(expected_pairs));
+    metrics.insert("delivery_ratio".into(), json!(round6(delivery_ratio)));
+    metrics.insert(
+        "delivery_latency_ms_p50".into(),
+        json!(percentile(&latencies, 0.50)),
+    );
+    metrics.insert(
+        "delivery_latency_ms_p95".into(),
+        json!(percentile(&latencies, 0.95)),
+    );
+    metrics.insert(
+        "delivery_latency_ms_p99".into(),
+        json!(percentile(&latencies, 0.99)),
+    );
+    metrics.insert("delivery_latency_ms_max".into(), json!(latencies.last()));
+    metrics.insert("state_resets".into(), json!(records.state_resets));
+    metrics.insert("forward_extremities_max".into(), json!(extremities_max));
+    metrics.insert(
+        "forward_extremities_mean".into(),
+        json!(round6(extremities_mean)),
+    );
+    metrics.insert("rejected".into(), json!(totals.pdus_rejected));
+    metrics.insert("soft_failed".into(), json!(totals.pdus_soft_failed));
+    metrics.insert("requests".into(), json!(totals.requests_sent));
+    metrics.insert(
+        "bytes_received".into(),
+        json!(totals.request_bytes_received + totals.response_bytes_received),
+    );
+    metrics.insert("retries".into(), json!(retries));
+    metrics.insert(
+        "missing_events_requests".into(),
+        json!(totals.missing_events_requests),
+    );
+    metrics.insert(
+        "state_ids_fallbacks".into(),
+        json!(totals.state_ids_fallbacks),
+    );
+    metrics.insert("acked_lost".into(), json!(records.acked_lost));
+    // No adversary runs yet (the runner refuses plans with one), so nothing unauthorised was
+    // attempted; leaks are not measured independently of the server's own check yet.
+    metrics.insert("unauthorized_accepted".into(), json!(0));
+    metrics.insert("leaked_events".into(), Value::Null);
+    let actions: BTreeMap<String, Value> = records
+        .actions_done
+        .iter()
+        .map(|(name, count)| (name.clone(), json!(count)))
+        .collect();
+    metrics.insert("workload_actions_done".into(), json!(actions));
+    let failed: BTreeMap<String, Value> = records
+        .actions_failed
+        .iter()
+        .map(|(name, count)| (name.clone(), json!(count)))
+        .collect();
+    metrics.insert("workload_actions_failed".into(), json!(failed));
+    let expectations = verdicts(plan, &metrics, &faults);
+    let passed = expectations.iter().all(|verdict| verdict.passed);
+    let witness = if converged {
+        None
+    } else {
+        let mut text =
+            observer::witness(world).unwrap_or_else(|| "servers missing from the room".into());
+        if let Some(first) = samples.iter().find(|s| s.divergence > 1) {
+            text.push_str(&format!(
+                "\n  first seen diverged at t={:.1}s",
+                first.t_ms as f64 / 1000.0
+            ));
+        }
+        Some(text)
+    };
+    let summary = RunSummary {
+        experiment: plan.experiment.clone(),
+        seed: plan.seed,
+        code_version: env!("CARGO_PKG_VERSION").to_owned(),
+        room_version: plan.room_version.id.to_owned(),
+        algorithm: plan.room_version.state_res.name().to_owned(),
+        fabric: plan.fabric.name().to_owned(),
+        servers: plan.servers.len() as u32,
+        duration_ms: plan.duration.as_ms(),
+        metrics,
+        faults,
+        expectations,
+        passed,
+        witness,
+        trace_digest: trace_digest(world, &records.trace),
+        replay: options.replay.clone(),
+    };
+    RunOutput {
+        summary,
+        timeline: records.samples.clone(),
+        delivery_latencies_ms: latencies,
+        perf: Perf::default(),
+        trace: options.trace.then(|| records.trace.clone()),
+    }
+}
+
+fn round6(value: f64) -> f64 {
+    (value * 1e6).round() / 1e6
+}
+
+/// A hash over the driver's trace and every server's log, in order.
+fn trace_digest(world: &World, trace: &[String]) -> String {
+    let mut hasher = Sha256::new();
+    for line in trace {
+        hasher.update(line.as_bytes());
+        hasher.update(b"\n");
+    }
+    for slot in &world.slots {
+        hasher.update(slot.name.as_bytes());
+        for record in slot.log().records() {
+            hasher.update(format!("{record:?}").as_bytes());
+        }
+    }
+    observer::hex(&hasher.finalize())
+}
+
+fn verdicts(
+    plan: &RunPlan,
+    metrics: &BTreeMap<String, Value>,
+    faults: &[crate::observe::record::FaultWindow],
+) -> Vec<Verdict> {
+    let expect = &plan.expect;
+    let mut out = Vec::new();
+    let number = |key: &str| metrics.get(key).and_then(Value::as_f64);
+    let mut at_most = |key: &str, metric: &str, bound: Option<u64>| {
+        if let Some(bound) = bound {
+            let actual = number(metric);
+            out.push(Verdict {
+                key: key.into(),
+                expected: format!("<= {bound}"),
+                actual: actual.map_or("not measured".into(), |v| format!("{v}")),
+                passed: actual.is_some_and(|v| v <= bound as f64),
+            });
+        }
+    };
+    at_most("state_resets_max", "state_resets", expect.state_resets_max);
+    at_most(
+        "unauthorized_accepted_max",
+        "unauthorized_accepted",
+        expect.unauthorized_accepted_max,
+    );
+    at_most("acked_lost_max", "acked_lost", expect.acked_lost_max);
+    at_most(
+        "leaked_events_max",
+        "leaked_events",
+        expect.leaked_events_max,
+    );
+    at_most(
+        "forward_extremities_max",
+        "forward_extremities_max",
+        expect.forward_extremities_max,
+    );
+    at_most(
+        "latency_p99_max",
+        "delivery_latency_ms_p99",
+        expect.latency_p99_max.map(|d| d.as_ms()),
+    );
+    at_most(
+        "convergence_within",
+        "convergence_time_ms",
+        expect.convergence_within.map(|d| d.as_ms()),
+    );
+    if let Some(converged) = expect.converged {
+        let actual = metrics
+            .get("converged")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        out.push(Verdict {
+            key: "converged".into(),
+            expected: converged.to_string(),
+            actual: actual.to_string(),
+            passed: actual == converged,
+        });
+    }
+    if let Some(minimum) = expect.delivery_ratio_min {
+        let actual = number("delivery_ratio").unwrap_or(0.0);
+        out.push(Verdict {
+            key: "delivery_ratio_min".into(),
+            expected: format!(">= {}", minimum.value()),
+            actual: format!("{actual}"),
+            passed: actual >= minimum.value(),
+        });
+    }
+    for (key, bound) in [
+        ("tampered_accepted_max", expect.tampered_accepted_max),
+        ("accepted_after_acl_max", expect.accepted_after_acl_max),
+    ] {
+        if let Some(bound) = bound {
+            out.push(Verdict {
+                key: key.into(),
+                expected: format!("<= {bound}"),
+                actual: "not measured (no adversary)".into(),
+                passed: false,
+            });
+        }
+    }
+    for window in faults.iter().filter(|window| !window.took_effect) {
+        out.push(Verdict {
+            key: format!("fault[{}] took effect", window.index),
+            expected: "an effect (dropped, delayed or crashed)".into(),
+            actual: "none".into(),
+            passed: false,
+        });
+    }
+    out
+}
