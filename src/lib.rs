@@ -8,5 +8,6 @@
 pub mod cli;
 pub mod observe;
 pub mod proto;
+pub mod report;
 pub mod server;
 pub mod sim;
