@@ -10,6 +10,7 @@ pub mod check;
 pub mod list;
 pub mod proto_resolve;
 pub mod proto_tools;
+pub mod run;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,6 +28,8 @@ pub enum Command {
     /// Protocol tools: JSON on stdin, JSON on stdout.
     #[command(subcommand)]
     Proto(proto_tools::ProtoCommand),
+    /// Runs one experiment at one seed (default: experiments/quickstart.toml).
+    Run(run::RunArgs),
     /// Lists the experiments under a folder (default experiments/).
     List(list::ListArgs),
     /// Runs every experiment under the paths for its seeds, in parallel; one row per run.
@@ -62,6 +65,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Proto(command) => proto_tools::run(command),
+        Command::Run(args) => run::run(args),
         Command::List(args) => list::run(args),
         Command::Check(args) => check::run(args),
     };

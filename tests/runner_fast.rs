@@ -55,7 +55,10 @@ fn print_quickstart_summary() {
 #[ignore = "prints a summary for a person to read"]
 fn print_named_summary() {
     let path = std::env::var("FEDLAB_EXPERIMENT").unwrap_or("experiments/quickstart.toml".into());
-    let seed = std::env::var("FEDLAB_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let seed = std::env::var("FEDLAB_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
     let output = run(&path, seed, true);
     println!("{}", serde_json::to_string_pretty(&output.summary).unwrap());
 }

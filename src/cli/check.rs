@@ -45,13 +45,18 @@ struct Row {
 }
 
 pub fn run(args: CheckArgs) -> Result<(), Failure> {
-    let paths = if args.paths.is_empty() { vec![PathBuf::from("experiments")] } else { args.paths.clone() };
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from("experiments")]
+    } else {
+        args.paths.clone()
+    };
     let seeds = args.seeds.as_deref().map(parse_seeds).transpose()?;
     let mut jobs = Vec::new();
     let mut broken = Vec::new();
     let mut notes = Vec::new();
     for root in &paths {
-        let loaded = load_all(root).map_err(|e| Failure::bad_input(format!("{}: {e}", root.display())))?;
+        let loaded =
+            load_all(root).map_err(|e| Failure::bad_input(format!("{}: {e}", root.display())))?;
         for (path, result) in loaded {
             match result {
                 Err(error) => broken.push(format!("{}: {error}", path.display())),
@@ -61,19 +66,30 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
                         continue;
                     }
                     if experiment.file.slow && !args.slow {
-                        notes.push(format!("{}: slow, skipped (pass --slow to run it)", experiment.name()));
+                        notes.push(format!(
+                            "{}: slow, skipped (pass --slow to run it)",
+                            experiment.name()
+                        ));
                         continue;
                     }
                     let experiment = std::sync::Arc::new(experiment);
-                    let run_seeds = seeds.clone().unwrap_or_else(|| experiment.file.seeds.clone());
+                    let run_seeds = seeds
+                        .clone()
+                        .unwrap_or_else(|| experiment.file.seeds.clone());
                     for seed in run_seeds {
-                        jobs.push(Job { experiment: experiment.clone(), seed });
+                        jobs.push(Job {
+                            experiment: experiment.clone(),
+                            seed,
+                        });
                     }
                 }
             }
         }
     }
-    let threads = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let threads = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
     let rows = run_jobs(jobs, threads);
     print_rows(&rows);
     for note in &notes {
@@ -83,21 +99,38 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
         eprintln!("{problem}");
     }
     let failed: Vec<&Row> = rows.iter().filter(|row| !row.ok).collect();
-    println!("{} passed, {} failed", rows.len() - failed.len(), failed.len());
+    println!(
+        "{} passed, {} failed",
+        rows.len() - failed.len(),
+        failed.len()
+    );
     if !broken.is_empty() {
-        return Err(Failure::bad_input(format!("{} experiment file(s) could not be loaded", broken.len())));
+        return Err(Failure::bad_input(format!(
+            "{} experiment file(s) could not be loaded",
+            broken.len()
+        )));
     }
     if let Some(first) = failed.first() {
-        return Err(Failure::failed(format!("{} seed {} failed; replay: {}", first.name, first.seed, first.replay)));
+        return Err(Failure::failed(format!(
+            "{} seed {} failed; replay: {}",
+            first.name, first.seed, first.replay
+        )));
     }
     Ok(())
 }
 
 fn parse_seeds(text: &str) -> Result<Vec<u64>, Failure> {
-    let bad = || Failure::bad_input(format!("--seeds {text:?}: expected A..B (B excluded) or one number"));
+    let bad = || {
+        Failure::bad_input(format!(
+            "--seeds {text:?}: expected A..B (B excluded) or one number"
+        ))
+    };
     match text.split_once("..") {
         Some((a, b)) => {
-            let (a, b): (u64, u64) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+            let (a, b): (u64, u64) = (
+                a.trim().parse().map_err(|_| bad())?,
+                b.trim().parse().map_err(|_| bad())?,
+            );
             if a >= b {
                 return Err(bad());
             }
@@ -130,14 +163,25 @@ fn run_jobs(jobs: Vec<Job>, threads: usize) -> Vec<Row> {
 
 fn run_one(order: usize, job: &Job) -> Row {
     let experiment = &job.experiment;
-    let replay = format!("fedlab run {} --seed {}", experiment.path.display(), job.seed);
+    let replay = format!(
+        "fedlab run {} --seed {}",
+        experiment.path.display(),
+        job.seed
+    );
     let mut rng = runner::world::component_rng(job.seed, "plan");
     let plan = experiment.resolve(job.seed, &mut rng);
-    let options = RunOptions { trace: false, replay: replay.clone() };
+    let options = RunOptions {
+        trace: false,
+        replay: replay.clone(),
+    };
     let (verdict, detail, ok) = match runner::run(plan, &options) {
         Ok(output) if output.summary.passed => ("PASS".to_owned(), String::new(), true),
         Ok(output) => {
-            let first = output.summary.expectations.iter().find(|verdict| !verdict.passed);
+            let first = output
+                .summary
+                .expectations
+                .iter()
+                .find(|verdict| !verdict.passed);
             let detail = first.map_or("failed".to_owned(), |v| {
                 format!("{}: expected {}, got {}", v.key, v.expected, v.actual)
             });
@@ -145,14 +189,33 @@ fn run_one(order: usize, job: &Job) -> Row {
         }
         Err(error) => ("NOT RUN".to_owned(), error.to_string(), false),
     };
-    Row { order, name: experiment.name().to_owned(), seed: job.seed, verdict, detail, replay, ok }
+    Row {
+        order,
+        name: experiment.name().to_owned(),
+        seed: job.seed,
+        verdict,
+        detail,
+        replay,
+        ok,
+    }
 }
 
 fn print_rows(rows: &[Row]) {
-    let name_width = rows.iter().map(|row| row.name.len()).max().unwrap_or(10).max(10);
-    println!("{:<name_width$}  {:>6}  {:<7}  detail", "experiment", "seed", "verdict");
+    let name_width = rows
+        .iter()
+        .map(|row| row.name.len())
+        .max()
+        .unwrap_or(10)
+        .max(10);
+    println!(
+        "{:<name_width$}  {:>6}  {:<7}  detail",
+        "experiment", "seed", "verdict"
+    );
     for row in rows {
-        let mut line = format!("{:<name_width$}  {:>6}  {:<7}", row.name, row.seed, row.verdict);
+        let mut line = format!(
+            "{:<name_width$}  {:>6}  {:<7}",
+            row.name, row.seed, row.verdict
+        );
         if !row.ok {
             line.push_str(&format!("  {}  (replay: {})", row.detail, row.replay));
         }

@@ -29,15 +29,22 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<(), Failure> {
-    let path = args.experiment.clone().unwrap_or_else(|| PathBuf::from(QUICKSTART));
+    let path = args
+        .experiment
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(QUICKSTART));
     let text = std::fs::read_to_string(&path)
         .map_err(|e| Failure::bad_input(format!("{}: cannot read: {e}", path.display())))?;
     let text = apply_overrides(&path, &text, &args.overrides)?;
-    let experiment = parse_experiment(&path, &text).map_err(|e| Failure::bad_input(e.to_string()))?;
+    let experiment =
+        parse_experiment(&path, &text).map_err(|e| Failure::bad_input(e.to_string()))?;
     for warning in &experiment.warnings {
         eprintln!("{warning}");
     }
-    let seed = args.seed.or_else(|| experiment.file.seeds.first().copied()).unwrap_or(1);
+    let seed = args
+        .seed
+        .or_else(|| experiment.file.seeds.first().copied())
+        .unwrap_or(1);
     let mut rng = runner::world::component_rng(seed, "plan");
     let plan = experiment.resolve(seed, &mut rng);
     let replay = replay_command(&path, seed, &args.overrides);
@@ -51,16 +58,30 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         plan.faults.len()
     );
     let name = plan.experiment.clone();
-    let options = RunOptions { trace: args.trace, replay: replay.clone() };
-    let output = runner::run(plan, &options).map_err(|e| Failure::bad_input(format!("{}: {e}", path.display())))?;
-    let out = args.out.unwrap_or_else(|| PathBuf::from("results").join(&name).join(format!("seed-{seed}")));
-    crate::report::write_run(&out, &output)
-        .map_err(|e| Failure::bad_input(format!("cannot write results to {}: {e}", out.display())))?;
+    let options = RunOptions {
+        trace: args.trace,
+        replay: replay.clone(),
+    };
+    let output = runner::run(plan, &options)
+        .map_err(|e| Failure::bad_input(format!("{}: {e}", path.display())))?;
+    let out = args.out.unwrap_or_else(|| {
+        PathBuf::from("results")
+            .join(&name)
+            .join(format!("seed-{seed}"))
+    });
+    crate::report::write_run(&out, &output).map_err(|e| {
+        Failure::bad_input(format!("cannot write results to {}: {e}", out.display()))
+    })?;
     let mut stdout = std::io::stdout();
     crate::report::print_summary(&output, &mut stdout)
         .map_err(|e| Failure::bad_input(format!("cannot print the summary: {e}")))?;
     println!("results: {}", out.display());
-    if output.summary.passed { Ok(()) } else { Err(Failure::failed(format!("{name} seed {seed} failed; replay: {replay}"))) }
+    match crate::report::first_failure(&output.summary) {
+        None => Ok(()),
+        Some(failure) => Err(Failure::failed(format!(
+            "{name} seed {seed}: {failure}; replay: {replay}"
+        ))),
+    }
 }
 
 fn format_ms(ms: u64) -> String {
@@ -86,7 +107,9 @@ fn apply_overrides(path: &Path, text: &str, overrides: &[String]) -> Result<Stri
         .map_err(|e| Failure::bad_input(format!("{}: not valid TOML: {e}", path.display())))?;
     for item in overrides {
         let (key, raw) = item.split_once('=').ok_or_else(|| {
-            Failure::bad_input(format!("--set {item:?}: expected KEY=VALUE, e.g. duration=2m"))
+            Failure::bad_input(format!(
+                "--set {item:?}: expected KEY=VALUE, e.g. duration=2m"
+            ))
         })?;
         let value = parse_value(raw);
         set_dotted(&mut document, key.trim(), value)
@@ -98,18 +121,27 @@ fn apply_overrides(path: &Path, text: &str, overrides: &[String]) -> Result<Stri
 fn parse_value(raw: &str) -> toml::Value {
     let wrapped = format!("value = {raw}");
     match toml::from_str::<toml::Table>(&wrapped) {
-        Ok(mut table) => table.remove("value").unwrap_or_else(|| toml::Value::String(raw.to_owned())),
+        Ok(mut table) => table
+            .remove("value")
+            .unwrap_or_else(|| toml::Value::String(raw.to_owned())),
         Err(_) => toml::Value::String(raw.to_owned()),
     }
 }
 
 fn set_dotted(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), String> {
     let mut parts: Vec<&str> = key.split('.').collect();
-    let last = parts.pop().filter(|part| !part.is_empty()).ok_or("empty key")?;
+    let last = parts
+        .pop()
+        .filter(|part| !part.is_empty())
+        .ok_or("empty key")?;
     let mut current = table;
     for part in parts {
-        let entry = current.entry(part.to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        current = entry.as_table_mut().ok_or_else(|| format!("`{part}` is not a table"))?;
+        let entry = current
+            .entry(part.to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("`{part}` is not a table"))?;
     }
     current.insert(last.to_owned(), value);
     Ok(())

@@ -104,7 +104,10 @@ impl RoomStore {
     /// newer value's sender lost the power to set it).
     pub fn allowed_by_current_state(&self, event_id: &str) -> Option<bool> {
         let record = self.events.get(event_id)?;
-        let current = super::views::MapState { state: &self.current_state, events: &self.events };
+        let current = super::views::MapState {
+            state: &self.current_state,
+            events: &self.events,
+        };
         Some(crate::proto::auth::check_auth(self.version, record.pdu.event(), &current).is_ok())
     }
 

@@ -67,12 +67,20 @@ pub fn read_room<T>(world: &World, index: usize, read: impl FnOnce(&RoomStore) -
     world.slots[index].current()?.with_room(&room, read)
 }
 
-/// A digest of a server's view: current state and accepted events.
-pub fn view_digest(room: &RoomStore) -> String {
+/// A digest of a server's current state map: what `divergence` counts.
+pub fn state_digest(room: &RoomStore) -> String {
     let mut hasher = Sha256::new();
     for ((event_type, state_key), event_id) in room.current_state() {
         hasher.update(format!("{event_type}\u{0}{state_key}\u{0}{event_id}\n").as_bytes());
     }
+    hex(&hasher.finalize())
+}
+
+/// A digest of a server's whole view, current state and accepted events: convergence means
+/// every honest server has the same one.
+pub fn view_digest(room: &RoomStore) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(state_digest(room).as_bytes());
     hasher.update(b"--\n");
     for event_id in room.accepted_event_ids() {
         hasher.update(event_id.as_bytes());
@@ -89,25 +97,31 @@ fn sample(world: &World, state: &mut SamplerState) {
     let now = world.now_ms();
     let servers = observed(world);
     let mut digests = BTreeSet::new();
+    let mut state_digests = BTreeSet::new();
     let mut extremities = Vec::new();
     for &index in &servers {
-        let Some((digest, extremity_count, current)) = read_room(world, index, |room| {
-            (
-                view_digest(room),
-                room.forward_extremities().len() as u32,
-                room.current_state().clone(),
-            )
-        }) else {
+        let Some((digest, state_only, extremity_count, current)) =
+            read_room(world, index, |room| {
+                let count = room.forward_extremities().len() as u32;
+                (
+                    view_digest(room),
+                    state_digest(room),
+                    count,
+                    room.current_state().clone(),
+                )
+            })
+        else {
             continue;
         };
         digests.insert(digest);
+        state_digests.insert(state_only);
         extremities.push(extremity_count);
         check_resets(world, state, index, current);
     }
     check_deliveries(world, &servers);
-    let divergence = digests.len() as u32;
+    let divergence = state_digests.len() as u32;
     state.divergence_max = state.divergence_max.max(divergence);
-    if divergence <= 1 {
+    if digests.len() <= 1 {
         state.converged_since_ms.get_or_insert(now);
     } else {
         state.converged_since_ms = None;
