@@ -169,9 +169,7 @@ fn check_resolution_agrees(
     let Some(disagreement) = first_resolution_disagreement(version, &judge, &history)? else {
         return Ok(());
     };
-    let room = RumaRoom::new(version, &history.events).map_err(TestCaseError::fail)?;
-    let known = known::explain_resolution(&room, &history.events, &disagreement.state_sets)
-        .map_err(TestCaseError::fail)?;
+    let known = known::explain_resolution(&history.events);
     if let (Some(known), false) = (&known, known::strict()) {
         return Err(TestCaseError::reject(known.to_string()));
     }
@@ -279,17 +277,18 @@ fn generated_histories_fork_and_reject() {
 
 /// A fork where the second side is strictly newer: `$jr_alice` was sent by the room's admin after
 /// `$jr_carol`, which is in its auth chain through `$alice_rejoin`. Only the join rules differ
-/// between the two states. Replay with `fedlab proto resolve`.
+/// between the two states. Replay with `fedlab proto resolve`; the same case, derived by hand, is
+/// `tests/data/resolve/v2-ordering-inside-the-set.json`.
 ///
 /// The v2 algorithm sorts the power events `$jr_carol` and `$jr_alice` in "reverse topological
 /// power ordering ... based on the DAG formed by auth events". Synapse (`_add_event_and_auth_
 /// chain_to_graph`) and ruma build that DAG from the `auth_events` links between events of the
 /// full conflicted set only; `$alice_rejoin` is not in it (both states hold it, and both auth
 /// chains contain it), so the two events are unrelated, the admin's goes first by power, and
-/// carol's older join rules are applied last and win: a state reset. fedlab follows the path
-/// through `$alice_rejoin` and keeps `$jr_alice`. Room v12 (v2.1) adds the conflicted state
-/// subgraph, which puts `$alice_rejoin` in the full conflicted set, and every implementation
-/// keeps `$jr_alice`.
+/// carol's older join rules are applied last and win: a state reset. fedlab reads the spec the
+/// same way, for interoperability (it used to follow the path through `$alice_rejoin` and keep
+/// `$jr_alice`). Room v12 (v2.1) adds the conflicted state subgraph, which puts `$alice_rejoin`
+/// in the full conflicted set, and every implementation keeps `$jr_alice`.
 const ORDERING_THROUGH_UNCONFLICTED_EVENTS: &str = r#"
 {"room_version": "11",
  "events": [
@@ -359,7 +358,7 @@ fn join_rules(state: &StateMap) -> Option<&str> {
         .map(String::as_str)
 }
 
-/// Documents the case above as each implementation resolves it today.
+/// The case above as ruma resolves it, in v2 and in v2.1.
 #[test]
 fn ordering_through_unconflicted_events_as_ruma_resolves_it() {
     let (_, theirs) = resolve_fixture(ORDERING_THROUGH_UNCONFLICTED_EVENTS, "11");
@@ -376,15 +375,13 @@ fn ordering_through_unconflicted_events_as_ruma_resolves_it() {
     );
 }
 
-/// Regression for the divergence above: fedlab's v2 reverse topological power ordering follows
-/// auth paths through events outside the full conflicted set, where Synapse and ruma only use the
-/// `auth_events` links between events of the set; fedlab resolves the fixture to `$jr_alice`,
-/// they to `$jr_carol`. Ignored until the lead decides which reading fedlab follows (see the
-/// oracle's report); un-ignore once fedlab matches.
+/// Regression for the divergence above: fedlab's v2 reverse topological power ordering used to
+/// follow auth paths through events outside the full conflicted set, and resolved the fixture to
+/// `$jr_alice` where Synapse and ruma give `$jr_carol`.
 #[test]
-#[ignore = "fedlab's v2 power ordering follows auth paths outside the full conflicted set; Synapse and ruma do not"]
 fn ordering_through_unconflicted_events_matches_ruma_in_v2() {
     let (ours, theirs) = resolve_fixture(ORDERING_THROUGH_UNCONFLICTED_EVENTS, "11");
+    assert_eq!(join_rules(&ours), Some("$jr_carol"));
     assert_eq!(ours, theirs);
 }
 

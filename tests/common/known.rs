@@ -1,9 +1,6 @@
 //! Known differences between fedlab and ruma, each explained where it is detected, so the
 //! oracle can tell them from new ones.
 //!
-//! - Ordering through unconflicted events (state resolution v2): see
-//!   `RumaRoom::ancestry_outside_full_conflicted_set` and `ORDERING_THROUGH_UNCONFLICTED_EVENTS`
-//!   in the oracle test.
 //! - Joins without join rules (authorization rules): when the room state holds no
 //!   `m.room.join_rules` event (a state resolution can drop it, when every conflicted join rules
 //!   event fails the auth checks), fedlab reads the join rule as `invite`, as Synapse does; ruma
@@ -16,17 +13,13 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use fedlab::proto::event::{Event, StateMap};
+use fedlab::proto::event::Event;
 
 use super::judges::Disagreement;
-use super::ruma_oracle::RumaRoom;
 
 /// A known difference, with the events that show it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Known {
-    /// `ancestor` is in the auth chain of `event` only through events outside the full
-    /// conflicted set.
-    OrderingThroughUnconflicted { event: String, ancestor: String },
     /// `event` is a join whose room state has no join rules.
     JoinWithoutJoinRules { event: String },
 }
@@ -34,11 +27,6 @@ pub enum Known {
 impl fmt::Display for Known {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::OrderingThroughUnconflicted { event, ancestor } => write!(
-                formatter,
-                "known divergence: {ancestor} is an ancestor of {event} only through events \
-                 outside the full conflicted set"
-            ),
             Self::JoinWithoutJoinRules { event } => write!(
                 formatter,
                 "known divergence: {event} is a join in a room state without join rules"
@@ -66,13 +54,9 @@ pub fn explain_auth(disagreement: &Disagreement) -> Option<Known> {
     })
 }
 
-/// The known difference that may explain a resolution disagreement over `state_sets` of a room
-/// whose accepted events are `events`, if any.
-pub fn explain_resolution(
-    room: &RumaRoom,
-    events: &[Event],
-    state_sets: &[StateMap],
-) -> Result<Option<Known>, String> {
+/// The known difference that may explain a resolution disagreement in a room whose accepted
+/// events are `events`, if any.
+pub fn explain_resolution(events: &[Event]) -> Option<Known> {
     // A join accepted without join rules anywhere in the history may be re-checked by the
     // resolution, where the two rules part ways again. (The creator's first join, right after
     // the create event, needs no join rules.)
@@ -90,14 +74,9 @@ pub fn explain_resolution(
                 .iter()
                 .any(|id| join_rules_events.contains(id.as_str()))
     });
-    if let Some(event) = join_without_rules {
-        return Ok(Some(Known::JoinWithoutJoinRules {
-            event: event.event_id.clone(),
-        }));
-    }
-    Ok(room
-        .ancestry_outside_full_conflicted_set(state_sets)?
-        .map(|(event, ancestor)| Known::OrderingThroughUnconflicted { event, ancestor }))
+    join_without_rules.map(|event| Known::JoinWithoutJoinRules {
+        event: event.event_id.clone(),
+    })
 }
 
 /// Whether known differences fail the tests too: `FEDLAB_ORACLE_STRICT=1`. By default a case

@@ -270,49 +270,6 @@ impl RumaRoom {
         Ok(full.into_iter().map(|id| id.to_string()).collect())
     }
 
-    /// A pair (event, ancestor) of the full conflicted set where the ancestor is in the event's
-    /// auth chain only through events outside the set, if there is one.
-    ///
-    /// Where there is, implementations part ways in v2: Synapse and ruma order the power events
-    /// by the `auth_events` links inside the set (and enlarge it only through such links), so
-    /// the two events may be sorted either way; a reading of the spec that follows every auth
-    /// path keeps the ancestor first. See `ORDERING_THROUGH_UNCONFLICTED_EVENTS` in the oracle
-    /// test.
-    pub fn ancestry_outside_full_conflicted_set(
-        &self,
-        state_sets: &[StateMap],
-    ) -> Result<Option<(String, String)>, String> {
-        let full = self.full_conflicted_set(state_sets)?;
-        for event_id in &full {
-            let start = parse_event_id(event_id)?;
-            let inside: BTreeSet<String> = self
-                .ancestors(&start, |id| full.contains(id.as_str()))
-                .into_iter()
-                .collect();
-            let anywhere = self.ancestors(&start, |_| true);
-            if let Some(ancestor) = anywhere
-                .into_iter()
-                .find(|id| full.contains(id) && !inside.contains(id))
-            {
-                return Ok(Some((event_id.clone(), ancestor)));
-            }
-        }
-        Ok(None)
-    }
-
-    /// The auth ancestors of `start` reachable through events that `walk_through` admits.
-    fn ancestors(&self, start: &EventId, walk_through: impl Fn(&EventId) -> bool) -> Vec<String> {
-        let mut seen: BTreeSet<&OwnedEventId> = BTreeSet::new();
-        let mut to_visit: Vec<&OwnedEventId> = self.auth_events_of(start).iter().collect();
-        while let Some(id) = to_visit.pop() {
-            if !walk_through(id) || !seen.insert(id) {
-                continue;
-            }
-            to_visit.extend(self.auth_events_of(id));
-        }
-        seen.into_iter().map(|id| id.to_string()).collect()
-    }
-
     /// The size of the largest auth chain among `event_ids`: how deep the history behind them is.
     pub fn auth_chain_size_max(&self, event_ids: impl IntoIterator<Item = String>) -> usize {
         event_ids

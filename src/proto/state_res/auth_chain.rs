@@ -250,15 +250,26 @@ impl<'a> AuthGraph<'a> {
             .collect()
     }
 
-    /// Nodes reachable from `seeds` through `auth_events`, the seeds included.
-    pub(crate) fn with_ancestors(&self, seeds: impl IntoIterator<Item = Node>) -> Vec<bool> {
+    /// Nodes reachable from `seeds` through `auth_events` links that stay inside `within` (a
+    /// flag per node), the seeds included. A path that leaves `within` is not followed, even
+    /// where it comes back into it further down.
+    pub(crate) fn ancestors_within(
+        &self,
+        seeds: impl IntoIterator<Item = Node>,
+        within: &[bool],
+    ) -> Vec<bool> {
         let mut reached = vec![false; self.len()];
         let mut stack: Vec<Node> = seeds.into_iter().collect();
         while let Some(node) = stack.pop() {
-            if !reached[node as usize] {
-                reached[node as usize] = true;
-                stack.extend_from_slice(self.auth_events(node));
+            if reached[node as usize] {
+                continue;
             }
+            reached[node as usize] = true;
+            let auth_inside = self
+                .auth_events(node)
+                .iter()
+                .filter(|&&auth| within[auth as usize] && !reached[auth as usize]);
+            stack.extend(auth_inside);
         }
         reached
     }
@@ -547,6 +558,27 @@ pub(crate) mod tests {
         assert_eq!(
             ids(&graph, &graph.conflicted_subgraph(&conflicted)),
             ["$a", "$b", "$c", "$d"]
+        );
+    }
+
+    #[test]
+    fn ancestors_within_do_not_pass_through_outside_events() {
+        let events = chain();
+        let graph = build(&events, &["$c", "$d"]);
+        let mut within = vec![false; graph.len()];
+        for id in ["$c", "$a", "$create"] {
+            within[graph.node(id).unwrap() as usize] = true;
+        }
+        let seeds = [graph.node("$c").unwrap()];
+        // $c reaches $create directly, but $a only through $b, which is outside.
+        assert_eq!(
+            ids(&graph, &graph.ancestors_within(seeds, &within)),
+            ["$c", "$create"]
+        );
+        within[graph.node("$b").unwrap() as usize] = true;
+        assert_eq!(
+            ids(&graph, &graph.ancestors_within(seeds, &within)),
+            ["$a", "$b", "$c", "$create"]
         );
     }
 

@@ -5,66 +5,56 @@
 //! the order in which events were given. The topological sort is Kahn's algorithm picking the
 //! smallest ready event from a binary heap, as the spec describes.
 //!
+//! Which DAG the power ordering sorts: the spec orders the power events "based on the DAG formed
+//! by auth events", without saying whether two events of the set are ordered by an auth path
+//! that leaves the set. fedlab reads it as Synapse and ruma do, for interoperability: the DAG
+//! holds the events being sorted and only the `auth_events` links between two of them. An auth
+//! path that runs through an event outside the set orders nothing, so two events joined only by
+//! such a path are sorted by power, timestamp and id alone (and in state resolution v2 the event
+//! selected for sorting likewise comes only through links inside the full conflicted set: see
+//! `v2`). Reading it the other way would make fedlab resolve some forks differently from the
+//! servers it federates with, which is the one thing a resolution must not do; the case is
+//! `tests/data/resolve/v2-ordering-inside-the-set.json`. In v2.1 the full conflicted set holds
+//! every auth path between two of its events, so both readings agree there.
+//!
 //! Invariant: the reverse topological power ordering lists every selected event exactly once and
-//! after every selected event in its auth chain.
+//! after every selected event among its own auth events.
 
 use super::auth_chain::{AuthGraph, Node};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-/// Sorts the selected events (`selected[node]`) by the reverse topological power ordering:
-/// auth events first and, among the events that are ready, the greatest sender power level
-/// (`sender_power(node)`), then the smallest `origin_server_ts`, then the smallest event id.
-///
-/// The order between two selected events follows the whole auth DAG, also where the path
-/// between them runs through events that are not selected: those are walked but not listed.
+/// Sorts the selected events (`selected[node]`) by the reverse topological power ordering over
+/// the `auth_events` links between selected events: auth events first and, among the events that
+/// are ready, the greatest sender power level (`sender_power(node)`), then the smallest
+/// `origin_server_ts`, then the smallest event id.
 pub(crate) fn reverse_topological_power_order(
     graph: &AuthGraph<'_>,
     selected: &[bool],
     sender_power: impl Fn(Node) -> i128,
 ) -> Vec<Node> {
-    let relevant = graph.with_ancestors(nodes_where(selected));
-    let mut waiting_on: Vec<usize> = (0..graph.len() as Node)
-        .map(|node| graph.auth_events(node).len())
-        .collect();
+    let mut waiting_on: Vec<usize> = vec![0; graph.len()];
     // Min-heap on (power descending, ts ascending, id ascending).
     let mut ready = BinaryHeap::new();
-    let mut ready_unselected: Vec<Node> = Vec::new();
-    let make_ready = |node: Node, ready: &mut BinaryHeap<_>, ready_unselected: &mut Vec<Node>| {
-        if selected[node as usize] {
-            let event = graph.event(node);
-            ready.push(Reverse((
-                Reverse(sender_power(node)),
-                event.origin_server_ts,
-                graph.id(node),
-                node,
-            )));
-        } else {
-            ready_unselected.push(node);
-        }
-    };
-    for node in nodes_where(&relevant) {
-        if waiting_on[node as usize] == 0 {
-            make_ready(node, &mut ready, &mut ready_unselected);
+    for node in nodes_where(selected) {
+        let selected_auth_events = graph
+            .auth_events(node)
+            .iter()
+            .filter(|&&auth| selected[auth as usize])
+            .count();
+        waiting_on[node as usize] = selected_auth_events;
+        if selected_auth_events == 0 {
+            ready.push(Reverse(power_order_key(graph, node, &sender_power)));
         }
     }
     let mut order = Vec::new();
-    loop {
-        // Unselected events are passed through as soon as they are ready: they only carry the
-        // order between the selected events around them.
-        let node = if let Some(node) = ready_unselected.pop() {
-            node
-        } else if let Some(Reverse((_, _, _, node))) = ready.pop() {
-            order.push(node);
-            node
-        } else {
-            break;
-        };
+    while let Some(Reverse((_, _, _, node))) = ready.pop() {
+        order.push(node);
         for &citer in graph.citers(node) {
-            if relevant[citer as usize] {
+            if selected[citer as usize] {
                 waiting_on[citer as usize] -= 1;
                 if waiting_on[citer as usize] == 0 {
-                    make_ready(citer, &mut ready, &mut ready_unselected);
+                    ready.push(Reverse(power_order_key(graph, citer, &sender_power)));
                 }
             }
         }
@@ -75,6 +65,21 @@ pub(crate) fn reverse_topological_power_order(
         "the auth graph has no cycle, so every selected event is sorted"
     );
     order
+}
+
+/// The key of the power ordering, smallest first: the greatest power, then the smallest
+/// timestamp, then the smallest event id (the node last, to carry it along).
+fn power_order_key<'a>(
+    graph: &AuthGraph<'a>,
+    node: Node,
+    sender_power: impl Fn(Node) -> i128,
+) -> (Reverse<i128>, u64, &'a str, Node) {
+    (
+        Reverse(sender_power(node)),
+        graph.event(node).origin_server_ts,
+        graph.id(node),
+        node,
+    )
 }
 
 /// Sorts `events` by the mainline ordering based on the power levels event `power_levels`:
@@ -212,9 +217,25 @@ mod tests {
     }
 
     #[test]
-    fn power_ordering_keeps_auth_order_through_unselected_events() {
-        // $late cites $mid which cites $early; $mid is not selected, yet $early must come
-        // before $late even though $late's sender has more power.
+    fn power_ordering_keeps_auth_order_between_selected_events() {
+        // $late cites $early directly: $early comes first although $late's sender has more
+        // power.
+        let events = map(vec![
+            state_event("$early", "x", &[]),
+            state_event("$late", "z", &["$early"]),
+            state_event("$free", "w", &[]),
+        ]);
+        let graph = graph_of(&events);
+        let selected = vec![true; graph.len()];
+        let power = |node: Node| if graph.id(node) == "$early" { 0 } else { 50 };
+        let order = reverse_topological_power_order(&graph, &selected, power);
+        assert_eq!(ids(&graph, &order), ["$free", "$early", "$late"]);
+    }
+
+    #[test]
+    fn power_ordering_ignores_auth_paths_through_unselected_events() {
+        // $late cites $mid which cites $early; $mid is not selected, so nothing orders $early
+        // before $late and the power decides (as Synapse and ruma sort).
         let events = map(vec![
             state_event("$early", "x", &[]),
             state_event("$mid", "y", &["$early"]),
@@ -226,7 +247,7 @@ mod tests {
         selected[graph.node("$mid").unwrap() as usize] = false;
         let power = |node: Node| if graph.id(node) == "$early" { 0 } else { 50 };
         let order = reverse_topological_power_order(&graph, &selected, power);
-        assert_eq!(ids(&graph, &order), ["$free", "$early", "$late"]);
+        assert_eq!(ids(&graph, &order), ["$free", "$late", "$early"]);
     }
 
     /// create <- pl1 <- pl2 <- pl3 (the mainline of pl3), and events citing each.

@@ -6,6 +6,18 @@
 //! unconflicted state map. (The creators' infinite power in the ordering comes from the
 //! authorization rules of room version 12, through `user_power_level`.)
 //!
+//! The auth DAG of the power ordering is that of Synapse and ruma: only the `auth_events` links
+//! between events of the full conflicted set, both for enlarging the power events by their auth
+//! chains and for ordering them (see `ordering` for the reading and why). In v2.1 this changes
+//! nothing, because no auth path between two events of the full conflicted set leaves it. Every
+//! event of the set is conflicted or in the auth chain of a conflicted event (an event of the
+//! auth difference is in the auth chain of a state event that some state set lacks, hence a
+//! conflicted one). So an event on such a path is below a conflicted event. If the path's end is
+//! or leads to a conflicted event, the event is in the conflicted state subgraph; otherwise the
+//! end is in the auth difference, missing from some state set's full auth chain, which then
+//! lacks the event too, while the chain of the conflicted event above it holds it: the event is
+//! in the auth difference.
+//!
 //! Invariants: the unconflicted state map is part of the result unchanged; every event of the
 //! full conflicted set is checked exactly once, in the power ordering or in the mainline
 //! ordering.
@@ -32,16 +44,12 @@ pub(crate) fn resolve(
     let full_conflicted = full_conflicted_set(graph, algorithm, state_sets, &split.conflicted);
 
     // Step 1: the power events of the full conflicted set and the events of their auth chains
-    // that are in it, in reverse topological power ordering.
+    // that are in it, in reverse topological power ordering. As Synapse and ruma read it, the
+    // auth chain is followed through events of the full conflicted set only (see `ordering`).
     let power_events: Vec<Node> = (0..graph.len() as Node)
         .filter(|&node| full_conflicted[node as usize] && is_power_event(graph.event(node)))
         .collect();
-    let power_selected: Vec<bool> = graph
-        .with_ancestors(power_events)
-        .iter()
-        .zip(&full_conflicted)
-        .map(|(&ancestor, &conflicted)| ancestor && conflicted)
-        .collect();
+    let power_selected = graph.ancestors_within(power_events, &full_conflicted);
     let power_order = reverse_topological_power_order(graph, &power_selected, |node| {
         sender_power_from_auth_events(version, graph, node)
     });
