@@ -7,7 +7,7 @@
 
 use crate::observe::record::Sample;
 use crate::proto::event::StateMap;
-use crate::server::store::RoomStore;
+use crate::server::store::{EventStatus, RoomStore};
 use crate::sim::runner::world::World;
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -76,13 +76,29 @@ pub fn state_digest(room: &RoomStore) -> String {
     hex(&hasher.finalize())
 }
 
-/// A digest of a server's whole view, current state and accepted events: convergence means
+/// The events a server holds in its room DAG as having passed authorization: accepted and
+/// soft-failed ones. Soft failure depends on arrival order (an event that arrived before a
+/// concurrent ban is accepted, one that arrived after is soft-failed), so it is not part of
+/// what servers must agree on; rejection is.
+pub fn authorized_event_ids(room: &RoomStore) -> BTreeSet<String> {
+    room.records()
+        .filter(|(_, record)| {
+            matches!(
+                record.status(),
+                EventStatus::Accepted | EventStatus::SoftFailed(_)
+            )
+        })
+        .map(|(event_id, _)| event_id.to_owned())
+        .collect()
+}
+
+/// A digest of a server's whole view, current state and authorized events: convergence means
 /// every honest server has the same one.
 pub fn view_digest(room: &RoomStore) -> String {
     let mut hasher = Sha256::new();
     hasher.update(state_digest(room).as_bytes());
     hasher.update(b"--\n");
-    for event_id in room.accepted_event_ids() {
+    for event_id in authorized_event_ids(room) {
         hasher.update(event_id.as_bytes());
         hasher.update(b"\n");
     }
@@ -290,7 +306,7 @@ pub fn witness(world: &World) -> Option<String> {
                 (
                     index,
                     room.current_state().clone(),
-                    room.accepted_event_ids(),
+                    authorized_event_ids(room),
                 )
             })
         })
@@ -318,7 +334,7 @@ pub fn witness(world: &World) -> Option<String> {
     let only_other = other.2.difference(&first.2).count();
     if only_first + only_other > 0 {
         lines.push(format!(
-            "  accepted events: {} only on {}, {} only on {}",
+            "  authorized events: {} only on {}, {} only on {}",
             only_first,
             name(first.0),
             only_other,
