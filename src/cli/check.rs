@@ -174,7 +174,31 @@ fn run_one(order: usize, job: &Job) -> Row {
         trace: false,
         replay: replay.clone(),
     };
-    let (verdict, detail, ok) = match runner::run(plan, &options) {
+    // A panic is a bug in fedlab: report it as this run's verdict, with its replay command,
+    // instead of taking the other runs down with it.
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner::run(plan, &options)));
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_owned()))
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            let detail = format!("fedlab panicked (a bug): {message}");
+            return Row {
+                order,
+                name: experiment.name().to_owned(),
+                seed: job.seed,
+                verdict: "PANIC".into(),
+                detail,
+                replay,
+                ok: false,
+            };
+        }
+    };
+    let (verdict, detail, ok) = match outcome {
         Ok(output) if output.summary.passed => ("PASS".to_owned(), String::new(), true),
         Ok(output) => {
             let first = output

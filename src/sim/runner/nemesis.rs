@@ -43,7 +43,16 @@ pub async fn run(world: Rc<World>) -> Vec<FaultWindow> {
         if at_ms > now {
             tokio::time::sleep(Duration::from_millis(at_ms - now)).await;
         }
-        let fault = &world.plan.faults[fault_index];
+        // `fault_index` is the fault's index in the file, which counts heal and restart entries
+        // that have no plan entry of their own.
+        let Some(fault) = world
+            .plan
+            .faults
+            .iter()
+            .find(|fault| fault.index == fault_index)
+        else {
+            continue;
+        };
         let links = links_of(&world, &action);
         match step {
             Step::Start => {
