@@ -13,7 +13,9 @@
 //! computes them inside `resolve`.
 //!
 //! The default run is short (few samples, short measurement) because the machine is small;
-//! criterion's command-line options lengthen it.
+//! criterion's command-line options lengthen it. Building the inputs takes seconds, far longer
+//! under an instruction-counting profiler: `FEDLAB_BENCH_ROOM_VERSIONS=11` and
+//! `FEDLAB_BENCH_TARGETS=1000` (comma-separated) build and run only those.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -137,7 +139,22 @@ fn agreed_case(version: &'static RoomVersion, target: usize) -> (Case, StateMap)
     );
 }
 
+/// The comma-separated values of the environment variable `name`, if it is set.
+fn env_list(name: &str) -> Option<Vec<String>> {
+    let text = std::env::var(name).ok()?;
+    Some(text.split(',').map(|item| item.trim().to_owned()).collect())
+}
+
+fn selected(list: &Option<Vec<String>>, item: &str) -> bool {
+    list.as_ref()
+        .is_none_or(|items| items.iter().any(|listed| listed == item))
+}
+
 fn bench_version(criterion: &mut Criterion, version_id: &str) {
+    if !selected(&env_list("FEDLAB_BENCH_ROOM_VERSIONS"), version_id) {
+        return;
+    }
+    let targets = env_list("FEDLAB_BENCH_TARGETS");
     let version = room_version(version_id).expect("known room version");
     let mut group = criterion.benchmark_group(format!(
         "state_res_v{version_id}_{}",
@@ -148,6 +165,9 @@ fn bench_version(criterion: &mut Criterion, version_id: &str) {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
     for target in CONFLICTED_TARGETS {
+        if !selected(&targets, &target.to_string()) {
+            continue;
+        }
         let (case, resolved) = agreed_case(version, target);
         let state_sets = &case.history.branch_states;
         let depth = case

@@ -87,6 +87,13 @@ fn check_additional_creators(event: &Event) -> Result<(), AuthError> {
     Ok(())
 }
 
+/// Whether `room_id` is [`room_id_of_create_event`] of `create_event_id`, without building it
+/// (every event of a room v12 resolution is checked against it).
+pub(super) fn is_room_id_of_create_event(room_id: &str, create_event_id: &str) -> bool {
+    let hash = create_event_id.strip_prefix('$').unwrap_or(create_event_id);
+    room_id.strip_prefix('!') == Some(hash)
+}
+
 /// Room v12: the room id is the create event's id with the sigil `!` instead of `$`.
 pub(super) fn room_id_of_create_event(create_event_id: &str) -> String {
     let hash = create_event_id.strip_prefix('$').unwrap_or(create_event_id);
@@ -230,5 +237,17 @@ mod tests {
     #[test]
     fn v12_room_id_derivation() {
         assert_eq!(room_id_of_create_event("$abc_-DEF"), "!abc_-DEF");
+        for (room_id, create_id) in [
+            ("!abc", "$abc"),
+            ("!abc", "abc"),
+            ("abc", "$abc"),
+            ("!ab", "$abc"),
+        ] {
+            assert_eq!(
+                is_room_id_of_create_event(room_id, create_id),
+                room_id == room_id_of_create_event(create_id),
+                "{room_id} {create_id}"
+            );
+        }
     }
 }

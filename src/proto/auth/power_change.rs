@@ -18,7 +18,7 @@ use super::user_id::is_valid_user_id;
 use super::{AuthError, AuthRule, reject};
 use crate::proto::room_version::RoomVersion;
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Ordering;
 
 /// The top-level levels whose change is limited by the sender's level.
 const NAMED_LEVELS: [&str; 7] = [
@@ -70,7 +70,7 @@ pub(super) fn check_power_levels(room: &Room) -> Result<(), AuthError> {
         maps.push("notifications");
     }
     for map in maps {
-        for (key, (before, after)) in changed_entries(version, old, new, map) {
+        for (key, before, after) in changed_entries(version, old, new, map) {
             if let Some(level) = [before, after]
                 .into_iter()
                 .flatten()
@@ -88,7 +88,7 @@ pub(super) fn check_power_levels(room: &Room) -> Result<(), AuthError> {
             }
         }
     }
-    for (user, (before, after)) in changed_entries(version, old, new, "users") {
+    for (user, before, after) in changed_entries(version, old, new, "users") {
         if let Some(level) = before
             && user != event.sender
             && level >= sender_power
@@ -118,37 +118,66 @@ pub(super) fn check_power_levels(room: &Room) -> Result<(), AuthError> {
     Ok(())
 }
 
-/// The entries of `content[map]` that were added, changed or removed: key to (before, after).
-fn changed_entries(
-    version: &RoomVersion,
-    old: &Map<String, Value>,
-    new: &Map<String, Value>,
+/// The entries of `content[map]` that were added, changed or removed, as (key, before, after),
+/// in key order. An entry that is no power level counts as absent.
+///
+/// A merge of the two maps' entries, which `serde_json` keeps sorted by key (its default
+/// without `preserve_order`; a test below holds it to that): every power levels event of a
+/// resolution comes through here, and collecting the entries cost more than all other checks.
+fn changed_entries<'c>(
+    version: &'c RoomVersion,
+    old: &'c Map<String, Value>,
+    new: &'c Map<String, Value>,
     map: &str,
-) -> BTreeMap<String, (Option<i128>, Option<i128>)> {
-    let before = levels_in(version, old, map);
-    let after = levels_in(version, new, map);
-    let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
-    keys.into_iter()
-        .filter_map(|key| {
-            let pair = (before.get(key).copied(), after.get(key).copied());
-            (pair.0 != pair.1).then(|| (key.clone(), pair))
-        })
-        .collect()
+) -> impl Iterator<Item = (&'c str, Option<i128>, Option<i128>)> {
+    let mut before = levels_in(version, old.get(map)).peekable();
+    let mut after = levels_in(version, new.get(map)).peekable();
+    std::iter::from_fn(move || {
+        loop {
+            let (key, level_before, level_after) = match (before.peek(), after.peek()) {
+                (None, None) => return None,
+                (Some(&(key, level)), None) => {
+                    before.next();
+                    (key, Some(level), None)
+                }
+                (None, Some(&(key, level))) => {
+                    after.next();
+                    (key, None, Some(level))
+                }
+                (Some(&(key_before, level)), Some(&(key_after, level_now))) => {
+                    match key_before.cmp(key_after) {
+                        Ordering::Less => {
+                            before.next();
+                            (key_before, Some(level), None)
+                        }
+                        Ordering::Greater => {
+                            after.next();
+                            (key_after, None, Some(level_now))
+                        }
+                        Ordering::Equal => {
+                            before.next();
+                            after.next();
+                            (key_before, Some(level), Some(level_now))
+                        }
+                    }
+                }
+            };
+            if level_before != level_after {
+                return Some((key, level_before, level_after));
+            }
+        }
+    })
 }
 
-/// The readable entries of `content[map]`.
-fn levels_in(
-    version: &RoomVersion,
-    content: &Map<String, Value>,
-    map: &str,
-) -> BTreeMap<String, i128> {
-    content
-        .get(map)
-        .and_then(Value::as_object)
+/// The readable entries of a map of levels (none if it is no object), in key order.
+fn levels_in<'c>(
+    version: &'c RoomVersion,
+    map: Option<&'c Value>,
+) -> impl Iterator<Item = (&'c str, i128)> {
+    map.and_then(Value::as_object)
         .into_iter()
         .flatten()
-        .filter_map(|(key, value)| Some((key.clone(), parse_power_level(version, value)?)))
-        .collect()
+        .filter_map(|(key, value)| Some((key.as_str(), parse_power_level(version, value)?)))
 }
 
 /// The rules on the new content alone, before any comparison.
@@ -233,9 +262,96 @@ fn check_users(room: &Room) -> Result<(), AuthError> {
 
 #[cfg(test)]
 mod tests {
+    use super::changed_entries;
     use crate::proto::auth::AuthRule::{self, *};
     use crate::proto::auth::test_support::*;
-    use serde_json::{Value, json};
+    use crate::proto::room_version::{ALL, RoomVersion};
+    use proptest::prelude::*;
+    use serde_json::{Map, Value, json};
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// `changed_entries` merges two maps in iteration order, which is only key order while
+    /// `serde_json` is built without `preserve_order`.
+    #[test]
+    fn json_objects_iterate_in_key_order() {
+        let mut object = Map::new();
+        for key in [
+            "@zed:z.example",
+            "@bob:b.example",
+            "m.room.name",
+            "@alice:a.example",
+        ] {
+            object.insert(key.to_owned(), json!(1));
+        }
+        let keys: Vec<&String> = object.keys().collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+    }
+
+    /// The definition `changed_entries` implements, with maps: every key of either side whose
+    /// readable level differs, in key order.
+    fn changed_entries_by_definition(
+        version: &RoomVersion,
+        old: &Map<String, Value>,
+        new: &Map<String, Value>,
+    ) -> Vec<(String, Option<i128>, Option<i128>)> {
+        let levels = |content: &Map<String, Value>| -> BTreeMap<String, i128> {
+            content
+                .get("users")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flatten()
+                .filter_map(|(key, value)| {
+                    Some((key.clone(), super::parse_power_level(version, value)?))
+                })
+                .collect()
+        };
+        let (before, after) = (levels(old), levels(new));
+        let keys: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+        keys.into_iter()
+            .map(|key| {
+                (
+                    key.clone(),
+                    before.get(key).copied(),
+                    after.get(key).copied(),
+                )
+            })
+            .filter(|(_, before, after)| before != after)
+            .collect()
+    }
+
+    fn users_map() -> impl Strategy<Value = Value> {
+        let level = prop_oneof![
+            4 => (-3i64..4).prop_map(|n| json!(n)),
+            1 => (-3i64..4).prop_map(|n| json!(n.to_string())),
+            1 => Just(json!(1.5)),
+            1 => Just(json!("x")),
+            1 => Just(json!(null)),
+        ];
+        let users = prop::collection::btree_map("[a-f]", level, 0..6)
+            .prop_map(|entries| Value::Object(entries.into_iter().collect()));
+        prop_oneof![8 => users, 1 => Just(json!([1, 2])), 1 => Just(json!(7))]
+    }
+
+    proptest! {
+        #[test]
+        fn changed_entries_follow_their_definition(
+            version_index in 0..ALL.len(),
+            old in users_map(),
+            new in users_map(),
+        ) {
+            let version = &ALL[version_index];
+            let old = json!({"users": old});
+            let new = json!({"users": new});
+            let (old, new) = (old.as_object().unwrap(), new.as_object().unwrap());
+            let merged: Vec<(String, Option<i128>, Option<i128>)> =
+                changed_entries(version, old, new, "users")
+                    .map(|(key, before, after)| (key.to_owned(), before, after))
+                    .collect();
+            prop_assert_eq!(merged, changed_entries_by_definition(version, old, new));
+        }
+    }
 
     type Verdict = Result<(), AuthRule>;
 

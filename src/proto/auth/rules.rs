@@ -8,7 +8,7 @@
 //! v1-v2 `m.room.redaction` rule.
 
 use super::user_power_level;
-use super::{AuthError, AuthRule, AuthState, auth_types_for_event, create, power, reject};
+use super::{AuthError, AuthRule, AuthState, auth_keys_for_event, create, power, reject};
 use crate::proto::event::{Event, server_of};
 use crate::proto::room_version::RoomVersion;
 
@@ -56,8 +56,9 @@ impl<'a> Room<'a> {
     /// room (the spec's rule on the `room_id` of auth events, applied to what is read here).
     pub(super) fn check_room_ids(&self) -> Result<(), AuthError> {
         if self.version.room_id_from_create_event {
-            let expected = create::room_id_of_create_event(&self.create_event.event_id);
-            if self.event.room_id != expected {
+            let create_id = &self.create_event.event_id;
+            if !create::is_room_id_of_create_event(&self.event.room_id, create_id) {
+                let expected = create::room_id_of_create_event(create_id);
                 return reject(
                     AuthRule::RoomIdNotCreateEvent,
                     format!(
@@ -74,17 +75,18 @@ impl<'a> Room<'a> {
         let sender = self.event.sender.as_str();
         let content = &self.event.content;
         let state_key = self.event.state_key.as_deref();
-        for (event_type, key) in auth_types_for_event(
+        let keys = auth_keys_for_event(
             self.version,
             &self.event.event_type,
             state_key,
             sender,
             content,
-        ) {
+        );
+        for (event_type, key) in keys.iter() {
             if event_type == "m.room.create" {
                 continue;
             }
-            if let Some(consulted) = self.get(&event_type, &key) {
+            if let Some(consulted) = self.get(event_type, key) {
                 self.check_same_room(consulted)?;
             }
         }

@@ -1,9 +1,10 @@
 //! The spec's auth events selection (which state an event must cite in `auth_events`), and the
 //! checks on an event's `auth_events` list done on receipt of a PDU.
 //!
-//! Invariant: [`auth_types_for_event`] returns each state key once, in a fixed order (create,
-//! power levels, sender, then the membership-specific keys), so callers that build
-//! `auth_events` from it are deterministic.
+//! Invariant: [`auth_types_for_event`] (owned keys) and [`auth_keys_for_event`] (borrowed, for
+//! the hot paths) return each state key once, in the same fixed order (create, power levels,
+//! sender, then the membership-specific keys), so callers that build `auth_events` from them
+//! are deterministic.
 
 use super::{AuthError, AuthRule, reject};
 use crate::proto::event::{Event, StateKey};
@@ -25,20 +26,79 @@ pub fn auth_types_for_event(
     sender: &str,
     content: &Map<String, Value>,
 ) -> Vec<StateKey> {
+    auth_keys_for_event(version, event_type, state_key, sender, content)
+        .iter()
+        .map(|(event_type, state_key)| key(event_type, state_key))
+        .collect()
+}
+
+/// The most state keys the selection can name for one event: create, power levels, sender,
+/// target, join rules, third-party invite and join authoriser.
+const AUTH_KEYS_MAX: usize = 7;
+
+/// The state keys of the auth events selection, borrowed from the event and kept inline: the
+/// authorization rules and state resolution ask for them for every event they check, and owned
+/// keys cost two allocations each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AuthKeys<'a> {
+    keys: [(&'a str, &'a str); AUTH_KEYS_MAX],
+    len: usize,
+}
+
+impl<'a> AuthKeys<'a> {
+    fn new() -> Self {
+        Self {
+            keys: [("", ""); AUTH_KEYS_MAX],
+            len: 0,
+        }
+    }
+
+    /// Adds a key unless it is already there, so each key is listed once, where it first came.
+    fn push(&mut self, event_type: &'a str, state_key: &'a str) {
+        let key = (event_type, state_key);
+        if self.as_slice().contains(&key) {
+            return;
+        }
+        assert!(
+            self.len < AUTH_KEYS_MAX,
+            "the selection names at most {AUTH_KEYS_MAX} keys"
+        );
+        self.keys[self.len] = key;
+        self.len += 1;
+    }
+
+    /// The keys as (event type, state key), in the selection's order.
+    pub fn as_slice(&self) -> &[(&'a str, &'a str)] {
+        &self.keys[..self.len]
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a str)> + '_ {
+        self.as_slice().iter().copied()
+    }
+}
+
+/// [`auth_types_for_event`] without allocating: the same keys in the same order, borrowed.
+pub fn auth_keys_for_event<'a>(
+    version: &RoomVersion,
+    event_type: &str,
+    state_key: Option<&'a str>,
+    sender: &'a str,
+    content: &'a Map<String, Value>,
+) -> AuthKeys<'a> {
+    let mut keys = AuthKeys::new();
     if event_type == "m.room.create" {
-        return Vec::new();
+        return keys;
     }
-    let mut keys = Vec::with_capacity(6);
     if !version.create_event_implied {
-        keys.push(key("m.room.create", ""));
+        keys.push("m.room.create", "");
     }
-    keys.push(key("m.room.power_levels", ""));
-    keys.push(key("m.room.member", sender));
+    keys.push("m.room.power_levels", "");
+    keys.push("m.room.member", sender);
     if let (true, Some(target)) = (event_type == "m.room.member", state_key) {
-        keys.push(key("m.room.member", target));
+        keys.push("m.room.member", target);
         let membership = content.get("membership").and_then(Value::as_str);
         if matches!(membership, Some("join" | "invite" | "knock")) {
-            keys.push(key("m.room.join_rules", ""));
+            keys.push("m.room.join_rules", "");
         }
         if membership == Some("invite") {
             let token = content
@@ -47,7 +107,7 @@ pub fn auth_types_for_event(
                 .and_then(|signed| signed.get("token"))
                 .and_then(Value::as_str);
             if let Some(token) = token {
-                keys.push(key("m.room.third_party_invite", token));
+                keys.push("m.room.third_party_invite", token);
             }
         }
         if membership == Some("join") && version.restricted_join_rule {
@@ -55,12 +115,10 @@ pub fn auth_types_for_event(
                 .get("join_authorised_via_users_server")
                 .and_then(Value::as_str);
             if let Some(authoriser) = authoriser {
-                keys.push(key("m.room.member", authoriser));
+                keys.push("m.room.member", authoriser);
             }
         }
     }
-    let mut seen = BTreeSet::new();
-    keys.retain(|state_key| seen.insert(state_key.clone()));
     keys
 }
 
@@ -236,6 +294,36 @@ mod tests {
         assert_eq!(
             selection(v(8), &restricted),
             vec![create(), power(), member(BOB), rules(), member(CAROL)]
+        );
+    }
+
+    #[test]
+    fn selection_lists_each_key_once() {
+        // A self-authorised join: the sender, the target and the authoriser are one user.
+        let join = EventBuilder::member(BOB, BOB, "join")
+            .content(json!({"membership": "join", "join_authorised_via_users_server": BOB}))
+            .build();
+        let keys = auth_keys_for_event(
+            v(8),
+            &join.event_type,
+            join.state_key.as_deref(),
+            &join.sender,
+            &join.content,
+        );
+        assert_eq!(
+            keys.as_slice(),
+            [
+                ("m.room.create", ""),
+                ("m.room.power_levels", ""),
+                ("m.room.member", BOB),
+                ("m.room.join_rules", "")
+            ]
+        );
+        assert_eq!(
+            selection(v(8), &join),
+            keys.iter()
+                .map(|(event_type, state_key)| key(event_type, state_key))
+                .collect::<Vec<_>>()
         );
     }
 

@@ -10,6 +10,10 @@
 const USER_ID_BYTES_MAX: usize = 255;
 
 /// Whether `text` is a user id: `@localpart:server_name`.
+///
+/// Every key of `users` in every power levels event a resolution checks comes through here, so
+/// the grammar is checked in byte loops, without allocating (the tests hold these functions to
+/// a plain transcription of the grammar).
 pub fn is_valid_user_id(text: &str) -> bool {
     if text.len() > USER_ID_BYTES_MAX {
         return false;
@@ -17,10 +21,11 @@ pub fn is_valid_user_id(text: &str) -> bool {
     let Some(rest) = text.strip_prefix('@') else {
         return false;
     };
-    let Some((localpart, server_name)) = rest.split_once(':') else {
+    let Some(colon) = rest.bytes().position(|b| b == b':') else {
         return false;
     };
-    !localpart.contains('\0') && is_valid_server_name(server_name)
+    let (localpart, server_name) = (&rest[..colon], &rest[colon + 1..]);
+    !localpart.bytes().any(|b| b == 0) && is_valid_server_name(server_name)
 }
 
 /// Whether `text` is a server name: `hostname [":" port]`, the hostname an IPv4 literal, a
@@ -48,8 +53,8 @@ fn split_port(text: &str) -> (&str, Option<&str>) {
             None => (text, None),
         };
     }
-    match text.split_once(':') {
-        Some((host, port)) => (host, Some(port)),
+    match text.bytes().position(|b| b == b':') {
+        Some(colon) => (&text[..colon], Some(&text[colon + 1..])),
         None => (text, None),
     }
 }
@@ -64,8 +69,8 @@ fn is_valid_host(host: &str) -> bool {
                 .bytes()
                 .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
     }
-    if looks_like_ipv4(host) {
-        return host.split('.').all(|octet| octet.parse::<u8>().is_ok());
+    if let Some(octets_valid) = ipv4_octets_valid(host) {
+        return octets_valid;
     }
     (1..=255).contains(&host.len())
         && host
@@ -73,18 +78,109 @@ fn is_valid_host(host: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
-/// Four dot-separated groups of digits: then it must be a valid IPv4 literal, octets <= 255.
-fn looks_like_ipv4(host: &str) -> bool {
-    let groups: Vec<&str> = host.split('.').collect();
-    groups.len() == 4
-        && groups
-            .iter()
-            .all(|group| !group.is_empty() && group.bytes().all(|b| b.is_ascii_digit()))
+/// `None` unless `host` looks like an IPv4 literal (four dot-separated groups of digits); then
+/// whether it is one: every group at most 255.
+fn ipv4_octets_valid(host: &str) -> Option<bool> {
+    let mut groups = 1;
+    let mut group_digits = 0;
+    // Saturates at 256: all that matters is whether it exceeds 255.
+    let mut group_value: u32 = 0;
+    let mut octets_valid = true;
+    for byte in host.bytes() {
+        match byte {
+            b'0'..=b'9' => {
+                group_digits += 1;
+                group_value = (group_value * 10 + u32::from(byte - b'0')).min(256);
+            }
+            b'.' if group_digits > 0 => {
+                octets_valid &= group_value <= 255;
+                groups += 1;
+                group_digits = 0;
+                group_value = 0;
+            }
+            _ => return None,
+        }
+    }
+    (groups == 4 && group_digits > 0).then_some(octets_valid && group_value <= 255)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The grammar transcribed plainly, with splits and parses: what the byte loops above must
+    /// agree with.
+    fn user_id_by_grammar(text: &str) -> bool {
+        let Some((localpart, server_name)) =
+            text.strip_prefix('@').and_then(|rest| rest.split_once(':'))
+        else {
+            return false;
+        };
+        text.len() <= USER_ID_BYTES_MAX
+            && !localpart.contains('\0')
+            && server_name_by_grammar(server_name)
+    }
+
+    fn server_name_by_grammar(text: &str) -> bool {
+        let (host, port) = if text.starts_with('[') {
+            split_port(text)
+        } else {
+            match text.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (text, None),
+            }
+        };
+        let port_ok = port.is_none_or(|port| {
+            (1..=5).contains(&port.len()) && port.chars().all(|c| c.is_ascii_digit())
+        });
+        let groups: Vec<&str> = host.split('.').collect();
+        let looks_like_ipv4 = groups.len() == 4
+            && groups
+                .iter()
+                .all(|group| !group.is_empty() && group.chars().all(|c| c.is_ascii_digit()));
+        let host_ok = if host.starts_with('[') {
+            is_valid_host(host)
+        } else if looks_like_ipv4 {
+            groups.iter().all(|group| group.parse::<u8>().is_ok())
+        } else {
+            (1..=255).contains(&host.len())
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        };
+        port_ok && host_ok
+    }
+
+    proptest! {
+        #[test]
+        fn byte_loops_follow_the_grammar(text in "@?[a-c0-9.:\\[\\]\0é-]{0,24}") {
+            prop_assert_eq!(is_valid_user_id(&text), user_id_by_grammar(&text), "{:?}", text);
+            prop_assert_eq!(
+                is_valid_server_name(&text),
+                server_name_by_grammar(&text),
+                "{:?}",
+                text
+            );
+        }
+
+        #[test]
+        fn ipv4_literals_follow_the_grammar(
+            octets in prop::collection::vec("[0-9]{0,4}", 1..6),
+            port in prop::option::of("[0-9]{0,6}"),
+        ) {
+            let mut text = octets.join(".");
+            if let Some(port) = port {
+                text = format!("{text}:{port}");
+            }
+            prop_assert_eq!(
+                is_valid_server_name(&text),
+                server_name_by_grammar(&text),
+                "{:?}",
+                text
+            );
+        }
+    }
 
     #[test]
     fn server_names() {
