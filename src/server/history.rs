@@ -62,7 +62,13 @@ impl Inner {
         Ok(self.pdu_transaction(vec![pdu.json().clone()]))
     }
 
-    pub(crate) fn on_state_ids(&self, incoming: &Incoming) -> EndpointResult {
+    /// The state before the queried event and its auth chain, as ids, if `origin` may see it:
+    /// what `/state_ids` answers, and what `/state` answers with the events themselves.
+    fn visible_state_at<T>(
+        &self,
+        incoming: &Incoming,
+        answer: impl FnOnce(&RoomStore, Vec<String>, Vec<String>) -> T,
+    ) -> Result<T, MatrixError> {
         let query = StateQuery::from_pairs(&incoming.query).map_err(bad_query)?;
         self.with_room(&incoming.params[0], |room| {
             if !room.server_may_see(&incoming.origin, &query.event_id) {
@@ -71,23 +77,22 @@ impl Inner {
             let (pdu_ids, auth_chain_ids) = room
                 .state_ids_at(&query.event_id)
                 .map_err(|e| not_found(&e.to_string()))?;
-            Ok(serde_json::to_value(StateIdsResponse {
+            Ok(answer(room, pdu_ids, auth_chain_ids))
+        })
+    }
+
+    pub(crate) fn on_state_ids(&self, incoming: &Incoming) -> EndpointResult {
+        self.visible_state_at(incoming, |_, pdu_ids, auth_chain_ids| {
+            serde_json::to_value(StateIdsResponse {
                 auth_chain_ids,
                 pdu_ids,
             })
-            .expect("serializes"))
+            .expect("serializes")
         })
     }
 
     pub(crate) fn on_state(&self, incoming: &Incoming) -> EndpointResult {
-        let query = StateQuery::from_pairs(&incoming.query).map_err(bad_query)?;
-        self.with_room(&incoming.params[0], |room| {
-            if !room.server_may_see(&incoming.origin, &query.event_id) {
-                return Err(forbidden(&incoming.origin, &query.event_id));
-            }
-            let (pdu_ids, auth_chain_ids) = room
-                .state_ids_at(&query.event_id)
-                .map_err(|e| not_found(&e.to_string()))?;
+        self.visible_state_at(incoming, |room, pdu_ids, auth_chain_ids| {
             let raw = |ids: &[String]| -> Vec<_> {
                 ids.iter()
                     .filter_map(|id| room.event(id))
@@ -98,7 +103,7 @@ impl Inner {
                 auth_chain: raw(&auth_chain_ids),
                 pdus: raw(&pdu_ids),
             };
-            Ok(serde_json::to_value(answer).expect("serializes"))
+            serde_json::to_value(answer).expect("serializes")
         })
     }
 

@@ -177,12 +177,7 @@ fn base_profile(world: &World, from: &str, to: &str) -> LinkProfile {
     };
     match (id(from), id(to)) {
         (Some(a), Some(b)) => {
-            let profile = world.plan.topology.link(a, b);
-            LinkProfile {
-                latency_ms_min: profile.latency_ms_min,
-                latency_ms_max: profile.latency_ms_max.max(profile.latency_ms_min),
-                loss: profile.loss,
-            }
+            crate::sim::runner::world::network_link(world.plan.topology.link(a, b))
         }
         _ => LinkProfile::default(),
     }

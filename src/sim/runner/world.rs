@@ -71,7 +71,8 @@ pub struct World {
     pub start: tokio::time::Instant,
 }
 
-fn network_link(profile: crate::sim::experiment::topology::LinkProfile) -> LinkProfile {
+/// The network model's form of a topology link.
+pub fn network_link(profile: crate::sim::experiment::topology::LinkProfile) -> LinkProfile {
     LinkProfile {
         latency_ms_min: profile.latency_ms_min,
         latency_ms_max: profile.latency_ms_max.max(profile.latency_ms_min),
