@@ -93,3 +93,15 @@ pub struct RunOutput {
     /// `trace.jsonl` lines when tracing was asked for.
     pub trace: Option<Vec<String>>,
 }
+
+/// The nearest-rank percentile of ascending `sorted` values: the smallest value with at least
+/// `per_mille`/1000 of all values at or below it. None for no values.
+pub fn percentile_nearest_rank(sorted: &[u64], per_mille: u64) -> Option<u64> {
+    assert!(per_mille <= 1000, "a percentile is at most 1000 per mille");
+    let count = sorted.len() as u64;
+    if count == 0 {
+        return None;
+    }
+    let rank = (per_mille * count).div_ceil(1000).max(1);
+    Some(sorted[(rank - 1) as usize])
+}

@@ -14,7 +14,7 @@ pub mod observer;
 pub mod workload;
 pub mod world;
 
-use crate::observe::record::{Perf, RunOutput, RunSummary, Verdict};
+use crate::observe::record::{Perf, RunOutput, RunSummary, Verdict, percentile_nearest_rank};
 use crate::sim::experiment::plan::RunPlan;
 use crate::sim::experiment::topology::Fabric;
 use crate::sim::runner::world::World;
@@ -98,14 +98,6 @@ fn peak_memory_bytes() -> Option<u64> {
     let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
-}
-
-fn percentile(sorted: &[u64], fraction: f64) -> Option<u64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((sorted.len() as f64) * fraction).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
 fn summarize(
@@ -207,15 +199,15 @@ fn summarize(
     metrics.insert("delivery_ratio".into(), json!(round6(delivery_ratio)));
     metrics.insert(
         "delivery_latency_ms_p50".into(),
-        json!(percentile(&latencies, 0.50)),
+        json!(percentile_nearest_rank(&latencies, 500)),
     );
     metrics.insert(
         "delivery_latency_ms_p95".into(),
-        json!(percentile(&latencies, 0.95)),
+        json!(percentile_nearest_rank(&latencies, 950)),
     );
     metrics.insert(
         "delivery_latency_ms_p99".into(),
-        json!(percentile(&latencies, 0.99)),
+        json!(percentile_nearest_rank(&latencies, 990)),
     );
     metrics.insert("delivery_latency_ms_max".into(), json!(latencies.last()));
     metrics.insert("state_resets".into(), json!(records.state_resets));
