@@ -5,6 +5,7 @@
 //! function of its inputs, so it can be tested on its own and used as a library by tools that
 //! have nothing to do with the simulator.
 
+pub mod acl;
 pub mod auth;
 pub mod base64;
 pub mod canonical_json;
