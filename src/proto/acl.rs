@@ -50,7 +50,7 @@ impl std::fmt::Display for AclDecision {
         match self {
             Self::NoAcl => f.write_str("the room has no server ACL"),
             Self::Allowed { pattern } => write!(f, "allowed by the server ACL pattern {pattern:?}"),
-            Self::DeniedIpLiteral => f.write_str("the server ACL denies IP literal server names"),
+            Self::DeniedIpLiteral => f.write_str("an IP literal, which the server ACL denies"),
             Self::DeniedBy { pattern } => write!(f, "denied by the server ACL pattern {pattern:?}"),
             Self::NotAllowed => f.write_str("matched by no `allow` pattern of the server ACL"),
             Self::InvalidServerName => f.write_str("not a valid server name"),

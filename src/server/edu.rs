@@ -1,8 +1,9 @@
 //! Ephemeral data units: typing notifications, read receipts and presence, sent to the servers
 //! that share a room and counted on arrival.
 //!
-//! Invariant: an EDU from a server is accepted only for its own users and for rooms it is in;
-//! anything else is counted as refused and otherwise ignored (EDUs have no per-item answer).
+//! Invariant: an EDU from a server is accepted only for its own users and for rooms it is in
+//! whose server ACL allows it; anything else is counted as refused and otherwise ignored (EDUs
+//! have no per-item answer).
 
 use crate::proto::event::server_of;
 use crate::proto::wire::{Edu, RawEdu};
@@ -89,12 +90,24 @@ impl Inner {
         self.metrics.borrow_mut().edus_received += 1;
         let allowed = match raw.parse() {
             Ok(Edu::Typing(typing)) => {
-                server_of(&typing.user_id) == origin && self.origin_in_room(origin, &typing.room_id)
+                server_of(&typing.user_id) == origin
+                    && self.origin_in_room(origin, &typing.room_id)
+                    && self.edu_acl_allows(origin, &typing.room_id)
             }
-            Ok(Edu::Receipt(receipts)) => receipts.0.iter().all(|(room_id, room)| {
-                self.origin_in_room(origin, room_id)
-                    && room.read.keys().all(|user| server_of(user) == origin)
-            }),
+            Ok(Edu::Receipt(receipts)) => {
+                // The receipts of a room whose ACL denies the origin are ignored, those of
+                // other rooms still count.
+                let mut permitted = receipts
+                    .0
+                    .iter()
+                    .filter(|(room_id, _)| self.edu_acl_allows(origin, room_id))
+                    .peekable();
+                (receipts.0.is_empty() || permitted.peek().is_some())
+                    && permitted.all(|(room_id, room)| {
+                        self.origin_in_room(origin, room_id)
+                            && room.read.keys().all(|user| server_of(user) == origin)
+                    })
+            }
             Ok(Edu::Presence(presence)) => presence
                 .push
                 .iter()

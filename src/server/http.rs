@@ -105,6 +105,7 @@ impl Inner {
     /// Runs the endpoint's handler.
     async fn dispatch(self: Rc<Self>, incoming: Incoming) -> EndpointResult {
         let endpoint = incoming.endpoint;
+        self.check_request_acl(&incoming)?;
         if endpoint == paths::SEND_TRANSACTION {
             self.on_send_transaction(incoming).await
         } else if endpoint == paths::MAKE_JOIN {
@@ -123,9 +124,13 @@ impl Inner {
             self.on_backfill(&incoming)
         } else if endpoint == paths::GET_MISSING_EVENTS {
             self.on_get_missing_events(&incoming)
+        } else if endpoint == paths::MAKE_LEAVE {
+            self.on_make_leave(&incoming)
+        } else if endpoint == paths::SEND_LEAVE {
+            self.on_send_leave(incoming).await
+        } else if endpoint == paths::INVITE {
+            self.on_invite(incoming).await
         } else {
-            // make_leave, send_leave and invite: local users leave and invite with state
-            // events in rooms this server is in; joining by invitation is not modelled yet.
             Err(MatrixError::new(
                 ErrorCode::Unrecognized,
                 format!(

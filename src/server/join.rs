@@ -19,7 +19,7 @@ use crate::proto::wire::{
 use crate::server::Inner;
 use crate::server::http::{EndpointResult, Incoming};
 use crate::server::rooms::LocalError;
-use crate::server::store::{LocalEventDraft, StoreError};
+use crate::server::store::{LocalEventDraft, RoomStore, StoreError};
 use serde_json::{Map, Value, json};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -166,24 +166,7 @@ impl Inner {
                 "room version not supported by the joining server",
             ));
         }
-        let draft = LocalEventDraft {
-            sender: user_id.clone(),
-            event_type: "m.room.member".into(),
-            state_key: Some(user_id.clone()),
-            content: json!({"membership": "join"})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-            redacts: None,
-            origin_server_ts: self.clock.now_ms(),
-        };
-        let new = room.prepare_local_event(draft).map_err(|e| match e {
-            StoreError::NotAllowed { error, .. } => {
-                MatrixError::new(ErrorCode::Forbidden, error.to_string())
-            }
-            other => MatrixError::new(ErrorCode::Unknown, other.to_string()),
-        })?;
-        let template = template_from_new_event(&new, room_id);
+        let template = self.membership_template(room, user_id, "join")?;
         let answer = MakeMembershipResponse {
             room_version: Some(version.id.to_owned()),
             event: template,
@@ -262,11 +245,42 @@ impl Inner {
     }
 }
 
-fn not_found(what: &str) -> MatrixError {
+impl Inner {
+    /// An unsigned `m.room.member` template setting `user_id`'s membership to `membership`,
+    /// checked against the room's current state (403 if the user may not do that now): what
+    /// `make_join` and `make_leave` answer.
+    pub(crate) fn membership_template(
+        &self,
+        room: &RoomStore,
+        user_id: &str,
+        membership: &str,
+    ) -> Result<Map<String, Value>, MatrixError> {
+        let draft = LocalEventDraft {
+            sender: user_id.to_owned(),
+            event_type: "m.room.member".into(),
+            state_key: Some(user_id.to_owned()),
+            content: json!({ "membership": membership })
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            redacts: None,
+            origin_server_ts: self.clock.now_ms(),
+        };
+        let new = room.prepare_local_event(draft).map_err(|e| match e {
+            StoreError::NotAllowed { error, .. } => {
+                MatrixError::new(ErrorCode::Forbidden, error.to_string())
+            }
+            other => MatrixError::new(ErrorCode::Unknown, other.to_string()),
+        })?;
+        Ok(template_from_new_event(&new, room.room_id()))
+    }
+}
+
+pub(crate) fn not_found(what: &str) -> MatrixError {
     MatrixError::new(ErrorCode::NotFound, format!("{what} is not known here"))
 }
 
-fn check_user_of_origin(user_id: &str, origin: &str) -> Result<(), MatrixError> {
+pub(crate) fn check_user_of_origin(user_id: &str, origin: &str) -> Result<(), MatrixError> {
     if server_of(user_id) != origin {
         return Err(MatrixError::new(
             ErrorCode::Forbidden,
@@ -303,7 +317,10 @@ fn template_from_new_event(new: &NewEvent, room_id: &str) -> Map<String, Value> 
 }
 
 /// The fields of a join from a resident's template.
-fn new_event_from_template(template: &Map<String, Value>, now_ms: u64) -> Result<NewEvent, String> {
+pub(crate) fn new_event_from_template(
+    template: &Map<String, Value>,
+    now_ms: u64,
+) -> Result<NewEvent, String> {
     let text = |key: &str| {
         template
             .get(key)

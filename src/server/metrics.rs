@@ -24,4 +24,10 @@ pub struct ServerMetrics {
     pub edus_received: u64,
     pub missing_events_requests: u64,
     pub state_ids_fallbacks: u64,
+    /// Requests about a room refused with 403 because the room's server ACL denies the origin.
+    pub acl_requests_refused: u64,
+    /// PDUs of a transaction ignored because the room's server ACL denies their server.
+    pub acl_pdus_dropped: u64,
+    /// Typing notifications and per-room receipts ignored because of a server ACL.
+    pub acl_edus_ignored: u64,
 }

@@ -9,14 +9,17 @@
 //! an `await`, so interleaved requests on the single-threaded runtime cannot observe a
 //! half-made change.
 
+mod acl;
 pub mod client;
 pub mod clock;
 pub mod config;
 pub mod edu;
 mod history;
 mod inbound;
+pub mod invite;
 mod join;
 pub mod keys;
+mod leave;
 pub mod metrics;
 pub mod outbound;
 pub mod rooms;
@@ -60,6 +63,8 @@ pub(crate) struct Inner {
     /// Answers to transactions already processed, by (origin, txn id), for deduplication.
     pub(crate) transactions_seen: RefCell<BTreeMap<(String, String), serde_json::Value>>,
     pub(crate) rooms_created: RefCell<u64>,
+    /// Invites of local users to rooms, by (invitee, room id), until joined or rejected.
+    pub(crate) invites: RefCell<BTreeMap<(String, String), invite::PendingInvite>>,
     /// Events this incarnation acknowledged as received (a 200 answer to /send listing them
     /// without error): the promise that `acked_lost` checks after a crash.
     pub(crate) acknowledged: RefCell<std::collections::BTreeSet<String>>,
@@ -88,6 +93,7 @@ impl Homeserver {
             edus: RefCell::new(edu::EduCounters::default()),
             transactions_seen: RefCell::new(BTreeMap::new()),
             rooms_created: RefCell::new(0),
+            invites: RefCell::new(BTreeMap::new()),
             acknowledged: RefCell::new(std::collections::BTreeSet::new()),
             shut_down: std::cell::Cell::new(false),
             config,

@@ -32,6 +32,20 @@ pub enum LocalError {
         via: String,
         reason: String,
     },
+    #[error("leaving {room_id} through {via} failed: {reason}")]
+    Leave {
+        room_id: String,
+        via: String,
+        reason: String,
+    },
+    #[error("inviting {target} to {room_id} failed: {reason}")]
+    Invite {
+        room_id: String,
+        target: String,
+        reason: String,
+    },
+    #[error("{user} holds no invite to {room_id}")]
+    NoInvite { user: String, room_id: String },
 }
 
 /// The content of a state or message event.
@@ -138,7 +152,8 @@ impl Homeserver {
         self.inner.send_local(room_id, draft).await
     }
 
-    /// Changes the membership of `target` (invite, leave, ban, kick = leave by another).
+    /// Changes the membership of `target` (invite, leave, ban, kick = leave by another). An
+    /// invite of a user of another server goes through that server's `/invite` first.
     pub async fn set_membership(
         &self,
         sender: &str,
@@ -146,6 +161,9 @@ impl Homeserver {
         target: &str,
         membership: &str,
     ) -> Result<String, LocalError> {
+        if membership == "invite" {
+            return self.invite_remote(sender, room_id, target).await;
+        }
         let content = object(json!({"membership": membership}));
         self.send_state(sender, room_id, "m.room.member", target, content)
             .await
@@ -159,7 +177,9 @@ impl Homeserver {
         via: &str,
     ) -> Result<(), LocalError> {
         self.inner.check_local_user(user)?;
-        self.inner.clone().join_via(user, room_id, via).await
+        self.inner.clone().join_via(user, room_id, via).await?;
+        self.inner.forget_invite(user, room_id);
+        Ok(())
     }
 
     /// Whether this server holds the room.
@@ -179,7 +199,7 @@ impl Inner {
         Ok(())
     }
 
-    fn draft(
+    pub(crate) fn draft(
         &self,
         sender: &str,
         event_type: &str,
@@ -237,7 +257,7 @@ impl Inner {
         draft: LocalEventDraft,
     ) -> Result<String, LocalError> {
         self.check_local_user(&draft.sender)?;
-        let (pdu, before) = {
+        let pdu = {
             let store = self.store.borrow();
             let room = store.room(room_id).ok_or_else(|| LocalError::UnknownRoom {
                 room_id: room_id.to_owned(),
@@ -250,8 +270,23 @@ impl Inner {
                 &self.config.signing_key,
             )
             .map_err(|e| LocalError::Build(e.to_string()))?;
-            (Arc::new(pdu), room.joined_servers())
+            Arc::new(pdu)
         };
+        self.store_and_send_local(room_id, pdu)
+    }
+
+    /// Stores a signed event of a local user and sends it to the room's servers.
+    pub(crate) fn store_and_send_local(
+        self: &Rc<Self>,
+        room_id: &str,
+        pdu: Arc<Pdu>,
+    ) -> Result<String, LocalError> {
+        let before = self
+            .store
+            .borrow()
+            .room(room_id)
+            .map(|room| room.joined_servers())
+            .unwrap_or_default();
         let outcome = self
             .store
             .borrow_mut()

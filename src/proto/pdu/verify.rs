@@ -153,7 +153,10 @@ pub fn check_authorising_server_signature(
     }
 }
 
-fn check_signatures(
+/// Checks that each of `servers` validly signed `pdu` (its redacted form) with at least one
+/// key `keys` knows: the check behind [`verify_pdu`], also used for signatures the spec asks
+/// for outside it, such as the invited server's on an invite.
+pub fn check_signatures(
     pdu: &Pdu,
     servers: &BTreeSet<String>,
     keys: &impl KeyLookup,

@@ -106,6 +106,9 @@ impl Inner {
             .ok()
             .or(claimed_id)
             .unwrap_or_default();
+        if let Err(reason) = self.check_pdu_acl(origin, &room_id, &raw) {
+            return (id, PduProcessingResult::failure(reason));
+        }
         let checked = match self.check_received_pdu(raw, version).await {
             Ok(checked) => checked,
             Err(reason) => return (id, PduProcessingResult::failure(reason.to_string())),
