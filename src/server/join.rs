@@ -139,11 +139,10 @@ impl Inner {
                 .room(room_id)
                 .is_some_and(|r| r.missing_prev_events(&checked.pdu).is_empty());
             if !held && ready {
-                let result = self
-                    .store
-                    .borrow_mut()
-                    .room_mut(room_id)
-                    .and_then(|room| room.ingest(checked.pdu, checked.held_redacted));
+                let result =
+                    self.store.borrow_mut().room_mut(room_id).and_then(|room| {
+                        room.ingest_backfilled(checked.pdu, checked.held_redacted)
+                    });
                 if let Ok(outcome) = result {
                     self.count_outcome(&outcome);
                 }

@@ -62,6 +62,20 @@ impl RoomStore {
         })
     }
 
+    /// Places a PDU of the room's history fetched with `/backfill`, whose prev events the store
+    /// holds with state: checked against its auth events and the state before it only.
+    pub fn ingest_backfilled(
+        &mut self,
+        pdu: impl Into<Arc<Pdu>>,
+        held_redacted: bool,
+    ) -> Result<IngestOutcome, StoreError> {
+        self.ingest_input(EventInput::Pdu {
+            pdu: pdu.into(),
+            held_redacted,
+            origin: Origin::Backfilled,
+        })
+    }
+
     /// Places an event of an auth chain without state: it is checked against its auth events
     /// only, and is not part of the DAG until it is ingested with state.
     pub fn ingest_outlier(
@@ -208,7 +222,10 @@ impl RoomStore {
                 check: Check::AuthEvents,
                 error,
             },
-            Ok(()) => self.verdict_with_state(event, before, gap_current_state.as_ref()),
+            Ok(()) => {
+                let history = origin == Origin::Backfilled;
+                self.verdict_with_state(event, before, gap_current_state.as_ref(), history)
+            }
         };
         let after = match (status.changes_state(), event.state_key_pair()) {
             (true, Some(key)) => {
@@ -468,12 +485,14 @@ impl RoomStore {
 
     /// The verdict of an event that passed the checks against its auth events: the rules
     /// against the state before it (reject), then against the current state (soft-fail), or
-    /// `gap_current_state` for an event placed with state.
+    /// `gap_current_state` for an event placed with state. `history` (a backfilled event) skips
+    /// the current state.
     fn verdict_with_state(
         &self,
         event: &Event,
         before: StateGroupId,
         gap_current_state: Option<&StateMap>,
+        history: bool,
     ) -> EventStatus {
         let state_before = GroupState {
             groups: &self.groups,
@@ -489,6 +508,7 @@ impl RoomStore {
         // Before the first accepted event there is no current state to hold it against, and
         // when the state before the event is the current state the verdict is already known.
         let current_state = match (gap_current_state, self.current_group) {
+            _ if history => return EventStatus::Accepted,
             (Some(state), _) => state,
             (None, Some(current)) if current != before => &self.current_state,
             (None, _) => return EventStatus::Accepted,
@@ -582,6 +602,38 @@ mod tests {
 
     fn store_for(room: &RoomBuilder) -> RoomStore {
         RoomStore::new(room.room_id(), room.version(), DurableLog::new())
+    }
+
+    /// Guards joins by invitation: the joiner backfilled the invite that let it in, checked it
+    /// against the current state (where the invitee is already joined) and soft-failed it, so
+    /// it never held the same events as the resident.
+    #[test]
+    fn backfilled_history_is_not_held_against_the_current_state() {
+        let mut room = RoomBuilder::standard(room_version("11").unwrap(), ALICE);
+        let fork = room.join(BOB).event_id().to_owned();
+        room.event(
+            EventSpec::new(ALICE, "m.room.member")
+                .state_key(BOB)
+                .content(json!({"membership": "ban"}))
+                .prev(&[&fork]),
+        );
+        let message = room.event(
+            EventSpec::new(BOB, "m.room.message")
+                .content(json!({"body": "before the ban"}))
+                .prev(&[&fork]),
+        );
+        let (history, last) = room.built().split_at(room.built().len() - 1);
+        let mut received = store_for(&room);
+        let mut backfilled = store_for(&room);
+        for pdu in history {
+            received.ingest(pdu.clone(), false).unwrap();
+            backfilled.ingest(pdu.clone(), false).unwrap();
+        }
+        let status = received.ingest(last[0].clone(), false).unwrap().status;
+        assert!(matches!(status, EventStatus::SoftFailed(_)), "{status:?}");
+        let outcome = backfilled.ingest_backfilled(message, false).unwrap();
+        assert!(outcome.is_accepted(), "{:?}", outcome.status);
+        assert_eq!(backfilled.current_state(), received.current_state());
     }
 
     #[test]

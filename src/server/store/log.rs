@@ -21,6 +21,9 @@ pub enum Origin {
     Remote,
     /// Made by this server for one of its users; it must reach the other servers.
     Local,
+    /// History fetched from another server (`/backfill`): not new, so it is not held against
+    /// the current state (no soft failure), as the reference server does.
+    Backfilled,
 }
 
 /// How an event was handed to the store.
