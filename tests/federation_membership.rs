@@ -460,6 +460,22 @@ fn a_server_acl_shuts_a_server_out_of_every_path() {
         assert!(servers.server(HS1).metrics().acl_edus_ignored > ignored_before);
         typing_and_wait(&servers, HS3, &room).await;
         assert_eq!(servers.server(HS1).edu_counters().typing, typing_before + 1);
+
+        // So are hs2's read receipts for the room.
+        let receipts_before = servers.server(HS1).edu_counters().receipts;
+        for reader in [HS2, HS3] {
+            let (user_id, room_id, read) = (user(reader), room.clone(), message.clone());
+            servers
+                .slot(reader)
+                .call(move |hs| async move { hs.send_read_receipt(&user_id, &room_id, &read) })
+                .await
+                .expect("server is up");
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(
+            servers.server(HS1).edu_counters().receipts,
+            receipts_before + 1
+        );
         Ok(())
     });
 }
