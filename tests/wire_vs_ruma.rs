@@ -276,4 +276,40 @@ proptest! {
         );
         prop_assert_eq!(ours.is_allowed(), theirs.is_allowed(ruma_name), "{:?} for {}", ours, name);
     }
+
+    /// Patterns made from the name itself, case swapped and partly masked, so that case and
+    /// wildcards decide.
+    #[test]
+    fn server_acl_decisions_match_ruma_for_patterns_of_the_name(
+        name in server_name(),
+        mask in prop::collection::vec(0u8..4, 0..24),
+        listed_in_deny in any::<bool>(),
+    ) {
+        let Ok(ruma_name) = <&ruma::ServerName>::try_from(name.as_str()) else {
+            return Ok(());
+        };
+        prop_assume!(fedlab::proto::ids::parse_server_name(&name).is_ok());
+        let pattern: String = ruma_name
+            .host()
+            .chars()
+            .zip(mask.iter().chain(std::iter::repeat(&0)))
+            .map(|(c, m)| match m {
+                1 => "?".to_owned(),
+                2 => "*".to_owned(),
+                _ if c.is_ascii_lowercase() => c.to_ascii_uppercase().to_string(),
+                _ => c.to_ascii_lowercase().to_string(),
+            })
+            .collect();
+        let (allow, deny) = if listed_in_deny {
+            (vec!["*".to_owned()], vec![pattern])
+        } else {
+            (vec![pattern], vec![])
+        };
+        let content = json!({"allow": allow, "deny": deny});
+        let ours = check_server_acl(content.as_object(), &name);
+        let theirs =
+            ruma::events::room::server_acl::RoomServerAclEventContent::new(true, allow, deny);
+        prop_assert_eq!(ours.is_allowed(), theirs.is_allowed(ruma_name), "{:?} for {}", ours, name);
+        prop_assert_eq!(ours.is_allowed(), !listed_in_deny);
+    }
 }
