@@ -540,3 +540,117 @@ async fn typing_and_wait(servers: &Servers, server: &str, room: &str) {
         .expect("server is up");
     tokio::time::sleep(Duration::from_secs(2)).await;
 }
+
+/// The invited server's checks, one broken invite at a time: each gets 400 with the spec's
+/// suggested code, and only the intact one is countersigned and kept.
+#[test]
+fn invited_server_checks_what_it_signs() {
+    common_fed::Lab::new(3, 46).run(|servers| async move {
+        let room = servers.create_room(HS1).await;
+        let other_room = servers.create_room(HS1).await;
+        let hs1 = servers.server(HS1);
+        let version = hs1.with_room(&room, |r| r.room_version()).unwrap();
+        let create_of = |room_id: &str| -> RawPdu {
+            let key = ("m.room.create".to_owned(), String::new());
+            let create = hs1.with_room(room_id, |r| r.current_state_event(&key)).flatten();
+            create.unwrap().json().clone()
+        };
+        let build = |target: &str, membership: &str, key: &fedlab::proto::signing::SigningKey| {
+            let draft = LocalEventDraft {
+                sender: user(HS1),
+                event_type: "m.room.member".into(),
+                state_key: Some(target.to_owned()),
+                content: content(json!({"membership": "invite"})),
+                redacts: None,
+                origin_server_ts: hs1.clock().now_ms(),
+            };
+            let mut new = hs1
+                .with_room(&room, |r| r.prepare_local_event(draft))
+                .unwrap()
+                .unwrap();
+            new.content = content(json!({"membership": membership}));
+            build_pdu(new, version, HS1, key).unwrap()
+        };
+        let impostor =
+            fedlab::proto::signing::SigningKey::from_seed("ed25519:fedlab", &[9; 32]).unwrap();
+        let good = build(&user(HS2), "invite", hs1.signing_key());
+        let body = |pdu: &fedlab::proto::pdu::Pdu, state: Vec<RawPdu>, room_version: &str| {
+            json!({"room_version": room_version, "event": pdu.json(), "invite_room_state": state})
+        };
+        let intact_state = vec![create_of(&room)];
+        let cases = [
+            ("no create event", HS1, good.clone(), vec![], version.id, "M_INVALID_PARAM"),
+            (
+                "state of another room",
+                HS1,
+                good.clone(),
+                vec![create_of(&other_room)],
+                version.id,
+                "M_INVALID_PARAM",
+            ),
+            (
+                "not an invite",
+                HS1,
+                build(&user(HS2), "join", hs1.signing_key()),
+                intact_state.clone(),
+                version.id,
+                "M_INVALID_PARAM",
+            ),
+            (
+                "invitee of another server",
+                HS1,
+                build(&user(HS3), "invite", hs1.signing_key()),
+                intact_state.clone(),
+                version.id,
+                "M_INVALID_PARAM",
+            ),
+            (
+                "bad signature",
+                HS1,
+                build(&user(HS2), "invite", &impostor),
+                intact_state.clone(),
+                version.id,
+                "M_INVALID_PARAM",
+            ),
+            (
+                "sender not on the requesting server",
+                HS3,
+                good.clone(),
+                intact_state.clone(),
+                version.id,
+                "M_INVALID_PARAM",
+            ),
+            (
+                "unknown room version",
+                HS1,
+                good.clone(),
+                intact_state.clone(),
+                "99",
+                "M_INCOMPATIBLE_ROOM_VERSION",
+            ),
+        ];
+        for (case, from, pdu, state, room_version, expected) in cases {
+            let uri = paths::invite_path(&room, pdu.event_id());
+            let answer = request(&servers, from, HS2, "PUT", &uri, Some(body(&pdu, state, room_version))).await;
+            assert_eq!((answer.status, errcode(&answer).as_str()), (400, expected), "{case}: {:?}", answer.body);
+        }
+        assert!(servers.server(HS2).pending_invites(&user(HS2)).is_empty());
+
+        let mismatched = paths::invite_path(&room, &format!("${}", "B".repeat(43)));
+        let answer = request(&servers, HS1, HS2, "PUT", &mismatched, Some(body(&good, intact_state.clone(), version.id))).await;
+        assert_eq!(answer.status, 400, "event id not the path's");
+
+        let uri = paths::invite_path(&room, good.event_id());
+        let answer = request(&servers, HS1, HS2, "PUT", &uri, Some(body(&good, intact_state, version.id))).await;
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+        let signed: Value = serde_json::from_slice(&answer.body).unwrap();
+        let mut returned = signed["event"].as_object().unwrap().clone();
+        assert!(returned["signatures"][HS2].is_object(), "countersigned");
+        returned.remove("signatures");
+        let mut sent = good.json().clone();
+        sent.remove("signatures");
+        assert_eq!(returned, sent, "nothing but the signatures changed");
+        assert_eq!(servers.server(HS2).pending_invites(&user(HS2)).len(), 1);
+        Ok(())
+    });
+}
