@@ -654,3 +654,42 @@ fn invited_server_checks_what_it_signs() {
         Ok(())
     });
 }
+
+/// A peer cannot fill the invited server's memory: past the bound, invites to new rooms are
+/// refused with 403 until the user joins or rejects some.
+#[test]
+fn pending_invites_are_bounded() {
+    use fedlab::server::invite::PENDING_INVITES_PER_USER_MAX;
+    common_fed::Lab::new(2, 47).run(|servers| async move {
+        let mut rooms = Vec::new();
+        for _ in 0..=PENDING_INVITES_PER_USER_MAX {
+            rooms.push(servers.create_room(HS1).await);
+        }
+        for room in &rooms[..PENDING_INVITES_PER_USER_MAX] {
+            invite(&servers, HS1, room, &user(HS2))
+                .await
+                .expect("within the bound");
+        }
+        let last = &rooms[PENDING_INVITES_PER_USER_MAX];
+        let refused = invite(&servers, HS1, last, &user(HS2)).await;
+        assert!(
+            matches!(&refused, Err(LocalError::Invite { reason, .. }) if reason.contains("403")),
+            "{refused:?}"
+        );
+        let (invitee, first) = (user(HS2), rooms[0].clone());
+        servers
+            .slot(HS2)
+            .call(move |hs| async move { hs.reject_invite(&invitee, &first).await })
+            .await
+            .expect("server is up")
+            .expect("rejected");
+        invite(&servers, HS1, last, &user(HS2))
+            .await
+            .expect("room again");
+        assert_eq!(
+            servers.server(HS2).pending_invites(&user(HS2)).len(),
+            PENDING_INVITES_PER_USER_MAX
+        );
+        Ok(())
+    });
+}

@@ -31,6 +31,14 @@ use std::sync::Arc;
 /// refused, since each costs a signature check and possibly a key fetch.
 pub const INVITE_ROOM_STATE_EVENTS_MAX: usize = 64;
 
+/// The most invites one local user may hold pending; further invites to new rooms are
+/// refused with 403 until some are joined or rejected, so peers cannot fill our memory.
+pub const PENDING_INVITES_PER_USER_MAX: usize = 100;
+
+/// The most pending invites this server keeps for all its users together: this server has no
+/// user registry, so a peer could otherwise invite endless made-up local users.
+pub const PENDING_INVITES_MAX: usize = 10_000;
+
 /// The state an inviting server shares with the invitee's server: the client-server API's
 /// recommended stripped state, plus the server ACL so that the invited server can apply it.
 /// The inviter's own membership is added as well.
@@ -252,6 +260,7 @@ impl Inner {
             .check_invite_room_state(&incoming.params[0], request.invite_room_state, version)
             .await?;
         self.check_invite_acl(&incoming, &room_state)?;
+        self.check_pending_invites_bound(invite.event())?;
         let mut signed = invite.json().clone();
         sign_event(
             &mut signed,
@@ -312,6 +321,36 @@ impl Inner {
             )));
         }
         Ok(checked.pdu)
+    }
+
+    /// Refuses a new pending invite for a user who holds too many already, or when the server
+    /// holds too many.
+    fn check_pending_invites_bound(
+        &self,
+        event: &crate::proto::event::Event,
+    ) -> Result<(), MatrixError> {
+        let invitee = event.state_key.clone().unwrap_or_default();
+        let invites = self.invites.borrow();
+        if invites.contains_key(&(invitee.clone(), event.room_id.clone())) {
+            return Ok(());
+        }
+        let held = invites
+            .range((invitee.clone(), String::new())..)
+            .take_while(|((user, _), _)| *user == invitee)
+            .count();
+        if invites.len() >= PENDING_INVITES_MAX {
+            return Err(MatrixError::new(
+                ErrorCode::Forbidden,
+                "this server holds the most pending invites it keeps",
+            ));
+        }
+        if held >= PENDING_INVITES_PER_USER_MAX {
+            return Err(MatrixError::new(
+                ErrorCode::Forbidden,
+                format!("{invitee} holds {held} pending invites, the most this server keeps"),
+            ));
+        }
+        Ok(())
     }
 
     /// The spec's checks of `invite_room_state`: events of the room's version, validly signed,
