@@ -11,6 +11,7 @@ pub mod list;
 pub mod proto_resolve;
 pub mod proto_tools;
 pub mod run;
+pub mod shrink;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -34,6 +35,8 @@ pub enum Command {
     List(list::ListArgs),
     /// Runs every experiment under the paths for its seeds, in parallel; one row per run.
     Check(check::CheckArgs),
+    /// Searches for the smallest experiment that still fails the same expectation at a seed.
+    Shrink(shrink::ShrinkArgs),
 }
 
 /// An error that ends the command with its exit code.
@@ -68,6 +71,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::List(args) => list::run(args),
         Command::Check(args) => check::run(args),
+        Command::Shrink(args) => shrink::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -220,6 +220,17 @@ fn ms(value: u64) -> SimDuration {
     SimDuration::from_ms(value).expect("a shrunk duration is no longer than the original")
 }
 
+/// A shortened time, rounded down so shrunk files read well: whole seconds from 10 s,
+/// tenths of a second from 1 s.
+fn rounded(value_ms: u64) -> SimDuration {
+    let step = match value_ms {
+        10_000.. => 1_000,
+        1_000.. => 100,
+        _ => 1,
+    };
+    ms(value_ms / step * step)
+}
+
 /// The last moment any fault needs before the final phase.
 fn faults_end_ms(file: &ExperimentFile) -> u64 {
     file.faults
@@ -239,7 +250,7 @@ fn shorter_runs(file: &ExperimentFile, out: &mut Out) {
     let active = file.duration.as_ms().saturating_sub(settle);
     // The workload phase: halve it, but keep every fault (and its end) inside it.
     let needed = faults_end_ms(file) + SPAN_MS_MIN;
-    let halved = (active / 2).max(needed);
+    let halved = rounded(active / 2).as_ms().max(needed);
     if halved < active {
         let mut next = file.clone();
         next.duration = ms(halved + settle);
@@ -256,19 +267,19 @@ fn shorter_runs(file: &ExperimentFile, out: &mut Out) {
     if active >= 2 * SPAN_MS_MIN && !file.faults.is_empty() {
         let mut next = file.clone();
         for fault in &mut next.faults {
-            fault.at = ms(fault.at.as_ms() / 2);
-            fault.until = fault.until.map(|until| ms(until.as_ms() / 2));
-            fault.for_ = fault.for_.map(|span| ms(span.as_ms() / 2));
+            fault.at = rounded(fault.at.as_ms() / 2);
+            fault.until = fault.until.map(|until| rounded(until.as_ms() / 2));
+            fault.for_ = fault.for_.map(|span| rounded(span.as_ms() / 2));
         }
-        next.duration = ms(active / 2 + settle);
+        next.duration = ms(rounded(active / 2).as_ms() + settle);
         out.push(("halve every time before the final phase".to_owned(), next));
     }
     if settle >= 2 * SPAN_MS_MIN {
         let mut next = file.clone();
-        next.settle = ms(settle / 2);
-        next.duration = ms(active + settle / 2);
+        next.settle = rounded(settle / 2);
+        next.duration = ms(active + next.settle.as_ms());
         out.push((
-            format!("settle for {} instead of {}", ms(settle / 2), file.settle),
+            format!("settle for {} instead of {}", next.settle, file.settle),
             next,
         ));
     }
