@@ -119,7 +119,7 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn parse_seeds(text: &str) -> Result<Vec<u64>, Failure> {
+pub(crate) fn parse_seeds(text: &str) -> Result<Vec<u64>, Failure> {
     let bad = || {
         Failure::bad_input(format!(
             "--seeds {text:?}: expected A..B (B excluded) or one number"

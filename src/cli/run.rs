@@ -99,7 +99,11 @@ fn replay_command(path: &Path, seed: u64, overrides: &[String]) -> String {
 
 /// Applies `KEY=VALUE` overrides to the experiment's TOML text. VALUE is read as TOML (a
 /// number, a boolean, a quoted string, an array), or as a bare string when it is not.
-fn apply_overrides(path: &Path, text: &str, overrides: &[String]) -> Result<String, Failure> {
+pub(crate) fn apply_overrides(
+    path: &Path,
+    text: &str,
+    overrides: &[String],
+) -> Result<String, Failure> {
     if overrides.is_empty() {
         return Ok(text.to_owned());
     }
