@@ -13,6 +13,7 @@ pub mod proto_tools;
 pub mod report_cmd;
 pub mod run;
 pub mod shrink;
+pub mod swarm;
 pub mod sweep;
 
 #[derive(Debug, Parser)]

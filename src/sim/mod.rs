@@ -8,4 +8,5 @@ pub mod host;
 pub mod network;
 pub mod runner;
 pub mod shrink;
+pub mod swarm;
 pub mod turmoil_fabric;
