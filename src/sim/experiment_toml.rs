@@ -72,6 +72,25 @@ mod tests {
         }
     }
 
+    /// Every simplification the shrinker makes of every shipped experiment round-trips too:
+    /// many shapes of file (fewer groups, servers, faults; other rates and times).
+    #[test]
+    fn shrink_candidates_round_trip() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+        let mut checked = 0;
+        for path in toml_files(&root).unwrap() {
+            let experiment = load_experiment(&path).unwrap();
+            let file = inline_topology(&experiment).unwrap();
+            for (what, candidate) in crate::sim::shrink::candidates(&file) {
+                let text = experiment_toml(&candidate, &[]).unwrap();
+                let back: ExperimentFile = toml::from_str(&text).unwrap();
+                assert_eq!(back, candidate, "{}: {what}", path.display());
+                checked += 1;
+            }
+        }
+        assert!(checked > 100, "{checked}");
+    }
+
     #[test]
     fn header_lines_are_comments() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/quickstart.toml");
