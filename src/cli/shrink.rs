@@ -104,6 +104,7 @@ pub fn run(args: ShrinkArgs) -> Result<(), Failure> {
         attempts_max: args.attempts,
     };
     let began = std::time::Instant::now();
+    let mut kept = 0usize;
     let shrunk = shrink::shrink(
         start,
         limits,
@@ -114,6 +115,23 @@ pub fn run(args: ShrinkArgs) -> Result<(), Failure> {
                 bar.set_message(what.to_owned());
             }
             Event::Accepted { what, file } => {
+                kept += 1;
+                // The smallest so far is on disk at every step: an interrupted search keeps it.
+                let header = header_lines(
+                    &args.experiment,
+                    seed,
+                    &out,
+                    &key,
+                    &first_failure,
+                    &original_size,
+                    file,
+                    &format!("search in progress: {kept} simplifications kept so far."),
+                );
+                if let Ok(text) = experiment_toml(file, &header)
+                    && let Err(failure) = write_file(&out, &text)
+                {
+                    eprintln!("fedlab shrink: {}", failure.message);
+                }
                 let line = format!("still fails after: {what} -> {}", Size::of(file));
                 if bar.is_hidden() {
                     eprintln!("{line}");
@@ -129,25 +147,21 @@ pub fn run(args: ShrinkArgs) -> Result<(), Failure> {
         Stop::TimeLimit => "time limit reached",
         Stop::AttemptLimit => "attempt limit reached",
     };
-    let replay = format!("fedlab run {} --seed {seed}", out.display());
-    let header = vec![
-        format!(
-            "Shrunk by `fedlab shrink` from {} at seed {seed}.",
-            args.experiment.display()
-        ),
-        format!("Fails: {key} (at shrink time the original failed {first_failure})."),
-        format!(
-            "Original: {original_size}. Shrunk: {}.",
-            Size::of(&shrunk.file)
-        ),
-        format!(
+    let header = header_lines(
+        &args.experiment,
+        seed,
+        &out,
+        &key,
+        &first_failure,
+        &original_size,
+        &shrunk.file,
+        &format!(
             "{} simplifications kept, {} candidate runs, {:.0} s; stopped: {stop}.",
             shrunk.steps.len(),
             shrunk.attempts,
             began.elapsed().as_secs_f64()
         ),
-        format!("Replay: {replay}"),
-    ];
+    );
     let text = experiment_toml(&shrunk.file, &header).map_err(Failure::bad_input)?;
     write_file(&out, &text)?;
     for line in &header {
@@ -155,6 +169,30 @@ pub fn run(args: ShrinkArgs) -> Result<(), Failure> {
     }
     println!("written: {}", out.display());
     Ok(())
+}
+
+/// The header of a shrunk file: what it fails, where it came from, how to replay it.
+#[allow(clippy::too_many_arguments)]
+fn header_lines(
+    original: &Path,
+    seed: u64,
+    out: &Path,
+    key: &str,
+    first_failure: &str,
+    original_size: &Size,
+    file: &ExperimentFile,
+    search: &str,
+) -> Vec<String> {
+    vec![
+        format!(
+            "Shrunk by `fedlab shrink` from {} at seed {seed}.",
+            original.display()
+        ),
+        format!("Fails: {key} (at shrink time the original failed {first_failure})."),
+        format!("Original: {original_size}. Shrunk: {}.", Size::of(file)),
+        search.to_owned(),
+        format!("Replay: fedlab run {} --seed {seed}", out.display()),
+    ]
 }
 
 /// The failure to keep.
