@@ -237,7 +237,7 @@ impl Figure for SpreadPlot {
                 chart.draw_series(
                     values
                         .iter()
-                        .map(|&y| Circle::new((*x, y), 3, color.mix(0.35).filled())),
+                        .map(|&y| Circle::new((*x, y), 4, color.mix(0.5).filled())),
                 )?;
             }
             for (x, spread) in &spreads {
@@ -257,5 +257,66 @@ impl Figure for SpreadPlot {
             )?;
         }
         legend.draw(root)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::sweep::Status;
+    use std::collections::BTreeMap;
+
+    fn spec() -> SweepSpec {
+        SweepSpec {
+            experiment: "e.toml".into(),
+            params: vec![
+                ("rate".into(), vec!["1".into(), "4".into()]),
+                ("shape".into(), vec!["ring".into(), "halves".into()]),
+            ],
+            seeds: vec![1, 2],
+        }
+    }
+
+    fn records(spec: &SweepSpec) -> Vec<SweepRecord> {
+        let points = spec.points();
+        spec.runs()
+            .into_iter()
+            .map(|(index, point, seed)| SweepRecord {
+                experiment: "e".into(),
+                point,
+                params: points[point].clone(),
+                seed,
+                status: Status::Pass,
+                failed: Vec::new(),
+                metrics: BTreeMap::from([("m".to_owned(), serde_json::json!(index * 10))]),
+                detail: None,
+                replay: String::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn spread_plots_are_deterministic_with_a_series_per_other_point() {
+        let spec = spec();
+        let records = records(&spec);
+        let plot = SpreadPlot::new(&spec, &records, "m", "rate");
+        assert_eq!(plot.series.len(), 2);
+        assert_eq!(plot.series[0].label, "shape=ring");
+        assert_eq!(
+            plot.series[0].values,
+            vec![(1.0, vec![0.0, 10.0]), (4.0, vec![40.0, 50.0])]
+        );
+        let svg = super::super::render_svg(&plot).unwrap();
+        assert_eq!(svg, super::super::render_svg(&plot).unwrap());
+        assert!(svg.contains("m against rate"));
+        // A categorical parameter is placed in the order the sweep gave.
+        let by_shape = SpreadPlot::new(&spec, &records, "m", "shape");
+        assert_eq!(
+            by_shape.categories,
+            Some(vec!["ring".into(), "halves".into()])
+        );
+        let empty = SpreadPlot::new(&spec, &records, "absent", "rate");
+        let svg = super::super::render_svg(&empty).unwrap();
+        assert!(svg.contains("no run measured this metric"));
     }
 }
