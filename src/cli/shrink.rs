@@ -92,6 +92,11 @@ pub fn run(args: ShrinkArgs) -> Result<(), Failure> {
         .and_then(|stem| stem.to_str())
         .map_or(name, str::to_owned);
     start.seeds = vec![seed];
+    start.description = format!(
+        "Shrunk from {} at seed {seed}, failing {key}. Originally: {}",
+        experiment.name(),
+        experiment.file.description
+    );
     let original_size = Size::of(&start);
     eprintln!(
         "fedlab shrink: {} seed {seed} fails {first_failure}; searching for at most {time_limit} or {} runs",
