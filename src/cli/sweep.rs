@@ -326,7 +326,9 @@ fn recover_records(dir: &Path) -> Result<Vec<SweepRecord>, Failure> {
 
 /// Writes through a temporary file and a rename, so readers never see half a file.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
-    let temporary = path.with_extension("tmp");
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
     std::fs::write(&temporary, bytes)
         .and_then(|()| std::fs::rename(&temporary, path))
         .map_err(|e| Failure::bad_input(format!("cannot write {}: {e}", path.display())))
