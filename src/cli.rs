@@ -10,7 +10,11 @@ pub mod check;
 pub mod list;
 pub mod proto_resolve;
 pub mod proto_tools;
+pub mod report_cmd;
 pub mod run;
+pub mod shrink;
+pub mod swarm;
+pub mod sweep;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -34,6 +38,12 @@ pub enum Command {
     List(list::ListArgs),
     /// Runs every experiment under the paths for its seeds, in parallel; one row per run.
     Check(check::CheckArgs),
+    /// Searches for the smallest experiment that still fails the same expectation at a seed.
+    Shrink(shrink::ShrinkArgs),
+    /// Runs a grid of (parameter point x seed), one record per run; shardable and resumable.
+    Sweep(sweep::SweepArgs),
+    /// Merges sweep directories (shards) into report.md, merged.csv and plots.
+    Report(report_cmd::ReportArgs),
 }
 
 /// An error that ends the command with its exit code.
@@ -68,6 +78,9 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::List(args) => list::run(args),
         Command::Check(args) => check::run(args),
+        Command::Shrink(args) => shrink::run(args),
+        Command::Sweep(args) => sweep::run(args),
+        Command::Report(args) => report_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

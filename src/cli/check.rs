@@ -25,6 +25,10 @@ pub struct CheckArgs {
     /// Also run experiments marked `slow = true`.
     #[arg(long)]
     pub slow: bool,
+    /// Instead of experiment files, run N swarm experiments, each drawn from its seed (seeds
+    /// 1..=N, or --seeds); each is saved under results/swarm/ so a failure replays exactly.
+    #[arg(long, value_name = "N", conflicts_with = "paths")]
+    pub swarm: Option<u64>,
 }
 
 /// One run to do.
@@ -51,6 +55,10 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
         args.paths.clone()
     };
     let seeds = args.seeds.as_deref().map(parse_seeds).transpose()?;
+    if let Some(count) = args.swarm {
+        let seeds = seeds.unwrap_or_else(|| (1..=count).collect());
+        return finish(swarm_jobs(&seeds)?, &args, Vec::new(), Vec::new());
+    }
     let mut jobs = Vec::new();
     let mut broken = Vec::new();
     let mut notes = Vec::new();
@@ -86,6 +94,45 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
             }
         }
     }
+    // Kept failures come first: they are the cheapest evidence that a bug is back.
+    jobs.sort_by_key(|job| !is_regression(&job.experiment.path));
+    finish(jobs, &args, notes, broken)
+}
+
+/// Whether an experiment is a kept failure (a file under a `regressions` folder).
+fn is_regression(path: &std::path::Path) -> bool {
+    path.components()
+        .any(|part| part.as_os_str() == REGRESSIONS_DIR)
+}
+
+/// The folder (under experiments/) that keeps shrunk failures.
+pub const REGRESSIONS_DIR: &str = "regressions";
+
+/// Draws, saves and loads the swarm experiment of each seed.
+fn swarm_jobs(seeds: &[u64]) -> Result<Vec<Job>, Failure> {
+    let dir = std::path::Path::new(super::swarm::SWARM_DIR);
+    seeds
+        .iter()
+        .map(|&seed| {
+            let (path, _) = super::swarm::prepare(seed, &[], dir)?;
+            let experiment = crate::sim::experiment::load_experiment(&path)
+                .map_err(|e| Failure::bad_input(e.to_string()))?;
+            Ok(Job {
+                experiment: std::sync::Arc::new(experiment),
+                seed,
+            })
+        })
+        .collect()
+}
+
+/// Runs the jobs in order (as far as parallelism allows), prints the rows and turns the
+/// verdicts into an exit code.
+fn finish(
+    jobs: Vec<Job>,
+    args: &CheckArgs,
+    notes: Vec<String>,
+    broken: Vec<String>,
+) -> Result<(), Failure> {
     let threads = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
@@ -119,7 +166,7 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn parse_seeds(text: &str) -> Result<Vec<u64>, Failure> {
+pub(crate) fn parse_seeds(text: &str) -> Result<Vec<u64>, Failure> {
     let bad = || {
         Failure::bad_input(format!(
             "--seeds {text:?}: expected A..B (B excluded) or one number"
@@ -142,7 +189,8 @@ fn parse_seeds(text: &str) -> Result<Vec<u64>, Failure> {
 
 /// Runs jobs on `threads` threads; rows come back in job order.
 fn run_jobs(jobs: Vec<Job>, threads: usize) -> Vec<Row> {
-    let queue = Mutex::new(jobs.into_iter().enumerate().collect::<Vec<_>>());
+    // Popped from the back: reversed so the first job starts first.
+    let queue = Mutex::new(jobs.into_iter().enumerate().rev().collect::<Vec<_>>());
     let rows = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..threads {

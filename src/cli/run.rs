@@ -26,9 +26,30 @@ pub struct RunArgs {
     /// Also write trace.jsonl with every send, fault and room event the driver saw.
     #[arg(long)]
     pub trace: bool,
+    /// Draw every parameter not pinned by --set from the seed; the drawn experiment is printed
+    /// and saved under results/swarm/ for replay.
+    #[arg(long, conflicts_with = "experiment")]
+    pub swarm: bool,
 }
 
 pub fn run(args: RunArgs) -> Result<(), Failure> {
+    if args.swarm {
+        let seed = args.seed.unwrap_or_else(super::swarm::fresh_seed);
+        let (path, text) =
+            super::swarm::prepare(seed, &args.overrides, Path::new(super::swarm::SWARM_DIR))?;
+        print!("{text}");
+        eprintln!(
+            "fedlab run --swarm: seed {seed}, drawn experiment saved to {}",
+            path.display()
+        );
+        return run(RunArgs {
+            experiment: Some(path),
+            seed: Some(seed),
+            overrides: Vec::new(),
+            swarm: false,
+            ..args
+        });
+    }
     let path = args
         .experiment
         .clone()
@@ -99,7 +120,11 @@ fn replay_command(path: &Path, seed: u64, overrides: &[String]) -> String {
 
 /// Applies `KEY=VALUE` overrides to the experiment's TOML text. VALUE is read as TOML (a
 /// number, a boolean, a quoted string, an array), or as a bare string when it is not.
-fn apply_overrides(path: &Path, text: &str, overrides: &[String]) -> Result<String, Failure> {
+pub(crate) fn apply_overrides(
+    path: &Path,
+    text: &str,
+    overrides: &[String],
+) -> Result<String, Failure> {
     if overrides.is_empty() {
         return Ok(text.to_owned());
     }

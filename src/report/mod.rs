@@ -11,13 +11,14 @@ mod files;
 mod font;
 mod plots;
 mod progress;
+pub mod sweep;
 mod table;
 mod units;
 
 pub use files::{PERF_FILE, SUMMARY_FILE, TIMELINE_FILE, TIMELINE_HEADER, TRACE_FILE};
 pub use plots::{
-    DIVERGENCE_STEM, EXTREMITIES_STEM, LATENCY_CDF_STEM, SIZE_PX as PLOT_SIZE_PX,
-    percentile_nearest_rank,
+    DIVERGENCE_STEM, EXTREMITIES_STEM, LATENCY_CDF_STEM, SIZE_PX as PLOT_SIZE_PX, SpreadPlot,
+    percentile_nearest_rank, write_spread_svg,
 };
 pub use progress::Progress;
 pub use table::{first_failure, print_summary};

@@ -9,9 +9,11 @@
 mod cdf;
 mod faults;
 mod layout;
+mod spread;
 mod timeline;
 
 pub use cdf::percentile_nearest_rank;
+pub use spread::SpreadPlot;
 
 use crate::observe::record::RunOutput;
 use crate::report::files::{with_path, write_file};
@@ -44,6 +46,13 @@ pub fn write_plots(dir: &Path, output: &RunOutput) -> io::Result<()> {
     write_figure(dir, DIVERGENCE_STEM, &timeline::divergence(output))?;
     write_figure(dir, EXTREMITIES_STEM, &timeline::extremities(output))?;
     write_figure(dir, LATENCY_CDF_STEM, &cdf::LatencyCdf::new(output))
+}
+
+/// Writes a sweep plot as `<stem>.svg` into `dir`.
+pub fn write_spread_svg(dir: &Path, stem: &str, plot: &SpreadPlot) -> io::Result<()> {
+    let name = format!("{stem}.svg");
+    let svg = render_svg(plot).map_err(|error| with_path(&dir.join(&name), error))?;
+    write_file(dir, &name, svg.as_bytes())
 }
 
 fn write_figure(dir: &Path, stem: &str, figure: &impl Figure) -> io::Result<()> {
