@@ -6,6 +6,7 @@ use fedlab::observe::record::{RunOutput, RunSummary};
 use fedlab::sim::experiment::parse_experiment;
 use fedlab::sim::runner::{self, RunOptions};
 use std::path::Path;
+use std::process::Command;
 
 /// Two pairs of servers split for 10 s while both sides send messages and change state.
 const PARTITION_HEAL: &str = r#"
@@ -98,6 +99,97 @@ fn turmoil_run_replays_byte_for_byte() {
     let json = |output: &RunOutput| serde_json::to_string_pretty(&output.summary).unwrap();
     assert_eq!(json(&first), json(&again));
     assert_eq!(first.timeline, again.timeline);
+}
+
+/// Runs `fedlab check ARGS` from the repository: (exit code, stdout, stderr).
+fn check(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_fedlab"))
+        .arg("check")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_runs_on_the_fabric_set_on_the_command_line() {
+    let (code, stdout, stderr) = check(&[
+        "--set",
+        "fabric=turmoil",
+        "--jobs",
+        "1",
+        "experiments/quickstart.toml",
+    ]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("PASS"), "{stdout}");
+    let (code, stdout, stderr) = check(&[
+        "--set",
+        "fabric=carrier-pigeon",
+        "experiments/quickstart.toml",
+    ]);
+    assert_eq!(code, 2, "{stdout}\n{stderr}");
+    assert!(stderr.contains("fabric"), "{stderr}");
+}
+
+/// `count` servers in one room at 10 messages per second, no faults.
+fn one_room(count: usize) -> String {
+    format!(
+        r#"
+name = "fabrics-speed-{count}"
+description = "{count} servers in one room at 10 messages per second."
+room_version = "12"
+duration = "40s"
+seeds = [1]
+
+[topology]
+users_per_server = 1
+links.default = {{ latency_min = "5ms", latency_max = "20ms" }}
+
+[topology.group.hs]
+count = {count}
+
+[workload]
+messages_per_second = 10
+"#
+    )
+}
+
+/// How fast each fabric runs one room of 10, 25 and 50 servers (or `FEDLAB_SCALE_SERVERS`),
+/// in simulated seconds per wall second. A measurement, not a check: run it in release mode,
+/// `cargo test --release --test runner_fabrics -- --ignored --nocapture speed`.
+#[test]
+#[ignore = "a measurement: run in release mode with --ignored"]
+fn speed_of_both_fabrics() {
+    let counts: Vec<usize> = std::env::var("FEDLAB_SCALE_SERVERS")
+        .unwrap_or_else(|_| "10,25,50".into())
+        .split(',')
+        .map(|n| n.trim().parse().expect("a list of server counts"))
+        .collect();
+    let fabrics = std::env::var("FEDLAB_FABRICS").unwrap_or_else(|_| "fast,turmoil".into());
+    println!("fabric  | servers | simulated s | wall s | sim s per wall s | events | passed");
+    for count in counts {
+        for fabric in fabrics.split(',') {
+            let text = format!("fabric = \"{fabric}\"\n{}", one_room(count));
+            let experiment = parse_experiment(Path::new("speed.toml"), &text).unwrap();
+            let mut rng = runner::world::component_rng(1, "plan");
+            let output =
+                runner::run(experiment.resolve(1, &mut rng), &RunOptions::default()).unwrap();
+            let perf = &output.perf;
+            println!(
+                "{fabric:7} | {count:7} | {:11.1} | {:6.1} | {:16.2} | {:6} | {}",
+                perf.simulated_ms as f64 / 1000.0,
+                perf.wall_ms as f64 / 1000.0,
+                perf.simulated_per_wall,
+                output.summary.metrics["events_sent"],
+                output.summary.passed
+            );
+        }
+    }
 }
 
 #[test]

@@ -6,7 +6,7 @@
 //! (an experiment the runner refuses is not a pass); 2 when a file is broken.
 
 use super::Failure;
-use crate::sim::experiment::{Experiment, load_all};
+use crate::sim::experiment::{Experiment, LoadError, load_all, parse_experiment};
 use crate::sim::runner::{self, RunOptions};
 use clap::Args;
 use std::path::PathBuf;
@@ -25,12 +25,16 @@ pub struct CheckArgs {
     /// Also run experiments marked `slow = true`.
     #[arg(long)]
     pub slow: bool,
+    /// Override a key of every experiment file, e.g. `--set fabric=turmoil`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
 }
 
 /// One run to do.
 struct Job {
     experiment: std::sync::Arc<Experiment>,
     seed: u64,
+    overrides: std::sync::Arc<Vec<String>>,
 }
 
 /// One row of the report.
@@ -51,6 +55,7 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
         args.paths.clone()
     };
     let seeds = args.seeds.as_deref().map(parse_seeds).transpose()?;
+    let overrides = std::sync::Arc::new(args.overrides.clone());
     let mut jobs = Vec::new();
     let mut broken = Vec::new();
     let mut notes = Vec::new();
@@ -58,6 +63,11 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
         let loaded =
             load_all(root).map_err(|e| Failure::bad_input(format!("{}: {e}", root.display())))?;
         for (path, result) in loaded {
+            let result = if overrides.is_empty() {
+                result
+            } else {
+                reload_with_overrides(&path, &overrides)?
+            };
             match result {
                 Err(error) => broken.push(format!("{}: {error}", path.display())),
                 Ok(experiment) => {
@@ -80,6 +90,7 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
                         jobs.push(Job {
                             experiment: experiment.clone(),
                             seed,
+                            overrides: overrides.clone(),
                         });
                     }
                 }
@@ -117,6 +128,18 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
         )));
     }
     Ok(())
+}
+
+/// Loads `path` again with the `--set` overrides applied to its text. An override that does
+/// not parse is bad input for the whole command; a file it breaks is reported as broken.
+fn reload_with_overrides(
+    path: &std::path::Path,
+    overrides: &[String],
+) -> Result<Result<Experiment, LoadError>, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::bad_input(format!("{}: cannot read: {e}", path.display())))?;
+    let text = super::run::apply_overrides(path, &text, overrides)?;
+    Ok(parse_experiment(path, &text))
 }
 
 fn parse_seeds(text: &str) -> Result<Vec<u64>, Failure> {
@@ -163,11 +186,7 @@ fn run_jobs(jobs: Vec<Job>, threads: usize) -> Vec<Row> {
 
 fn run_one(order: usize, job: &Job) -> Row {
     let experiment = &job.experiment;
-    let replay = format!(
-        "fedlab run {} --seed {}",
-        experiment.path.display(),
-        job.seed
-    );
+    let replay = super::run::replay_command(&experiment.path, job.seed, &job.overrides);
     let mut rng = runner::world::component_rng(job.seed, "plan");
     let plan = experiment.resolve(job.seed, &mut rng);
     let options = RunOptions {

@@ -89,7 +89,7 @@ fn format_ms(ms: u64) -> String {
 }
 
 /// The command line that replays this run exactly.
-fn replay_command(path: &Path, seed: u64, overrides: &[String]) -> String {
+pub(super) fn replay_command(path: &Path, seed: u64, overrides: &[String]) -> String {
     let mut command = format!("fedlab run {} --seed {seed}", path.display());
     for item in overrides {
         command.push_str(&format!(" --set '{item}'"));
@@ -99,7 +99,11 @@ fn replay_command(path: &Path, seed: u64, overrides: &[String]) -> String {
 
 /// Applies `KEY=VALUE` overrides to the experiment's TOML text. VALUE is read as TOML (a
 /// number, a boolean, a quoted string, an array), or as a bare string when it is not.
-fn apply_overrides(path: &Path, text: &str, overrides: &[String]) -> Result<String, Failure> {
+pub(super) fn apply_overrides(
+    path: &Path,
+    text: &str,
+    overrides: &[String],
+) -> Result<String, Failure> {
     if overrides.is_empty() {
         return Ok(text.to_owned());
     }
