@@ -101,6 +101,106 @@ fn turmoil_run_replays_byte_for_byte() {
     assert_eq!(first.timeline, again.timeline);
 }
 
+/// One fault of every kind on four servers, one after another, so each must show an effect.
+const EVERY_FAULT: &str = r#"
+name = "fabrics-every-fault"
+description = "Four servers through isolate, cut, latency, loss, crash and restart, clock skew, slow and a partition."
+room_version = "12"
+duration = "75s"
+settle = "25s"
+seeds = [1]
+
+[topology]
+users_per_server = 2
+links.default = { latency_min = "5ms", latency_max = "20ms" }
+
+[topology.group.hs]
+count = 4
+
+[workload]
+messages_per_second = 3
+
+[[fault]]
+at = "5s"
+for = "6s"
+kind = "isolate"
+server = "hs4.test"
+
+[[fault]]
+at = "12s"
+for = "6s"
+kind = "cut"
+from = "hs1.test"
+to = "hs2.test"
+one_way = true
+
+[[fault]]
+at = "5s"
+for = "20s"
+kind = "latency"
+between = ["hs1.test", "hs3.test"]
+latency_min = "200ms"
+latency_max = "400ms"
+
+[[fault]]
+at = "20s"
+for = "8s"
+kind = "loss"
+between = ["hs2.test", "hs3.test"]
+loss = 0.5
+
+[[fault]]
+at = "26s"
+for = "8s"
+kind = "crash"
+server = "hs3.test"
+
+[[fault]]
+at = "10s"
+for = "30s"
+kind = "clock-skew"
+server = "hs2.test"
+offset = "-20s"
+
+[[fault]]
+at = "30s"
+for = "15s"
+kind = "slow"
+server = "hs1.test"
+extra_latency = "300ms"
+
+[[fault]]
+at = "38s"
+for = "8s"
+kind = "partition"
+shape = "halves"
+
+[expect]
+converged = true
+acked_lost_max = 0
+"#;
+
+#[test]
+fn every_fault_kind_takes_effect_on_both_fabrics() {
+    let on = |fabric: &str| {
+        let text = format!("fabric = \"{fabric}\"\n{EVERY_FAULT}");
+        let experiment = parse_experiment(Path::new("every-fault.toml"), &text).unwrap();
+        let mut rng = runner::world::component_rng(1, "plan");
+        runner::run(experiment.resolve(1, &mut rng), &RunOptions::default()).unwrap()
+    };
+    let (fast, turmoil) = (on("fast"), on("turmoil"));
+    for output in [&fast, &turmoil] {
+        let summary = &output.summary;
+        let json = serde_json::to_string_pretty(summary).unwrap();
+        assert_eq!(summary.faults.len(), 8, "{json}");
+        for fault in &summary.faults {
+            assert!(fault.took_effect, "{}: {fault:?}", summary.fabric);
+        }
+        assert!(summary.passed, "{json}");
+    }
+    assert_eq!(verdicts(&fast.summary), verdicts(&turmoil.summary));
+}
+
 /// Runs `fedlab check ARGS` from the repository: (exit code, stdout, stderr).
 fn check(args: &[&str]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_fedlab"))
