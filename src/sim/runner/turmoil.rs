@@ -33,12 +33,19 @@ use std::future::Future;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
-/// Simulated time per turmoil step. Timers fire at their exact time within a step, but a TCP
-/// segment reaches its destination host only at that host's next step, so each hop of a
-/// request (connect, request, response) costs up to one tick. Every step visits every host
-/// and, in turmoil 0.7, every link of every host, so the tick sets the cost of a simulated
-/// second.
-pub const TICK: Duration = Duration::from_millis(1);
+/// Simulated time per turmoil step. Every step visits every host and, in turmoil 0.7, every
+/// link of every host (n^3 link visits per step) and ticks each host's tokio runtime, so the
+/// tick sets the fixed cost of a simulated second; measured on 50 servers in one room, 1 ms
+/// ticks spend most of the run in that bookkeeping, 10 ms ticks leave the servers' own work
+/// (signatures, storage) as the main cost. What a coarser tick costs in fidelity: timers
+/// still fire at their exact time, but a TCP segment, or an action the driver hands a server,
+/// reaches its host only at that host's next step, so each hop may take up to one tick more
+/// than the model's latency (a request over a new connection makes three or four hops).
+pub const TICK: Duration = Duration::from_millis(10);
+
+/// Backlog room per server on every listener (turmoil's `tcp_capacity`, also each stream's
+/// buffer in segments).
+const TCP_BACKLOG_PER_SERVER: usize = 16;
 
 /// The driver's host name: not a Matrix server name, so it cannot collide with one.
 const DRIVER_HOST: &str = "fedlab-driver";
@@ -275,7 +282,8 @@ fn build_sim(plan: &RunPlan) -> ::turmoil::Sim<'static> {
         // Latency is the model's, applied before a message goes on the wire.
         .min_message_latency(Duration::ZERO)
         .max_message_latency(Duration::ZERO)
-        // Every server may connect to every other within one tick, with retries.
-        .tcp_capacity(4 * servers.max(16))
+        // Connections that reach one listener within one tick wait in its backlog, and turmoil
+        // panics when it overflows: every server may connect to one several times per tick.
+        .tcp_capacity(TCP_BACKLOG_PER_SERVER * servers.max(16))
         .build()
 }
