@@ -287,3 +287,77 @@ fn build_sim(plan: &RunPlan) -> ::turmoil::Sim<'static> {
         .tcp_capacity(TCP_BACKLOG_PER_SERVER * servers.max(16))
         .build()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::transport::HttpHandler;
+    use crate::sim::network::LinkProfile;
+    use rand::SeedableRng as _;
+
+    fn echo() -> HttpHandler {
+        Rc::new(|request: Request<Bytes>| {
+            Box::pin(async move { Response::new(request.into_body()) })
+        })
+    }
+
+    fn network() -> Rc<TurmoilNetwork> {
+        let profile = LinkProfile {
+            latency_ms_min: 30,
+            latency_ms_max: 30,
+            loss: 0.0,
+        };
+        Rc::new(TurmoilNetwork::new(
+            NetworkModel::new(profile),
+            ChaCha8Rng::seed_from_u64(1),
+            vec!["a".into(), "b".into()],
+        ))
+    }
+
+    /// The model's latency applies both ways on top of turmoil's own hops, and a cut in the
+    /// model is counted and turns the request into a timeout.
+    #[test]
+    fn the_model_decides_and_counts_every_message() {
+        let network = network();
+        let mut sim = ::turmoil::Builder::new()
+            .rng_seed(1)
+            .simulation_duration(Duration::from_secs(60))
+            .tick_duration(TICK)
+            .min_message_latency(Duration::ZERO)
+            .max_message_latency(Duration::ZERO)
+            .build();
+        sim.host("b", || async { serve(echo()).await.map_err(Into::into) });
+        let client_network = network.clone();
+        sim.client("a", async move {
+            let transport = GatedTransport {
+                network: client_network.clone(),
+                origin: "a".into(),
+            };
+            let start = tokio::time::Instant::now();
+            let request = Request::new(Bytes::from("hi"));
+            let response = transport.send("b", request).await?;
+            assert_eq!(response.body().as_ref(), b"hi");
+            let elapsed = start.elapsed();
+            assert!(elapsed >= Duration::from_millis(60), "{elapsed:?}");
+            assert!(
+                elapsed < Duration::from_millis(60) + 6 * TICK,
+                "{elapsed:?}"
+            );
+            client_network.with_model(|model| model.cut_one_way("a", "b"));
+            client_network.mirror_cuts();
+            let result = transport.send("b", Request::new(Bytes::new())).await;
+            assert!(
+                matches!(result, Err(TransportError::TimedOut { .. })),
+                "{result:?}"
+            );
+            Ok(())
+        });
+        sim.run().unwrap();
+        let totals = network.with_model(|model| model.totals());
+        assert_eq!((totals.delivered, totals.dropped_cut), (2, 1));
+        assert_eq!(
+            *network.mirrored_cuts.borrow(),
+            BTreeSet::from([(0usize, 1usize)])
+        );
+    }
+}
