@@ -6,7 +6,7 @@
 //! (an experiment the runner refuses is not a pass); 2 when a file is broken.
 
 use super::Failure;
-use crate::sim::experiment::{Experiment, load_all};
+use crate::sim::experiment::{Experiment, LoadError, load_all, parse_experiment};
 use crate::sim::runner::{self, RunOptions};
 use clap::Args;
 use std::path::PathBuf;
@@ -29,12 +29,16 @@ pub struct CheckArgs {
     /// 1..=N, or --seeds); each is saved under results/swarm/ so a failure replays exactly.
     #[arg(long, value_name = "N", conflicts_with = "paths")]
     pub swarm: Option<u64>,
+    /// Override a key of every experiment file, e.g. `--set fabric=turmoil`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
 }
 
 /// One run to do.
 struct Job {
     experiment: std::sync::Arc<Experiment>,
     seed: u64,
+    overrides: std::sync::Arc<Vec<String>>,
 }
 
 /// One row of the report.
@@ -57,8 +61,9 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
     let seeds = args.seeds.as_deref().map(parse_seeds).transpose()?;
     if let Some(count) = args.swarm {
         let seeds = seeds.unwrap_or_else(|| (1..=count).collect());
-        return finish(swarm_jobs(&seeds)?, &args, Vec::new(), Vec::new());
+        return finish(swarm_jobs(&seeds, &args.overrides)?, &args, Vec::new(), Vec::new());
     }
+    let overrides = std::sync::Arc::new(args.overrides.clone());
     let mut jobs = Vec::new();
     let mut broken = Vec::new();
     let mut notes = Vec::new();
@@ -66,6 +71,11 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
         let loaded =
             load_all(root).map_err(|e| Failure::bad_input(format!("{}: {e}", root.display())))?;
         for (path, result) in loaded {
+            let result = if overrides.is_empty() {
+                result
+            } else {
+                reload_with_overrides(&path, &overrides)?
+            };
             match result {
                 Err(error) => broken.push(format!("{}: {error}", path.display())),
                 Ok(experiment) => {
@@ -88,6 +98,7 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
                         jobs.push(Job {
                             experiment: experiment.clone(),
                             seed,
+                            overrides: overrides.clone(),
                         });
                     }
                 }
@@ -109,17 +120,19 @@ fn is_regression(path: &std::path::Path) -> bool {
 pub const REGRESSIONS_DIR: &str = "regressions";
 
 /// Draws, saves and loads the swarm experiment of each seed.
-fn swarm_jobs(seeds: &[u64]) -> Result<Vec<Job>, Failure> {
+/// `--set` keys pin the draw and are written into the saved file, so the replay needs none.
+fn swarm_jobs(seeds: &[u64], pins: &[String]) -> Result<Vec<Job>, Failure> {
     let dir = std::path::Path::new(super::swarm::SWARM_DIR);
     seeds
         .iter()
         .map(|&seed| {
-            let (path, _) = super::swarm::prepare(seed, &[], dir)?;
+            let (path, _) = super::swarm::prepare(seed, pins, dir)?;
             let experiment = crate::sim::experiment::load_experiment(&path)
                 .map_err(|e| Failure::bad_input(e.to_string()))?;
             Ok(Job {
                 experiment: std::sync::Arc::new(experiment),
                 seed,
+                overrides: std::sync::Arc::new(Vec::new()),
             })
         })
         .collect()
@@ -164,6 +177,18 @@ fn finish(
         )));
     }
     Ok(())
+}
+
+/// Loads `path` again with the `--set` overrides applied to its text. An override that does
+/// not parse is bad input for the whole command; a file it breaks is reported as broken.
+fn reload_with_overrides(
+    path: &std::path::Path,
+    overrides: &[String],
+) -> Result<Result<Experiment, LoadError>, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::bad_input(format!("{}: cannot read: {e}", path.display())))?;
+    let text = super::run::apply_overrides(path, &text, overrides)?;
+    Ok(parse_experiment(path, &text))
 }
 
 pub(crate) fn parse_seeds(text: &str) -> Result<Vec<u64>, Failure> {
@@ -211,11 +236,7 @@ fn run_jobs(jobs: Vec<Job>, threads: usize) -> Vec<Row> {
 
 fn run_one(order: usize, job: &Job) -> Row {
     let experiment = &job.experiment;
-    let replay = format!(
-        "fedlab run {} --seed {}",
-        experiment.path.display(),
-        job.seed
-    );
+    let replay = super::run::replay_command(&experiment.path, job.seed, &job.overrides);
     let mut rng = runner::world::component_rng(job.seed, "plan");
     let plan = experiment.resolve(job.seed, &mut rng);
     let options = RunOptions {

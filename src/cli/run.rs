@@ -110,7 +110,7 @@ fn format_ms(ms: u64) -> String {
 }
 
 /// The command line that replays this run exactly.
-fn replay_command(path: &Path, seed: u64, overrides: &[String]) -> String {
+pub(super) fn replay_command(path: &Path, seed: u64, overrides: &[String]) -> String {
     let mut command = format!("fedlab run {} --seed {seed}", path.display());
     for item in overrides {
         command.push_str(&format!(" --set '{item}'"));

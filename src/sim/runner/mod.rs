@@ -1,9 +1,10 @@
 //! The runner: executes one [`RunPlan`] (an experiment at one seed) and returns everything it
 //! produced: summary, timeline, delivery latencies, perf figures and, on request, the trace.
 //!
-//! The run happens on one current-thread tokio runtime with paused time (the fast fabric):
-//! the clock jumps to the next timer, so a minute of simulated time costs only the work done
-//! in it. Servers, workload, nemesis and observers are tasks on one `LocalSet`.
+//! The plan's fabric decides where the run happens: on the fast fabric, one current-thread
+//! tokio runtime with paused time whose clock jumps to the next timer; on turmoil, one host per
+//! server and a driver client (see `turmoil.rs`). Workload, nemesis and observers are the same
+//! code on both, acting through the [`World`].
 //!
 //! Invariants: the summary depends only on the plan (experiment, seed) and the code, so a
 //! replay reproduces it byte for byte; wall-clock figures go to `Perf` only; a plan the runner
@@ -11,10 +12,13 @@
 
 pub mod nemesis;
 pub mod observer;
+pub mod turmoil;
 pub mod workload;
 pub mod world;
 
-use crate::observe::record::{Perf, RunOutput, RunSummary, Verdict, percentile_nearest_rank};
+use crate::observe::record::{
+    FaultWindow, Perf, RunOutput, RunSummary, Verdict, percentile_nearest_rank,
+};
 use crate::sim::experiment::plan::RunPlan;
 use crate::sim::experiment::topology::Fabric;
 use crate::sim::runner::world::World;
@@ -28,6 +32,9 @@ use std::rc::Rc;
 pub enum RunError {
     #[error("{0}")]
     Unsupported(String),
+    /// The simulation itself failed (a bug in fedlab, not a verdict on the experiment).
+    #[error("simulation failed: {0}")]
+    Simulation(String),
 }
 
 /// Options that change what is recorded, not what happens.
@@ -47,29 +54,12 @@ pub fn run(plan: RunPlan, options: &RunOptions) -> Result<RunOutput, RunError> {
             adversary.attack, plan.servers[adversary.server.0].name
         )));
     }
-    if plan.fabric == Fabric::Turmoil {
-        return Err(RunError::Unsupported(
-            "the turmoil fabric has no experiment runner yet; set `fabric = \"fast\"` in the \
-             experiment or pass --set fabric=fast"
-                .into(),
-        ));
-    }
     let wall_start = std::time::Instant::now();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .expect("a current-thread runtime builds");
-    let local = tokio::task::LocalSet::new();
     let duration_ms = plan.duration.as_ms();
-    let (world, windows, converged_since) = local.block_on(&runtime, async move {
-        let world = World::boot(plan);
-        workload::start(&world);
-        let nemesis = tokio::task::spawn_local(nemesis::run(world.clone()));
-        let converged_since = observer::run(world.clone(), duration_ms).await;
-        let windows = nemesis.await.unwrap_or_default();
-        (world, windows, converged_since)
-    });
+    let (world, (windows, converged_since)) = match plan.fabric {
+        Fabric::Fast => run_fast(plan),
+        Fabric::Turmoil => self::turmoil::run(plan, move |world| drive(world, duration_ms))?,
+    };
     let mut output = summarize(&world, windows, converged_since, options);
     let wall_ms = wall_start.elapsed().as_millis() as u64;
     output.perf = perf(
@@ -78,6 +68,31 @@ pub fn run(plan: RunPlan, options: &RunOptions) -> Result<RunOutput, RunError> {
         output.summary.metrics.get("deliveries"),
     );
     Ok(output)
+}
+
+/// The part of a run both fabrics share: workload, nemesis and observers over `world`.
+async fn drive(world: Rc<World>, duration_ms: u64) -> (Vec<FaultWindow>, Option<u64>) {
+    workload::start(&world);
+    let nemesis = tokio::task::spawn_local(nemesis::run(world.clone()));
+    let converged_since = observer::run(world.clone(), duration_ms).await;
+    let windows = nemesis.await.unwrap_or_default();
+    (windows, converged_since)
+}
+
+/// A run on the fast fabric: one current-thread runtime with paused time.
+fn run_fast(plan: RunPlan) -> (Rc<World>, (Vec<FaultWindow>, Option<u64>)) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a current-thread runtime builds");
+    let local = tokio::task::LocalSet::new();
+    let duration_ms = plan.duration.as_ms();
+    local.block_on(&runtime, async move {
+        let world = World::boot(plan);
+        let result = drive(world.clone(), duration_ms).await;
+        (world, result)
+    })
 }
 
 fn perf(wall_ms: u64, simulated_ms: u64, deliveries: Option<&Value>) -> Perf {

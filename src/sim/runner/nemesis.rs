@@ -76,7 +76,7 @@ pub async fn run(world: Rc<World>) -> Vec<FaultWindow> {
                 }
             }
         }
-        let applied = apply(&world, &action, &mut floods);
+        let applied = apply(&world, &action, &mut floods).await;
         if let Some(window) = windows.get_mut(&fault_index) {
             window.effect_count += applied;
         }
@@ -183,15 +183,17 @@ fn base_profile(world: &World, from: &str, to: &str) -> LinkProfile {
     }
 }
 
-/// Applies one action; returns the effect it had at once (crashes, restarts, skews: 1).
-fn apply(world: &Rc<World>, action: &Action, floods: &mut BTreeMap<usize, Flood>) -> u64 {
+/// Applies one action; returns the effect it had once applied (crashes, restarts, skews: 1).
+/// A crash or restart returns only once the fabric has carried it out.
+async fn apply(world: &Rc<World>, action: &Action, floods: &mut BTreeMap<usize, Flood>) -> u64 {
     let links = links_of(world, action);
     let each_link = |change: &dyn Fn(&mut NetworkModel, &str, &str)| {
         world.network.with_model(|model| {
             for (from, to) in &links {
                 change(model, from, to);
             }
-        })
+        });
+        world.network.links_changed();
     };
     match action {
         Action::Cut(_) => each_link(&|model, from, to| model.cut_one_way(from, to)),
@@ -233,14 +235,14 @@ fn apply(world: &Rc<World>, action: &Action, floods: &mut BTreeMap<usize, Flood>
             if !lose_unflushed {
                 world.slots[server.0].log().flush();
             }
-            world.crash_server(server.0);
+            world.crash(server.0).await;
             return 1;
         }
         Action::Restart { server } => {
             if world.is_up(server.0) {
                 return 0;
             }
-            world.start_server(server.0);
+            world.restart(server.0).await;
             crate::sim::runner::observer::check_acked_after_restart(world, server.0);
             return 1;
         }

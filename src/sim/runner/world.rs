@@ -1,16 +1,23 @@
-//! The world of one run on the fast fabric: the servers (slots), the network, the room, and
-//! what the driver has done so far. Workload, nemesis and observers all act through it.
+//! The world of one run: the servers (slots), the network, the room, and what the driver has
+//! done so far. Workload, nemesis and observers all act through it, on either fabric: the
+//! [`Network`] enum is the only place the fabrics differ (how a server is reached, how it is
+//! crashed and restarted, what "now" is).
 //!
 //! Invariants: one seeded RNG per component, derived from the run's seed and the component's
-//! name; every collection iterated is ordered; the world's clock is the paused tokio clock.
+//! name; every collection iterated is ordered; the world's clock is simulated time (the paused
+//! tokio clock on the fast fabric, turmoil's on turmoil), never the wall clock; both fabrics
+//! decide the fate of every message with the same [`NetworkModel`], so faults are counted the
+//! same way on both.
 
 use crate::observe::record::Sample;
-use crate::server::clock::{ServerClock, TokioClock};
+use crate::server::clock::{NetworkClock, ServerClock, TokioClock};
 use crate::server::config::ServerConfig;
 use crate::sim::experiment::plan::RunPlan;
 use crate::sim::fast_fabric::FastNetwork;
 use crate::sim::host::ServerSlot;
 use crate::sim::network::{LinkProfile, NetworkModel};
+use crate::sim::runner::turmoil::TurmoilNetwork;
+use crate::sim::turmoil_fabric::TurmoilClock;
 use rand::SeedableRng as _;
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest as _, Sha256};
@@ -24,6 +31,9 @@ pub const EPOCH_MS: u64 = 1_700_000_000_000;
 
 /// How long a request waits for an answer before the sender gives up.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often the driver looks whether a crash or restart it asked turmoil for took effect.
+const HOST_COMMAND_POLL: Duration = Duration::from_millis(1);
 
 /// A random generator for one component of the run.
 pub fn component_rng(seed: u64, component: &str) -> ChaCha8Rng {
@@ -61,14 +71,38 @@ pub struct Records {
     pub trace: Vec<String>,
 }
 
+/// The fabric the servers of a run talk over.
+pub enum Network {
+    /// In-memory messages on one paused tokio runtime; the world's clock started here.
+    Fast(FastNetwork, tokio::time::Instant),
+    /// Turmoil hosts speaking HTTP/1.1 over simulated TCP.
+    Turmoil(Rc<TurmoilNetwork>),
+}
+
+impl Network {
+    /// Reads or changes the network model (the nemesis and observers act through this).
+    pub fn with_model<T>(&self, change: impl FnOnce(&mut NetworkModel) -> T) -> T {
+        match self {
+            Self::Fast(network, _) => network.with_model(change),
+            Self::Turmoil(network) => network.with_model(change),
+        }
+    }
+
+    /// Makes the fabric act on cut links changed in the model since the last call.
+    pub fn links_changed(&self) {
+        if let Self::Turmoil(network) = self {
+            network.mirror_cuts();
+        }
+    }
+}
+
 /// Everything a run acts on.
 pub struct World {
     pub plan: RunPlan,
-    pub network: FastNetwork,
+    pub network: Network,
     pub slots: Vec<Rc<ServerSlot>>,
     pub room_id: RefCell<Option<String>>,
     pub records: RefCell<Records>,
-    pub start: tokio::time::Instant,
 }
 
 /// The network model's form of a topology link.
@@ -80,59 +114,115 @@ pub fn network_link(profile: crate::sim::experiment::topology::LinkProfile) -> L
     }
 }
 
-impl World {
-    /// Builds the network and the servers, and boots every server. Call inside the run's
-    /// `LocalSet`.
-    pub fn boot(plan: RunPlan) -> Rc<Self> {
-        let start = tokio::time::Instant::now();
-        let mut model = NetworkModel::new(LinkProfile::default());
-        let ids: Vec<_> = plan.servers.iter().map(|server| server.id).collect();
-        for a in &ids {
-            for b in &ids {
-                if a < b {
-                    let (name_a, name_b) = (&plan.servers[a.0].name, &plan.servers[b.0].name);
-                    model.set_link(name_a, name_b, network_link(plan.topology.link(*a, *b)));
-                }
+/// The model every run starts with: the topology's links, nothing cut.
+pub fn network_model(plan: &RunPlan) -> NetworkModel {
+    let mut model = NetworkModel::new(LinkProfile::default());
+    let ids: Vec<_> = plan.servers.iter().map(|server| server.id).collect();
+    for a in &ids {
+        for b in &ids {
+            if a < b {
+                let (name_a, name_b) = (&plan.servers[a.0].name, &plan.servers[b.0].name);
+                model.set_link(name_a, name_b, network_link(plan.topology.link(*a, *b)));
             }
         }
-        let network = FastNetwork::new(model, component_rng(plan.seed, "network"), REQUEST_TIMEOUT);
-        let network_clock = Rc::new(TokioClock {
-            epoch_ms: EPOCH_MS,
-            start,
-        });
-        let mut slots = Vec::new();
-        for server in &plan.servers {
+    }
+    model
+}
+
+/// One slot per planned server, each with its seeded key and a clock on `network_clock`.
+fn slots(plan: &RunPlan, network_clock: Rc<dyn NetworkClock>) -> Vec<Rc<ServerSlot>> {
+    plan.servers
+        .iter()
+        .map(|server| {
             let mut key_seed = [0u8; 32];
             let digest = Sha256::digest(format!("{}/key/{}", plan.seed, server.name).as_bytes());
             key_seed.copy_from_slice(&digest);
             let mut config = ServerConfig::new(&server.name, key_seed);
             config.room_version = plan.room_version;
-            let clock = ServerClock::new(network_clock.clone());
-            slots.push(ServerSlot::new(config, clock));
-        }
-        let world = Rc::new(Self {
-            plan,
-            network,
-            slots,
-            room_id: RefCell::new(None),
-            records: RefCell::new(Records::default()),
+            ServerSlot::new(config, ServerClock::new(network_clock.clone()))
+        })
+        .collect()
+}
+
+impl World {
+    /// Builds the fast network and the servers, and boots every server. Call inside the run's
+    /// `LocalSet`.
+    pub fn boot(plan: RunPlan) -> Rc<Self> {
+        let start = tokio::time::Instant::now();
+        let network = FastNetwork::new(
+            network_model(&plan),
+            component_rng(plan.seed, "network"),
+            REQUEST_TIMEOUT,
+        );
+        let network_clock = Rc::new(TokioClock {
+            epoch_ms: EPOCH_MS,
             start,
         });
+        let world = Rc::new(Self {
+            slots: slots(&plan, network_clock),
+            plan,
+            network: Network::Fast(network, start),
+            room_id: RefCell::new(None),
+            records: RefCell::new(Records::default()),
+        });
         for index in 0..world.slots.len() {
-            world.start_server(index);
+            world.start_fast_server(index);
         }
         world
     }
 
-    /// Boots a new incarnation of server `index` and connects it to the network.
-    pub fn start_server(&self, index: usize) {
+    /// Builds the servers of a turmoil run; each is booted by its turmoil host.
+    pub fn on_turmoil(plan: RunPlan, network: Rc<TurmoilNetwork>) -> Rc<Self> {
+        let network_clock = Rc::new(TurmoilClock { epoch_ms: EPOCH_MS });
+        Rc::new(Self {
+            slots: slots(&plan, network_clock),
+            plan,
+            network: Network::Turmoil(network),
+            room_id: RefCell::new(None),
+            records: RefCell::new(Records::default()),
+        })
+    }
+
+    /// Boots a new incarnation of server `index` on the fast fabric and connects it.
+    fn start_fast_server(&self, index: usize) {
+        let Network::Fast(network, _) = &self.network else {
+            unreachable!("turmoil hosts boot their own servers");
+        };
         let slot = &self.slots[index];
-        let server = slot.boot(Rc::new(self.network.transport(&slot.name)));
-        self.network.attach(&slot.name, server.http_handler());
+        let server = slot.boot(Rc::new(network.transport(&slot.name)));
+        network.attach(&slot.name, server.http_handler());
         tokio::task::spawn_local(slot.clone().run_actions());
     }
 
-    /// Crashes server `index`: it stops answering and loses what it had not flushed.
+    /// Crashes server `index` and returns once it is down: it stops answering and loses what
+    /// it had not flushed.
+    pub async fn crash(&self, index: usize) {
+        match &self.network {
+            Network::Fast(..) => self.crash_server(index),
+            Network::Turmoil(network) => {
+                network.request_crash(index);
+                while self.is_up(index) {
+                    tokio::time::sleep(HOST_COMMAND_POLL).await;
+                }
+            }
+        }
+    }
+
+    /// Restarts server `index` from its durable log and returns once it runs.
+    pub async fn restart(&self, index: usize) {
+        match &self.network {
+            Network::Fast(..) => self.start_fast_server(index),
+            Network::Turmoil(network) => {
+                network.request_restart(index);
+                while !self.is_up(index) {
+                    tokio::time::sleep(HOST_COMMAND_POLL).await;
+                }
+            }
+        }
+    }
+
+    /// Records what the crashing incarnation of `index` acknowledged and drops it. On turmoil
+    /// the host's runtime must already be gone, so the old incarnation writes nothing more.
     pub fn crash_server(&self, index: usize) {
         let slot = &self.slots[index];
         if let Some(server) = slot.current() {
@@ -143,12 +233,18 @@ impl World {
                 .acked_before_crash
                 .insert(index, acked);
         }
-        self.network.detach(&slot.name);
+        if let Network::Fast(network, _) = &self.network {
+            network.detach(&slot.name);
+        }
         slot.crash();
     }
 
+    /// Simulated milliseconds since the run began.
     pub fn now_ms(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
+        match &self.network {
+            Network::Fast(_, start) => start.elapsed().as_millis() as u64,
+            Network::Turmoil(_) => ::turmoil::sim_elapsed().unwrap_or_default().as_millis() as u64,
+        }
     }
 
     pub fn room(&self) -> Option<String> {
