@@ -173,6 +173,7 @@ fn run_one(order: usize, job: &Job) -> Row {
     let options = RunOptions {
         trace: false,
         replay: replay.clone(),
+        ..RunOptions::default()
     };
     // A panic is a bug in fedlab: report it as this run's verdict, with its replay command,
     // instead of taking the other runs down with it.

@@ -26,6 +26,10 @@ pub struct RunArgs {
     /// Also write trace.jsonl with every send, fault and room event the driver saw.
     #[arg(long)]
     pub trace: bool,
+    /// Every server parses, verifies and stores its own copy of each event instead of sharing
+    /// one per run: slower, same results (for checking that sharing changes nothing).
+    #[arg(long)]
+    pub no_sharing: bool,
 }
 
 pub fn run(args: RunArgs) -> Result<(), Failure> {
@@ -61,6 +65,11 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     let options = RunOptions {
         trace: args.trace,
         replay: replay.clone(),
+        sharing: if args.no_sharing {
+            runner::Sharing::PerServer
+        } else {
+            runner::Sharing::Shared
+        },
     };
     let output = runner::run(plan, &options)
         .map_err(|e| Failure::bad_input(format!("{}: {e}", path.display())))?;

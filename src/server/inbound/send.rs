@@ -100,15 +100,18 @@ impl Inner {
                 PduProcessingResult::failure(format!("this server is not in room {room_id}")),
             );
         };
-        // From room v3 on the id is the reference hash, which a dropped PDU still has: the
-        // sender learns which of its PDUs failed, and two failures never share a key.
-        let id = crate::proto::pdu::event_id(&raw, version)
-            .ok()
-            .or(claimed_id)
-            .unwrap_or_default();
-        let checked = match self.check_received_pdu(raw, version).await {
+        let checked = match self.check_received_pdu_ref(&raw, version).await {
             Ok(checked) => checked,
-            Err(reason) => return (id, PduProcessingResult::failure(reason.to_string())),
+            Err(reason) => {
+                // From room v3 on the id is the reference hash, which a dropped PDU still
+                // has: the sender learns which of its PDUs failed, and two failures never
+                // share a key.
+                let id = crate::proto::pdu::event_id(&raw, version)
+                    .ok()
+                    .or(claimed_id)
+                    .unwrap_or_default();
+                return (id, PduProcessingResult::failure(reason.to_string()));
+            }
         };
         let event_id = checked.pdu.event_id().to_owned();
         match self.place_event(origin, &room_id, checked).await {

@@ -7,6 +7,7 @@
 use crate::observe::record::Sample;
 use crate::server::clock::{ServerClock, TokioClock};
 use crate::server::config::ServerConfig;
+use crate::server::{PDU_CACHE_ENTRIES_DEFAULT, PduCache};
 use crate::sim::experiment::plan::RunPlan;
 use crate::sim::fast_fabric::FastNetwork;
 use crate::sim::host::ServerSlot;
@@ -69,6 +70,8 @@ pub struct World {
     pub room_id: RefCell<Option<String>>,
     pub records: RefCell<Records>,
     pub start: tokio::time::Instant,
+    /// The run's shared parsing and verification of PDUs, unless sharing is off.
+    pub pdu_cache: Option<Rc<PduCache>>,
 }
 
 /// The network model's form of a topology link.
@@ -82,8 +85,10 @@ pub fn network_link(profile: crate::sim::experiment::topology::LinkProfile) -> L
 
 impl World {
     /// Builds the network and the servers, and boots every server. Call inside the run's
-    /// `LocalSet`.
-    pub fn boot(plan: RunPlan) -> Rc<Self> {
+    /// `LocalSet`. With `share_pdus`, every server parses and verifies an event it receives as
+    /// the same signed bytes as another through one cache, and they hold the same copy.
+    pub fn boot(plan: RunPlan, share_pdus: bool) -> Rc<Self> {
+        let pdu_cache = share_pdus.then(|| Rc::new(PduCache::new(PDU_CACHE_ENTRIES_DEFAULT)));
         let start = tokio::time::Instant::now();
         let mut model = NetworkModel::new(LinkProfile::default());
         let ids: Vec<_> = plan.servers.iter().map(|server| server.id).collect();
@@ -108,7 +113,7 @@ impl World {
             let mut config = ServerConfig::new(&server.name, key_seed);
             config.room_version = plan.room_version;
             let clock = ServerClock::new(network_clock.clone());
-            slots.push(ServerSlot::new(config, clock));
+            slots.push(ServerSlot::sharing(config, clock, pdu_cache.clone()));
         }
         let world = Rc::new(Self {
             plan,
@@ -117,6 +122,7 @@ impl World {
             room_id: RefCell::new(None),
             records: RefCell::new(Records::default()),
             start,
+            pdu_cache,
         });
         for index in 0..world.slots.len() {
             world.start_server(index);
