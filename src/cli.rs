@@ -6,6 +6,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod bench;
 pub mod check;
 pub mod list;
 pub mod proto_resolve;
@@ -34,6 +35,9 @@ pub enum Command {
     List(list::ListArgs),
     /// Runs every experiment under the paths for its seeds, in parallel; one row per run.
     Check(check::CheckArgs),
+    /// Runs the scale experiments (experiments/scale-N.toml), one process each, and prints
+    /// wall and simulated time, their ratio, deliveries per second and peak memory.
+    Bench(bench::BenchArgs),
 }
 
 /// An error that ends the command with its exit code.
@@ -68,6 +72,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::List(args) => list::run(args),
         Command::Check(args) => check::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
