@@ -6,6 +6,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+pub mod bench;
 pub mod check;
 pub mod list;
 pub mod proto_resolve;
@@ -44,6 +45,9 @@ pub enum Command {
     Sweep(sweep::SweepArgs),
     /// Merges sweep directories (shards) into report.md, merged.csv and plots.
     Report(report_cmd::ReportArgs),
+    /// Runs the scale experiments (experiments/scale-N.toml), one process each, and prints
+    /// wall and simulated time, their ratio, deliveries per second and peak memory.
+    Bench(bench::BenchArgs),
 }
 
 /// An error that ends the command with its exit code.
@@ -81,6 +85,7 @@ pub fn main() -> ExitCode {
         Command::Shrink(args) => shrink::run(args),
         Command::Sweep(args) => sweep::run(args),
         Command::Report(args) => report_cmd::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

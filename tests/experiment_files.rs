@@ -449,7 +449,7 @@ fn list_shows_the_shipped_experiments() {
     );
     assert!(
         rows.iter()
-            .any(|row| row.contains("scale-wide-1000") && row.contains(" slow "))
+            .any(|row| row.contains("scale-1000") && row.contains(" slow "))
     );
 }
 

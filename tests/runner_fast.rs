@@ -1,13 +1,18 @@
 //! The runner executes experiments on the fast fabric: the quickstart converges after its
 //! partition heals, the partition is seen to drop messages, and a replay with the same seed
-//! gives a byte-identical summary.
+//! gives a byte-identical summary, with or without the servers sharing parsed and verified
+//! events.
 
 use fedlab::observe::record::RunOutput;
 use fedlab::sim::experiment::parse_experiment;
-use fedlab::sim::runner::{self, RunOptions};
+use fedlab::sim::runner::{self, RunOptions, Sharing};
 use std::path::Path;
 
 fn run(path: &str, seed: u64, fabric_fast: bool) -> RunOutput {
+    run_with(path, seed, fabric_fast, &RunOptions::default())
+}
+
+fn run_with(path: &str, seed: u64, fabric_fast: bool, options: &RunOptions) -> RunOutput {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
     let mut text = std::fs::read_to_string(&path).unwrap();
     if fabric_fast && !text.contains("fabric") {
@@ -16,7 +21,7 @@ fn run(path: &str, seed: u64, fabric_fast: bool) -> RunOutput {
     let experiment = parse_experiment(&path, &text).unwrap();
     let mut rng = runner::world::component_rng(seed, "plan");
     let plan = experiment.resolve(seed, &mut rng);
-    runner::run(plan, &RunOptions::default()).unwrap()
+    runner::run(plan, options).unwrap()
 }
 
 #[test]
@@ -61,4 +66,37 @@ fn print_named_summary() {
         .unwrap_or(1);
     let output = run(&path, seed, true);
     println!("{}", serde_json::to_string_pretty(&output.summary).unwrap());
+}
+
+/// Sharing parsed and verified events between servers saves work only: the summary (with its
+/// trace digest over every server's durable log), the timeline and the trace are the same
+/// bytes when every server parses, verifies and holds its own copy.
+#[test]
+fn sharing_events_between_servers_changes_no_result() {
+    let with = |sharing| RunOptions {
+        trace: true,
+        sharing,
+        ..RunOptions::default()
+    };
+    let shared = run_with(
+        "experiments/quickstart.toml",
+        3,
+        true,
+        &with(Sharing::Shared),
+    );
+    let alone = run_with(
+        "experiments/quickstart.toml",
+        3,
+        true,
+        &with(Sharing::PerServer),
+    );
+    let json = |output: &RunOutput| serde_json::to_string_pretty(&output.summary).unwrap();
+    assert!(shared.summary.passed, "{}", json(&shared));
+    assert_eq!(json(&shared), json(&alone));
+    assert_eq!(shared.timeline, alone.timeline);
+    assert_eq!(shared.trace, alone.trace);
+    assert_eq!(shared.delivery_latencies_ms, alone.delivery_latencies_ms);
+    let saved = shared.perf.pdu_cache.expect("the shared run has a cache");
+    assert!(saved.verify_hits > saved.verify_misses, "{saved:?}");
+    assert_eq!(alone.perf.pdu_cache, None);
 }

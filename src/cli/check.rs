@@ -61,7 +61,12 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
     let seeds = args.seeds.as_deref().map(parse_seeds).transpose()?;
     if let Some(count) = args.swarm {
         let seeds = seeds.unwrap_or_else(|| (1..=count).collect());
-        return finish(swarm_jobs(&seeds, &args.overrides)?, &args, Vec::new(), Vec::new());
+        return finish(
+            swarm_jobs(&seeds, &args.overrides)?,
+            &args,
+            Vec::new(),
+            Vec::new(),
+        );
     }
     let overrides = std::sync::Arc::new(args.overrides.clone());
     let mut jobs = Vec::new();
@@ -242,6 +247,7 @@ fn run_one(order: usize, job: &Job) -> Row {
     let options = RunOptions {
         trace: false,
         replay: replay.clone(),
+        ..RunOptions::default()
     };
     // A panic is a bug in fedlab: report it as this run's verdict, with its replay command,
     // instead of taking the other runs down with it.

@@ -30,6 +30,10 @@ pub struct RunArgs {
     /// and saved under results/swarm/ for replay.
     #[arg(long, conflicts_with = "experiment")]
     pub swarm: bool,
+    /// Every server parses, verifies and stores its own copy of each event instead of sharing
+    /// one per run: slower, same results (for checking that sharing changes nothing).
+    #[arg(long)]
+    pub no_sharing: bool,
 }
 
 pub fn run(args: RunArgs) -> Result<(), Failure> {
@@ -82,6 +86,11 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     let options = RunOptions {
         trace: args.trace,
         replay: replay.clone(),
+        sharing: if args.no_sharing {
+            runner::Sharing::PerServer
+        } else {
+            runner::Sharing::Shared
+        },
     };
     let output = runner::run(plan, &options)
         .map_err(|e| Failure::bad_input(format!("{}: {e}", path.display())))?;

@@ -77,9 +77,21 @@ pub struct RunSummary {
 pub struct Perf {
     pub wall_ms: u64,
     pub simulated_ms: u64,
+    /// Simulated time per wall time: above 1, faster than real time.
     pub simulated_per_wall: f64,
+    /// (event, server) deliveries of honest events per wall second.
     pub events_delivered_per_wall_second: f64,
+    /// The process's peak resident memory (Linux `VmHWM`); absent where the OS does not say.
     pub peak_memory_bytes: Option<u64>,
+    /// CPU time of the thread that ran the simulation (Linux); unlike wall time it does not
+    /// grow when other work shares the machine.
+    pub cpu_ms: Option<u64>,
+    pub simulated_per_cpu: Option<f64>,
+    pub servers: u32,
+    pub events_delivered: u64,
+    /// How often servers shared parsing and verification of a received event; absent when
+    /// the run shared nothing.
+    pub pdu_cache: Option<crate::server::PduCacheStats>,
 }
 
 /// Everything a run produced.

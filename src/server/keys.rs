@@ -12,6 +12,7 @@ use hyper::Request;
 use hyper::body::Bytes;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Why a peer's key could not be had.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -29,7 +30,8 @@ pub enum KeyError {
 /// Peers' keys by server name.
 #[derive(Debug, Default)]
 pub(crate) struct KeyCache {
-    peers: BTreeMap<String, ServerKeySet>,
+    /// Shared with every check in progress: a PDU check reads the set, never copies it.
+    peers: BTreeMap<String, Arc<ServerKeySet>>,
 }
 
 impl Inner {
@@ -47,7 +49,7 @@ impl Inner {
     }
 
     /// The keys of `server`: from the cache while valid, else fetched and verified.
-    pub(crate) async fn server_keys(&self, server: &str) -> Result<ServerKeySet, KeyError> {
+    pub(crate) async fn server_keys(&self, server: &str) -> Result<Arc<ServerKeySet>, KeyError> {
         let now_ms = self.clock.now_ms();
         if let Some(cached) = self.keys.borrow().peers.get(server)
             && cached.effective_valid_until_ts() > now_ms
@@ -75,6 +77,7 @@ impl Inner {
         let fetched_at = self.clock.now_ms();
         let set = verify_server_keys(&body, server, fetched_at)
             .map_err(|e| unavailable(e.to_string()))?;
+        let set = Arc::new(set);
         self.keys
             .borrow_mut()
             .peers
@@ -102,7 +105,7 @@ impl Inner {
     pub(crate) async fn key_sets(
         &self,
         servers: impl IntoIterator<Item = String>,
-    ) -> BTreeMap<String, ServerKeySet> {
+    ) -> BTreeMap<String, Arc<ServerKeySet>> {
         let mut sets = BTreeMap::new();
         for server in servers {
             if let Ok(set) = self.server_keys(&server).await {

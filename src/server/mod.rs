@@ -27,6 +27,8 @@ pub mod store;
 pub mod transport;
 pub(crate) mod verify;
 
+pub use verify::{PDU_CACHE_ENTRIES_DEFAULT, PduCache, PduCacheStats};
+
 use crate::proto::pdu::Pdu;
 use crate::proto::wire::RawEdu;
 use crate::server::clock::ServerClock;
@@ -71,6 +73,8 @@ pub(crate) struct Inner {
     /// Set when the incarnation is crashed: it answers nothing and sends nothing more.
     pub(crate) shut_down: std::cell::Cell<bool>,
     destinations: RefCell<BTreeMap<String, Destination>>,
+    /// Parsing and verification shared with the other servers of the run, if the lab gives it.
+    pub(crate) pdu_cache: Option<Rc<PduCache>>,
     /// Distinguishes transaction ids of this incarnation from those of earlier ones.
     incarnation: u64,
 }
@@ -87,6 +91,19 @@ impl Homeserver {
         log: store::DurableLog,
         incarnation: u64,
     ) -> Result<Self, store::RecoverError> {
+        Self::with_pdu_cache(config, clock, transport, log, incarnation, None)
+    }
+
+    /// As [`Homeserver::new`], sharing parsed and verified PDUs through `pdu_cache` with the
+    /// other servers given the same cache (see `verify.rs`); `None` shares nothing.
+    pub fn with_pdu_cache(
+        config: ServerConfig,
+        clock: ServerClock,
+        transport: Rc<dyn Transport>,
+        log: store::DurableLog,
+        incarnation: u64,
+        pdu_cache: Option<Rc<PduCache>>,
+    ) -> Result<Self, store::RecoverError> {
         let store = store::ServerStore::recover(log)?;
         let inner = Inner {
             store: RefCell::new(store),
@@ -102,6 +119,7 @@ impl Homeserver {
             metrics: RefCell::new(ServerMetrics::default()),
             keys: RefCell::new(keys::KeyCache::default()),
             destinations: RefCell::new(BTreeMap::new()),
+            pdu_cache,
             incarnation,
         };
         let server = Self {

@@ -2,14 +2,28 @@
 //! signatures the spec requires (against keys fetched from their servers), and its content
 //! hash. The outcome is the event to store (possibly in redacted form) or the reason to drop it.
 //!
-//! Invariant: an event this returns as accepted carries valid signatures from every required
-//! server; an event whose content hash does not match is returned only in redacted form.
+//! Many servers of one simulation receive the same event as the same signed JSON. A
+//! [`PduCache`], when the lab gives one to every server of a run, parses such an event once and
+//! verifies it once per set of verifying keys, and hands every server the same immutable
+//! `Arc<Pdu>`, so the event is also stored once. Each server still fetches the keys itself,
+//! counts its own drops and redactions, and keeps its own indexes: only pure work is shared.
+//!
+//! Invariants: an event this returns as accepted carries valid signatures from every required
+//! server; an event whose content hash does not match is returned only in redacted form; with
+//! or without a cache, a server sees the same outcome for the same bytes and keys, because the
+//! cache is keyed by a hash of the exact JSON, the room version and every key the
+//! verification may consult.
 
-use crate::proto::pdu::{KeyQuery, Pdu, Verification, required_signers, verify_pdu};
+use crate::proto::pdu::{
+    KeyQuery, Pdu, Verification, required_signers, signature_key_queries, verify_pdu,
+};
 use crate::proto::room_version::RoomVersion;
 use crate::proto::signing::VerifyingKey;
 use crate::proto::wire::RawPdu;
 use crate::server::Inner;
+use sha2::{Digest as _, Sha256};
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 /// A received PDU that passed the signature check.
@@ -29,6 +43,169 @@ pub(crate) enum DropReason {
     Signature(String),
 }
 
+/// How many distinct PDUs a cache holds unless told otherwise: far more than the events of a
+/// large run's room, few enough that the cache's own memory stays small.
+pub const PDU_CACHE_ENTRIES_DEFAULT: usize = 65_536;
+
+/// How many distinct key sets one PDU's verdicts are remembered for. Keys rarely change within
+/// a run; an attacker publishing many keys only costs recomputation.
+const VERDICTS_PER_PDU_MAX: usize = 4;
+
+/// The answer of a key lookup for each query [`signature_key_queries`] lists, in that order.
+type KeysUsed = Vec<Option<VerifyingKey>>;
+
+/// What verifying one PDU under one set of keys gave.
+#[derive(Clone, Debug)]
+enum Verdict {
+    Valid,
+    /// The content hash did not match; the redacted form, shared too.
+    Redacted(Arc<Pdu>),
+    BadSignature(String),
+}
+
+/// Everything learnt about one exact JSON object in one room version.
+struct Entry {
+    parsed: Result<Arc<Pdu>, String>,
+    verdicts: Vec<(KeysUsed, Verdict)>,
+}
+
+/// How often the cache saved work, for perf figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PduCacheStats {
+    pub parse_hits: u64,
+    pub parse_misses: u64,
+    pub verify_hits: u64,
+    pub verify_misses: u64,
+    pub evictions: u64,
+}
+
+/// Parsed and verified PDUs shared by the servers of one run, keyed by the SHA-256 of the
+/// room version and the exact JSON. Bounded: past `entries_max` the oldest entry is
+/// forgotten (first in, first out), which only costs a recomputation.
+pub struct PduCache {
+    entries: RefCell<HashMap<[u8; 32], Entry>>,
+    /// Insertion order, for eviction. The map is never iterated, so its order cannot leak.
+    order: RefCell<VecDeque<[u8; 32]>>,
+    entries_max: usize,
+    stats: Cell<PduCacheStats>,
+}
+
+impl PduCache {
+    /// An empty cache holding at most `entries_max` PDUs (at least 1).
+    pub fn new(entries_max: usize) -> Self {
+        Self {
+            entries: RefCell::new(HashMap::new()),
+            order: RefCell::new(VecDeque::new()),
+            entries_max: entries_max.max(1),
+            stats: Cell::new(PduCacheStats::default()),
+        }
+    }
+
+    pub fn stats(&self) -> PduCacheStats {
+        self.stats.get()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn count(&self, change: impl FnOnce(&mut PduCacheStats)) {
+        let mut stats = self.stats.get();
+        change(&mut stats);
+        self.stats.set(stats);
+    }
+
+    /// The parsed PDU for these exact bytes, parsing on first sight.
+    fn parse(&self, key: &[u8; 32], raw: &RawPdu, version: &'static RoomVersion) -> Parsed {
+        if let Some(entry) = self.entries.borrow().get(key) {
+            self.count(|stats| stats.parse_hits += 1);
+            return entry.parsed.clone();
+        }
+        self.count(|stats| stats.parse_misses += 1);
+        let parsed = parse(raw.clone(), version);
+        self.insert(
+            *key,
+            Entry {
+                parsed: parsed.clone(),
+                verdicts: Vec::new(),
+            },
+        );
+        parsed
+    }
+
+    fn insert(&self, key: [u8; 32], entry: Entry) {
+        let mut entries = self.entries.borrow_mut();
+        let mut order = self.order.borrow_mut();
+        if entries.insert(key, entry).is_none() {
+            order.push_back(key);
+        }
+        while entries.len() > self.entries_max {
+            let oldest = order.pop_front().expect("every entry is in the order");
+            entries.remove(&oldest);
+            self.count(|stats| stats.evictions += 1);
+        }
+        assert_eq!(
+            entries.len(),
+            order.len(),
+            "the order lists every entry once"
+        );
+    }
+
+    fn verdict(&self, key: &[u8; 32], keys_used: &KeysUsed) -> Option<Verdict> {
+        let entries = self.entries.borrow();
+        let found = entries
+            .get(key)?
+            .verdicts
+            .iter()
+            .find(|(used, _)| used == keys_used)
+            .map(|(_, verdict)| verdict.clone());
+        match found {
+            Some(_) => self.count(|stats| stats.verify_hits += 1),
+            None => self.count(|stats| stats.verify_misses += 1),
+        }
+        found
+    }
+
+    fn remember_verdict(&self, key: &[u8; 32], keys_used: KeysUsed, verdict: Verdict) {
+        if let Some(entry) = self.entries.borrow_mut().get_mut(key)
+            && entry.verdicts.len() < VERDICTS_PER_PDU_MAX
+        {
+            entry.verdicts.push((keys_used, verdict));
+        }
+    }
+}
+
+type Parsed = Result<Arc<Pdu>, String>;
+
+fn parse(raw: RawPdu, version: &'static RoomVersion) -> Parsed {
+    Pdu::from_json(raw, version)
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
+}
+
+/// The cache key of a raw PDU: the room version and the JSON serialized as serde_json writes
+/// a map (keys sorted, numbers exact), which differs whenever the parsed JSON differs.
+fn cache_key(raw: &RawPdu, version: &RoomVersion) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(version.id.as_bytes());
+    hasher.update([0]);
+    let bytes = serde_json::to_vec(raw).expect("a JSON map serializes");
+    hasher.update(&bytes);
+    hasher.finalize().into()
+}
+
+fn verify(pdu: &Pdu, lookup: &impl Fn(&KeyQuery<'_>) -> Option<VerifyingKey>) -> Verdict {
+    match verify_pdu(pdu, lookup) {
+        Verification::Valid => Verdict::Valid,
+        Verification::HashMismatch { redacted } => Verdict::Redacted(Arc::new(*redacted)),
+        Verification::BadSignature(failure) => Verdict::BadSignature(failure.to_string()),
+    }
+}
+
 impl Inner {
     /// Checks a raw PDU of a room of `version`.
     pub(crate) async fn check_received_pdu(
@@ -36,9 +213,27 @@ impl Inner {
         raw: RawPdu,
         version: &'static RoomVersion,
     ) -> Result<CheckedPdu, DropReason> {
-        let pdu = Pdu::from_json(raw, version).map_err(|e| {
+        self.check_received_pdu_ref(&raw, version).await
+    }
+
+    /// Checks a raw PDU of a room of `version`, sharing the work through the run's
+    /// [`PduCache`] when there is one.
+    pub(crate) async fn check_received_pdu_ref(
+        &self,
+        raw: &RawPdu,
+        version: &'static RoomVersion,
+    ) -> Result<CheckedPdu, DropReason> {
+        let cached = self
+            .pdu_cache
+            .as_ref()
+            .map(|cache| (cache, cache_key(raw, version)));
+        let parsed = match &cached {
+            Some((cache, key)) => cache.parse(key, raw, version),
+            None => parse(raw.clone(), version),
+        };
+        let pdu = parsed.map_err(|e| {
             self.metrics.borrow_mut().pdus_dropped_bad_format += 1;
-            DropReason::Format(e.to_string())
+            DropReason::Format(e)
         })?;
         let key_sets = self.key_sets(required_signers(&pdu)).await;
         let lookup = |query: &KeyQuery<'_>| -> Option<VerifyingKey> {
@@ -46,22 +241,146 @@ impl Inner {
             set.key_for_event(query.key_id, query.origin_server_ts, version)
                 .ok()
         };
-        match verify_pdu(&pdu, &lookup) {
-            Verification::Valid => Ok(CheckedPdu {
-                pdu: Arc::new(pdu),
+        let verdict = match &cached {
+            Some((cache, key)) => {
+                let keys_used = keys_used(&pdu, &lookup);
+                cache.verdict(key, &keys_used).unwrap_or_else(|| {
+                    let verdict = verify(&pdu, &lookup);
+                    cache.remember_verdict(key, keys_used, verdict.clone());
+                    verdict
+                })
+            }
+            None => verify(&pdu, &lookup),
+        };
+        match verdict {
+            Verdict::Valid => Ok(CheckedPdu {
+                pdu,
                 held_redacted: false,
             }),
-            Verification::HashMismatch { redacted } => {
+            Verdict::Redacted(redacted) => {
                 self.metrics.borrow_mut().pdus_redacted_bad_hash += 1;
                 Ok(CheckedPdu {
-                    pdu: Arc::new(*redacted),
+                    pdu: redacted,
                     held_redacted: true,
                 })
             }
-            Verification::BadSignature(failure) => {
+            Verdict::BadSignature(failure) => {
                 self.metrics.borrow_mut().pdus_dropped_bad_signature += 1;
-                Err(DropReason::Signature(failure.to_string()))
+                Err(DropReason::Signature(failure))
             }
         }
+    }
+}
+
+/// The lookup's answer to every query the verification of `pdu` may make.
+fn keys_used(pdu: &Pdu, lookup: &impl Fn(&KeyQuery<'_>) -> Option<VerifyingKey>) -> KeysUsed {
+    let origin_server_ts = pdu.event().origin_server_ts;
+    let enforce_validity_period = pdu.room_version().enforce_key_validity;
+    signature_key_queries(pdu)
+        .iter()
+        .map(|(server_name, key_id)| {
+            lookup(&KeyQuery {
+                server_name,
+                key_id,
+                origin_server_ts,
+                enforce_validity_period,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::pdu::hash_and_sign_event;
+    use crate::proto::room_version::room_version;
+    use crate::proto::signing::SigningKey;
+    use serde_json::json;
+
+    fn signed(body: &str, key: &SigningKey) -> RawPdu {
+        let mut event = json!({
+            "room_id": "!r:a.example", "sender": "@u:a.example", "origin_server_ts": 5,
+            "type": "m.room.message", "content": {"body": body}, "prev_events": [],
+            "auth_events": [], "depth": 3
+        })
+        .as_object()
+        .unwrap()
+        .clone();
+        let version = room_version("11").unwrap();
+        hash_and_sign_event(&mut event, version, "a.example", key).unwrap();
+        event
+    }
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_seed("ed25519:k", &[seed; 32]).unwrap()
+    }
+
+    #[test]
+    fn same_bytes_parse_once_and_share_the_pdu() {
+        let version = room_version("11").unwrap();
+        let cache = PduCache::new(8);
+        let raw = signed("hi", &key(1));
+        let k = cache_key(&raw, version);
+        let first = cache.parse(&k, &raw, version).unwrap();
+        let second = cache.parse(&k, &raw, version).unwrap();
+        assert!(Arc::ptr_eq(&first, &second));
+        let other = signed("ho", &key(1));
+        assert_ne!(cache_key(&other, version), k);
+        assert_ne!(cache_key(&raw, room_version("10").unwrap()), k);
+        let stats = cache.stats();
+        assert_eq!((stats.parse_hits, stats.parse_misses), (1, 1));
+    }
+
+    #[test]
+    fn verdicts_are_remembered_per_set_of_keys() {
+        let version = room_version("11").unwrap();
+        let cache = PduCache::new(8);
+        let raw = signed("hi", &key(1));
+        let k = cache_key(&raw, version);
+        let pdu = cache.parse(&k, &raw, version).unwrap();
+        let good = key(1).verifying_key();
+        let bad = key(2).verifying_key();
+        let with = |known: VerifyingKey| move |_: &KeyQuery<'_>| Some(known);
+        let used_good = keys_used(&pdu, &with(good));
+        let used_bad = keys_used(&pdu, &with(bad));
+        assert_eq!(used_good, vec![Some(good)]);
+        assert!(cache.verdict(&k, &used_good).is_none());
+        cache.remember_verdict(&k, used_good.clone(), verify(&pdu, &with(good)));
+        cache.remember_verdict(&k, used_bad.clone(), verify(&pdu, &with(bad)));
+        assert!(matches!(
+            cache.verdict(&k, &used_good),
+            Some(Verdict::Valid)
+        ));
+        assert!(matches!(
+            cache.verdict(&k, &used_bad),
+            Some(Verdict::BadSignature(_))
+        ));
+    }
+
+    #[test]
+    fn the_oldest_entry_goes_first() {
+        let version = room_version("11").unwrap();
+        let cache = PduCache::new(2);
+        let raws: Vec<RawPdu> = ["a", "b", "c"].iter().map(|b| signed(b, &key(1))).collect();
+        let keys: Vec<_> = raws.iter().map(|raw| cache_key(raw, version)).collect();
+        for (k, raw) in keys.iter().zip(&raws) {
+            cache.parse(k, raw, version).unwrap();
+        }
+        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.stats().evictions, 1);
+        assert!(!cache.entries.borrow().contains_key(&keys[0]));
+        assert!(cache.entries.borrow().contains_key(&keys[2]));
+    }
+
+    #[test]
+    fn a_malformed_pdu_is_remembered_as_malformed() {
+        let version = room_version("11").unwrap();
+        let cache = PduCache::new(2);
+        let mut raw = signed("hi", &key(1));
+        raw.remove("sender");
+        let k = cache_key(&raw, version);
+        let first = cache.parse(&k, &raw, version).unwrap_err();
+        assert_eq!(cache.parse(&k, &raw, version).unwrap_err(), first);
+        assert!(first.contains("sender"), "{first}");
     }
 }

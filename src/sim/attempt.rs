@@ -34,6 +34,7 @@ pub fn run_at_seed(experiment: &Experiment, seed: u64, replay: &str) -> Result<R
     let options = RunOptions {
         trace: false,
         replay: replay.to_owned(),
+        ..RunOptions::default()
     };
     let outcome =
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner::run(plan, &options)));

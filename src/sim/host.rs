@@ -10,11 +10,11 @@
 //! Invariants: at most one incarnation is current; a crash drops it and keeps only the durable
 //! prefix of the log; observers read the current incarnation and never change it.
 
-use crate::server::Homeserver;
 use crate::server::clock::ServerClock;
 use crate::server::config::ServerConfig;
 use crate::server::store::DurableLog;
 use crate::server::transport::{LocalFuture, Transport};
+use crate::server::{Homeserver, PduCache};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::Future;
@@ -33,6 +33,8 @@ pub struct ServerSlot {
     incarnations: Cell<u64>,
     actions: RefCell<VecDeque<Action>>,
     wakeup: Notify,
+    /// Shared with the other servers of the run, and kept across this server's crashes.
+    pdu_cache: Option<Rc<PduCache>>,
 }
 
 /// Why an action did not run.
@@ -44,6 +46,15 @@ pub enum ActionError {
 
 impl ServerSlot {
     pub fn new(config: ServerConfig, clock: ServerClock) -> Rc<Self> {
+        Self::sharing(config, clock, None)
+    }
+
+    /// A slot whose incarnations share parsed and verified PDUs through `pdu_cache`.
+    pub fn sharing(
+        config: ServerConfig,
+        clock: ServerClock,
+        pdu_cache: Option<Rc<PduCache>>,
+    ) -> Rc<Self> {
         Rc::new(Self {
             name: config.name.clone(),
             config,
@@ -53,6 +64,7 @@ impl ServerSlot {
             incarnations: Cell::new(0),
             actions: RefCell::new(VecDeque::new()),
             wakeup: Notify::new(),
+            pdu_cache,
         })
     }
 
@@ -60,12 +72,13 @@ impl ServerSlot {
     pub fn boot(&self, transport: Rc<dyn Transport>) -> Homeserver {
         let incarnation = self.incarnations.get() + 1;
         self.incarnations.set(incarnation);
-        let server = Homeserver::new(
+        let server = Homeserver::with_pdu_cache(
             self.config.clone(),
             self.clock.clone(),
             transport,
             self.log.clone(),
             incarnation,
+            self.pdu_cache.clone(),
         )
         .expect("a log written by our own store replays");
         *self.current.borrow_mut() = Some(server.clone());

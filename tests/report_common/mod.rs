@@ -158,6 +158,7 @@ pub fn partition_run() -> RunOutput {
             simulated_per_wall: 28.5,
             events_delivered_per_wall_second: 950.0,
             peak_memory_bytes: Some(48_000_000),
+            ..Perf::default()
         },
         trace: Some(vec![
             r#"{"t_ms":0,"kind":"send","event":"$a"}"#.into(),

@@ -35,7 +35,8 @@ pub use redaction::redact;
 pub use sign::{NewEvent, build_pdu, hash_and_sign_event, sign_event};
 pub use verify::{
     KeyLookup, KeyQuery, SignatureFailure, Verification, authorising_server,
-    check_authorising_server_signature, check_signatures, required_signers, verify_pdu,
+    check_authorising_server_signature, check_signatures, required_signers, signature_key_queries,
+    verify_pdu,
 };
 
 use crate::proto::canonical_json::{CanonicalJsonError, Numbers, object_to_canonical_bytes};

@@ -877,3 +877,40 @@ fn floats_in_lenient_rooms_survive_a_round_trip() {
     assert_eq!(reparsed.event_id(), pdu.event_id());
     assert_eq!(reparsed.json(), pdu.json());
 }
+
+/// A memoised verification is keyed by the answers to `signature_key_queries`; a query that
+/// `verify_pdu` makes outside that list would make the memo unsound.
+#[test]
+fn verify_pdu_asks_only_the_listed_key_queries() {
+    let mut event = object(json!({
+        "room_id": "!x:domain", "sender": "@a:domain", "origin": "domain",
+        "origin_server_ts": 1000000, "type": "X", "content": {}, "prev_events": [],
+        "auth_events": [], "depth": 3
+    }));
+    hash_and_sign_event(&mut event, version("11"), "domain", &spec_key()).unwrap();
+    hash_and_sign_event(&mut event, version("11"), "domain", &other_key()).unwrap();
+    hash_and_sign_event(&mut event, version("11"), "elsewhere", &other_key()).unwrap();
+    let pdu = Pdu::from_json(event, version("11")).unwrap();
+    let listed = signature_key_queries(&pdu);
+    assert_eq!(
+        listed,
+        [
+            ("domain".to_owned(), "ed25519:1".to_owned()),
+            ("domain".to_owned(), "ed25519:other".to_owned()),
+        ]
+    );
+    let known = keys(&[("domain", &spec_key()), ("domain", &other_key())]);
+    let asked = std::cell::RefCell::new(Vec::new());
+    let recording = |query: &KeyQuery<'_>| {
+        asked
+            .borrow_mut()
+            .push((query.server_name.to_owned(), query.key_id.to_owned()));
+        known.verifying_key(query)
+    };
+    assert_eq!(verify_pdu(&pdu, &recording), Verification::Valid);
+    assert!(
+        asked.borrow().iter().all(|query| listed.contains(query)),
+        "asked {:?}, listed {listed:?}",
+        asked.borrow()
+    );
+}

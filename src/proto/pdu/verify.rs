@@ -104,6 +104,30 @@ fn is_invite_from_third_party_invite(pdu: &Pdu) -> bool {
     event.membership() == Some("invite") && event.content.contains_key("third_party_invite")
 }
 
+/// Every key lookup [`verify_pdu`] may make for `pdu`: one per ed25519 signature of each
+/// required server, as (server name, key id). The outcome of [`verify_pdu`] is a function of
+/// the PDU and of the lookup's answers to these queries alone (the query's timestamp and
+/// validity flag come from the PDU), which lets a caller memoise it.
+pub fn signature_key_queries(pdu: &Pdu) -> Vec<(String, String)> {
+    let signatures = pdu
+        .json()
+        .get("signatures")
+        .and_then(Value::as_object)
+        .expect("format checks ensure `signatures` is an object");
+    let mut queries = Vec::new();
+    for server in required_signers(pdu) {
+        let Some(by_key) = signatures.get(&server).and_then(Value::as_object) else {
+            continue;
+        };
+        for key_id in by_key.keys() {
+            if key_id.split_once(':').map(|(algorithm, _)| algorithm) == Some(ED25519) {
+                queries.push((server.clone(), key_id.clone()));
+            }
+        }
+    }
+    queries
+}
+
 /// Checks the signatures (drop on failure) and then the content hash (redact on mismatch).
 pub fn verify_pdu(pdu: &Pdu, keys: &impl KeyLookup) -> Verification {
     if let Err(failure) = check_signatures(pdu, &required_signers(pdu), keys) {

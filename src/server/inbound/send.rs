@@ -101,17 +101,25 @@ impl Inner {
             );
         };
         // From room v3 on the id is the reference hash, which a dropped PDU still has: the
-        // sender learns which of its PDUs failed, and two failures never share a key.
-        let id = crate::proto::pdu::event_id(&raw, version)
-            .ok()
-            .or(claimed_id)
-            .unwrap_or_default();
+        // sender learns which of its PDUs failed, and two failures never share a key. Only
+        // computed on failure: hashing every PDU again is a measurable cost at scale.
+        let failed_id = |raw| {
+            crate::proto::pdu::event_id(raw, version)
+                .ok()
+                .or_else(|| claimed_id.clone())
+                .unwrap_or_default()
+        };
         if let Err(reason) = self.check_pdu_acl(origin, &room_id, &raw) {
-            return (id, PduProcessingResult::failure(reason));
+            return (failed_id(&raw), PduProcessingResult::failure(reason));
         }
-        let checked = match self.check_received_pdu(raw, version).await {
+        let checked = match self.check_received_pdu_ref(&raw, version).await {
             Ok(checked) => checked,
-            Err(reason) => return (id, PduProcessingResult::failure(reason.to_string())),
+            Err(reason) => {
+                return (
+                    failed_id(&raw),
+                    PduProcessingResult::failure(reason.to_string()),
+                );
+            }
         };
         let event_id = checked.pdu.event_id().to_owned();
         match self.place_event(origin, &room_id, checked).await {

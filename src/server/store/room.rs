@@ -58,6 +58,16 @@ pub struct RoomStore {
     pub(super) counts: Counts,
     pub(super) event_bytes: usize,
     pub(super) next_sequence: u64,
+    /// The servers joined in the current state, for the current group it was computed at:
+    /// asked for every event served to a peer, recomputed only when current state changed.
+    pub(super) joined_servers_memo: std::sync::Mutex<Option<JoinedServers>>,
+}
+
+/// The servers with a user joined in the state of a current group.
+#[derive(Debug)]
+pub(super) struct JoinedServers {
+    pub group: Option<StateGroupId>,
+    pub servers: BTreeSet<String>,
 }
 
 /// Two stores are equal when they hold the same room the same way; the log they write to is
@@ -80,6 +90,7 @@ impl PartialEq for RoomStore {
             counts,
             event_bytes,
             next_sequence,
+            joined_servers_memo: _,
         } = self;
         *room_id == other.room_id
             && version.id == other.version.id
@@ -137,6 +148,7 @@ impl RoomStore {
             counts: Counts::default(),
             event_bytes: 0,
             next_sequence: 0,
+            joined_servers_memo: std::sync::Mutex::new(None),
         }
     }
 

@@ -151,6 +151,15 @@ impl StateGroups {
         None
     }
 
+    /// The deltas that make up group `id`, from the group itself down to its snapshot: the
+    /// first entry of a key met on the way is its value in the group.
+    pub fn chain(&self, id: StateGroupId) -> impl Iterator<Item = &StateDelta> {
+        std::iter::successors(Some(self.group(id)), |group| {
+            group.parent.map(|parent| self.group(parent))
+        })
+        .map(|group| &group.delta)
+    }
+
     /// The full state of group `id`.
     pub fn state(&self, id: StateGroupId) -> StateMap {
         let mut chain = vec![self.group(id)];

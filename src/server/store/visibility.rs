@@ -15,7 +15,7 @@
 //!
 //! Invariant: these are reads of the current state and of state groups only.
 
-use super::room::RoomStore;
+use super::room::{JoinedServers, RoomStore};
 use super::state_groups::StateGroupId;
 use crate::proto::event::{StateMap, server_of};
 use std::collections::BTreeSet;
@@ -35,33 +35,84 @@ impl RoomStore {
 
     /// Whether a user of `server` is joined in the current state.
     pub fn server_in_room(&self, server: &str) -> bool {
-        self.has_member_of(&self.current_state, server, |membership| {
-            membership == "join"
-        })
+        self.with_joined_servers(|servers| servers.contains(server))
     }
 
     /// The servers with a user joined in the current state: the destinations of new events.
     pub fn joined_servers(&self) -> BTreeSet<String> {
-        self.members(&self.current_state)
-            .filter(|(_, membership)| *membership == "join")
-            .map(|(user_id, _)| server_of(user_id).to_owned())
-            .collect()
+        self.with_joined_servers(BTreeSet::clone)
+    }
+
+    fn with_joined_servers<T>(&self, read: impl FnOnce(&BTreeSet<String>) -> T) -> T {
+        // A poisoned memo only means a panic elsewhere; its content is recomputed if stale.
+        let mut memo = self
+            .joined_servers_memo
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let stale = memo
+            .as_ref()
+            .is_none_or(|joined| joined.group != self.current_group);
+        if stale {
+            let servers = self
+                .members(&self.current_state)
+                .filter(|(_, membership)| *membership == "join")
+                .map(|(user_id, _)| server_of(user_id).to_owned())
+                .collect();
+            *memo = Some(JoinedServers {
+                group: self.current_group,
+                servers,
+            });
+        }
+        read(&memo.as_ref().expect("filled above").servers)
     }
 
     fn visible_at(&self, server: &str, group: StateGroupId) -> bool {
-        let state = self.groups.state(group);
-        let visibility = state
-            .get(&("m.room.history_visibility".to_owned(), String::new()))
+        let key = ("m.room.history_visibility".to_owned(), String::new());
+        let visibility = self
+            .groups
+            .get(group, &key)
             .and_then(|id| self.events.get(id))
             .and_then(|record| record.pdu.event().content_str("history_visibility"))
             .unwrap_or("shared");
         let joined = |m: &str| m == "join";
         match visibility {
             "world_readable" => true,
-            "shared" => self.has_member_of(&state, server, joined) || self.server_in_room(server),
-            "invited" => self.has_member_of(&state, server, |m| m == "join" || m == "invite"),
-            _ => self.has_member_of(&state, server, joined),
+            "shared" => self.server_in_room(server) || self.member_in_group(group, server, joined),
+            "invited" => self.member_in_group(group, server, |m| m == "join" || m == "invite"),
+            _ => self.member_in_group(group, server, joined),
         }
+    }
+
+    /// Whether a user of `server` has a membership `wanted` accepts in state group `group`.
+    /// Reads the group's deltas in place instead of building its state: this runs for every
+    /// event served to a peer.
+    fn member_in_group(
+        &self,
+        group: StateGroupId,
+        server: &str,
+        wanted: impl Fn(&str) -> bool,
+    ) -> bool {
+        let from = (MEMBER.to_owned(), String::new());
+        let mut decided: Vec<&str> = Vec::new();
+        for delta in self.groups.chain(group) {
+            let members = delta
+                .range(&from..)
+                .take_while(|((event_type, _), _)| event_type == MEMBER);
+            for ((_, user_id), entry) in members {
+                if server_of(user_id) != server || decided.contains(&user_id.as_str()) {
+                    continue;
+                }
+                decided.push(user_id);
+                let membership = entry
+                    .as_deref()
+                    .and_then(|event_id| self.events.get(event_id))
+                    .and_then(|record| record.pdu.event().membership());
+                if membership.is_some_and(&wanted) {
+                    return true;
+                }
+            }
+        }
+        false
     }
 
     /// The members of `state` with their membership.
@@ -74,12 +125,6 @@ impl RoomStore {
                 let membership = self.events.get(event_id)?.pdu.event().membership()?;
                 Some((user_id.as_str(), membership))
             })
-    }
-
-    /// Whether a user of `server` has a membership `wanted` accepts in `state`.
-    fn has_member_of(&self, state: &StateMap, server: &str, wanted: impl Fn(&str) -> bool) -> bool {
-        self.members(state)
-            .any(|(user_id, membership)| server_of(user_id) == server && wanted(membership))
     }
 }
 

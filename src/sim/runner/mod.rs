@@ -12,6 +12,7 @@
 
 pub mod nemesis;
 pub mod observer;
+pub mod perf;
 pub mod turmoil;
 pub mod workload;
 pub mod world;
@@ -37,12 +38,26 @@ pub enum RunError {
     Simulation(String),
 }
 
-/// Options that change what is recorded, not what happens.
+/// Options that change what is recorded or how fast, never what happens.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     pub trace: bool,
     /// The command that replays this run, for the summary.
     pub replay: String,
+    /// How servers share the parsing and verification of the events they receive.
+    pub sharing: Sharing,
+}
+
+/// Whether the servers of a run share pure work on received events. Either way the results
+/// are the same bytes (a test holds this); sharing only saves time and memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Sharing {
+    /// One cache per run: an event that reaches many servers as the same signed bytes is
+    /// parsed and verified once, and stored once.
+    #[default]
+    Shared,
+    /// Every server parses, verifies and holds its own copy, as separate processes would.
+    PerServer,
 }
 
 /// Runs a plan to its end.
@@ -54,19 +69,20 @@ pub fn run(plan: RunPlan, options: &RunOptions) -> Result<RunOutput, RunError> {
             adversary.attack, plan.servers[adversary.server.0].name
         )));
     }
-    let wall_start = std::time::Instant::now();
+    let started = perf::Start::now();
     let duration_ms = plan.duration.as_ms();
+    let share_pdus = options.sharing == Sharing::Shared;
     let (world, (windows, converged_since)) = match plan.fabric {
-        Fabric::Fast => run_fast(plan),
-        Fabric::Turmoil => self::turmoil::run(plan, move |world| drive(world, duration_ms))?,
+        Fabric::Fast => run_fast(plan, share_pdus),
+        Fabric::Turmoil => {
+            self::turmoil::run(plan, share_pdus, move |world| drive(world, duration_ms))?
+        }
     };
     let mut output = summarize(&world, windows, converged_since, options);
-    let wall_ms = wall_start.elapsed().as_millis() as u64;
-    output.perf = perf(
-        wall_ms,
-        duration_ms,
-        output.summary.metrics.get("deliveries"),
-    );
+    let deliveries = output.summary.metrics.get("deliveries");
+    let deliveries = deliveries.and_then(Value::as_u64).unwrap_or(0);
+    let cache = world.pdu_cache.as_ref().map(|cache| cache.stats());
+    output.perf = started.finish(duration_ms, world.slots.len(), deliveries, cache);
     Ok(output)
 }
 
@@ -80,7 +96,7 @@ async fn drive(world: Rc<World>, duration_ms: u64) -> (Vec<FaultWindow>, Option<
 }
 
 /// A run on the fast fabric: one current-thread runtime with paused time.
-fn run_fast(plan: RunPlan) -> (Rc<World>, (Vec<FaultWindow>, Option<u64>)) {
+fn run_fast(plan: RunPlan, share_pdus: bool) -> (Rc<World>, (Vec<FaultWindow>, Option<u64>)) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -89,30 +105,10 @@ fn run_fast(plan: RunPlan) -> (Rc<World>, (Vec<FaultWindow>, Option<u64>)) {
     let local = tokio::task::LocalSet::new();
     let duration_ms = plan.duration.as_ms();
     local.block_on(&runtime, async move {
-        let world = World::boot(plan);
+        let world = World::boot(plan, share_pdus);
         let result = drive(world.clone(), duration_ms).await;
         (world, result)
     })
-}
-
-fn perf(wall_ms: u64, simulated_ms: u64, deliveries: Option<&Value>) -> Perf {
-    let wall_s = (wall_ms.max(1)) as f64 / 1000.0;
-    let deliveries = deliveries.and_then(Value::as_u64).unwrap_or(0) as f64;
-    Perf {
-        wall_ms,
-        simulated_ms,
-        simulated_per_wall: simulated_ms as f64 / wall_ms.max(1) as f64,
-        events_delivered_per_wall_second: deliveries / wall_s,
-        peak_memory_bytes: peak_memory_bytes(),
-    }
-}
-
-/// The process's peak resident memory, where the OS reports it.
-fn peak_memory_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 fn summarize(

@@ -189,6 +189,7 @@ async fn carry(
 /// Runs `drive` on a world of turmoil hosts; returns the world and what `drive` returned.
 pub fn run<T, Fut>(
     plan: RunPlan,
+    share_pdus: bool,
     drive: impl FnOnce(Rc<World>) -> Fut + 'static,
 ) -> Result<(Rc<World>, T), RunError>
 where
@@ -202,7 +203,7 @@ where
         component_rng(plan.seed, "network"),
         names.clone(),
     ));
-    let world = World::on_turmoil(plan, network.clone());
+    let world = World::on_turmoil(plan, network.clone(), share_pdus);
     // Servers first: hosts step in registration order, so every server has booted when the
     // driver first runs.
     for (index, name) in names.iter().enumerate() {

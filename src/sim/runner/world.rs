@@ -12,6 +12,7 @@
 use crate::observe::record::Sample;
 use crate::server::clock::{NetworkClock, ServerClock, TokioClock};
 use crate::server::config::ServerConfig;
+use crate::server::{PDU_CACHE_ENTRIES_DEFAULT, PduCache};
 use crate::sim::experiment::plan::RunPlan;
 use crate::sim::fast_fabric::FastNetwork;
 use crate::sim::host::ServerSlot;
@@ -103,6 +104,8 @@ pub struct World {
     pub slots: Vec<Rc<ServerSlot>>,
     pub room_id: RefCell<Option<String>>,
     pub records: RefCell<Records>,
+    /// The run's shared parsing and verification of PDUs, unless sharing is off.
+    pub pdu_cache: Option<Rc<PduCache>>,
 }
 
 /// The network model's form of a topology link.
@@ -129,8 +132,13 @@ pub fn network_model(plan: &RunPlan) -> NetworkModel {
     model
 }
 
-/// One slot per planned server, each with its seeded key and a clock on `network_clock`.
-fn slots(plan: &RunPlan, network_clock: Rc<dyn NetworkClock>) -> Vec<Rc<ServerSlot>> {
+/// One slot per planned server, each with its seeded key and a clock on `network_clock`, all
+/// sharing `pdu_cache` when there is one.
+fn slots(
+    plan: &RunPlan,
+    network_clock: Rc<dyn NetworkClock>,
+    pdu_cache: &Option<Rc<PduCache>>,
+) -> Vec<Rc<ServerSlot>> {
     plan.servers
         .iter()
         .map(|server| {
@@ -139,15 +147,23 @@ fn slots(plan: &RunPlan, network_clock: Rc<dyn NetworkClock>) -> Vec<Rc<ServerSl
             key_seed.copy_from_slice(&digest);
             let mut config = ServerConfig::new(&server.name, key_seed);
             config.room_version = plan.room_version;
-            ServerSlot::new(config, ServerClock::new(network_clock.clone()))
+            let clock = ServerClock::new(network_clock.clone());
+            ServerSlot::sharing(config, clock, pdu_cache.clone())
         })
         .collect()
 }
 
+/// The run's one cache of parsed and verified PDUs, or none when every server works alone.
+fn pdu_cache(share_pdus: bool) -> Option<Rc<PduCache>> {
+    share_pdus.then(|| Rc::new(PduCache::new(PDU_CACHE_ENTRIES_DEFAULT)))
+}
+
 impl World {
     /// Builds the fast network and the servers, and boots every server. Call inside the run's
-    /// `LocalSet`.
-    pub fn boot(plan: RunPlan) -> Rc<Self> {
+    /// `LocalSet`. With `share_pdus`, every server parses and verifies an event it receives as
+    /// the same signed bytes as another through one cache, and they hold the same copy.
+    pub fn boot(plan: RunPlan, share_pdus: bool) -> Rc<Self> {
+        let pdu_cache = pdu_cache(share_pdus);
         let start = tokio::time::Instant::now();
         let network = FastNetwork::new(
             network_model(&plan),
@@ -159,11 +175,12 @@ impl World {
             start,
         });
         let world = Rc::new(Self {
-            slots: slots(&plan, network_clock),
+            slots: slots(&plan, network_clock, &pdu_cache),
             plan,
             network: Network::Fast(network, start),
             room_id: RefCell::new(None),
             records: RefCell::new(Records::default()),
+            pdu_cache,
         });
         for index in 0..world.slots.len() {
             world.start_fast_server(index);
@@ -172,14 +189,16 @@ impl World {
     }
 
     /// Builds the servers of a turmoil run; each is booted by its turmoil host.
-    pub fn on_turmoil(plan: RunPlan, network: Rc<TurmoilNetwork>) -> Rc<Self> {
+    pub fn on_turmoil(plan: RunPlan, network: Rc<TurmoilNetwork>, share_pdus: bool) -> Rc<Self> {
         let network_clock = Rc::new(TurmoilClock { epoch_ms: EPOCH_MS });
+        let pdu_cache = pdu_cache(share_pdus);
         Rc::new(Self {
-            slots: slots(&plan, network_clock),
+            slots: slots(&plan, network_clock, &pdu_cache),
             plan,
             network: Network::Turmoil(network),
             room_id: RefCell::new(None),
             records: RefCell::new(Records::default()),
+            pdu_cache,
         })
     }
 
