@@ -11,7 +11,7 @@
 //!
 //! Changes are compared as parsed levels, so `"50"` to `50` is no change.
 
-use super::create::{additional_creators, is_creator};
+use super::create::{additional_creators, creator};
 use super::power::{parse_power_level, show};
 use super::rules::Room;
 use super::user_id::is_valid_user_id;
@@ -244,7 +244,12 @@ fn check_users(room: &Room) -> Result<(), AuthError> {
     }
     if version.privileged_creators {
         let create = room.create_event;
-        if let Some(creator) = users.keys().find(|user| is_creator(version, create, user)) {
+        // The first creator in key order that `users` names. Looking each creator up, rather
+        // than asking of every user whether they are a creator, reads the create event once.
+        let creators = creator(version, create)
+            .into_iter()
+            .chain(additional_creators(create));
+        if let Some(creator) = creators.filter(|user| users.contains_key(*user)).min() {
             let all: Vec<&str> = std::iter::once(create.sender.as_str())
                 .chain(additional_creators(create))
                 .collect();

@@ -31,11 +31,29 @@ pub fn is_valid_user_id(text: &str) -> bool {
 /// Whether `text` is a server name: `hostname [":" port]`, the hostname an IPv4 literal, a
 /// bracketed IPv6 literal or a DNS name.
 pub fn is_valid_server_name(text: &str) -> bool {
+    if is_plain_dns_name(text) {
+        return true;
+    }
     let (host, port) = split_port(text);
     let port_ok = port.is_none_or(|port| {
         (1..=5).contains(&port.len()) && port.bytes().all(|b| b.is_ascii_digit())
     });
     port_ok && is_valid_host(host)
+}
+
+/// The common case in one pass: a DNS name without a port, which has some byte that is not a
+/// digit or a dot (else it would be read as an IPv4 literal). `false` means "not this case",
+/// not "invalid".
+fn is_plain_dns_name(text: &str) -> bool {
+    let mut has_letter_or_hyphen = false;
+    for byte in text.bytes() {
+        match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'-' => has_letter_or_hyphen = true,
+            b'0'..=b'9' | b'.' => {}
+            _ => return false,
+        }
+    }
+    has_letter_or_hyphen && text.len() <= 255
 }
 
 /// Splits off `:port`; the colons inside an IPv6 literal's brackets are not a port's.

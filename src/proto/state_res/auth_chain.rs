@@ -5,16 +5,20 @@
 //! event it meets a dense index ([`Node`]), so the rest of the algorithm compares integers and
 //! borrows the events instead of cloning them. Each event's auth chain is never materialised:
 //! the sets the algorithm needs (the full auth chain of a state set, ancestors, descendants) are
-//! one linear walk each over the interned graph.
+//! one linear walk each over the interned graph. Event ids and state keys are interned in
+//! tables that keep their own contiguous copy of the strings (`intern_table`): looking an id or
+//! a key up, or matching a key, then reads the graph's memory only, never the strings of other
+//! events scattered in memory, which were most of a resolution's time.
 //!
 //! Invariants: every event reachable through `auth_events` from a root is in the graph (else
 //! `build` fails with `MissingEvent`); the graph has no cycle (else `build` fails with `Cycle`);
 //! `topological` lists every node after all of its auth events.
 
+use super::intern_table::InternTable;
 use super::{EventSource, ResolveError};
 use crate::proto::event::Event;
 use crate::proto::room_version::RoomVersion;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// The index of an event in an [`AuthGraph`].
 pub(crate) type Node = u32;
@@ -36,7 +40,8 @@ pub(crate) enum NeededBy {
 /// The interned auth DAG of a resolution.
 pub(crate) struct AuthGraph<'a> {
     events: Vec<&'a Event>,
-    index: HashMap<&'a str, Node>,
+    /// Event ids to nodes (the id is the pair's first string, the second is empty).
+    index: InternTable,
     /// The distinct auth events of each node, as nodes: `auth_targets[auth_ranges[node]]`.
     /// One flat array rather than a vector per node: a resolution interns the whole auth DAG
     /// of the room, and one allocation per event showed up in profiles.
@@ -50,7 +55,9 @@ pub(crate) struct AuthGraph<'a> {
     power_levels_auth: Vec<Option<Node>>,
     /// The state key each state event sets.
     key_of: Vec<Option<KeyId>>,
-    keys: HashMap<(&'a str, &'a str), KeyId>,
+    keys: InternTable,
+    /// The key ("m.room.power_levels", ""), once an event that sets it is interned.
+    power_levels_key: Option<KeyId>,
     /// Per key, one event that sets it (to read the key's strings back).
     key_holder: Vec<Node>,
     /// Room version 12: the create event implied by each node's room id (`None` for the create
@@ -77,14 +84,15 @@ impl<'a> AuthGraph<'a> {
         let mut builder = Builder {
             graph: AuthGraph {
                 events: Vec::with_capacity(expected_events),
-                index: HashMap::with_capacity(expected_events),
+                index: InternTable::with_capacity(expected_events),
                 auth_ranges: Vec::new(),
                 auth_targets: Vec::new(),
                 citer_ranges: Vec::new(),
                 citer_targets: Vec::new(),
                 power_levels_auth: Vec::new(),
                 key_of: Vec::new(),
-                keys: HashMap::with_capacity(roots.len()),
+                keys: InternTable::with_capacity(roots.len()),
+                power_levels_key: None,
                 key_holder: Vec::new(),
                 implied_create: Vec::new(),
                 known_rejected: Vec::new(),
@@ -119,7 +127,7 @@ impl<'a> AuthGraph<'a> {
     }
 
     pub(crate) fn node(&self, event_id: &str) -> Option<Node> {
-        self.index.get(event_id).copied()
+        self.index.get(event_id, "")
     }
 
     pub(crate) fn auth_events(&self, node: Node) -> &[Node] {
@@ -148,7 +156,13 @@ impl<'a> AuthGraph<'a> {
 
     /// The id of a state key, if some event in the graph sets it.
     pub(crate) fn key_id(&self, event_type: &str, state_key: &str) -> Option<KeyId> {
-        self.keys.get(&(event_type, state_key)).copied()
+        self.keys.get(event_type, state_key)
+    }
+
+    /// Whether `key` is (`event_type`, `state_key`), read from the graph's own copy of the key
+    /// strings (contiguous), not from the events.
+    pub(crate) fn key_is(&self, key: KeyId, event_type: &str, state_key: &str) -> bool {
+        self.keys.is(key, event_type, state_key)
     }
 
     /// The (event type, state key) strings of a key id.
@@ -355,7 +369,7 @@ struct Builder<'a> {
 
 impl<'a> Builder<'a> {
     fn intern(&mut self, event_id: &'a str, needed_by: NeededBy) -> Result<Node, ResolveError> {
-        if let Some(&node) = self.graph.index.get(event_id) {
+        if let Some(node) = self.graph.index.get(event_id, "") {
             return Ok(node);
         }
         let event = self
@@ -368,20 +382,21 @@ impl<'a> Builder<'a> {
         let graph = &mut self.graph;
         let node = Node::try_from(graph.events.len()).expect("fewer than 2^32 events");
         graph.events.push(event);
-        graph.index.insert(event_id, node);
+        let (interned, _) = graph.index.insert(event_id, "");
+        debug_assert_eq!(interned, node, "event ids are interned in node order");
         graph.auth_ranges.push((0, 0));
         graph.power_levels_auth.push(None);
         graph.implied_create.push(None);
         graph.known_rejected.push(self.source.is_rejected(event_id));
         let key = event.state_key.as_deref().map(|state_key| {
-            let next = KeyId::try_from(graph.key_holder.len()).expect("fewer than 2^32 keys");
-            *graph
-                .keys
-                .entry((event.event_type.as_str(), state_key))
-                .or_insert_with(|| {
-                    graph.key_holder.push(node);
-                    next
-                })
+            let (key, new) = graph.keys.insert(&event.event_type, state_key);
+            if new {
+                graph.key_holder.push(node);
+                if event.is("m.room.power_levels", "") {
+                    graph.power_levels_key = Some(key);
+                }
+            }
+            key
         });
         graph.key_of.push(key);
         self.pending.push(node);
@@ -393,7 +408,10 @@ impl<'a> Builder<'a> {
         let start = self.graph.auth_targets.len();
         for auth_id in &event.auth_events {
             let auth = self.intern(auth_id, NeededBy::AuthEventOf(node))?;
-            let is_power_levels = self.graph.events[auth as usize].is("m.room.power_levels", "");
+            // Interning set the key of the auth event: comparing key ids spares reading the
+            // auth event's strings, scattered in memory, once per auth link.
+            let auth_key = self.graph.key_of[auth as usize];
+            let is_power_levels = auth_key.is_some() && auth_key == self.graph.power_levels_key;
             let power_levels_auth = &mut self.graph.power_levels_auth[node as usize];
             if is_power_levels && power_levels_auth.is_none() {
                 *power_levels_auth = Some(auth);

@@ -53,8 +53,7 @@ pub(crate) fn sender_power_from_auth_events(
     user_power_level(version, &graph.event(node).sender, &view)
 }
 
-/// A small state: a few state events, at most one per key, looked up by comparing their type
-/// and state key (cheaper than hashing for the handful of entries an event's checks read).
+/// A small state: a few state events, at most one per key, looked up by key id.
 pub(crate) struct AuthEventsView<'g, 'a> {
     graph: &'g AuthGraph<'a>,
     entries: Vec<Node>,
@@ -145,13 +144,19 @@ impl<'g, 'a> AuthEventsView<'g, 'a> {
 }
 
 impl AuthState for AuthEventsView<'_, '_> {
+    /// Compares the query with the entries' keys as the graph keeps them, contiguous and with
+    /// their lengths, rather than with the entries' own strings, each in another event
+    /// scattered in memory.
     fn get(&self, event_type: &str, state_key: &str) -> Option<&Event> {
+        let graph = self.graph;
         self.entries
             .iter()
-            .map(|&node| self.graph.event(node))
-            .find(|event| {
-                event.event_type == event_type && event.state_key.as_deref() == Some(state_key)
+            .find(|&&node| {
+                graph
+                    .key_of(node)
+                    .is_some_and(|key| graph.key_is(key, event_type, state_key))
             })
+            .map(|&node| graph.event(node))
     }
 }
 

@@ -13,6 +13,8 @@
 //! - Bad input gives a [`ResolveError`], never a panic; assertions guard our own invariants.
 
 mod auth_chain;
+mod fast_hash;
+mod intern_table;
 mod iterative;
 mod ordering;
 pub mod replay;
@@ -135,6 +137,12 @@ fn state_sets_as_nodes(
         let mut nodes = Vec::with_capacity(set.len());
         for ((event_type, state_key), event_id) in set {
             let node = graph.node(event_id).expect("the graph holds every root");
+            // Comparing key ids spares reading the event's own strings when all is well.
+            let listed_key = graph.key_id(event_type, state_key);
+            if listed_key.is_some() && graph.key_of(node) == listed_key {
+                nodes.push(node);
+                continue;
+            }
             let event = graph.event(node);
             let Some(held_key) = event.state_key.as_deref() else {
                 return Err(ResolveError::NotAStateEvent {
