@@ -24,4 +24,13 @@ pub struct ServerMetrics {
     pub edus_received: u64,
     pub missing_events_requests: u64,
     pub state_ids_fallbacks: u64,
+    /// Transactions refused with 429 because their origin exceeded its rate or in-flight bound.
+    pub transactions_rate_limited: u64,
+    /// The most inbound transactions being processed at once, all origins together: the
+    /// depth of this server's inbound queue.
+    pub transactions_in_flight_peak: u64,
+    /// Room events (or their ids) served to a server that had no joined member in the room,
+    /// neither now nor at the event: counted where they are served, whatever the visibility
+    /// check decided, so the count does not depend on the check it judges.
+    pub events_leaked: u64,
 }

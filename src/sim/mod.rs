@@ -1,5 +1,6 @@
 //! The lab: fabrics, topologies, experiments, workload, nemesis, adversaries, the runner.
 
+pub mod adversary;
 pub mod experiment;
 pub mod fast_fabric;
 pub mod host;

@@ -58,6 +58,10 @@ pub struct RoomStore {
     pub(super) counts: Counts,
     pub(super) event_bytes: usize,
     pub(super) next_sequence: u64,
+    /// Off only in tests that show what an attack achieves without the authorization rules:
+    /// then every event placed with state is accepted. Configuration, not state: not logged,
+    /// not compared.
+    pub(super) auth_rules_enforced: bool,
 }
 
 /// Two stores are equal when they hold the same room the same way; the log they write to is
@@ -80,6 +84,7 @@ impl PartialEq for RoomStore {
             counts,
             event_bytes,
             next_sequence,
+            auth_rules_enforced: _,
         } = self;
         *room_id == other.room_id
             && version.id == other.version.id
@@ -137,6 +142,7 @@ impl RoomStore {
             counts: Counts::default(),
             event_bytes: 0,
             next_sequence: 0,
+            auth_rules_enforced: true,
         }
     }
 

@@ -6,7 +6,7 @@
 
 use crate::observe::record::Sample;
 use crate::server::clock::{ServerClock, TokioClock};
-use crate::server::config::ServerConfig;
+use crate::server::config::{Defences, ServerConfig};
 use crate::sim::experiment::plan::RunPlan;
 use crate::sim::fast_fabric::FastNetwork;
 use crate::sim::host::ServerSlot;
@@ -84,6 +84,12 @@ impl World {
     /// Builds the network and the servers, and boots every server. Call inside the run's
     /// `LocalSet`.
     pub fn boot(plan: RunPlan) -> Rc<Self> {
+        Self::boot_with(plan, Defences::default())
+    }
+
+    /// As [`World::boot`], with the honest servers' defences set as given (tests turn one
+    /// off to show what an attack achieves without it).
+    pub fn boot_with(plan: RunPlan, defences: Defences) -> Rc<Self> {
         let start = tokio::time::Instant::now();
         let mut model = NetworkModel::new(LinkProfile::default());
         let ids: Vec<_> = plan.servers.iter().map(|server| server.id).collect();
@@ -107,6 +113,9 @@ impl World {
             key_seed.copy_from_slice(&digest);
             let mut config = ServerConfig::new(&server.name, key_seed);
             config.room_version = plan.room_version;
+            if server.honest {
+                config.defences = defences;
+            }
             let clock = ServerClock::new(network_clock.clone());
             slots.push(ServerSlot::new(config, clock));
         }

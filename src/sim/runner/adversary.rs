@@ -1,0 +1,530 @@
+//! The runner's side of adversaries: puts each attacker's interceptor in front of its
+//! handler, joins the attacker's user to the room when the attack is made from inside, runs
+//! each `[[adversary]]` window's rounds, and at the end judges every crafted event on every
+//! honest server and computes the adversary metrics and verdicts.
+//!
+//! Invariants: every verdict comes from an attack that happened: an adversary whose attack
+//! had no effect (nothing crafted reached an honest server, nothing was asked of it, nothing
+//! was rewritten) fails its `adversary[i] took effect` verdict, as a fault that never took
+//! effect does; the oracle reads the honest stores after the run and never changes them.
+
+use crate::observe::record::Verdict;
+use crate::server::store::EventStatus;
+use crate::sim::adversary::attacks::{self, Crafted, Judge, Scene};
+use crate::sim::adversary::craft::{CraftError, Crafter, RoomView};
+use crate::sim::adversary::intercept::{Interceptor, TAMPER_MARK};
+use crate::sim::experiment::adversary::Attack;
+use crate::sim::experiment::plan::PlannedAdversary;
+use crate::sim::runner::world::{World, component_rng};
+use serde_json::{Value, json};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+use std::time::Duration;
+
+/// How long a stalling attacker holds each answer to a gap-filling request: under the
+/// asking server's request timeout, so the asker keeps waiting instead of giving up.
+pub const STALL: Duration = Duration::from_secs(5);
+
+/// How often an attacker that needs the room checks whether it exists yet.
+const ROOM_POLL: Duration = Duration::from_millis(200);
+
+/// What one adversary did.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Crafted events sent, with how each must be judged.
+    pub events: BTreeMap<String, Judge>,
+    /// Requests the attacker sent, and the answers by HTTP status (0: no answer).
+    pub requests: u64,
+    pub answers: BTreeMap<u16, u64>,
+    /// Rounds that could not craft their events, by reason.
+    pub craft_errors: BTreeMap<String, u64>,
+}
+
+/// Everything the adversaries of one run did.
+#[derive(Default)]
+pub struct Ledger {
+    pub tallies: BTreeMap<usize, RefCell<Tally>>,
+    /// Interceptors by attacker server index.
+    pub interceptors: BTreeMap<usize, Rc<Interceptor>>,
+}
+
+impl Ledger {
+    fn tally(&self, index: usize) -> std::cell::RefMut<'_, Tally> {
+        self.tallies[&index].borrow_mut()
+    }
+}
+
+/// Installs interceptors and starts every adversary's task.
+pub fn start(world: &Rc<World>) -> Rc<Ledger> {
+    let mut ledger = Ledger::default();
+    for adversary in &world.plan.adversaries {
+        ledger.tallies.insert(adversary.index, RefCell::default());
+        let server = adversary.server.0;
+        if ledger.interceptors.contains_key(&server) {
+            continue;
+        }
+        let name = &world.plan.servers[server].name;
+        let rng = component_rng(world.plan.seed, &format!("intercept/{name}"));
+        let interceptor = Interceptor::new(name, rng);
+        if let Some(current) = world.slots[server].current() {
+            world
+                .network
+                .attach(name, interceptor.wrap(current.http_handler()));
+        }
+        ledger.interceptors.insert(server, interceptor);
+    }
+    let ledger = Rc::new(ledger);
+    let mut joining = BTreeSet::new();
+    for adversary in &world.plan.adversaries {
+        let server = adversary.server.0;
+        if world.plan.servers[server].joins_room && joining.insert(server) {
+            tokio::task::spawn_local(join_attacker(world.clone(), server));
+        }
+        tokio::task::spawn_local(run_adversary(
+            world.clone(),
+            ledger.clone(),
+            adversary.clone(),
+        ));
+    }
+    ledger
+}
+
+/// Whether the runner can carry out `attack` faithfully; a plan with any other is refused.
+pub fn supported(attack: Attack) -> bool {
+    matches!(attack, Attack::ForgeBan | Attack::FakeOrigin)
+}
+
+/// The user an attacker speaks as.
+fn attacker_user(world: &World, server: usize) -> String {
+    world.plan.servers[server].users.first().map_or_else(
+        || format!("@u1:{}", world.plan.servers[server].name),
+        |u| u.user_id.clone(),
+    )
+}
+
+async fn wait_for_room(world: &World) -> String {
+    loop {
+        if let Some(room) = world.room() {
+            return room;
+        }
+        tokio::time::sleep(ROOM_POLL).await;
+    }
+}
+
+/// Joins every user of the attacker's server through the creator's server, retrying.
+async fn join_attacker(world: Rc<World>, server: usize) {
+    let room = wait_for_room(&world).await;
+    let via = world.plan.servers[world.plan.workload.creator.server.0]
+        .name
+        .clone();
+    for user in world.plan.servers[server].users.clone() {
+        while world.now_ms() < world.plan.final_phase_at.as_ms() {
+            let (room, via, user_id) = (room.clone(), via.clone(), user.user_id.clone());
+            let joined = world.slots[server]
+                .call(move |hs| async move {
+                    if hs.is_in_room(&room) {
+                        hs.set_membership(&user_id, &room, &user_id, "join")
+                            .await
+                            .map(|_| ())
+                    } else {
+                        hs.join_remote(&user_id, &room, &via).await
+                    }
+                })
+                .await;
+            if matches!(joined, Ok(Ok(()))) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+}
+
+fn window_end_ms(world: &World, adversary: &PlannedAdversary) -> u64 {
+    adversary
+        .until
+        .as_ms()
+        .min(world.plan.final_phase_at.as_ms())
+}
+
+async fn sleep_until_ms(world: &World, at_ms: u64) {
+    let now = world.now_ms();
+    if at_ms > now {
+        tokio::time::sleep(Duration::from_millis(at_ms - now)).await;
+    }
+}
+
+/// Runs one adversary window: sets its interceptor rules, then rounds at its rate.
+async fn run_adversary(world: Rc<World>, ledger: Rc<Ledger>, adversary: PlannedAdversary) {
+    let room = wait_for_room(&world).await;
+    sleep_until_ms(&world, adversary.from.as_ms()).await;
+    let end_ms = window_end_ms(&world, &adversary);
+    let interval = round_interval(&adversary);
+    let mut round = 0u64;
+    while world.now_ms() < end_ms {
+        round += 1;
+        strike(&world, &ledger, &adversary, &room, round).await;
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// Time between rounds: from the attack's rate parameter.
+fn round_interval(adversary: &PlannedAdversary) -> Duration {
+    let params = &adversary.params;
+    let rate = [
+        "per_second",
+        "messages_per_second",
+        "transactions_per_second",
+        "requests_per_second",
+    ]
+    .iter()
+    .find_map(|name| params.rate(name))
+    .map_or(0.5, |rate| rate.per_second());
+    Duration::from_secs_f64(1.0 / rate.max(0.001))
+}
+
+/// Honest servers an attack aims at: its `target`, or every honest server in the room.
+fn targets(world: &World, adversary: &PlannedAdversary) -> Vec<String> {
+    if let Some(target) = adversary.params.server("target") {
+        return vec![world.plan.servers[target.0].name.clone()];
+    }
+    world
+        .plan
+        .honest_servers()
+        .map(|server| server.name.clone())
+        .collect()
+}
+
+/// Honest users joined now, optionally only those of `server`.
+fn victims(world: &World, server: Option<usize>) -> Vec<String> {
+    world
+        .records
+        .borrow()
+        .joined
+        .iter()
+        .filter(|(index, _)| world.plan.servers[*index].honest)
+        .filter(|(index, _)| server.is_none_or(|wanted| wanted == *index))
+        .map(|(index, user)| world.plan.servers[*index].users[*user].user_id.clone())
+        .collect()
+}
+
+async fn strike(
+    world: &Rc<World>,
+    ledger: &Rc<Ledger>,
+    adversary: &PlannedAdversary,
+    room: &str,
+    round: u64,
+) {
+    let server = adversary.server.0;
+    let Some(hs) = world.slots[server].current() else {
+        return;
+    };
+    let crafter = Crafter::of(&hs);
+    let victim_server = adversary.params.server("victim").map(|id| id.0);
+    let scene = Scene {
+        room_id: room.to_owned(),
+        victims: victims(world, victim_server),
+        attacker_user: attacker_user(world, server),
+        now_ms: hs.clock().now_ms(),
+        round,
+    };
+    let view = RoomView::of(&hs, room);
+    let crafted: Result<Vec<Crafted>, CraftError> = match (adversary.attack, &view) {
+        (Attack::ForgeBan, Some(view)) => {
+            attacks::forge_ban(&crafter, view, &scene).map(|c| vec![c])
+        }
+        (Attack::FakeOrigin, Some(view)) => {
+            let impersonated = victims(
+                world,
+                Some(victim_server.unwrap_or(world.plan.workload.creator.server.0)),
+            );
+            match impersonated.first() {
+                Some(user) => attacks::fake_origin(&crafter, view, &scene, user).map(|c| vec![c]),
+                None => Err(CraftError("no user to impersonate is joined".into())),
+            }
+        }
+        (_, None) => Err(CraftError("the attacker is not in the room yet".into())),
+        (attack, Some(_)) => Err(CraftError(format!(
+            "{} is not simulated yet",
+            attack.name()
+        ))),
+    };
+    let crafted = match crafted {
+        Ok(crafted) => crafted,
+        Err(error) => {
+            *ledger
+                .tally(adversary.index)
+                .craft_errors
+                .entry(error.to_string())
+                .or_default() += 1;
+            return;
+        }
+    };
+    deliver(world, ledger, adversary, &hs, crafted, round);
+}
+
+/// Sends crafted events to every target in one transaction each, without waiting for the
+/// answers (a slow victim must not slow the attack).
+fn deliver(
+    world: &Rc<World>,
+    ledger: &Rc<Ledger>,
+    adversary: &PlannedAdversary,
+    hs: &crate::server::Homeserver,
+    crafted: Vec<Crafted>,
+    round: u64,
+) {
+    {
+        let mut tally = ledger.tally(adversary.index);
+        for event in &crafted {
+            tally.events.insert(event.event_id.clone(), event.judge);
+        }
+    }
+    let pdus: Vec<_> = crafted.into_iter().map(|event| event.json).collect();
+    for destination in targets(world, adversary) {
+        let txn_id = format!("adv{}r{round}", adversary.index);
+        let (hs, ledger, pdus) = (hs.clone(), ledger.clone(), pdus.clone());
+        let index = adversary.index;
+        let now_ms = hs.clock().now_ms();
+        tokio::task::spawn_local(async move {
+            ledger.tally(index).requests += 1;
+            let status = attacks::send_transaction(&hs, &destination, &txn_id, pdus, now_ms).await;
+            *ledger
+                .tally(index)
+                .answers
+                .entry(status.unwrap_or(0))
+                .or_default() += 1;
+        });
+    }
+}
+
+/// How the crafted events of one adversary fared on the honest servers, in (event, server)
+/// pairs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fate {
+    pub accepted: u64,
+    pub soft_failed: u64,
+    pub rejected: u64,
+    /// Held without state (an auth chain member), never part of the timeline.
+    pub outlier: u64,
+    /// Not held at all: dropped on receipt or refused with its transaction.
+    pub not_held: u64,
+    pub unauthorized_accepted: u64,
+}
+
+fn judge(world: &World, room: &str, tally: &Tally) -> Fate {
+    let mut fate = Fate::default();
+    for index in world.honest() {
+        let Some(server) = world.slots[index].current() else {
+            continue;
+        };
+        server.with_room(room, |store| {
+            for (event_id, judge) in &tally.events {
+                match store.status(event_id) {
+                    Some(EventStatus::Accepted) => {
+                        fate.accepted += 1;
+                        if *judge == Judge::MustNotBeAccepted {
+                            fate.unauthorized_accepted += 1;
+                        }
+                    }
+                    Some(EventStatus::SoftFailed(_)) => fate.soft_failed += 1,
+                    Some(EventStatus::Rejected { .. }) => fate.rejected += 1,
+                    Some(EventStatus::Outlier) => fate.outlier += 1,
+                    None => fate.not_held += 1,
+                }
+            }
+        });
+    }
+    fate
+}
+
+/// Events whose content an honest server holds with the tamperer's mark, unredacted.
+fn tampered_accepted(world: &World, room: &str) -> u64 {
+    world
+        .honest()
+        .filter_map(|index| world.slots[index].current())
+        .filter_map(|server| {
+            server.with_room(room, |store| {
+                store
+                    .records()
+                    .filter(|(_, record)| {
+                        record.pdu().event().content_str("body") == Some(TAMPER_MARK)
+                    })
+                    .count() as u64
+            })
+        })
+        .sum()
+}
+
+/// How much of an attack reached its victims: what its `took effect` verdict needs.
+fn effect_count(adversary: &PlannedAdversary, tally: &Tally, ledger: &Ledger) -> u64 {
+    let interference = ledger.interceptors[&adversary.server.0]
+        .interference
+        .borrow();
+    match adversary.attack {
+        Attack::TamperInTransit | Attack::TamperInBackfill => interference.tampered_events,
+        Attack::WithheldAuthEvents => interference.withheld_answers,
+        _ => tally
+            .answers
+            .iter()
+            .filter(|(status, _)| **status != 0)
+            .map(|(_, count)| count)
+            .sum(),
+    }
+}
+
+/// Adds the adversary metrics to `metrics` and returns the adversary verdicts.
+pub fn summarize(
+    world: &World,
+    ledger: &Ledger,
+    metrics: &mut BTreeMap<String, Value>,
+) -> Vec<Verdict> {
+    let room = world.room().unwrap_or_default();
+    let mut totals = Fate::default();
+    let mut sent = 0u64;
+    let mut rows = Vec::new();
+    let mut verdicts = Vec::new();
+    for adversary in &world.plan.adversaries {
+        let tally = ledger.tallies[&adversary.index].borrow();
+        let fate = judge(world, &room, &tally);
+        totals.accepted += fate.accepted;
+        totals.soft_failed += fate.soft_failed;
+        totals.rejected += fate.rejected;
+        totals.outlier += fate.outlier;
+        totals.not_held += fate.not_held;
+        totals.unauthorized_accepted += fate.unauthorized_accepted;
+        sent += tally.events.len() as u64;
+        let effect = effect_count(adversary, &tally, ledger);
+        let answers: BTreeMap<String, u64> = tally
+            .answers
+            .iter()
+            .map(|(status, count)| {
+                let key = if *status == 0 {
+                    "none".to_owned()
+                } else {
+                    status.to_string()
+                };
+                (key, *count)
+            })
+            .collect();
+        rows.push(json!({
+            "index": adversary.index,
+            "attack": adversary.attack.name(),
+            "server": world.plan.servers[adversary.server.0].name,
+            "events_sent": tally.events.len(),
+            "requests": tally.requests,
+            "answers": answers,
+            "craft_errors": tally.craft_errors,
+            "accepted": fate.accepted,
+            "soft_failed": fate.soft_failed,
+            "rejected": fate.rejected,
+            "outlier": fate.outlier,
+            "not_held": fate.not_held,
+            "unauthorized_accepted": fate.unauthorized_accepted,
+            "effect_count": effect,
+        }));
+        verdicts.push(Verdict {
+            key: format!("adversary[{}] took effect", adversary.index),
+            expected: format!("{} reached an honest server", adversary.attack.name()),
+            actual: if effect > 0 {
+                format!("{effect} times")
+            } else {
+                let why = tally
+                    .craft_errors
+                    .keys()
+                    .next()
+                    .cloned()
+                    .unwrap_or_else(|| "nothing reached an honest server".into());
+                format!("none ({why})")
+            },
+            passed: effect > 0,
+        });
+    }
+    let mut interference = json!({});
+    for (server, interceptor) in &ledger.interceptors {
+        let seen = interceptor.interference.borrow();
+        interference[&world.plan.servers[*server].name] = json!({
+            "requests": seen.requests,
+            "withheld_answers": seen.withheld_answers,
+            "stalled_answers": seen.stalled_answers,
+            "tampered_events": seen.tampered_events,
+            "tampered_servers": seen.tampered_servers,
+        });
+    }
+    let honest_metrics: Vec<_> = world
+        .honest()
+        .filter_map(|index| world.slots[index].current())
+        .map(|server| server.metrics())
+        .collect();
+    metrics.insert("attack_events_sent".into(), json!(sent));
+    metrics.insert("attack_events_accepted".into(), json!(totals.accepted));
+    metrics.insert("attack_events_rejected".into(), json!(totals.rejected));
+    metrics.insert(
+        "attack_events_soft_failed".into(),
+        json!(totals.soft_failed),
+    );
+    metrics.insert("attack_events_outlier".into(), json!(totals.outlier));
+    metrics.insert("attack_events_not_held".into(), json!(totals.not_held));
+    metrics.insert(
+        "unauthorized_accepted".into(),
+        json!(totals.unauthorized_accepted),
+    );
+    metrics.insert(
+        "tampered_accepted".into(),
+        json!(tampered_accepted(world, &room)),
+    );
+    metrics.insert(
+        "leaked_events".into(),
+        json!(honest_metrics.iter().map(|m| m.events_leaked).sum::<u64>()),
+    );
+    metrics.insert(
+        "victim_queue_peak".into(),
+        json!(
+            honest_metrics
+                .iter()
+                .map(|m| m.transactions_in_flight_peak)
+                .max()
+                .unwrap_or(0)
+        ),
+    );
+    metrics.insert(
+        "transactions_rate_limited".into(),
+        json!(
+            honest_metrics
+                .iter()
+                .map(|m| m.transactions_rate_limited)
+                .sum::<u64>()
+        ),
+    );
+    metrics.insert(
+        "transactions_refused".into(),
+        json!(
+            honest_metrics
+                .iter()
+                .map(|m| m.transactions_refused)
+                .sum::<u64>()
+        ),
+    );
+    metrics.insert(
+        "pdus_dropped_bad_signature".into(),
+        json!(
+            honest_metrics
+                .iter()
+                .map(|m| m.pdus_dropped_bad_signature)
+                .sum::<u64>()
+        ),
+    );
+    metrics.insert(
+        "pdus_redacted_bad_hash".into(),
+        json!(
+            honest_metrics
+                .iter()
+                .map(|m| m.pdus_redacted_bad_hash)
+                .sum::<u64>()
+        ),
+    );
+    if !rows.is_empty() {
+        metrics.insert("adversaries".into(), Value::Array(rows));
+        metrics.insert("interference".into(), interference);
+    }
+    verdicts
+}
