@@ -49,44 +49,75 @@ fn all_on() -> Defences {
     Defences::default()
 }
 
+/// Runs the attack with every defence on (it must be stopped, with `evidence` showing the
+/// defence at work) and with `off` (it must then get events accepted that the protocol must
+/// stop). Returns both metric sets.
+fn defence_matters(
+    adversary: &str,
+    off: Defences,
+    evidence: &str,
+) -> (
+    serde_json::Map<String, Value>,
+    serde_json::Map<String, Value>,
+) {
+    let text = experiment(adversary);
+    let (on, passed) = run(&text, all_on());
+    assert!(
+        passed,
+        "the attack was not stopped, or had no effect: {on:?}"
+    );
+    assert!(count(&on, "attack_events_sent") > 0);
+    assert_eq!(count(&on, "unauthorized_accepted"), 0);
+    assert!(count(&on, evidence) > 0, "no {evidence}: {on:?}");
+    let (without, _) = run(&text, off);
+    assert!(
+        count(&without, "unauthorized_accepted") > 0,
+        "the attack failed even without the defence: {without:?}"
+    );
+    (on, without)
+}
+
 /// Events signed by evil.test claiming a user of hs1.test are dropped for their missing
 /// signature; without the signature check they enter the room.
 #[test]
 fn fake_origin_needs_the_signature_check() {
-    let text = experiment(
+    defence_matters(
         "[[adversary]]\nserver = \"evil.test\"\nattack = \"fake-origin\"\nfrom = \"20s\"\n\
          params = { victim = \"hs1.test\", per_second = 1 }\n",
+        Defences {
+            pdu_signatures: false,
+            ..all_on()
+        },
+        "pdus_dropped_bad_signature",
     );
-    let (on, passed) = run(&text, all_on());
-    assert!(passed, "{on:?}");
-    assert!(count(&on, "attack_events_sent") > 0);
-    assert_eq!(count(&on, "unauthorized_accepted"), 0);
-    assert!(count(&on, "pdus_dropped_bad_signature") > 0);
-    let off = Defences {
-        pdu_signatures: false,
-        ..all_on()
-    };
-    let (off, _) = run(&text, off);
-    assert!(count(&off, "unauthorized_accepted") > 0, "{off:?}");
 }
 
 /// A ban by evil.test's powerless user is rejected by the authorization rules; without them
 /// it takes effect.
 #[test]
 fn forge_ban_needs_the_auth_rules() {
-    let text = experiment(
+    defence_matters(
         "[[adversary]]\nserver = \"evil.test\"\nattack = \"forge-ban\"\nfrom = \"20s\"\n\
          params = { per_second = 1 }\n",
+        Defences {
+            auth_rules: false,
+            ..all_on()
+        },
+        "attack_events_rejected",
     );
-    let (on, passed) = run(&text, all_on());
-    assert!(passed, "{on:?}");
-    assert!(count(&on, "attack_events_sent") > 0);
-    assert!(count(&on, "attack_events_rejected") > 0, "{on:?}");
-    assert_eq!(count(&on, "unauthorized_accepted"), 0);
-    let off = Defences {
-        auth_rules: false,
-        ..all_on()
-    };
-    let (off, _) = run(&text, off);
-    assert!(count(&off, "unauthorized_accepted") > 0, "{off:?}");
+}
+
+/// Messages whose auth events do not authorise them are rejected; without the rules they are
+/// accepted.
+#[test]
+fn invalid_auth_events_need_the_auth_rules() {
+    defence_matters(
+        "[[adversary]]\nserver = \"evil.test\"\nattack = \"invalid-auth-events\"\n\
+         from = \"20s\"\nparams = { per_second = 1 }\n",
+        Defences {
+            auth_rules: false,
+            ..all_on()
+        },
+        "attack_events_rejected",
+    );
 }

@@ -92,7 +92,14 @@ pub fn start(world: &Rc<World>) -> Rc<Ledger> {
 
 /// Whether the runner can carry out `attack` faithfully; a plan with any other is refused.
 pub fn supported(attack: Attack) -> bool {
-    matches!(attack, Attack::ForgeBan | Attack::FakeOrigin)
+    matches!(
+        attack,
+        Attack::ForgeBan
+            | Attack::FakeOrigin
+            | Attack::InvalidAuthEvents
+            | Attack::UnknownPrevEvents
+            | Attack::WithheldAuthEvents
+    )
 }
 
 /// The user an attacker speaks as.
@@ -242,6 +249,22 @@ async fn strike(
                 Some(user) => attacks::fake_origin(&crafter, view, &scene, user).map(|c| vec![c]),
                 None => Err(CraftError("no user to impersonate is joined".into())),
             }
+        }
+        (Attack::InvalidAuthEvents, Some(view)) => {
+            attacks::invalid_auth_events(&crafter, view, &scene).map(|c| vec![c])
+        }
+        (Attack::UnknownPrevEvents, Some(view)) => {
+            attacks::unknown_prev_events(&crafter, view, &scene).map(|c| vec![c])
+        }
+        (Attack::WithheldAuthEvents, Some(view)) => {
+            attacks::withheld_auth_events(&crafter, view, &scene).map(|(join, message)| {
+                // The join is the withheld auth event: never sent, and refused when asked for,
+                // as is the message's auth chain (`/event_auth` names the message).
+                let mut rules = ledger.interceptors[&server].rules.borrow_mut();
+                rules.withheld.insert(join.event_id);
+                rules.withheld.insert(message.event_id.clone());
+                vec![message]
+            })
         }
         (_, None) => Err(CraftError("the attacker is not in the room yet".into())),
         (attack, Some(_)) => Err(CraftError(format!(
