@@ -121,3 +121,46 @@ fn invalid_auth_events_need_the_auth_rules() {
         "attack_events_rejected",
     );
 }
+
+/// A transaction of 60 PDUs is refused whole (the spec allows 50); without the count limit
+/// its events enter the room.
+#[test]
+fn overfull_transactions_need_the_count_limit() {
+    defence_matters(
+        "[[adversary]]\nserver = \"evil.test\"\nattack = \"overfull-transactions\"\n\
+         from = \"20s\"\nuntil = \"50s\"\nparams = { pdus_per_transaction = 60, per_second = 0.2 }\n",
+        Defences {
+            transaction_limits: false,
+            ..all_on()
+        },
+        "transactions_refused",
+    );
+}
+
+/// A flood of transactions whose gap-filling the attacker stalls: per-origin in-flight and
+/// rate limits keep the victim's inbound queue to a few transactions; without them it holds
+/// every stalled one.
+#[test]
+fn transaction_flood_needs_the_rate_limits() {
+    let text = experiment(
+        "[[adversary]]\nserver = \"evil.test\"\nattack = \"transaction-flood\"\n\
+         from = \"20s\"\nuntil = \"40s\"\n\
+         params = { transactions_per_second = 20, target = \"hs1.test\" }\n\
+         [expect]\nvictim_queue_max = 10\n",
+    );
+    let (on, passed) = run(&text, all_on());
+    assert!(passed, "{on:?}");
+    assert!(count(&on, "transactions_rate_limited") > 0, "{on:?}");
+    let (off, passed_off) = run(
+        &text,
+        Defences {
+            rate_limits: false,
+            ..all_on()
+        },
+    );
+    assert!(!passed_off);
+    assert!(
+        count(&off, "victim_queue_peak") > 50,
+        "the flood did not fill the queue without limits: {off:?}"
+    );
+}

@@ -325,17 +325,33 @@ pub async fn send_transaction(
     destination: &str,
     txn_id: &str,
     pdus: Vec<RawPdu>,
+    edus: usize,
     now_ms: u64,
 ) -> Option<u16> {
-    let body = json!({
+    let mut body = json!({
         "origin": attacker.name(),
         "origin_server_ts": now_ms,
         "pdus": pdus,
     });
+    if edus > 0 {
+        body["edus"] = Value::Array(typing_edus(attacker.name(), edus));
+    }
     let uri = crate::proto::wire::paths::send_transaction_path(txn_id);
     attacker
         .raw_request(destination, "PUT", &uri, Some(&body), true)
         .await
         .ok()
         .map(|answer| answer.status)
+}
+
+/// `count` typing notifications: the EDUs of an overfull transaction.
+fn typing_edus(server: &str, count: usize) -> Vec<Value> {
+    (0..count)
+        .map(|index| {
+            json!({
+                "edu_type": "m.typing",
+                "content": {"room_id": "!nowhere:invalid", "user_id": format!("@t{index}:{server}"), "typing": true},
+            })
+        })
+        .collect()
 }

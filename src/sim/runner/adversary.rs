@@ -99,6 +99,10 @@ pub fn supported(attack: Attack) -> bool {
             | Attack::InvalidAuthEvents
             | Attack::UnknownPrevEvents
             | Attack::WithheldAuthEvents
+            | Attack::OversizedPdus
+            | Attack::OverfullTransactions
+            | Attack::TransactionFlood
+            | Attack::Spam
     )
 }
 
@@ -167,12 +171,58 @@ async fn run_adversary(world: Rc<World>, ledger: Rc<Ledger>, adversary: PlannedA
     sleep_until_ms(&world, adversary.from.as_ms()).await;
     let end_ms = window_end_ms(&world, &adversary);
     let interval = round_interval(&adversary);
+    let interceptor = ledger.interceptors[&adversary.server.0].clone();
+    set_rules(&interceptor, adversary.attack, true);
     let mut round = 0u64;
     while world.now_ms() < end_ms {
         round += 1;
         strike(&world, &ledger, &adversary, &room, round).await;
         tokio::time::sleep(interval).await;
     }
+    set_rules(&interceptor, adversary.attack, false);
+}
+
+/// Turns the interceptor rules of `attack` on for its window, or off after it.
+fn set_rules(interceptor: &Interceptor, attack: Attack, on: bool) {
+    let mut rules = interceptor.rules.borrow_mut();
+    if attack == Attack::TransactionFlood {
+        // Each flooded event cites an unknown prev event; the victim asks the attacker for
+        // it, and the attacker holds the answer: every admitted transaction stays open.
+        rules.stall = on.then_some(STALL);
+    }
+}
+
+/// One spam message from one of the attacker's users, sent through its honest server as any
+/// user's message would be; not awaited, so the rate does not depend on the server.
+fn spam(
+    world: &World,
+    ledger: &Rc<Ledger>,
+    adversary: &PlannedAdversary,
+    hs: &crate::server::Homeserver,
+    room: &str,
+    round: u64,
+) {
+    let users = &world.plan.servers[adversary.server.0].users;
+    let Some(user) = users.get(round as usize % users.len().max(1)) else {
+        return;
+    };
+    let (hs, room, sender) = (hs.clone(), room.to_owned(), user.user_id.clone());
+    let (ledger, index) = (ledger.clone(), adversary.index);
+    tokio::task::spawn_local(async move {
+        let body = format!("spam {round}");
+        match hs.send_message(&sender, &room, &body).await {
+            Ok(event_id) => {
+                ledger.tally(index).events.insert(event_id, Judge::Valid);
+            }
+            Err(error) => {
+                *ledger
+                    .tally(index)
+                    .craft_errors
+                    .entry(error.to_string())
+                    .or_default() += 1;
+            }
+        }
+    });
 }
 
 /// Time between rounds: from the attack's rate parameter.
@@ -226,6 +276,10 @@ async fn strike(
     let Some(hs) = world.slots[server].current() else {
         return;
     };
+    if adversary.attack == Attack::Spam {
+        spam(world, ledger, adversary, &hs, room, round);
+        return;
+    }
     let crafter = Crafter::of(&hs);
     let victim_server = adversary.params.server("victim").map(|id| id.0);
     let scene = Scene {
@@ -266,6 +320,27 @@ async fn strike(
                 vec![message]
             })
         }
+        (Attack::OversizedPdus, Some(view)) => {
+            let bytes = adversary.params.count("bytes").unwrap_or(70_000) as usize;
+            attacks::oversized(&crafter, view, &scene, bytes).map(|c| vec![c])
+        }
+        (Attack::OverfullTransactions, Some(view)) => {
+            let count = adversary
+                .params
+                .count("pdus_per_transaction")
+                .unwrap_or(200) as usize;
+            attacks::chained_messages(
+                &crafter,
+                view,
+                &scene,
+                count,
+                "overfull",
+                Judge::MustNotBeAccepted,
+            )
+        }
+        (Attack::TransactionFlood, Some(view)) => {
+            attacks::unknown_prev_events(&crafter, view, &scene).map(|c| vec![c])
+        }
         (_, None) => Err(CraftError("the attacker is not in the room yet".into())),
         (attack, Some(_)) => Err(CraftError(format!(
             "{} is not simulated yet",
@@ -303,6 +378,7 @@ fn deliver(
         }
     }
     let pdus: Vec<_> = crafted.into_iter().map(|event| event.json).collect();
+    let edus = adversary.params.count("edus_per_transaction").unwrap_or(0) as usize;
     for destination in targets(world, adversary) {
         let txn_id = format!("adv{}r{round}", adversary.index);
         let (hs, ledger, pdus) = (hs.clone(), ledger.clone(), pdus.clone());
@@ -310,7 +386,8 @@ fn deliver(
         let now_ms = hs.clock().now_ms();
         tokio::task::spawn_local(async move {
             ledger.tally(index).requests += 1;
-            let status = attacks::send_transaction(&hs, &destination, &txn_id, pdus, now_ms).await;
+            let status =
+                attacks::send_transaction(&hs, &destination, &txn_id, pdus, edus, now_ms).await;
             *ledger
                 .tally(index)
                 .answers
@@ -318,6 +395,37 @@ fn deliver(
                 .or_default() += 1;
         });
     }
+}
+
+/// What convergence compares at the end: the observer's view digest, except that with
+/// adversaries the events of Byzantine servers are left out of the compared event set (the
+/// current state still counts in full). A rate-limited spammer's history reaches each victim
+/// with different gaps, which the protocol allows; the honest events and the state must agree.
+pub fn view_digest(world: &World, room: &crate::server::store::RoomStore) -> String {
+    if world.plan.adversaries.is_empty() {
+        return super::observer::view_digest(room);
+    }
+    use sha2::{Digest as _, Sha256};
+    let byzantine: BTreeSet<&str> = world
+        .plan
+        .servers
+        .iter()
+        .filter(|server| !server.honest)
+        .map(|server| server.name.as_str())
+        .collect();
+    let mut hasher = Sha256::new();
+    hasher.update(super::observer::state_digest(room).as_bytes());
+    hasher.update(b"--\n");
+    for event_id in super::observer::authorized_event_ids(room) {
+        let from_byzantine = room.event(&event_id).is_some_and(|pdu| {
+            byzantine.contains(crate::proto::event::server_of(&pdu.event().sender))
+        });
+        if !from_byzantine {
+            hasher.update(event_id.as_bytes());
+            hasher.update(b"\n");
+        }
+    }
+    super::observer::hex(&hasher.finalize())
 }
 
 /// How the crafted events of one adversary fared on the honest servers, in (event, server)
@@ -379,13 +487,14 @@ fn tampered_accepted(world: &World, room: &str) -> u64 {
 }
 
 /// How much of an attack reached its victims: what its `took effect` verdict needs.
-fn effect_count(adversary: &PlannedAdversary, tally: &Tally, ledger: &Ledger) -> u64 {
+fn effect_count(adversary: &PlannedAdversary, tally: &Tally, fate: &Fate, ledger: &Ledger) -> u64 {
     let interference = ledger.interceptors[&adversary.server.0]
         .interference
         .borrow();
     match adversary.attack {
         Attack::TamperInTransit | Attack::TamperInBackfill => interference.tampered_events,
         Attack::WithheldAuthEvents => interference.withheld_answers,
+        Attack::Spam => fate.accepted,
         _ => tally
             .answers
             .iter()
@@ -416,7 +525,7 @@ pub fn summarize(
         totals.not_held += fate.not_held;
         totals.unauthorized_accepted += fate.unauthorized_accepted;
         sent += tally.events.len() as u64;
-        let effect = effect_count(adversary, &tally, ledger);
+        let effect = effect_count(adversary, &tally, &fate, ledger);
         let answers: BTreeMap<String, u64> = tally
             .answers
             .iter()

@@ -149,7 +149,9 @@ fn summarize(
         .count() as u64;
     let digests: std::collections::BTreeSet<String> = servers
         .iter()
-        .filter_map(|&index| observer::read_room(world, index, observer::view_digest))
+        .filter_map(|&index| {
+            observer::read_room(world, index, |room| adversary::view_digest(world, room))
+        })
         .collect();
     let converged = digests.len() == 1
         && servers.len()
@@ -358,6 +360,11 @@ fn verdicts(
         "leaked_events_max",
         "leaked_events",
         expect.leaked_events_max,
+    );
+    at_most(
+        "victim_queue_max",
+        "victim_queue_peak",
+        expect.victim_queue_max,
     );
     at_most(
         "tampered_accepted_max",
