@@ -164,3 +164,28 @@ fn transaction_flood_needs_the_rate_limits() {
         "the flood did not fill the queue without limits: {off:?}"
     );
 }
+
+/// evil.test rewrites the messages it relays to hs4.test as hs4.test catches up after an
+/// outage: the content hash betrays every rewritten event, which is held redacted; without
+/// the hash check the rewritten content is taken as is.
+#[test]
+fn tamper_in_transit_needs_the_content_hash() {
+    let text = experiment(
+        "[[fault]]\nat = \"20s\"\nuntil = \"50s\"\nkind = \"isolate\"\nserver = \"hs4.test\"\n\
+         [[adversary]]\nserver = \"evil.test\"\nattack = \"tamper-in-transit\"\n\
+         from = \"20s\"\nuntil = \"1m20s\"\n\
+         [expect]\ntampered_accepted_max = 0\n",
+    );
+    let (on, passed) = run(&text, all_on());
+    assert!(passed, "{on:?}");
+    assert!(count(&on, "pdus_redacted_bad_hash") > 0, "{on:?}");
+    let (off, passed_off) = run(
+        &text,
+        Defences {
+            content_hashes: false,
+            ..all_on()
+        },
+    );
+    assert!(!passed_off);
+    assert!(count(&off, "tampered_accepted") > 0, "{off:?}");
+}

@@ -103,6 +103,7 @@ pub fn supported(attack: Attack) -> bool {
             | Attack::OverfullTransactions
             | Attack::TransactionFlood
             | Attack::Spam
+            | Attack::TamperInTransit
     )
 }
 
@@ -172,23 +173,30 @@ async fn run_adversary(world: Rc<World>, ledger: Rc<Ledger>, adversary: PlannedA
     let end_ms = window_end_ms(&world, &adversary);
     let interval = round_interval(&adversary);
     let interceptor = ledger.interceptors[&adversary.server.0].clone();
-    set_rules(&interceptor, adversary.attack, true);
+    let fraction = adversary
+        .params
+        .probability("fraction")
+        .map(|fraction| fraction.value());
+    set_rules(&interceptor, adversary.attack, true, fraction);
     let mut round = 0u64;
     while world.now_ms() < end_ms {
         round += 1;
         strike(&world, &ledger, &adversary, &room, round).await;
         tokio::time::sleep(interval).await;
     }
-    set_rules(&interceptor, adversary.attack, false);
+    set_rules(&interceptor, adversary.attack, false, fraction);
 }
 
 /// Turns the interceptor rules of `attack` on for its window, or off after it.
-fn set_rules(interceptor: &Interceptor, attack: Attack, on: bool) {
+fn set_rules(interceptor: &Interceptor, attack: Attack, on: bool, fraction: Option<f64>) {
     let mut rules = interceptor.rules.borrow_mut();
     if attack == Attack::TransactionFlood {
         // Each flooded event cites an unknown prev event; the victim asks the attacker for
         // it, and the attacker holds the answer: every admitted transaction stays open.
         rules.stall = on.then_some(STALL);
+    }
+    if attack == Attack::TamperInTransit {
+        rules.tamper_in_transit = on.then(|| fraction.unwrap_or(1.0));
     }
 }
 
@@ -276,7 +284,9 @@ async fn strike(
     let Some(hs) = world.slots[server].current() else {
         return;
     };
-    if adversary.attack == Attack::Spam {
+    if matches!(adversary.attack, Attack::Spam | Attack::TamperInTransit) {
+        // A tamperer's own messages are its bait: a server that gets one before the events
+        // it cites asks the tamperer for them, and gets them rewritten.
         spam(world, ledger, adversary, &hs, room, round);
         return;
     }
