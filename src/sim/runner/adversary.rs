@@ -104,6 +104,7 @@ pub fn supported(attack: Attack) -> bool {
             | Attack::TransactionFlood
             | Attack::Spam
             | Attack::TamperInTransit
+            | Attack::Equivocation
     )
 }
 
@@ -351,6 +352,16 @@ async fn strike(
         (Attack::TransactionFlood, Some(view)) => {
             attacks::unknown_prev_events(&crafter, view, &scene).map(|c| vec![c])
         }
+        (Attack::Equivocation, Some(view)) => {
+            let forks = adversary.params.count("forks").unwrap_or(2).max(2) as usize;
+            match attacks::equivocating_forks(&crafter, view, &scene, forks) {
+                Ok(forks) => {
+                    deliver_forks(world, ledger, adversary, &hs, forks, round);
+                    return;
+                }
+                Err(error) => Err(error),
+            }
+        }
         (_, None) => Err(CraftError("the attacker is not in the room yet".into())),
         (attack, Some(_)) => Err(CraftError(format!(
             "{} is not simulated yet",
@@ -436,6 +447,41 @@ pub fn view_digest(world: &World, room: &crate::server::store::RoomStore) -> Str
         }
     }
     super::observer::hex(&hasher.finalize())
+}
+
+/// Sends fork `k` of `forks` to the targets at positions `k`, `k + forks`, ...: each server
+/// learns one version of the event first, and the others only through the DAG.
+fn deliver_forks(
+    world: &Rc<World>,
+    ledger: &Rc<Ledger>,
+    adversary: &PlannedAdversary,
+    hs: &crate::server::Homeserver,
+    forks: Vec<Crafted>,
+    round: u64,
+) {
+    let targets = targets(world, adversary);
+    for (position, destination) in targets.iter().enumerate() {
+        let fork = forks[position % forks.len()].clone();
+        ledger
+            .tally(adversary.index)
+            .events
+            .insert(fork.event_id.clone(), fork.judge);
+        let txn_id = format!("adv{}r{round}", adversary.index);
+        let (hs, ledger, destination) = (hs.clone(), ledger.clone(), destination.clone());
+        let index = adversary.index;
+        let now_ms = hs.clock().now_ms();
+        tokio::task::spawn_local(async move {
+            ledger.tally(index).requests += 1;
+            let status =
+                attacks::send_transaction(&hs, &destination, &txn_id, vec![fork.json], 0, now_ms)
+                    .await;
+            *ledger
+                .tally(index)
+                .answers
+                .entry(status.unwrap_or(0))
+                .or_default() += 1;
+        });
+    }
 }
 
 /// How the crafted events of one adversary fared on the honest servers, in (event, server)
