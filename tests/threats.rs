@@ -189,3 +189,41 @@ fn tamper_in_transit_needs_the_content_hash() {
     assert!(!passed_off);
     assert!(count(&off, "tampered_accepted") > 0, "{off:?}");
 }
+
+/// A server with no member in the room asks for its events, history, state and missing
+/// events: every read is refused; without the membership check on reads, room events leak.
+#[test]
+fn disclosure_outside_the_room_needs_the_read_checks() {
+    let text = experiment(
+        "[[adversary]]\nserver = \"evil.test\"\nattack = \"peek-outside-room\"\n\
+         from = \"20s\"\nparams = { requests_per_second = 2 }\n\
+         [expect]\nleaked_events_max = 0\n",
+    );
+    let (on, passed) = run(&text, all_on());
+    assert!(passed, "{on:?}");
+    assert_eq!(count(&on, "leaked_events"), 0);
+    let (off, passed_off) = run(
+        &text,
+        Defences {
+            read_membership_checks: false,
+            ..all_on()
+        },
+    );
+    assert!(!passed_off);
+    assert!(count(&off, "leaked_events") > 0, "{off:?}");
+}
+
+/// Messages from a server with no member in the room are rejected by the membership rules;
+/// without the rules they are accepted.
+#[test]
+fn non_member_events_need_the_auth_rules() {
+    defence_matters(
+        "[[adversary]]\nserver = \"evil.test\"\nattack = \"non-member-events\"\n\
+         from = \"20s\"\nparams = { per_second = 1 }\n",
+        Defences {
+            auth_rules: false,
+            ..all_on()
+        },
+        "attack_events_rejected",
+    );
+}

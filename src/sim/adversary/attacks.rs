@@ -18,6 +18,10 @@ use serde_json::{Map, Value, json};
 pub enum Judge {
     /// The protocol must stop it: accepted (in the timeline) anywhere is a failure.
     MustNotBeAccepted,
+    /// Authorised when made by the power its auth events grant, which the room revoked
+    /// elsewhere: accepted where the revocation was not yet known is allowed, but it must not
+    /// be in any honest server's current state once the room has merged.
+    MustNotStayInState,
     /// Valid traffic (spam, equivocating forks): counted, not judged.
     Valid,
 }
@@ -82,6 +86,16 @@ pub fn forge_ban(crafter: &Crafter, view: &RoomView, scene: &Scene) -> Result<Cr
         crafter.sign(new, view.version)?,
         Judge::MustNotBeAccepted,
     ))
+}
+
+/// A ban of an honest user by the attacker's user, citing the power levels the attacker sees,
+/// which may be stale (revoked on the other side of a partition).
+pub fn stale_ban(crafter: &Crafter, view: &RoomView, scene: &Scene) -> Result<Crafted, CraftError> {
+    let banned = forge_ban(crafter, view, scene)?;
+    Ok(Crafted {
+        judge: Judge::MustNotStayInState,
+        ..banned
+    })
 }
 
 /// A message claiming an honest user as sender, signed only by the attacker's server.

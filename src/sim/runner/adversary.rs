@@ -105,6 +105,9 @@ pub fn supported(attack: Attack) -> bool {
             | Attack::Spam
             | Attack::TamperInTransit
             | Attack::Equivocation
+            | Attack::StalePowerBan
+            | Attack::NonMemberEvents
+            | Attack::PeekOutsideRoom
     )
 }
 
@@ -173,6 +176,10 @@ async fn run_adversary(world: Rc<World>, ledger: Rc<Ledger>, adversary: PlannedA
     sleep_until_ms(&world, adversary.from.as_ms()).await;
     let end_ms = window_end_ms(&world, &adversary);
     let interval = round_interval(&adversary);
+    if adversary.attack == Attack::StalePowerBan {
+        stale_power_ban(&world, &ledger, &adversary, &room, end_ms).await;
+        return;
+    }
     let interceptor = ledger.interceptors[&adversary.server.0].clone();
     let fraction = adversary
         .params
@@ -186,6 +193,129 @@ async fn run_adversary(world: Rc<World>, ledger: Rc<Ledger>, adversary: PlannedA
         tokio::time::sleep(interval).await;
     }
     set_rules(&interceptor, adversary.attack, false, fraction);
+}
+
+/// Power the room's creator grants the attacker for a stale-power ban: enough to ban users
+/// at the default levels.
+const STALE_POWER: i64 = 50;
+
+/// A stale-power ban, in three steps over the window: the room's creator (honest) grants the
+/// attacker's user power at its start; revokes it after 40% of the window (on its own side of
+/// any partition); from half the window on, the attacker bans honest users citing the power
+/// levels it still sees.
+async fn stale_power_ban(
+    world: &Rc<World>,
+    ledger: &Rc<Ledger>,
+    adversary: &PlannedAdversary,
+    room: &str,
+    end_ms: u64,
+) {
+    let start_ms = adversary.from.as_ms();
+    let span_ms = end_ms.saturating_sub(start_ms);
+    let attacker = attacker_user(world, adversary.server.0);
+    set_power_by_creator(world, room, &attacker, STALE_POWER).await;
+    sleep_until_ms(world, start_ms + span_ms * 2 / 5).await;
+    set_power_by_creator(world, room, &attacker, 0).await;
+    sleep_until_ms(world, start_ms + span_ms / 2).await;
+    let interval = round_interval(adversary);
+    let mut round = 0u64;
+    while world.now_ms() < end_ms {
+        round += 1;
+        strike(world, ledger, adversary, room, round).await;
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// The room's creator sets `user`'s power level, as an honest admin would.
+async fn set_power_by_creator(world: &World, room: &str, user: &str, level: i64) {
+    let creator = world.plan.workload.creator;
+    let creator_id = world.plan.servers[creator.server.0].users[creator.user]
+        .user_id
+        .clone();
+    let (room, user) = (room.to_owned(), user.to_owned());
+    let result = world.slots[creator.server.0]
+        .call(move |hs| async move {
+            let mut levels = hs
+                .with_room(&room, |store| {
+                    store
+                        .current_state_event(&("m.room.power_levels".to_owned(), String::new()))
+                        .map(|pdu| pdu.event().content.clone())
+                })
+                .flatten()
+                .unwrap_or_default();
+            let users = levels.entry("users").or_insert_with(|| json!({}));
+            if let Some(users) = users.as_object_mut() {
+                users.insert(user, json!(level));
+            }
+            hs.send_state(&creator_id, &room, "m.room.power_levels", "", levels)
+                .await
+        })
+        .await;
+    world.count("adversary_power_grant", matches!(result, Ok(Ok(_))));
+}
+
+/// One read of the room's history by a server with no member in it: `/event`, `/backfill`,
+/// `/state_ids` and `/get_missing_events` in turn, about an event id it knows (the newest
+/// honest message, as if its id had leaked, or the create event, which a room v12 id names),
+/// to the targets in turn.
+fn peek(
+    world: &World,
+    ledger: &Rc<Ledger>,
+    adversary: &PlannedAdversary,
+    hs: &crate::server::Homeserver,
+    room: &str,
+    round: u64,
+) {
+    use crate::proto::wire::{BackfillQuery, StateQuery, paths};
+    let targets = targets(world, adversary);
+    if targets.is_empty() {
+        return;
+    }
+    let destination = targets[round as usize % targets.len()].clone();
+    let known = world
+        .records
+        .borrow()
+        .sent
+        .last()
+        .map(|sent| sent.event_id.clone())
+        .or_else(|| attacks::create_event_of(world.plan.room_version, room));
+    let Some(event_id) = known else {
+        return;
+    };
+    let (method, uri, body) = match (round / targets.len() as u64) % 4 {
+        0 => ("GET", paths::event_path(&event_id), None),
+        1 => {
+            let query = BackfillQuery {
+                v: vec![event_id.clone()],
+                limit: 50,
+            };
+            ("GET", paths::backfill_path(room, &query), None)
+        }
+        2 => {
+            let query = StateQuery {
+                event_id: event_id.clone(),
+            };
+            ("GET", paths::state_ids_path(room, &query), None)
+        }
+        _ => {
+            let body = json!({
+                "earliest_events": [],
+                "latest_events": [event_id],
+                "limit": 50,
+                "min_depth": 0,
+            });
+            ("POST", paths::get_missing_events_path(room), Some(body))
+        }
+    };
+    let (hs, ledger, index) = (hs.clone(), ledger.clone(), adversary.index);
+    tokio::task::spawn_local(async move {
+        ledger.tally(index).requests += 1;
+        let answer = hs
+            .raw_request(&destination, method, &uri, body.as_ref(), true)
+            .await;
+        let status = answer.map_or(0, |answer| answer.status);
+        *ledger.tally(index).answers.entry(status).or_default() += 1;
+    });
 }
 
 /// Turns the interceptor rules of `attack` on for its window, or off after it.
@@ -261,14 +391,17 @@ fn targets(world: &World, adversary: &PlannedAdversary) -> Vec<String> {
         .collect()
 }
 
-/// Honest users joined now, optionally only those of `server`.
+/// Honest users without admin power joined now, optionally only those of `server`.
 fn victims(world: &World, server: Option<usize>) -> Vec<String> {
     world
         .records
         .borrow()
         .joined
         .iter()
-        .filter(|(index, _)| world.plan.servers[*index].honest)
+        .filter(|(index, user)| {
+            let planned = &world.plan.servers[*index];
+            planned.honest && !planned.users[*user].admin
+        })
         .filter(|(index, _)| server.is_none_or(|wanted| wanted == *index))
         .map(|(index, user)| world.plan.servers[*index].users[*user].user_id.clone())
         .collect()
@@ -361,6 +494,16 @@ async fn strike(
                 }
                 Err(error) => Err(error),
             }
+        }
+        (Attack::StalePowerBan, Some(view)) => {
+            attacks::stale_ban(&crafter, view, &scene).map(|c| vec![c])
+        }
+        (Attack::NonMemberEvents, _) => {
+            attacks::non_member_message(&crafter, world.plan.room_version, &scene).map(|c| vec![c])
+        }
+        (Attack::PeekOutsideRoom, _) => {
+            peek(world, ledger, adversary, &hs, room, round);
+            return;
         }
         (_, None) => Err(CraftError("the attacker is not in the room yet".into())),
         (attack, Some(_)) => Err(CraftError(format!(
@@ -506,6 +649,11 @@ fn judge(world: &World, room: &str, tally: &Tally) -> Fate {
         };
         server.with_room(room, |store| {
             for (event_id, judge) in &tally.events {
+                if *judge == Judge::MustNotStayInState
+                    && store.current_state().values().any(|id| id == event_id)
+                {
+                    fate.unauthorized_accepted += 1;
+                }
                 match store.status(event_id) {
                     Some(EventStatus::Accepted) => {
                         fate.accepted += 1;
@@ -551,6 +699,8 @@ fn effect_count(adversary: &PlannedAdversary, tally: &Tally, fate: &Fate, ledger
         Attack::TamperInTransit | Attack::TamperInBackfill => interference.tampered_events,
         Attack::WithheldAuthEvents => interference.withheld_answers,
         Attack::Spam => fate.accepted,
+        // The attack happened only if stale power was honoured somewhere at the time.
+        Attack::StalePowerBan => fate.accepted + fate.soft_failed,
         _ => tally
             .answers
             .iter()
