@@ -227,3 +227,25 @@ fn non_member_events_need_the_auth_rules() {
         "attack_events_rejected",
     );
 }
+
+/// An auth chain deeper than the fetch bound is refused unread, so the victim stores none of
+/// it; without the bound the victim verifies and stores the whole chain.
+#[test]
+fn deep_auth_chain_needs_the_fetch_bound() {
+    let text = experiment(
+        "[[adversary]]\nserver = \"evil.test\"\nattack = \"deep-auth-chain\"\n\
+         from = \"20s\"\nuntil = \"40s\"\nparams = { depth = 5001, target = \"hs1.test\" }\n",
+    );
+    let (on, passed) = run(&text, all_on());
+    assert!(passed, "{on:?}");
+    assert!(count(&on, "auth_chains_refused") > 0, "{on:?}");
+    assert_eq!(count(&on, "attack_events_outlier"), 0);
+    let (off, _) = run(
+        &text,
+        Defences {
+            fetch_bounds: false,
+            ..all_on()
+        },
+    );
+    assert!(count(&off, "attack_events_outlier") >= 5001, "{off:?}");
+}

@@ -28,6 +28,10 @@ pub struct ServerConfig {
     pub backfill_on_join_max: u64,
     /// How long a server's published key says it stays valid.
     pub key_validity: Duration,
+    /// The most events an `/event_auth` answer may hold; a longer auth chain is refused
+    /// unread (a room's real auth chains hold its create event, power level history and the
+    /// memberships events cite: thousands at most).
+    pub auth_chain_fetched_max: usize,
     /// What one origin may send us through `/send`.
     pub inbound_limits: InboundLimits,
     /// Which defences are on. All are on except in tests that show an attack succeeding
@@ -76,6 +80,8 @@ pub struct Defences {
     pub rate_limits: bool,
     /// Read paths serve events only to servers that may see them.
     pub read_membership_checks: bool,
+    /// Fetched auth chains are bounded (`auth_chain_fetched_max`).
+    pub fetch_bounds: bool,
 }
 
 impl Default for Defences {
@@ -87,6 +93,7 @@ impl Default for Defences {
             transaction_limits: true,
             rate_limits: true,
             read_membership_checks: true,
+            fetch_bounds: true,
         }
     }
 }
@@ -110,6 +117,7 @@ impl ServerConfig {
             missing_events_rounds_max: 10,
             backfill_on_join_max: 1_000,
             key_validity: Duration::from_secs(7 * 24 * 3600),
+            auth_chain_fetched_max: 5_000,
             inbound_limits: InboundLimits::default(),
             defences: Defences::default(),
         }

@@ -33,4 +33,6 @@ pub struct ServerMetrics {
     /// neither now nor at the event: counted where they are served, whatever the visibility
     /// check decided, so the count does not depend on the check it judges.
     pub events_leaked: u64,
+    /// `/event_auth` answers refused for holding more events than the bound.
+    pub auth_chains_refused: u64,
 }

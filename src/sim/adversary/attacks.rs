@@ -369,3 +369,73 @@ fn typing_edus(server: &str, count: usize) -> Vec<Value> {
         })
         .collect()
 }
+
+/// A chain of `depth` changes of the attacker user's own membership (display names), each
+/// citing the one before as its membership auth event and prev event, starting from its
+/// current membership: an auth chain as deep as the attacker likes, every event valid.
+pub fn deep_auth_chain(
+    crafter: &Crafter,
+    view: &RoomView,
+    scene: &Scene,
+    depth: usize,
+) -> Result<Vec<Pdu>, CraftError> {
+    let user = &scene.attacker_user;
+    let mut member = view
+        .state_id("m.room.member", user)
+        .ok_or_else(|| CraftError("the attacker's user is not in the room".into()))?
+        .to_owned();
+    let mut prev = view.extremities.clone();
+    let mut chain = Vec::with_capacity(depth);
+    for (link, event_depth) in (0..depth).zip(view.depth..) {
+        let content = object(json!({"membership": "join", "displayname": format!("link {link}")}));
+        let mut new = view.draft(user, "m.room.member", Some(user), content, scene.now_ms);
+        for reference in &mut new.auth_events {
+            if reference.event_id == view.state_id("m.room.member", user).unwrap_or_default() {
+                *reference = EventRef::from(member.as_str());
+            }
+        }
+        new.prev_events = prev;
+        new.depth = event_depth;
+        let pdu = crafter.sign(new, view.version)?;
+        member = pdu.event_id().to_owned();
+        prev = vec![pdu.as_reference()];
+        chain.push(pdu);
+    }
+    Ok(chain)
+}
+
+/// A message of the attacker's user whose membership auth event and prev event are the last
+/// link of `chain`.
+pub fn message_on_chain(
+    crafter: &Crafter,
+    view: &RoomView,
+    scene: &Scene,
+    chain: &[Pdu],
+) -> Result<Crafted, CraftError> {
+    let last = chain
+        .last()
+        .ok_or_else(|| CraftError("an empty auth chain".into()))?;
+    let user = &scene.attacker_user;
+    let own_member = view
+        .state_id("m.room.member", user)
+        .unwrap_or_default()
+        .to_owned();
+    let mut new = view.draft(
+        user,
+        "m.room.message",
+        None,
+        message(scene.round, "deep"),
+        scene.now_ms,
+    );
+    for reference in &mut new.auth_events {
+        if reference.event_id == own_member {
+            *reference = EventRef::from(last.event_id());
+        }
+    }
+    new.prev_events = vec![last.as_reference()];
+    new.depth = last.event().depth + 1;
+    Ok(crafted(
+        crafter.sign(new, view.version)?,
+        Judge::MustNotBeAccepted,
+    ))
+}

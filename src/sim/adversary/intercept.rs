@@ -33,6 +33,9 @@ pub struct Rules {
     pub tamper_in_transit: Option<f64>,
     /// The same for `/backfill` answers.
     pub tamper_in_backfill: Option<f64>,
+    /// Auth chains the attacker serves for events its honest server does not hold (crafted
+    /// ones): `/event_auth` for the event id answers with this chain.
+    pub served_auth_chains: BTreeMap<String, Rc<Vec<serde_json::Map<String, Value>>>>,
     /// Hold answers to gap-filling requests (`/get_missing_events`, `/state_ids`, `/event`,
     /// `/event_auth`) this long before they leave: ties up the asking server.
     pub stall: Option<Duration>,
@@ -45,6 +48,8 @@ pub struct Interference {
     pub requests: BTreeMap<&'static str, u64>,
     pub withheld_answers: u64,
     pub stalled_answers: u64,
+    /// Crafted auth chain events served.
+    pub served_auth_chain_events: u64,
     /// Events rewritten in answers, counted once per answer they were in.
     pub tampered_events: u64,
     /// The servers that were served rewritten events.
@@ -99,6 +104,16 @@ impl Interceptor {
         {
             self.interference.borrow_mut().withheld_answers += 1;
             return not_found(event_id);
+        }
+        if let Some((endpoint, params)) = &routed
+            && *endpoint == paths::EVENT_AUTH
+            && let Some(chain) = params
+                .get(1)
+                .and_then(|id| self.rules.borrow().served_auth_chains.get(id).cloned())
+        {
+            self.interference.borrow_mut().served_auth_chain_events += chain.len() as u64;
+            let body = json!({"auth_chain": *chain});
+            return Response::new(Bytes::from(body.to_string()));
         }
         let response = handler(request).await;
         let Some((endpoint, _)) = routed else {

@@ -39,6 +39,8 @@ pub struct Tally {
     pub answers: BTreeMap<u16, u64>,
     /// Rounds that could not craft their events, by reason.
     pub craft_errors: BTreeMap<String, u64>,
+    /// A deep auth chain, crafted once and cited by every round.
+    pub chain: Option<Rc<Vec<crate::proto::pdu::Pdu>>>,
 }
 
 /// Everything the adversaries of one run did.
@@ -108,6 +110,7 @@ pub fn supported(attack: Attack) -> bool {
             | Attack::StalePowerBan
             | Attack::NonMemberEvents
             | Attack::PeekOutsideRoom
+            | Attack::DeepAuthChain
     )
 }
 
@@ -193,6 +196,43 @@ async fn run_adversary(world: Rc<World>, ledger: Rc<Ledger>, adversary: PlannedA
         tokio::time::sleep(interval).await;
     }
     set_rules(&interceptor, adversary.attack, false, fraction);
+}
+
+/// One round of the deep-auth-chain attack: the chain is crafted on the first round (its
+/// links are listed as valid events, so the oracle counts what victims stored of them), and
+/// every round sends a new message citing its last link, whose auth chain the interceptor
+/// serves in full when a victim asks.
+fn deep_chain_round(
+    ledger: &Ledger,
+    adversary: &PlannedAdversary,
+    crafter: &Crafter,
+    view: &RoomView,
+    scene: &Scene,
+) -> Result<Vec<Crafted>, CraftError> {
+    let existing = ledger.tally(adversary.index).chain.clone();
+    let chain = match existing {
+        Some(chain) => chain,
+        None => {
+            let depth = adversary.params.count("depth").unwrap_or(5_000) as usize;
+            let chain = Rc::new(attacks::deep_auth_chain(crafter, view, scene, depth)?);
+            let mut tally = ledger.tally(adversary.index);
+            for link in chain.iter() {
+                tally
+                    .events
+                    .insert(link.event_id().to_owned(), Judge::Valid);
+            }
+            tally.chain = Some(chain.clone());
+            chain
+        }
+    };
+    let message = attacks::message_on_chain(crafter, view, scene, &chain)?;
+    let served: Vec<_> = chain.iter().map(|pdu| pdu.json().clone()).collect();
+    ledger.interceptors[&adversary.server.0]
+        .rules
+        .borrow_mut()
+        .served_auth_chains
+        .insert(message.event_id.clone(), Rc::new(served));
+    Ok(vec![message])
 }
 
 /// Power the room's creator grants the attacker for a stale-power ban: enough to ban users
@@ -495,6 +535,9 @@ async fn strike(
                 Err(error) => Err(error),
             }
         }
+        (Attack::DeepAuthChain, Some(view)) => {
+            deep_chain_round(ledger, adversary, &crafter, view, &scene)
+        }
         (Attack::StalePowerBan, Some(view)) => {
             attacks::stale_ban(&crafter, view, &scene).map(|c| vec![c])
         }
@@ -698,6 +741,7 @@ fn effect_count(adversary: &PlannedAdversary, tally: &Tally, fate: &Fate, ledger
     match adversary.attack {
         Attack::TamperInTransit | Attack::TamperInBackfill => interference.tampered_events,
         Attack::WithheldAuthEvents => interference.withheld_answers,
+        Attack::DeepAuthChain => interference.served_auth_chain_events,
         Attack::Spam => fate.accepted,
         // The attack happened only if stale power was honoured somewhere at the time.
         Attack::StalePowerBan => fate.accepted + fate.soft_failed,
@@ -785,6 +829,7 @@ pub fn summarize(
             "withheld_answers": seen.withheld_answers,
             "stalled_answers": seen.stalled_answers,
             "tampered_events": seen.tampered_events,
+            "served_auth_chain_events": seen.served_auth_chain_events,
             "tampered_servers": seen.tampered_servers,
         });
     }
@@ -848,6 +893,15 @@ pub fn summarize(
             honest_metrics
                 .iter()
                 .map(|m| m.pdus_dropped_bad_signature)
+                .sum::<u64>()
+        ),
+    );
+    metrics.insert(
+        "auth_chains_refused".into(),
+        json!(
+            honest_metrics
+                .iter()
+                .map(|m| m.auth_chains_refused)
                 .sum::<u64>()
         ),
     );
