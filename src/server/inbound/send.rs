@@ -22,16 +22,16 @@ impl Inner {
             self.metrics.borrow_mut().transactions_refused += 1;
             MatrixError::new(ErrorCode::BadJson, format!("not a transaction: {e}"))
         })?;
-        if let Err(error) = transaction
+        let within_limits = transaction
             .validate()
             .map_err(|e| e.to_string())
-            .and_then(|()| self.check_transaction_bytes(&transaction))
+            .and_then(|()| self.check_transaction_bytes(&transaction));
+        if let Err(error) = within_limits
+            && self.config.defences.transaction_limits
         {
             self.metrics.borrow_mut().transactions_refused += 1;
             // The spec's limits are a malformed request, not an oversized body: 400.
-            if self.config.defences.transaction_limits {
-                return Err(MatrixError::new(ErrorCode::BadJson, error));
-            }
+            return Err(MatrixError::new(ErrorCode::BadJson, error));
         }
         if transaction.origin != incoming.origin {
             self.metrics.borrow_mut().transactions_refused += 1;

@@ -7,6 +7,10 @@
 //! had no effect (nothing crafted reached an honest server, nothing was asked of it, nothing
 //! was rewritten) fails its `adversary[i] took effect` verdict, as a fault that never took
 //! effect does; the oracle reads the honest stores after the run and never changes them.
+//!
+//! Limitation: the interceptor is put in front of the attacker's handler once, at the start;
+//! an attacker that a fault crashes and restarts comes back without it (no threat experiment
+//! crashes its attacker).
 
 use crate::observe::record::Verdict;
 use crate::server::store::EventStatus;
