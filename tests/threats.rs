@@ -248,4 +248,5 @@ fn deep_auth_chain_needs_the_fetch_bound() {
         },
     );
     assert!(count(&off, "attack_events_outlier") >= 5001, "{off:?}");
+    assert!(count(&off, "victim_store_bytes_max") > count(&on, "victim_store_bytes_max"));
 }

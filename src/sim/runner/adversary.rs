@@ -737,6 +737,17 @@ fn tampered_accepted(world: &World, room: &str) -> u64 {
         .sum()
 }
 
+/// The largest room store an honest server holds at the end, in approximate bytes of
+/// events: the memory an attack could make a victim keep.
+fn victim_store_bytes_max(world: &World, room: &str) -> u64 {
+    world
+        .honest()
+        .filter_map(|index| world.slots[index].current())
+        .filter_map(|server| server.with_room(room, |store| store.metrics().bytes_approx))
+        .max()
+        .unwrap_or(0)
+}
+
 /// How much of an attack reached its victims: what its `took effect` verdict needs.
 fn effect_count(adversary: &PlannedAdversary, tally: &Tally, fate: &Fate, ledger: &Ledger) -> u64 {
     let interference = ledger.interceptors[&adversary.server.0]
@@ -872,6 +883,10 @@ pub fn summarize(
                 .max()
                 .unwrap_or(0)
         ),
+    );
+    metrics.insert(
+        "victim_store_bytes_max".into(),
+        json!(victim_store_bytes_max(world, &room)),
     );
     metrics.insert(
         "transactions_rate_limited".into(),
