@@ -250,3 +250,21 @@ fn deep_auth_chain_needs_the_fetch_bound() {
     assert!(count(&off, "attack_events_outlier") >= 5001, "{off:?}");
     assert!(count(&off, "victim_store_bytes_max") > count(&on, "victim_store_bytes_max"));
 }
+
+/// An adversary run is as reproducible as any other: the same seed gives the same summary.
+#[test]
+fn an_adversary_run_replays_byte_for_byte() {
+    let text = experiment(
+        "[[adversary]]\nserver = \"evil.test\"\nattack = \"tamper-in-transit\"\n\
+         from = \"20s\"\nuntil = \"1m\"\n\
+         [[adversary]]\nserver = \"evil.test\"\nattack = \"forge-ban\"\nfrom = \"20s\"\n",
+    );
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/threat-test.toml");
+    let experiment = parse_experiment(&path, &text).expect("valid");
+    let summary = || {
+        let plan = experiment.resolve(7, &mut component_rng(7, "plan"));
+        let output = run_with_defences(plan, &RunOptions::default(), all_on()).expect("runs");
+        serde_json::to_string(&output.summary).expect("serializes")
+    };
+    assert_eq!(summary(), summary());
+}

@@ -737,6 +737,35 @@ fn tampered_accepted(world: &World, room: &str) -> u64 {
         .sum()
 }
 
+/// The p99 delivery latency of honest events sent while some adversary window was open:
+/// what the attacks cost honest users (compare with the whole run's p99, or with the same
+/// experiment without its `[[adversary]]` entries).
+fn latency_p99_during_attacks(world: &World) -> Option<u64> {
+    let windows: Vec<(u64, u64)> = world
+        .plan
+        .adversaries
+        .iter()
+        .map(|adversary| (adversary.from.as_ms(), window_end_ms(world, adversary)))
+        .collect();
+    if windows.is_empty() {
+        return None;
+    }
+    let records = world.records.borrow();
+    let mut latencies: Vec<u64> = records
+        .delivered
+        .iter()
+        .filter(|((event, _), _)| {
+            let sent_at = records.sent[*event].sent_at_ms;
+            windows
+                .iter()
+                .any(|(from, until)| (*from..*until).contains(&sent_at))
+        })
+        .map(|(_, latency)| *latency)
+        .collect();
+    latencies.sort_unstable();
+    crate::observe::record::percentile_nearest_rank(&latencies, 990)
+}
+
 /// The largest room store an honest server holds at the end, in approximate bytes of
 /// events: the memory an attack could make a victim keep.
 fn victim_store_bytes_max(world: &World, room: &str) -> u64 {
@@ -883,6 +912,10 @@ pub fn summarize(
                 .max()
                 .unwrap_or(0)
         ),
+    );
+    metrics.insert(
+        "delivery_latency_ms_p99_during_attacks".into(),
+        json!(latency_p99_during_attacks(world)),
     );
     metrics.insert(
         "victim_store_bytes_max".into(),
