@@ -115,6 +115,7 @@ pub fn supported(attack: Attack) -> bool {
             | Attack::NonMemberEvents
             | Attack::PeekOutsideRoom
             | Attack::DeepAuthChain
+            | Attack::TamperInBackfill
     )
 }
 
@@ -187,6 +188,10 @@ async fn run_adversary(world: Rc<World>, ledger: Rc<Ledger>, adversary: PlannedA
         stale_power_ban(&world, &ledger, &adversary, &room, end_ms).await;
         return;
     }
+    if adversary.attack == Attack::TamperInBackfill {
+        tamper_in_backfill(&world, &ledger, &adversary, &room, end_ms).await;
+        return;
+    }
     let interceptor = ledger.interceptors[&adversary.server.0].clone();
     let fraction = adversary
         .params
@@ -237,6 +242,53 @@ fn deep_chain_round(
         .served_auth_chains
         .insert(message.event_id.clone(), Rc::new(served));
     Ok(vec![message])
+}
+
+/// Rewrites backfill answers for the window, and at its start has an honest server that is
+/// not in the room yet join it through the attacker (its first user joins with the attacker
+/// as the resident server): a server joining through a resident backfills from it, as every
+/// server does after a join.
+async fn tamper_in_backfill(
+    world: &Rc<World>,
+    ledger: &Rc<Ledger>,
+    adversary: &PlannedAdversary,
+    room: &str,
+    end_ms: u64,
+) {
+    let interceptor = ledger.interceptors[&adversary.server.0].clone();
+    let fraction = adversary
+        .params
+        .probability("fraction")
+        .map_or(1.0, |fraction| fraction.value());
+    interceptor.rules.borrow_mut().tamper_in_backfill = Some(fraction);
+    let joiner = world.plan.honest_servers().find(|server| {
+        !world.slots[server.id.0]
+            .current()
+            .is_some_and(|hs| hs.is_in_room(room))
+    });
+    match joiner.and_then(|server| server.users.first().map(|user| (server.id.0, user))) {
+        Some((index, user)) => {
+            let (room, user_id) = (room.to_owned(), user.user_id.clone());
+            let via = world.plan.servers[adversary.server.0].name.clone();
+            let joined = world.slots[index]
+                .call(move |hs| async move { hs.join_remote(&user_id, &room, &via).await })
+                .await;
+            world.count("join_through_attacker", matches!(joined, Ok(Ok(()))));
+        }
+        None => {
+            *ledger
+                .tally(adversary.index)
+                .craft_errors
+                .entry(
+                    "every honest server was in the room already: none joins through the \
+                     attacker"
+                        .into(),
+                )
+                .or_default() += 1;
+        }
+    }
+    sleep_until_ms(world, end_ms).await;
+    interceptor.rules.borrow_mut().tamper_in_backfill = None;
 }
 
 /// Power the room's creator grants the attacker for a stale-power ban: enough to ban users
