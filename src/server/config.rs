@@ -28,6 +28,74 @@ pub struct ServerConfig {
     pub backfill_on_join_max: u64,
     /// How long a server's published key says it stays valid.
     pub key_validity: Duration,
+    /// The most events an `/event_auth` answer may hold; a longer auth chain is refused
+    /// unread (a room's real auth chains hold its create event, power level history and the
+    /// memberships events cite: thousands at most).
+    pub auth_chain_fetched_max: usize,
+    /// What one origin may send us through `/send`.
+    pub inbound_limits: InboundLimits,
+    /// Which defences are on. All are on except in tests that show an attack succeeding
+    /// without one.
+    pub defences: Defences,
+}
+
+/// Per-origin bounds on inbound transactions, so that one peer cannot exhaust the memory or
+/// the attention of this server.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InboundLimits {
+    /// Sustained PDUs per second one origin may push through `/send`.
+    pub pdus_per_second_per_origin: f64,
+    /// PDUs one origin may push at once before the sustained rate applies (a catch-up after a
+    /// partition comes as a burst).
+    pub pdus_burst_per_origin: f64,
+    /// Transactions of one origin being processed at once; the spec's senders keep one in
+    /// flight, and a retry may overlap the original.
+    pub transactions_in_flight_per_origin: u32,
+}
+
+impl Default for InboundLimits {
+    fn default() -> Self {
+        Self {
+            pdus_per_second_per_origin: 20.0,
+            pdus_burst_per_origin: 500.0,
+            transactions_in_flight_per_origin: 2,
+        }
+    }
+}
+
+/// Switches for the defences an honest server keeps. Every one is on by default; a test turns
+/// one off to show that the attack it stops then succeeds, so that no verdict is green only
+/// because an attack never happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Defences {
+    /// PDU signatures are checked against the keys of the servers that must sign.
+    pub pdu_signatures: bool,
+    /// A PDU whose content hash does not match is held redacted.
+    pub content_hashes: bool,
+    /// The authorization rules decide what is accepted.
+    pub auth_rules: bool,
+    /// Transactions over the spec's PDU and EDU counts are refused whole.
+    pub transaction_limits: bool,
+    /// Per-origin PDU rates and in-flight transactions are bounded ([`InboundLimits`]).
+    pub rate_limits: bool,
+    /// Read paths serve events only to servers that may see them.
+    pub read_membership_checks: bool,
+    /// Fetched auth chains are bounded (`auth_chain_fetched_max`).
+    pub fetch_bounds: bool,
+}
+
+impl Default for Defences {
+    fn default() -> Self {
+        Self {
+            pdu_signatures: true,
+            content_hashes: true,
+            auth_rules: true,
+            transaction_limits: true,
+            rate_limits: true,
+            read_membership_checks: true,
+            fetch_bounds: true,
+        }
+    }
 }
 
 impl ServerConfig {
@@ -49,6 +117,9 @@ impl ServerConfig {
             missing_events_rounds_max: 10,
             backfill_on_join_max: 1_000,
             key_validity: Duration::from_secs(7 * 24 * 3600),
+            auth_chain_fetched_max: 5_000,
+            inbound_limits: InboundLimits::default(),
+            defences: Defences::default(),
         }
     }
 }

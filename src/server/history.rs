@@ -3,7 +3,10 @@
 //!
 //! Invariant: an event, a state or a piece of history leaves this server only toward a server
 //! that may see it under the room's history visibility (a server with no member in the room
-//! gets 403), checked per event on every path.
+//! gets 403), checked per event on every path. Independently of that check, every event (or
+//! event id) served to a server that had no joined member, neither now nor at the event, is
+//! counted in `events_leaked`: the oracle of the disclosure threat, which must stay 0 and
+//! does not when a test turns the check off.
 
 use crate::proto::wire::{
     BackfillQuery, ErrorCode, EventAuthResponse, GetMissingEventsRequest, GetMissingEventsResponse,
@@ -55,10 +58,11 @@ impl Inner {
             .map(|(_, room)| room)
             .find(|room| room.contains(event_id))
             .ok_or_else(|| not_found(event_id))?;
-        if !room.server_may_see(&incoming.origin, event_id) {
+        if !self.may_see(room, &incoming.origin, event_id) {
             return Err(forbidden(&incoming.origin, event_id));
         }
         let pdu = room.event(event_id).ok_or_else(|| not_found(event_id))?;
+        self.count_leaks(room, &incoming.origin, std::iter::once(event_id.as_str()));
         Ok(self.pdu_transaction(vec![pdu.json().clone()]))
     }
 
@@ -71,12 +75,14 @@ impl Inner {
     ) -> Result<T, MatrixError> {
         let query = StateQuery::from_pairs(&incoming.query).map_err(bad_query)?;
         self.with_room(&incoming.params[0], |room| {
-            if !room.server_may_see(&incoming.origin, &query.event_id) {
+            if !self.may_see(room, &incoming.origin, &query.event_id) {
                 return Err(forbidden(&incoming.origin, &query.event_id));
             }
             let (pdu_ids, auth_chain_ids) = room
                 .state_ids_at(&query.event_id)
                 .map_err(|e| not_found(&e.to_string()))?;
+            let served = pdu_ids.iter().chain(&auth_chain_ids).map(String::as_str);
+            self.count_leaks(room, &incoming.origin, served);
             Ok(answer(room, pdu_ids, auth_chain_ids))
         })
     }
@@ -110,10 +116,15 @@ impl Inner {
     pub(crate) fn on_event_auth(&self, incoming: &Incoming) -> EndpointResult {
         let event_id = &incoming.params[1];
         self.with_room(&incoming.params[0], |room| {
-            if !room.server_may_see(&incoming.origin, event_id) {
+            if !self.may_see(room, &incoming.origin, event_id) {
                 return Err(forbidden(&incoming.origin, event_id));
             }
             let chain = room.auth_chain(std::slice::from_ref(event_id));
+            self.count_leaks(
+                room,
+                &incoming.origin,
+                chain.iter().map(|pdu| pdu.event_id()),
+            );
             let auth_chain = chain.iter().map(|pdu| pdu.json().clone()).collect();
             Ok(serde_json::to_value(EventAuthResponse { auth_chain }).expect("serializes"))
         })
@@ -122,16 +133,16 @@ impl Inner {
     pub(crate) fn on_backfill(&self, incoming: &Incoming) -> EndpointResult {
         let query = BackfillQuery::from_pairs(&incoming.query).map_err(bad_query)?;
         let pdus = self.with_room(&incoming.params[0], |room| {
-            if !room.server_in_room(&incoming.origin)
+            if !self.may_see_room(room, &incoming.origin)
                 && !query
                     .v
                     .iter()
-                    .any(|id| room.server_may_see(&incoming.origin, id))
+                    .any(|id| self.may_see(room, &incoming.origin, id))
             {
                 return Err(forbidden(&incoming.origin, "this room's history"));
             }
             let events = room.backfill(&query.v, query.limit as usize);
-            Ok(visible_json(room, &incoming.origin, events))
+            Ok(self.visible_json(room, &incoming.origin, events))
         })?;
         Ok(self.pdu_transaction(pdus))
     }
@@ -144,7 +155,7 @@ impl Inner {
             if !request
                 .latest_events
                 .iter()
-                .any(|id| room.server_may_see(&incoming.origin, id))
+                .any(|id| self.may_see(room, &incoming.origin, id))
             {
                 return Err(forbidden(&incoming.origin, "this room's history"));
             }
@@ -154,21 +165,68 @@ impl Inner {
                 request.limit as usize,
                 request.min_depth,
             );
-            Ok(visible_json(room, &incoming.origin, events))
+            Ok(self.visible_json(room, &incoming.origin, events))
         })?;
         Ok(serde_json::to_value(GetMissingEventsResponse { events }).expect("serializes"))
     }
 }
 
-/// The JSON of the events `origin` may see, in the given order.
-fn visible_json(
-    room: &RoomStore,
-    origin: &str,
-    events: Vec<std::sync::Arc<crate::proto::pdu::Pdu>>,
-) -> Vec<serde_json::Map<String, Value>> {
-    events
-        .iter()
-        .filter(|pdu| room.server_may_see(origin, pdu.event_id()))
-        .map(|pdu| pdu.json().clone())
-        .collect()
+impl Inner {
+    /// Whether `origin` may see `event_id`: the room's visibility rules, unless a test turned
+    /// the check off.
+    fn may_see(&self, room: &RoomStore, origin: &str, event_id: &str) -> bool {
+        !self.config.defences.read_membership_checks || room.server_may_see(origin, event_id)
+    }
+
+    /// Whether `origin` has a member in the room now (or the check is off).
+    fn may_see_room(&self, room: &RoomStore, origin: &str) -> bool {
+        !self.config.defences.read_membership_checks || room.server_in_room(origin)
+    }
+
+    /// The JSON of the events `origin` may see, in the given order.
+    fn visible_json(
+        &self,
+        room: &RoomStore,
+        origin: &str,
+        events: Vec<std::sync::Arc<crate::proto::pdu::Pdu>>,
+    ) -> Vec<serde_json::Map<String, Value>> {
+        let visible: Vec<_> = events
+            .into_iter()
+            .filter(|pdu| self.may_see(room, origin, pdu.event_id()))
+            .collect();
+        self.count_leaks(room, origin, visible.iter().map(|pdu| pdu.event_id()));
+        visible.iter().map(|pdu| pdu.json().clone()).collect()
+    }
+
+    /// Counts the served events that `origin` had no joined member for.
+    fn count_leaks<'a>(
+        &self,
+        room: &RoomStore,
+        origin: &str,
+        served: impl Iterator<Item = &'a str>,
+    ) {
+        if room.server_in_room(origin) {
+            return;
+        }
+        let leaked = served
+            .filter(|event_id| !joined_at(room, origin, event_id))
+            .count() as u64;
+        self.metrics.borrow_mut().events_leaked += leaked;
+    }
+}
+
+/// Whether a user of `server` was joined in the state before or after `event_id`.
+fn joined_at(room: &RoomStore, server: &str, event_id: &str) -> bool {
+    let joined_in = |state: Option<crate::proto::event::StateMap>| {
+        state.is_some_and(|state| {
+            state.iter().any(|((event_type, user_id), member_id)| {
+                event_type == "m.room.member"
+                    && crate::proto::event::server_of(user_id) == server
+                    && room
+                        .event(member_id)
+                        .is_some_and(|pdu| pdu.event().membership() == Some("join"))
+            })
+        })
+    };
+    joined_in(room.state_before(event_id)) || joined_in(room.state_after(event_id))
 }

@@ -30,4 +30,15 @@ pub struct ServerMetrics {
     pub acl_pdus_dropped: u64,
     /// Typing notifications and per-room receipts ignored because of a server ACL.
     pub acl_edus_ignored: u64,
+    /// Transactions refused with 429 because their origin exceeded its rate or in-flight bound.
+    pub transactions_rate_limited: u64,
+    /// The most inbound transactions being processed at once, all origins together: the
+    /// depth of this server's inbound queue.
+    pub transactions_in_flight_peak: u64,
+    /// Room events (or their ids) served to a server that had no joined member in the room,
+    /// neither now nor at the event: counted where they are served, whatever the visibility
+    /// check decided, so the count does not depend on the check it judges.
+    pub events_leaked: u64,
+    /// `/event_auth` answers refused for holding more events than the bound.
+    pub auth_chains_refused: u64,
 }

@@ -70,6 +70,8 @@ pub(crate) struct Inner {
     /// Events this incarnation acknowledged as received (a 200 answer to /send listing them
     /// without error): the promise that `acked_lost` checks after a crash.
     pub(crate) acknowledged: RefCell<std::collections::BTreeSet<String>>,
+    /// Per-origin admission of inbound transactions.
+    pub(crate) inbound_gate: RefCell<inbound::limits::InboundGate>,
     /// Set when the incarnation is crashed: it answers nothing and sends nothing more.
     pub(crate) shut_down: std::cell::Cell<bool>,
     destinations: RefCell<BTreeMap<String, Destination>>,
@@ -104,7 +106,8 @@ impl Homeserver {
         incarnation: u64,
         pdu_cache: Option<Rc<PduCache>>,
     ) -> Result<Self, store::RecoverError> {
-        let store = store::ServerStore::recover(log)?;
+        let mut store = store::ServerStore::recover(log)?;
+        store.set_auth_rules_enforced(config.defences.auth_rules);
         let inner = Inner {
             store: RefCell::new(store),
             edus: RefCell::new(edu::EduCounters::default()),
@@ -113,6 +116,7 @@ impl Homeserver {
             invites: RefCell::new(BTreeMap::new()),
             acknowledged: RefCell::new(std::collections::BTreeSet::new()),
             shut_down: std::cell::Cell::new(false),
+            inbound_gate: RefCell::new(inbound::limits::InboundGate::default()),
             config,
             clock,
             transport,

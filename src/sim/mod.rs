@@ -1,5 +1,6 @@
 //! The lab: fabrics, topologies, experiments, workload, nemesis, adversaries, the runner.
 
+pub mod adversary;
 pub mod attempt;
 pub mod experiment;
 pub mod experiment_toml;

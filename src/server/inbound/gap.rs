@@ -104,6 +104,15 @@ impl Inner {
             .federation_request(origin, "GET", &uri, None)
             .await
             .map_err(|e| format!("cannot fetch auth events {missing:?}: {e}"))?;
+        let bound = self.config.auth_chain_fetched_max;
+        if self.config.defences.fetch_bounds && response.auth_chain.len() > bound {
+            self.metrics.borrow_mut().auth_chains_refused += 1;
+            return Err(format!(
+                "the auth chain of {} holds {} events; at most {bound} are taken",
+                pdu.event_id(),
+                response.auth_chain.len()
+            ));
+        }
         self.ingest_fetched_outliers(room_id, response.auth_chain)
             .await
     }

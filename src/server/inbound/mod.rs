@@ -7,9 +7,13 @@
 //! `/event_auth`; then the store runs the authorization checks (reject, soft-fail). The
 //! transaction is acknowledged only after the store flushed what it accepted.
 //!
+//! Per-origin rate and in-flight limits (`limits`) refuse a transaction whole with 429 before
+//! any of its PDUs is looked at.
+//!
 //! Invariants: a (origin, txn id) pair is processed once and later copies get the first
 //! answer; a transaction over the spec's limits is refused whole with 400; the answer is sent
 //! only after the durable log holds every accepted event.
 
 mod gap;
+pub mod limits;
 mod send;

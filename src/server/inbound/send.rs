@@ -22,10 +22,16 @@ impl Inner {
             self.metrics.borrow_mut().transactions_refused += 1;
             MatrixError::new(ErrorCode::BadJson, format!("not a transaction: {e}"))
         })?;
-        if let Err(error) = transaction.validate() {
+        let within_limits = transaction
+            .validate()
+            .map_err(|e| e.to_string())
+            .and_then(|()| self.check_transaction_bytes(&transaction));
+        if let Err(error) = within_limits
+            && self.config.defences.transaction_limits
+        {
             self.metrics.borrow_mut().transactions_refused += 1;
             // The spec's limits are a malformed request, not an oversized body: 400.
-            return Err(MatrixError::new(ErrorCode::BadJson, error.to_string()));
+            return Err(MatrixError::new(ErrorCode::BadJson, error));
         }
         if transaction.origin != incoming.origin {
             self.metrics.borrow_mut().transactions_refused += 1;
@@ -37,6 +43,32 @@ impl Inner {
                 ),
             ));
         }
+        let admitted = {
+            let mut gate = self.inbound_gate.borrow_mut();
+            let admitted = gate.admit(
+                &self.config.inbound_limits,
+                &incoming.origin,
+                transaction.pdus.len(),
+                self.clock.now_ms(),
+                self.config.defences.rate_limits,
+            );
+            let mut metrics = self.metrics.borrow_mut();
+            metrics.transactions_in_flight_peak = metrics
+                .transactions_in_flight_peak
+                .max(gate.in_flight_total());
+            admitted
+        };
+        if let Err(refusal) = admitted {
+            self.metrics.borrow_mut().transactions_rate_limited += 1;
+            return Err(MatrixError::new(
+                ErrorCode::LimitExceeded,
+                refusal.to_string(),
+            ));
+        }
+        let _in_flight = InFlight {
+            server: self.clone(),
+            origin: incoming.origin.clone(),
+        };
         self.metrics.borrow_mut().transactions_received += 1;
         let mut results = BTreeMap::new();
         for raw in transaction.pdus {
@@ -57,6 +89,21 @@ impl Inner {
             .expect("a transaction answer serializes");
         self.remember_transaction(key, answer.clone());
         Ok(answer)
+    }
+
+    /// A transaction's PDUs are each at most the spec's 65,536 bytes; one over is refused
+    /// whole (the format check would drop it alone, after its siblings were processed).
+    fn check_transaction_bytes(&self, transaction: &Transaction) -> Result<(), String> {
+        for (index, pdu) in transaction.pdus.iter().enumerate() {
+            let bytes = serde_json::to_vec(pdu).map_or(usize::MAX, |bytes| bytes.len());
+            if bytes > crate::proto::pdu::PDU_BYTES_MAX {
+                return Err(format!(
+                    "pdus.{index} is {bytes} bytes; at most {} are allowed",
+                    crate::proto::pdu::PDU_BYTES_MAX
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn remember_transaction(&self, key: (String, String), answer: Value) {
@@ -126,5 +173,18 @@ impl Inner {
             Ok(()) => (event_id, PduProcessingResult::success()),
             Err(reason) => (event_id, PduProcessingResult::failure(reason)),
         }
+    }
+}
+
+/// Marks an admitted transaction finished when processing ends, however it ends (a crash
+/// drops the future mid-way).
+struct InFlight {
+    server: Rc<Inner>,
+    origin: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.server.inbound_gate.borrow_mut().finish(&self.origin);
     }
 }

@@ -128,7 +128,8 @@ impl DestinationQueue {
         self.pdus.push_back(pdu);
         self.counters.queued_pdus_peak = self.counters.queued_pdus_peak.max(self.pdus.len());
         if self.pdus.len() > self.limits.pdus_queued_max {
-            self.start_catch_up();
+            // The sender still waits for the in-flight transaction's answer: it stays.
+            self.start_catch_up(false);
         }
         debug_assert!(self.pdus.len() <= self.limits.pdus_queued_max);
     }
@@ -209,7 +210,7 @@ impl DestinationQueue {
         self.failures = self.failures.saturating_add(1);
         self.retry_at_ms = now_ms + self.backoff_ms();
         if self.failures >= self.limits.failures_before_catch_up && !self.catching_up {
-            self.start_catch_up();
+            self.start_catch_up(true);
         }
     }
 
@@ -237,11 +238,14 @@ impl DestinationQueue {
             .min(self.limits.backoff_ms_max)
     }
 
-    fn start_catch_up(&mut self) {
+    /// Forgets the queued PDUs in favour of catch-up; with `take_in_flight`, also the
+    /// in-flight transaction (only once it failed: while it is being sent, its answer is
+    /// still to be reported).
+    fn start_catch_up(&mut self, take_in_flight: bool) {
         self.catching_up = true;
         self.counters.catch_ups += 1;
         let forgotten: Vec<Arc<Pdu>> = self.pdus.drain(..).collect();
-        if let Some(in_flight) = self.in_flight.take() {
+        if take_in_flight && let Some(in_flight) = self.in_flight.take() {
             self.counters.pdus_forgotten_for_catch_up += in_flight.pdus.len() as u64;
             for pdu in in_flight.pdus {
                 self.remember_for_catch_up(pdu);

@@ -141,3 +141,24 @@ fn overflowing_the_pdu_bound_starts_catch_up_and_edus_drop_oldest() {
     let transaction = sent(queue.next_step(0));
     assert_eq!(transaction.edus, vec![edu(1), edu(2)]);
 }
+
+/// Regression: overflowing the PDU bound while a transaction was in flight took that
+/// transaction away, and its answer then panicked the sender ("nothing in flight"); a spam
+/// attack whose victims rate-limited the spammer found it.
+#[test]
+fn overflowing_while_a_transaction_is_in_flight_keeps_it_until_answered() {
+    let limits = QueueLimits {
+        pdus_queued_max: 3,
+        ..QueueLimits::default()
+    };
+    let mut queue = DestinationQueue::new(limits, "t".into());
+    queue.push_pdu(message("a", 1));
+    let in_flight = sent(queue.next_step(0));
+    for depth in 2..=5 {
+        queue.push_pdu(message("a", depth));
+    }
+    assert!(queue.is_catching_up());
+    queue.on_failure(0);
+    assert_eq!(sent(queue.next_step(60_000)), in_flight);
+    queue.on_success();
+}

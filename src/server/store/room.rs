@@ -61,6 +61,10 @@ pub struct RoomStore {
     /// The servers joined in the current state, for the current group it was computed at:
     /// asked for every event served to a peer, recomputed only when current state changed.
     pub(super) joined_servers_memo: std::sync::Mutex<Option<JoinedServers>>,
+    /// Off only in tests that show what an attack achieves without the authorization rules:
+    /// then every event placed with state is accepted. Configuration, not state: not logged,
+    /// not compared.
+    pub(super) auth_rules_enforced: bool,
 }
 
 /// The servers with a user joined in the state of a current group.
@@ -91,6 +95,7 @@ impl PartialEq for RoomStore {
             event_bytes,
             next_sequence,
             joined_servers_memo: _,
+            auth_rules_enforced: _,
         } = self;
         *room_id == other.room_id
             && version.id == other.version.id
@@ -149,6 +154,7 @@ impl RoomStore {
             event_bytes: 0,
             next_sequence: 0,
             joined_servers_memo: std::sync::Mutex::new(None),
+            auth_rules_enforced: true,
         }
     }
 

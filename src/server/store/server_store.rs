@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 pub struct ServerStore {
     log: DurableLog,
     rooms: BTreeMap<String, RoomStore>,
+    /// See [`ServerStore::set_auth_rules_enforced`].
+    auth_rules_enforced: bool,
 }
 
 /// Equal when the rooms are equal; the log is not compared (see [`RoomStore`]'s equality).
@@ -31,6 +33,7 @@ impl ServerStore {
         Self {
             log,
             rooms: BTreeMap::new(),
+            auth_rules_enforced: true,
         }
     }
 
@@ -61,7 +64,21 @@ impl ServerStore {
                 }
             }
         }
-        Ok(Self { log, rooms })
+        Ok(Self {
+            log,
+            rooms,
+            auth_rules_enforced: true,
+        })
+    }
+
+    /// Turns the authorization rules off (every event placed with state is accepted) or back
+    /// on, in every room held and opened later. Only tests that show what an attack achieves
+    /// without them turn them off.
+    pub fn set_auth_rules_enforced(&mut self, enforced: bool) {
+        self.auth_rules_enforced = enforced;
+        for room in self.rooms.values_mut() {
+            room.auth_rules_enforced = enforced;
+        }
     }
 
     pub fn log(&self) -> &DurableLog {
@@ -89,10 +106,12 @@ impl ServerStore {
             });
         }
         let log = &self.log;
-        Ok(self
-            .rooms
-            .entry(room_id.to_owned())
-            .or_insert_with(|| RoomStore::new(room_id, room_version, log.clone())))
+        let enforced = self.auth_rules_enforced;
+        Ok(self.rooms.entry(room_id.to_owned()).or_insert_with(|| {
+            let mut room = RoomStore::new(room_id, room_version, log.clone());
+            room.auth_rules_enforced = enforced;
+            room
+        }))
     }
 
     pub fn room(&self, room_id: &str) -> Option<&RoomStore> {

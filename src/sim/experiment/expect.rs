@@ -49,6 +49,10 @@ pub struct Expect {
     /// Bound on the largest number of forward extremities any honest server held.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forward_extremities_max: Option<u64>,
+    /// Bound on the most inbound transactions any honest server was processing at once (its
+    /// inbound queue), whatever an attacker sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub victim_queue_max: Option<u64>,
 }
 
 impl Default for Expect {
@@ -65,6 +69,7 @@ impl Default for Expect {
             acked_lost_max: None,
             leaked_events_max: None,
             forward_extremities_max: None,
+            victim_queue_max: None,
         }
     }
 }
@@ -125,6 +130,7 @@ impl Expect {
                 "forward_extremities_max",
                 at_most(self.forward_extremities_max),
             ),
+            ("victim_queue_max", at_most(self.victim_queue_max)),
         ];
         all.into_iter()
             .filter_map(|(key, bound)| bound.map(|bound| (key, bound)))
@@ -172,10 +178,10 @@ mod tests {
         );
         // Every field of the table is reachable through `checks` (keys equal field names).
         let all: Expect = toml::from_str(
-            "convergence_within = \"1s\"\ndelivery_ratio_min = 1\nlatency_p99_max = \"1s\"\nstate_resets_max = 0\nunauthorized_accepted_max = 0\ntampered_accepted_max = 0\naccepted_after_acl_max = 0\nacked_lost_max = 0\nleaked_events_max = 0\nforward_extremities_max = 0",
+            "convergence_within = \"1s\"\ndelivery_ratio_min = 1\nlatency_p99_max = \"1s\"\nstate_resets_max = 0\nunauthorized_accepted_max = 0\ntampered_accepted_max = 0\naccepted_after_acl_max = 0\nacked_lost_max = 0\nleaked_events_max = 0\nforward_extremities_max = 0\nvictim_queue_max = 0",
         )
         .unwrap();
-        assert_eq!(all.count(), 11);
+        assert_eq!(all.count(), 12);
         for (key, bound) in all.checks() {
             let value = match bound {
                 Bound::Is(_) => "true",

@@ -10,6 +10,7 @@
 //! replay reproduces it byte for byte; wall-clock figures go to `Perf` only; a plan the runner
 //! cannot execute faithfully is refused with an error, never run as something else.
 
+pub mod adversary;
 pub mod nemesis;
 pub mod observer;
 pub mod perf;
@@ -20,9 +21,10 @@ pub mod world;
 use crate::observe::record::{
     FaultWindow, Perf, RunOutput, RunSummary, Verdict, percentile_nearest_rank,
 };
+use crate::server::config::Defences;
 use crate::sim::experiment::plan::RunPlan;
 use crate::sim::experiment::topology::Fabric;
-use crate::sim::runner::world::World;
+use crate::sim::runner::world::{Setup, World};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
@@ -62,23 +64,46 @@ pub enum Sharing {
 
 /// Runs a plan to its end.
 pub fn run(plan: RunPlan, options: &RunOptions) -> Result<RunOutput, RunError> {
-    if let Some(adversary) = plan.adversaries.first() {
+    run_with_defences(plan, options, Defences::default())
+}
+
+/// Runs a plan with the honest servers' defences set as given: tests turn one off to show that
+/// the attack it stops then succeeds.
+pub fn run_with_defences(
+    plan: RunPlan,
+    options: &RunOptions,
+    defences: Defences,
+) -> Result<RunOutput, RunError> {
+    if let Some(adversary) = plan
+        .adversaries
+        .iter()
+        .find(|adversary| !adversary::supported(adversary.attack))
+    {
         return Err(RunError::Unsupported(format!(
-            "adversary {:?} on {}: Byzantine servers are not simulated yet, so this experiment \
+            "adversary {:?} on {}: this attack is not simulated yet, so this experiment \
              cannot be run honestly",
-            adversary.attack, plan.servers[adversary.server.0].name
+            adversary.attack.name(),
+            plan.servers[adversary.server.0].name
         )));
+    }
+    if plan.fabric == Fabric::Turmoil && !plan.adversaries.is_empty() {
+        return Err(RunError::Unsupported(
+            "adversaries run on the fast fabric only for now; set `fabric = \"fast\"` in the \
+             experiment or pass --set fabric=fast"
+                .into(),
+        ));
     }
     let started = perf::Start::now();
     let duration_ms = plan.duration.as_ms();
-    let share_pdus = options.sharing == Sharing::Shared;
-    let (world, (windows, converged_since)) = match plan.fabric {
-        Fabric::Fast => run_fast(plan, share_pdus),
-        Fabric::Turmoil => {
-            self::turmoil::run(plan, share_pdus, move |world| drive(world, duration_ms))?
-        }
+    let setup = Setup {
+        share_pdus: options.sharing == Sharing::Shared,
+        defences,
     };
-    let mut output = summarize(&world, windows, converged_since, options);
+    let (world, (windows, converged_since, ledger)) = match plan.fabric {
+        Fabric::Fast => run_fast(plan, setup),
+        Fabric::Turmoil => self::turmoil::run(plan, setup, move |world| drive(world, duration_ms))?,
+    };
+    let mut output = summarize(&world, windows, converged_since, options, &ledger);
     let deliveries = output.summary.metrics.get("deliveries");
     let deliveries = deliveries.and_then(Value::as_u64).unwrap_or(0);
     let cache = world.pdu_cache.as_ref().map(|cache| cache.stats());
@@ -86,17 +111,23 @@ pub fn run(plan: RunPlan, options: &RunOptions) -> Result<RunOutput, RunError> {
     Ok(output)
 }
 
-/// The part of a run both fabrics share: workload, nemesis and observers over `world`.
-async fn drive(world: Rc<World>, duration_ms: u64) -> (Vec<FaultWindow>, Option<u64>) {
+/// What driving a world produces: the fault windows, when the servers converged for good,
+/// and the adversaries' ledger.
+type Driven = (Vec<FaultWindow>, Option<u64>, Rc<adversary::Ledger>);
+
+/// The part of a run both fabrics share: workload, adversaries, nemesis and observers over
+/// `world`.
+async fn drive(world: Rc<World>, duration_ms: u64) -> Driven {
     workload::start(&world);
+    let ledger = adversary::start(&world);
     let nemesis = tokio::task::spawn_local(nemesis::run(world.clone()));
     let converged_since = observer::run(world.clone(), duration_ms).await;
     let windows = nemesis.await.unwrap_or_default();
-    (windows, converged_since)
+    (windows, converged_since, ledger)
 }
 
 /// A run on the fast fabric: one current-thread runtime with paused time.
-fn run_fast(plan: RunPlan, share_pdus: bool) -> (Rc<World>, (Vec<FaultWindow>, Option<u64>)) {
+fn run_fast(plan: RunPlan, setup: Setup) -> (Rc<World>, Driven) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -105,7 +136,7 @@ fn run_fast(plan: RunPlan, share_pdus: bool) -> (Rc<World>, (Vec<FaultWindow>, O
     let local = tokio::task::LocalSet::new();
     let duration_ms = plan.duration.as_ms();
     local.block_on(&runtime, async move {
-        let world = World::boot(plan, share_pdus);
+        let world = World::boot(plan, setup);
         let result = drive(world.clone(), duration_ms).await;
         (world, result)
     })
@@ -116,6 +147,7 @@ fn summarize(
     faults: Vec<crate::observe::record::FaultWindow>,
     converged_since: Option<u64>,
     options: &RunOptions,
+    ledger: &adversary::Ledger,
 ) -> RunOutput {
     let plan = &world.plan;
     let servers = observer::observed(world);
@@ -141,7 +173,9 @@ fn summarize(
         .count() as u64;
     let digests: std::collections::BTreeSet<String> = servers
         .iter()
-        .filter_map(|&index| observer::read_room(world, index, observer::view_digest))
+        .filter_map(|&index| {
+            observer::read_room(world, index, |room| adversary::view_digest(world, room))
+        })
         .collect();
     let converged = digests.len() == 1
         && servers.len()
@@ -245,10 +279,7 @@ fn summarize(
         json!(totals.state_ids_fallbacks),
     );
     metrics.insert("acked_lost".into(), json!(records.acked_lost));
-    // No adversary runs yet (the runner refuses plans with one), so nothing unauthorised was
-    // attempted; leaks are not measured independently of the server's own check yet.
-    metrics.insert("unauthorized_accepted".into(), json!(0));
-    metrics.insert("leaked_events".into(), Value::Null);
+    let adversary_verdicts = adversary::summarize(world, ledger, &mut metrics);
     let actions: BTreeMap<String, Value> = records
         .actions_done
         .iter()
@@ -261,7 +292,8 @@ fn summarize(
         .map(|(name, count)| (name.clone(), json!(count)))
         .collect();
     metrics.insert("workload_actions_failed".into(), json!(failed));
-    let expectations = verdicts(plan, &metrics, &faults);
+    let mut expectations = verdicts(plan, &metrics, &faults);
+    expectations.extend(adversary_verdicts);
     let passed = expectations.iter().all(|verdict| verdict.passed);
     let witness = if converged {
         None
@@ -354,6 +386,16 @@ fn verdicts(
         expect.leaked_events_max,
     );
     at_most(
+        "victim_queue_max",
+        "victim_queue_peak",
+        expect.victim_queue_max,
+    );
+    at_most(
+        "tampered_accepted_max",
+        "tampered_accepted",
+        expect.tampered_accepted_max,
+    );
+    at_most(
         "forward_extremities_max",
         "forward_extremities_max",
         expect.forward_extremities_max,
@@ -389,18 +431,13 @@ fn verdicts(
             passed: actual >= minimum.value(),
         });
     }
-    for (key, bound) in [
-        ("tampered_accepted_max", expect.tampered_accepted_max),
-        ("accepted_after_acl_max", expect.accepted_after_acl_max),
-    ] {
-        if let Some(bound) = bound {
-            out.push(Verdict {
-                key: key.into(),
-                expected: format!("<= {bound}"),
-                actual: "not measured (no adversary)".into(),
-                passed: false,
-            });
-        }
+    if let Some(bound) = expect.accepted_after_acl_max {
+        out.push(Verdict {
+            key: "accepted_after_acl_max".into(),
+            expected: format!("<= {bound}"),
+            actual: "not measured (server ACLs are not enforced yet)".into(),
+            passed: false,
+        });
     }
     for window in faults.iter().filter(|window| !window.took_effect) {
         out.push(Verdict {

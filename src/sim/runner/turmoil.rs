@@ -21,7 +21,9 @@ use crate::server::transport::{LocalFuture, Transport, TransportError};
 use crate::sim::experiment::plan::RunPlan;
 use crate::sim::network::{Fate, NetworkModel};
 use crate::sim::runner::RunError;
-use crate::sim::runner::world::{EPOCH_MS, REQUEST_TIMEOUT, World, component_rng, network_model};
+use crate::sim::runner::world::{
+    EPOCH_MS, REQUEST_TIMEOUT, Setup, World, component_rng, network_model,
+};
 use crate::sim::turmoil_fabric::{TurmoilTransport, serve};
 use hyper::body::Bytes;
 use hyper::{Request, Response};
@@ -189,7 +191,7 @@ async fn carry(
 /// Runs `drive` on a world of turmoil hosts; returns the world and what `drive` returned.
 pub fn run<T, Fut>(
     plan: RunPlan,
-    share_pdus: bool,
+    setup: Setup,
     drive: impl FnOnce(Rc<World>) -> Fut + 'static,
 ) -> Result<(Rc<World>, T), RunError>
 where
@@ -203,7 +205,7 @@ where
         component_rng(plan.seed, "network"),
         names.clone(),
     ));
-    let world = World::on_turmoil(plan, network.clone(), share_pdus);
+    let world = World::on_turmoil(plan, network.clone(), setup);
     // Servers first: hosts step in registration order, so every server has booted when the
     // driver first runs.
     for (index, name) in names.iter().enumerate() {

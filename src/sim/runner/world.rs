@@ -11,7 +11,7 @@
 
 use crate::observe::record::Sample;
 use crate::server::clock::{NetworkClock, ServerClock, TokioClock};
-use crate::server::config::ServerConfig;
+use crate::server::config::{Defences, ServerConfig};
 use crate::server::{PDU_CACHE_ENTRIES_DEFAULT, PduCache};
 use crate::sim::experiment::plan::RunPlan;
 use crate::sim::fast_fabric::FastNetwork;
@@ -132,12 +132,22 @@ pub fn network_model(plan: &RunPlan) -> NetworkModel {
     model
 }
 
+/// How a run's servers are set up: whether they share pure work on received events, and the
+/// defences honest servers keep (all on, except in tests that show what an attack achieves
+/// without one).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Setup {
+    pub share_pdus: bool,
+    pub defences: Defences,
+}
+
 /// One slot per planned server, each with its seeded key and a clock on `network_clock`, all
-/// sharing `pdu_cache` when there is one.
+/// sharing `pdu_cache` when there is one; honest ones with `defences`.
 fn slots(
     plan: &RunPlan,
     network_clock: Rc<dyn NetworkClock>,
     pdu_cache: &Option<Rc<PduCache>>,
+    defences: Defences,
 ) -> Vec<Rc<ServerSlot>> {
     plan.servers
         .iter()
@@ -147,6 +157,9 @@ fn slots(
             key_seed.copy_from_slice(&digest);
             let mut config = ServerConfig::new(&server.name, key_seed);
             config.room_version = plan.room_version;
+            if server.honest {
+                config.defences = defences;
+            }
             let clock = ServerClock::new(network_clock.clone());
             ServerSlot::sharing(config, clock, pdu_cache.clone())
         })
@@ -160,10 +173,11 @@ fn pdu_cache(share_pdus: bool) -> Option<Rc<PduCache>> {
 
 impl World {
     /// Builds the fast network and the servers, and boots every server. Call inside the run's
-    /// `LocalSet`. With `share_pdus`, every server parses and verifies an event it receives as
-    /// the same signed bytes as another through one cache, and they hold the same copy.
-    pub fn boot(plan: RunPlan, share_pdus: bool) -> Rc<Self> {
-        let pdu_cache = pdu_cache(share_pdus);
+    /// `LocalSet`. With `setup.share_pdus`, every server parses and verifies an event it
+    /// receives as the same signed bytes as another through one cache, and they hold the same
+    /// copy.
+    pub fn boot(plan: RunPlan, setup: Setup) -> Rc<Self> {
+        let pdu_cache = pdu_cache(setup.share_pdus);
         let start = tokio::time::Instant::now();
         let network = FastNetwork::new(
             network_model(&plan),
@@ -175,7 +189,7 @@ impl World {
             start,
         });
         let world = Rc::new(Self {
-            slots: slots(&plan, network_clock, &pdu_cache),
+            slots: slots(&plan, network_clock, &pdu_cache, setup.defences),
             plan,
             network: Network::Fast(network, start),
             room_id: RefCell::new(None),
@@ -189,11 +203,11 @@ impl World {
     }
 
     /// Builds the servers of a turmoil run; each is booted by its turmoil host.
-    pub fn on_turmoil(plan: RunPlan, network: Rc<TurmoilNetwork>, share_pdus: bool) -> Rc<Self> {
+    pub fn on_turmoil(plan: RunPlan, network: Rc<TurmoilNetwork>, setup: Setup) -> Rc<Self> {
         let network_clock = Rc::new(TurmoilClock { epoch_ms: EPOCH_MS });
-        let pdu_cache = pdu_cache(share_pdus);
+        let pdu_cache = pdu_cache(setup.share_pdus);
         Rc::new(Self {
-            slots: slots(&plan, network_clock, &pdu_cache),
+            slots: slots(&plan, network_clock, &pdu_cache, setup.defences),
             plan,
             network: Network::Turmoil(network),
             room_id: RefCell::new(None),

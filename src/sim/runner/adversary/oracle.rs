@@ -1,0 +1,346 @@
+//! The adversary oracle: after the run, how every crafted event fared on every honest server,
+//! what the interceptors did, the adversary metrics and the `adversary[i] took effect`
+//! verdicts.
+//!
+//! Invariant: reads only (honest stores, server metrics, the ledger); never changes them.
+
+use super::{Ledger, Tally, window_end_ms};
+use crate::observe::record::Verdict;
+use crate::server::store::EventStatus;
+use crate::sim::adversary::attacks::Judge;
+use crate::sim::adversary::intercept::TAMPER_MARK;
+use crate::sim::experiment::adversary::Attack;
+use crate::sim::experiment::plan::PlannedAdversary;
+use crate::sim::runner::world::World;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What convergence compares at the end: the observer's view digest, except that with
+/// adversaries the events of Byzantine servers are left out of the compared event set (the
+/// current state still counts in full). A rate-limited spammer's history reaches each victim
+/// with different gaps, which the protocol allows; the honest events and the state must agree.
+pub fn view_digest(world: &World, room: &crate::server::store::RoomStore) -> String {
+    if world.plan.adversaries.is_empty() {
+        return crate::sim::runner::observer::view_digest(room);
+    }
+    use sha2::{Digest as _, Sha256};
+    let byzantine: BTreeSet<&str> = world
+        .plan
+        .servers
+        .iter()
+        .filter(|server| !server.honest)
+        .map(|server| server.name.as_str())
+        .collect();
+    let mut hasher = Sha256::new();
+    hasher.update(crate::sim::runner::observer::state_digest(room).as_bytes());
+    hasher.update(b"--\n");
+    for event_id in crate::sim::runner::observer::authorized_event_ids(room) {
+        let from_byzantine = room.event(&event_id).is_some_and(|pdu| {
+            byzantine.contains(crate::proto::event::server_of(&pdu.event().sender))
+        });
+        if !from_byzantine {
+            hasher.update(event_id.as_bytes());
+            hasher.update(b"\n");
+        }
+    }
+    crate::sim::runner::observer::hex(&hasher.finalize())
+}
+
+/// How the crafted events of one adversary fared on the honest servers, in (event, server)
+/// pairs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Fate {
+    pub accepted: u64,
+    pub soft_failed: u64,
+    pub rejected: u64,
+    /// Held without state (an auth chain member), never part of the timeline.
+    pub outlier: u64,
+    /// Not held at all: dropped on receipt or refused with its transaction.
+    pub not_held: u64,
+    pub unauthorized_accepted: u64,
+}
+
+fn judge(world: &World, room: &str, tally: &Tally) -> Fate {
+    let mut fate = Fate::default();
+    for index in world.honest() {
+        let Some(server) = world.slots[index].current() else {
+            continue;
+        };
+        server.with_room(room, |store| {
+            for (event_id, judge) in &tally.events {
+                if *judge == Judge::MustNotStayInState
+                    && store.current_state().values().any(|id| id == event_id)
+                {
+                    fate.unauthorized_accepted += 1;
+                }
+                match store.status(event_id) {
+                    Some(EventStatus::Accepted) => {
+                        fate.accepted += 1;
+                        if *judge == Judge::MustNotBeAccepted {
+                            fate.unauthorized_accepted += 1;
+                        }
+                    }
+                    Some(EventStatus::SoftFailed(_)) => fate.soft_failed += 1,
+                    Some(EventStatus::Rejected { .. }) => fate.rejected += 1,
+                    Some(EventStatus::Outlier) => fate.outlier += 1,
+                    None => fate.not_held += 1,
+                }
+            }
+        });
+    }
+    fate
+}
+
+/// Events whose content an honest server holds with the tamperer's mark, unredacted.
+fn tampered_accepted(world: &World, room: &str) -> u64 {
+    world
+        .honest()
+        .filter_map(|index| world.slots[index].current())
+        .filter_map(|server| {
+            server.with_room(room, |store| {
+                store
+                    .records()
+                    .filter(|(_, record)| {
+                        record.pdu().event().content_str("body") == Some(TAMPER_MARK)
+                    })
+                    .count() as u64
+            })
+        })
+        .sum()
+}
+
+/// The p99 delivery latency of honest events sent while some adversary window was open:
+/// what the attacks cost honest users (compare with the whole run's p99, or with the same
+/// experiment without its `[[adversary]]` entries).
+fn latency_p99_during_attacks(world: &World) -> Option<u64> {
+    let windows: Vec<(u64, u64)> = world
+        .plan
+        .adversaries
+        .iter()
+        .map(|adversary| (adversary.from.as_ms(), window_end_ms(world, adversary)))
+        .collect();
+    if windows.is_empty() {
+        return None;
+    }
+    let records = world.records.borrow();
+    let mut latencies: Vec<u64> = records
+        .delivered
+        .iter()
+        .filter(|((event, _), _)| {
+            let sent_at = records.sent[*event].sent_at_ms;
+            windows
+                .iter()
+                .any(|(from, until)| (*from..*until).contains(&sent_at))
+        })
+        .map(|(_, latency)| *latency)
+        .collect();
+    latencies.sort_unstable();
+    crate::observe::record::percentile_nearest_rank(&latencies, 990)
+}
+
+/// The largest room store an honest server holds at the end, in approximate bytes of
+/// events: the memory an attack could make a victim keep.
+fn victim_store_bytes_max(world: &World, room: &str) -> u64 {
+    world
+        .honest()
+        .filter_map(|index| world.slots[index].current())
+        .filter_map(|server| server.with_room(room, |store| store.metrics().bytes_approx))
+        .max()
+        .unwrap_or(0)
+}
+
+/// How much of an attack reached its victims: what its `took effect` verdict needs.
+fn effect_count(adversary: &PlannedAdversary, tally: &Tally, fate: &Fate, ledger: &Ledger) -> u64 {
+    let interference = ledger.interceptors[&adversary.server.0]
+        .interference
+        .borrow();
+    match adversary.attack {
+        Attack::TamperInTransit | Attack::TamperInBackfill => interference.tampered_events,
+        Attack::WithheldAuthEvents => interference.withheld_answers,
+        Attack::DeepAuthChain => interference.served_auth_chain_events,
+        Attack::Spam => fate.accepted,
+        // The attack happened only if stale power was honoured somewhere at the time.
+        Attack::StalePowerBan => fate.accepted + fate.soft_failed,
+        _ => tally
+            .answers
+            .iter()
+            .filter(|(status, _)| **status != 0)
+            .map(|(_, count)| count)
+            .sum(),
+    }
+}
+
+/// Adds the adversary metrics to `metrics` and returns the adversary verdicts.
+pub fn summarize(
+    world: &World,
+    ledger: &Ledger,
+    metrics: &mut BTreeMap<String, Value>,
+) -> Vec<Verdict> {
+    let room = world.room().unwrap_or_default();
+    let mut totals = Fate::default();
+    let mut sent = 0u64;
+    let mut rows = Vec::new();
+    let mut verdicts = Vec::new();
+    for adversary in &world.plan.adversaries {
+        let tally = ledger.tallies[&adversary.index].borrow();
+        let fate = judge(world, &room, &tally);
+        totals.accepted += fate.accepted;
+        totals.soft_failed += fate.soft_failed;
+        totals.rejected += fate.rejected;
+        totals.outlier += fate.outlier;
+        totals.not_held += fate.not_held;
+        totals.unauthorized_accepted += fate.unauthorized_accepted;
+        sent += tally.events.len() as u64;
+        let effect = effect_count(adversary, &tally, &fate, ledger);
+        let answers: BTreeMap<String, u64> = tally
+            .answers
+            .iter()
+            .map(|(status, count)| {
+                let key = if *status == 0 {
+                    "none".to_owned()
+                } else {
+                    status.to_string()
+                };
+                (key, *count)
+            })
+            .collect();
+        rows.push(json!({
+            "index": adversary.index,
+            "attack": adversary.attack.name(),
+            "server": world.plan.servers[adversary.server.0].name,
+            "events_sent": tally.events.len(),
+            "requests": tally.requests,
+            "answers": answers,
+            "craft_errors": tally.craft_errors,
+            "accepted": fate.accepted,
+            "soft_failed": fate.soft_failed,
+            "rejected": fate.rejected,
+            "outlier": fate.outlier,
+            "not_held": fate.not_held,
+            "unauthorized_accepted": fate.unauthorized_accepted,
+            "effect_count": effect,
+        }));
+        verdicts.push(Verdict {
+            key: format!("adversary[{}] took effect", adversary.index),
+            expected: format!("{} reached an honest server", adversary.attack.name()),
+            actual: if effect > 0 {
+                format!("{effect} times")
+            } else {
+                let why = tally
+                    .craft_errors
+                    .keys()
+                    .next()
+                    .cloned()
+                    .unwrap_or_else(|| "nothing reached an honest server".into());
+                format!("none ({why})")
+            },
+            passed: effect > 0,
+        });
+    }
+    let mut interference = json!({});
+    for (server, interceptor) in &ledger.interceptors {
+        let seen = interceptor.interference.borrow();
+        interference[&world.plan.servers[*server].name] = json!({
+            "requests": seen.requests,
+            "withheld_answers": seen.withheld_answers,
+            "stalled_answers": seen.stalled_answers,
+            "tampered_events": seen.tampered_events,
+            "served_auth_chain_events": seen.served_auth_chain_events,
+            "tampered_servers": seen.tampered_servers,
+        });
+    }
+    let honest_metrics: Vec<_> = world
+        .honest()
+        .filter_map(|index| world.slots[index].current())
+        .map(|server| server.metrics())
+        .collect();
+    metrics.insert("attack_events_sent".into(), json!(sent));
+    metrics.insert("attack_events_accepted".into(), json!(totals.accepted));
+    metrics.insert("attack_events_rejected".into(), json!(totals.rejected));
+    metrics.insert(
+        "attack_events_soft_failed".into(),
+        json!(totals.soft_failed),
+    );
+    metrics.insert("attack_events_outlier".into(), json!(totals.outlier));
+    metrics.insert("attack_events_not_held".into(), json!(totals.not_held));
+    metrics.insert(
+        "unauthorized_accepted".into(),
+        json!(totals.unauthorized_accepted),
+    );
+    metrics.insert(
+        "tampered_accepted".into(),
+        json!(tampered_accepted(world, &room)),
+    );
+    metrics.insert(
+        "leaked_events".into(),
+        json!(honest_metrics.iter().map(|m| m.events_leaked).sum::<u64>()),
+    );
+    metrics.insert(
+        "victim_queue_peak".into(),
+        json!(
+            honest_metrics
+                .iter()
+                .map(|m| m.transactions_in_flight_peak)
+                .max()
+                .unwrap_or(0)
+        ),
+    );
+    metrics.insert(
+        "delivery_latency_ms_p99_during_attacks".into(),
+        json!(latency_p99_during_attacks(world)),
+    );
+    metrics.insert(
+        "victim_store_bytes_max".into(),
+        json!(victim_store_bytes_max(world, &room)),
+    );
+    metrics.insert(
+        "transactions_rate_limited".into(),
+        json!(
+            honest_metrics
+                .iter()
+                .map(|m| m.transactions_rate_limited)
+                .sum::<u64>()
+        ),
+    );
+    metrics.insert(
+        "transactions_refused".into(),
+        json!(
+            honest_metrics
+                .iter()
+                .map(|m| m.transactions_refused)
+                .sum::<u64>()
+        ),
+    );
+    metrics.insert(
+        "pdus_dropped_bad_signature".into(),
+        json!(
+            honest_metrics
+                .iter()
+                .map(|m| m.pdus_dropped_bad_signature)
+                .sum::<u64>()
+        ),
+    );
+    metrics.insert(
+        "auth_chains_refused".into(),
+        json!(
+            honest_metrics
+                .iter()
+                .map(|m| m.auth_chains_refused)
+                .sum::<u64>()
+        ),
+    );
+    metrics.insert(
+        "pdus_redacted_bad_hash".into(),
+        json!(
+            honest_metrics
+                .iter()
+                .map(|m| m.pdus_redacted_bad_hash)
+                .sum::<u64>()
+        ),
+    );
+    if !rows.is_empty() {
+        metrics.insert("adversaries".into(), Value::Array(rows));
+        metrics.insert("interference".into(), interference);
+    }
+    verdicts
+}
