@@ -62,15 +62,15 @@ pub fn run(plan: RunPlan, options: &RunOptions) -> Result<RunOutput, RunError> {
         .expect("a current-thread runtime builds");
     let local = tokio::task::LocalSet::new();
     let duration_ms = plan.duration.as_ms();
-    let (world, windows, converged_since) = local.block_on(&runtime, async move {
+    let (world, windows, agreement) = local.block_on(&runtime, async move {
         let world = World::boot(plan);
         workload::start(&world);
         let nemesis = tokio::task::spawn_local(nemesis::run(world.clone()));
-        let converged_since = observer::run(world.clone(), duration_ms).await;
+        let agreement = observer::run(world.clone(), duration_ms).await;
         let windows = nemesis.await.unwrap_or_default();
-        (world, windows, converged_since)
+        (world, windows, agreement)
     });
-    let mut output = summarize(&world, windows, converged_since, options);
+    let mut output = summarize(&world, windows, &agreement, options);
     let wall_ms = wall_start.elapsed().as_millis() as u64;
     output.perf = perf(
         wall_ms,
@@ -103,7 +103,7 @@ fn peak_memory_bytes() -> Option<u64> {
 fn summarize(
     world: &Rc<World>,
     faults: Vec<crate::observe::record::FaultWindow>,
-    converged_since: Option<u64>,
+    agreement: &observer::Agreement,
     options: &RunOptions,
 ) -> RunOutput {
     let plan = &world.plan;
@@ -144,8 +144,13 @@ fn summarize(
         .map(|window| window.until_ms)
         .max()
         .unwrap_or(0);
-    let convergence_time_ms =
-        converged.then(|| converged_since.unwrap_or(0).saturating_sub(last_heal_ms));
+    // The merge is done at the first agreement after the heal; agreement for good cannot
+    // begin before the workload stops, so it is reported apart.
+    let since_heal = |at_ms: Option<u64>| {
+        converged.then(|| at_ms.unwrap_or(last_heal_ms).saturating_sub(last_heal_ms))
+    };
+    let convergence_time_ms = since_heal(agreement.first_at_or_after(last_heal_ms));
+    let converged_for_good_ms = since_heal(agreement.for_good_since());
     let mut totals = crate::server::metrics::ServerMetrics::default();
     for index in world.honest() {
         if let Some(server) = world.slots[index].current() {
@@ -189,6 +194,7 @@ fn summarize(
     let mut metrics: BTreeMap<String, Value> = BTreeMap::new();
     metrics.insert("converged".into(), json!(converged));
     metrics.insert("convergence_time_ms".into(), json!(convergence_time_ms));
+    metrics.insert("converged_for_good_ms".into(), json!(converged_for_good_ms));
     metrics.insert(
         "divergence_max".into(),
         json!(observer::divergence_max(samples)),
