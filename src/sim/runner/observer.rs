@@ -216,38 +216,42 @@ fn sample(world: &World, state: &mut SamplerState) {
     records.samples.push(sample);
 }
 
-/// A state key that went back, found by [`find_resets`].
+/// A state key that went back, found by [`find_reverts`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StateReset {
+pub struct StateRevert {
     pub key: StateKey,
     /// The event that held the key at the previous sample.
     pub before: String,
     /// The event that holds it now: an ancestor of `before`, or `None` if the key is gone.
     pub after: Option<String>,
+    /// Whether `before` still passes the authorization rules against the current state: if
+    /// so the room does not explain the revert, and it is a state reset.
+    pub is_reset: bool,
 }
 
 /// The keys of `previous` that went back in `current`: to an ancestor of their previous event,
-/// or out of the state, while the previous event would still pass the authorization rules
-/// against `current`. A revert the room explains is not a reset: when the newer event's sender
-/// has since lost the power to send it (a concurrent ban, demotion or join-rule change won),
-/// state resolution dropping it is the protocol doing its job.
-pub fn find_resets(room: &RoomStore, previous: &StateMap, current: &StateMap) -> Vec<StateReset> {
-    let mut resets = Vec::new();
+/// or out of the state. Such a revert is a state reset when the previous event would still pass
+/// the authorization rules against `current`. A revert the room explains is not a reset: when
+/// the newer event's sender has since lost the power to send it (a concurrent ban, demotion or
+/// join-rule change won), state resolution dropping it is the protocol doing its job.
+pub fn find_reverts(room: &RoomStore, previous: &StateMap, current: &StateMap) -> Vec<StateRevert> {
+    let mut reverts = Vec::new();
     for (key, before) in previous {
         let went_back = match current.get(key) {
             None => true,
             Some(after) if after == before => false,
             Some(after) => is_ancestor(room, after, before),
         };
-        if went_back && allowed_by(room, before, current) {
-            resets.push(StateReset {
+        if went_back {
+            reverts.push(StateRevert {
                 key: key.clone(),
                 before: before.clone(),
                 after: current.get(key).cloned(),
+                is_reset: allowed_by(room, before, current),
             });
         }
     }
-    resets
+    reverts
 }
 
 /// Whether the held event `event_id` passes the authorization rules against `state`. An event
@@ -275,29 +279,39 @@ fn check_resets(world: &World, state: &mut SamplerState, index: usize, current: 
     if previous == current {
         return;
     }
-    let resets =
-        read_room(world, index, |room| find_resets(room, &previous, &current)).unwrap_or_default();
-    if resets.is_empty() {
-        return;
-    }
+    let reverts =
+        read_room(world, index, |room| find_reverts(room, &previous, &current)).unwrap_or_default();
     let server = &world.plan.servers[index].name;
     let t_s = world.now_ms() as f64 / 1000.0;
-    for reset in &resets {
-        let after = reset.after.as_deref().unwrap_or("(gone)");
+    for revert in &reverts {
+        let after = revert.after.as_deref().unwrap_or("(gone)");
+        // Explained reverts are traced too: they are what tells a reset from resolution
+        // doing its job when a run is read by hand.
+        let kind = if revert.is_reset {
+            "state_reset"
+        } else {
+            "state_revert_explained"
+        };
         world.trace(format!(
-            "\"kind\":\"state_reset\",\"server\":\"{server}\",\"type\":{},\"state_key\":{},\"before\":\"{}\",\"after\":\"{after}\"",
-            Value::from(reset.key.0.as_str()),
-            Value::from(reset.key.1.as_str()),
-            reset.before
+            "\"kind\":\"{kind}\",\"server\":\"{server}\",\"type\":{},\"state_key\":{},\"before\":\"{}\",\"after\":\"{after}\"",
+            Value::from(revert.key.0.as_str()),
+            Value::from(revert.key.1.as_str()),
+            revert.before
         ));
+        if !revert.is_reset {
+            continue;
+        }
         let mut records = world.records.borrow_mut();
         records.state_resets += 1;
         if records.reset_examples.len() < 5 {
             records.reset_examples.push(format!(
                 "{server}: ({}, {:?}) went back from {} to {after} at t={t_s:.1}s",
-                reset.key.0, reset.key.1, reset.before
+                revert.key.0, revert.key.1, revert.before
             ));
         }
+    }
+    if !reverts.iter().any(|revert| revert.is_reset) {
+        return;
     }
     if !state.reset_room_traced {
         state.reset_room_traced = true;
@@ -530,8 +544,13 @@ mod tests {
         store.ingest(ban, false).unwrap();
         let current = store.current_state().clone();
         assert_eq!(current[&topic_key()], t1, "T2 went back to its ancestor T1");
-        assert!(is_ancestor(&store, &t1, &t2));
-        assert_eq!(find_resets(&store, &previous, &current), []);
+        let expected = StateRevert {
+            key: topic_key(),
+            before: t2,
+            after: Some(t1),
+            is_reset: false,
+        };
+        assert_eq!(find_reverts(&store, &previous, &current), [expected]);
     }
 
     #[test]
@@ -539,23 +558,25 @@ mod tests {
         let (room, t1, t2) = room_with_two_topics();
         let store = store_of(&room, room.built());
         let previous = store.current_state().clone();
-        assert_eq!(find_resets(&store, &previous, &previous), []);
+        assert_eq!(find_reverts(&store, &previous, &previous), []);
         let mut back = previous.clone();
         back.insert(topic_key(), t1.clone());
-        let expected = StateReset {
+        let expected = StateRevert {
             key: topic_key(),
             before: t2.clone(),
             after: Some(t1),
+            is_reset: true,
         };
-        assert_eq!(find_resets(&store, &previous, &back), [expected]);
+        assert_eq!(find_reverts(&store, &previous, &back), [expected]);
         let mut gone = previous.clone();
         gone.remove(&topic_key());
-        let expected = StateReset {
+        let expected = StateRevert {
             key: topic_key(),
             before: t2,
             after: None,
+            is_reset: true,
         };
-        assert_eq!(find_resets(&store, &previous, &gone), [expected]);
+        assert_eq!(find_reverts(&store, &previous, &gone), [expected]);
     }
 
     #[test]
