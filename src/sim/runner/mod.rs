@@ -149,7 +149,7 @@ fn summarize(
     let since_heal = |at_ms: Option<u64>| {
         converged.then(|| at_ms.unwrap_or(last_heal_ms).saturating_sub(last_heal_ms))
     };
-    let convergence_time_ms = since_heal(agreement.first_at_or_after(last_heal_ms));
+    let convergence_time_ms = since_heal(agreement.first_after(last_heal_ms));
     let converged_for_good_ms = since_heal(agreement.for_good_since());
     let mut totals = crate::server::metrics::ServerMetrics::default();
     for index in world.honest() {

@@ -42,11 +42,13 @@ impl Agreement {
         self.samples.push((t_ms, agreed));
     }
 
-    /// The first sample at or after `from_ms` at which the servers agreed.
-    pub fn first_at_or_after(&self, from_ms: u64) -> Option<u64> {
+    /// The first sample after `from_ms` at which the servers agreed. Strictly after: a
+    /// sample taken at the very moment of a heal or restart may precede it (a restarted
+    /// server is not yet up, so the others agree among themselves).
+    pub fn first_after(&self, from_ms: u64) -> Option<u64> {
         self.samples
             .iter()
-            .find(|(t_ms, agreed)| *agreed && *t_ms >= from_ms)
+            .find(|(t_ms, agreed)| *agreed && *t_ms > from_ms)
             .map(|(t_ms, _)| *t_ms)
     }
 
@@ -614,14 +616,14 @@ mod tests {
         ] {
             agreement.record(t_ms, agreed);
         }
-        assert_eq!(agreement.first_at_or_after(0), Some(0));
-        assert_eq!(agreement.first_at_or_after(400), Some(1000));
-        assert_eq!(agreement.first_at_or_after(1001), Some(2000));
+        assert_eq!(agreement.first_after(0), Some(1000));
+        assert_eq!(agreement.first_after(400), Some(1000));
+        assert_eq!(agreement.first_after(1000), Some(2000));
         assert_eq!(agreement.for_good_since(), Some(2000));
         agreement.record(2500, true);
         assert_eq!(agreement.for_good_since(), Some(2000));
         agreement.record(3000, false);
         assert_eq!(agreement.for_good_since(), None);
-        assert_eq!(agreement.first_at_or_after(2600), None);
+        assert_eq!(agreement.first_after(2600), None);
     }
 }
