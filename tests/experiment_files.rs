@@ -183,7 +183,9 @@ fn v2_vs_v21_twins_differ_only_in_room_version_and_expectations() {
         file
     };
     assert_eq!(comparable(&v11), comparable(&v12));
-    assert_eq!(v12.file.expect.state_resets_max, Some(0));
+    // v12 bounds resets by the figure measured for v2.1 (its file explains it); v11 only
+    // measures them.
+    assert!(v12.file.expect.state_resets_max.is_some());
     assert_eq!(v11.file.expect.state_resets_max, None);
 }
 

@@ -91,7 +91,12 @@ fn partition_two_by_two_while_both_sides_change_state_then_heal_converges() {
 /// `/state_ids` fallback, so the servers never held the same events.
 #[test]
 fn long_partition_falls_back_to_catch_up_and_gaps_close() {
-    Lab::new(4, 12).run(|servers| async move {
+    // Queues now bridge outages of minutes by resending; fall back after 8 failures (about
+    // three minutes here) to exercise catch-up.
+    let lab = Lab::with_config(4, 12, Duration::from_secs(600), |config| {
+        config.queue_limits.failures_before_catch_up = 8;
+    });
+    lab.run(|servers| async move {
         let room = servers.room_with_everyone().await;
         servers.converge(&room, CONVERGENCE_LIMIT).await?;
         let (west, east) = ([HS1, HS2], [HS3, HS4]);

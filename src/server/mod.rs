@@ -242,7 +242,8 @@ impl Inner {
         let mut destinations = self.destinations.borrow_mut();
         if !destinations.contains_key(destination) {
             let prefix = format!("{}.{}", self.incarnation, destinations.len());
-            let queue = DestinationQueue::new(self.config.queue_limits, prefix);
+            let queue = DestinationQueue::new(self.config.queue_limits, prefix)
+                .with_jitter_key(&format!("{}>{destination}", self.config.name));
             let entry = Destination {
                 queue,
                 wakeup: Rc::new(Notify::new()),

@@ -78,6 +78,16 @@ impl Lab {
     }
 
     pub fn with_duration(count: usize, seed: u64, duration: Duration) -> Self {
+        Self::with_config(count, seed, duration, |_| {})
+    }
+
+    /// As [`Lab::with_duration`], with `tweak` applied to every server's configuration.
+    pub fn with_config(
+        count: usize,
+        seed: u64,
+        duration: Duration,
+        tweak: impl Fn(&mut ServerConfig),
+    ) -> Self {
         let sim = turmoil::Builder::new()
             .rng_seed(seed)
             .epoch(UNIX_EPOCH + Duration::from_millis(EPOCH_MS))
@@ -94,16 +104,19 @@ impl Lab {
             },
         };
         for name in server_names(count) {
-            lab.add_server(&name);
+            let mut config = ServerConfig::new(&name, key_seed(&name));
+            tweak(&mut config);
+            lab.add_server(config);
         }
         lab
     }
 
-    fn add_server(&mut self, name: &str) {
+    fn add_server(&mut self, config: ServerConfig) {
+        let name = config.name.clone();
         let clock = ServerClock::new(Rc::new(TurmoilClock { epoch_ms: EPOCH_MS }));
-        let slot = ServerSlot::new(ServerConfig::new(name, key_seed(name)), clock);
+        let slot = ServerSlot::new(config, clock);
         let host_slot = slot.clone();
-        self.sim.host(name, move || {
+        self.sim.host(name.as_str(), move || {
             let slot = host_slot.clone();
             async move {
                 let transport = Rc::new(TurmoilTransport {

@@ -4,9 +4,19 @@
 //! reports how that went, and sleeps until it says to retry. Following the spec and Synapse's
 //! practice, at most one transaction is in flight per destination; a failed transaction is
 //! retried with the same id and contents (the receiver deduplicates by origin and id) after an
-//! exponential backoff with a cap; after long failure the queue falls back to catch-up: it
+//! exponential backoff with a cap. Each delay is jittered (a fixed pseudo-random fraction per
+//! destination and attempt, between half and all of the nominal delay, as Synapse randomises
+//! its retry intervals): without it every queue that lost the same peer at the same moment
+//! retries in lock-step, and after a partition heals nobody speaks first until the common
+//! timer fires.
+//!
+//! Queued PDUs survive backoff (as Dendrite and Conduit keep their per-destination queues), so
+//! a destination that comes back after an outage of minutes gets every event in order. Only
+//! after long failure, or when the queue outgrows its bound, does it fall back to catch-up: it
 //! forgets the queued PDUs and, when the destination answers again, sends only the newest PDU
-//! of each room, leaving the destination to fetch the gap with /get_missing_events.
+//! of each room, leaving the destination to fetch the gap with /get_missing_events. Falling
+//! back early is costly: a gap longer than the receiver's missing-events walk is bridged with
+//! /state_ids and the events in it are never fetched.
 //!
 //! Invariants: the queues never exceed their bounds; a transaction holds at most
 //! `TRANSACTION_PDUS_MAX` PDUs and `TRANSACTION_EDUS_MAX` EDUs; an in-flight transaction
@@ -14,6 +24,7 @@
 
 use crate::proto::pdu::Pdu;
 use crate::proto::wire::{RawEdu, TRANSACTION_EDUS_MAX, TRANSACTION_PDUS_MAX};
+use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
@@ -24,9 +35,13 @@ pub struct QueueLimits {
     pub pdus_queued_max: usize,
     /// EDUs waiting beyond this drop the oldest (EDUs are ephemeral).
     pub edus_queued_max: usize,
+    /// The nominal delay after the first failure; it doubles with each further one.
     pub backoff_ms_min: u64,
+    /// The cap on the nominal delay.
     pub backoff_ms_max: u64,
-    /// Consecutive failures after which queued PDUs are forgotten in favour of catch-up.
+    /// Consecutive failures after which queued PDUs are forgotten in favour of catch-up (at
+    /// the cap, each failure costs the backoff plus the request timeout: 40 is about half an
+    /// hour, long past any outage the queue should bridge by resending).
     pub failures_before_catch_up: u32,
 }
 
@@ -37,7 +52,7 @@ impl Default for QueueLimits {
             edus_queued_max: 1_000,
             backoff_ms_min: 1_000,
             backoff_ms_max: 60_000,
-            failures_before_catch_up: 8,
+            failures_before_catch_up: 40,
         }
     }
 }
@@ -87,6 +102,8 @@ pub struct DestinationQueue {
     next_txn_number: u64,
     /// Distinguishes this queue's transaction ids from an earlier incarnation's after a restart.
     txn_prefix: String,
+    /// Seeds the jitter of the backoff; distinct per (sender, destination) pair.
+    jitter_key: String,
     counters: QueueCounters,
 }
 
@@ -103,9 +120,17 @@ impl DestinationQueue {
             catch_up: BTreeMap::new(),
             catching_up: false,
             next_txn_number: 0,
+            jitter_key: txn_prefix.clone(),
             txn_prefix,
             counters: QueueCounters::default(),
         }
+    }
+
+    /// Seeds the backoff jitter with `key` (say "origin>destination"), so that queues of
+    /// different servers and destinations retry at different moments.
+    pub fn with_jitter_key(mut self, key: &str) -> Self {
+        self.jitter_key = key.to_owned();
+        self
     }
 
     pub fn counters(&self) -> QueueCounters {
@@ -229,13 +254,24 @@ impl DestinationQueue {
         self.retry_at_ms = 0;
     }
 
-    /// The delay after the current number of consecutive failures.
-    pub fn backoff_ms(&self) -> u64 {
+    /// The nominal delay after the current number of consecutive failures, before jitter.
+    pub fn nominal_backoff_ms(&self) -> u64 {
         let exponent = self.failures.saturating_sub(1).min(32);
         self.limits
             .backoff_ms_min
             .saturating_mul(1u64 << exponent)
             .min(self.limits.backoff_ms_max)
+    }
+
+    /// The delay after the current number of consecutive failures: between half and all of
+    /// the nominal delay, by a fraction fixed by the jitter key and the failure count.
+    pub fn backoff_ms(&self) -> u64 {
+        let nominal = self.nominal_backoff_ms();
+        let digest = Sha256::digest(format!("{}/{}", self.jitter_key, self.failures).as_bytes());
+        let draw = u64::from_be_bytes(digest[..8].try_into().expect("a digest has 8 bytes"));
+        let fraction = (draw >> 11) as f64 / (1u64 << 53) as f64;
+        let jittered = nominal as f64 * (0.5 + 0.5 * fraction);
+        (jittered as u64).clamp(1, nominal)
     }
 
     /// Forgets the queued PDUs in favour of catch-up; with `take_in_flight`, also the

@@ -3,6 +3,7 @@ use crate::proto::pdu::{NewEvent, build_pdu};
 use crate::proto::room_version;
 use crate::proto::signing::SigningKey;
 use serde_json::json;
+use std::collections::BTreeSet;
 
 fn message(room: &str, depth: u64) -> Arc<Pdu> {
     let key = SigningKey::from_seed("ed25519:a", &[7; 32]).unwrap();
@@ -74,17 +75,86 @@ fn failures_back_off_exponentially_up_to_the_cap_and_retry_the_same_transaction(
     queue.push_pdu(message("a", 1));
     let first = sent(queue.next_step(0));
     let mut now = 0;
-    let mut delays = Vec::new();
+    let mut nominal = Vec::new();
     for _ in 0..7 {
         queue.on_failure(now);
         let NextStep::WaitUntil { at_ms } = queue.next_step(now) else {
             panic!("not waiting")
         };
-        delays.push(at_ms - now);
+        let delay = at_ms - now;
+        let expected = queue.nominal_backoff_ms();
+        assert!(
+            expected / 2 <= delay && delay <= expected,
+            "delay {delay} outside the jitter range of {expected}"
+        );
+        nominal.push(expected);
         now = at_ms;
         assert_eq!(sent(queue.next_step(now)), first);
     }
-    assert_eq!(delays, [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000]);
+    assert_eq!(
+        nominal,
+        [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000]
+    );
+}
+
+/// The delays of a queue keyed `key` after `failures` failures at time 0.
+fn delays(key: &str, failures: u32) -> Vec<u64> {
+    let mut queue = DestinationQueue::new(QueueLimits::default(), "t".into()).with_jitter_key(key);
+    queue.push_pdu(message("a", 1));
+    sent(queue.next_step(0));
+    (0..failures)
+        .map(|_| {
+            queue.on_failure(0);
+            queue.backoff_ms()
+        })
+        .collect()
+}
+
+#[test]
+fn queues_that_failed_together_retry_at_different_moments() {
+    // Six servers lose the same peer at the same instant (a partition): their retries must
+    // spread out, or after the heal nobody speaks first until the common timer fires.
+    let at_cap: BTreeSet<u64> = (1..=6)
+        .map(|n| *delays(&format!("hs{n}>peer"), 10).last().unwrap())
+        .collect();
+    assert_eq!(at_cap.len(), 6, "retries in lock-step: {at_cap:?}");
+    assert!(at_cap.iter().all(|d| (30_000..=60_000).contains(d)));
+    assert!(at_cap.first().unwrap() + 5_000 < *at_cap.last().unwrap());
+    // The jitter is a function of the key and the attempt: a replay waits the same.
+    assert_eq!(delays("hs1>peer", 10), delays("hs1>peer", 10));
+}
+
+#[test]
+fn an_outage_of_minutes_keeps_the_queued_pdus_and_sends_them_all_in_order() {
+    let mut queue = queue();
+    let mut now = 0;
+    for depth in 1..=120 {
+        queue.push_pdu(message("a", depth));
+    }
+    sent(queue.next_step(now));
+    // Five minutes of failures with 10 s request timeouts, pushing as the room goes on.
+    let mut depth = 120;
+    while now < 300_000 {
+        now += 10_000;
+        queue.on_failure(now);
+        depth += 1;
+        queue.push_pdu(message("a", depth));
+        let NextStep::WaitUntil { at_ms } = queue.next_step(now) else {
+            panic!("not waiting")
+        };
+        now = at_ms;
+        sent(queue.next_step(now));
+    }
+    assert!(!queue.is_catching_up());
+    // The transaction in flight all along (depths 1-50) finally gets through.
+    queue.on_success();
+    let mut received: Vec<u64> = Vec::new();
+    while let NextStep::Send(transaction) = queue.next_step(now) {
+        received.extend(transaction.pdus.iter().map(|pdu| pdu.event().depth));
+        queue.on_success();
+    }
+    let expected: Vec<u64> = (51..=depth).collect();
+    assert_eq!(received, expected);
 }
 
 #[test]

@@ -99,11 +99,11 @@ pub fn run_with_defences(
         share_pdus: options.sharing == Sharing::Shared,
         defences,
     };
-    let (world, (windows, converged_since, ledger)) = match plan.fabric {
+    let (world, (windows, agreement, ledger)) = match plan.fabric {
         Fabric::Fast => run_fast(plan, setup),
         Fabric::Turmoil => self::turmoil::run(plan, setup, move |world| drive(world, duration_ms))?,
     };
-    let mut output = summarize(&world, windows, converged_since, options, &ledger);
+    let mut output = summarize(&world, windows, &agreement, options, &ledger);
     let deliveries = output.summary.metrics.get("deliveries");
     let deliveries = deliveries.and_then(Value::as_u64).unwrap_or(0);
     let cache = world.pdu_cache.as_ref().map(|cache| cache.stats());
@@ -113,7 +113,7 @@ pub fn run_with_defences(
 
 /// What driving a world produces: the fault windows, when the servers converged for good,
 /// and the adversaries' ledger.
-type Driven = (Vec<FaultWindow>, Option<u64>, Rc<adversary::Ledger>);
+type Driven = (Vec<FaultWindow>, observer::Agreement, Rc<adversary::Ledger>);
 
 /// The part of a run both fabrics share: workload, adversaries, nemesis and observers over
 /// `world`.
@@ -121,9 +121,9 @@ async fn drive(world: Rc<World>, duration_ms: u64) -> Driven {
     workload::start(&world);
     let ledger = adversary::start(&world);
     let nemesis = tokio::task::spawn_local(nemesis::run(world.clone()));
-    let converged_since = observer::run(world.clone(), duration_ms).await;
+    let agreement = observer::run(world.clone(), duration_ms).await;
     let windows = nemesis.await.unwrap_or_default();
-    (windows, converged_since, ledger)
+    (windows, agreement, ledger)
 }
 
 /// A run on the fast fabric: one current-thread runtime with paused time.
@@ -145,7 +145,7 @@ fn run_fast(plan: RunPlan, setup: Setup) -> (Rc<World>, Driven) {
 fn summarize(
     world: &Rc<World>,
     faults: Vec<crate::observe::record::FaultWindow>,
-    converged_since: Option<u64>,
+    agreement: &observer::Agreement,
     options: &RunOptions,
     ledger: &adversary::Ledger,
 ) -> RunOutput {
@@ -189,8 +189,13 @@ fn summarize(
         .map(|window| window.until_ms)
         .max()
         .unwrap_or(0);
-    let convergence_time_ms =
-        converged.then(|| converged_since.unwrap_or(0).saturating_sub(last_heal_ms));
+    // The merge is done at the first agreement after the heal; agreement for good cannot
+    // begin before the workload stops, so it is reported apart.
+    let since_heal = |at_ms: Option<u64>| {
+        converged.then(|| at_ms.unwrap_or(last_heal_ms).saturating_sub(last_heal_ms))
+    };
+    let convergence_time_ms = since_heal(agreement.first_after(last_heal_ms));
+    let converged_for_good_ms = since_heal(agreement.for_good_since());
     let mut totals = crate::server::metrics::ServerMetrics::default();
     for index in world.honest() {
         if let Some(server) = world.slots[index].current() {
@@ -234,6 +239,7 @@ fn summarize(
     let mut metrics: BTreeMap<String, Value> = BTreeMap::new();
     metrics.insert("converged".into(), json!(converged));
     metrics.insert("convergence_time_ms".into(), json!(convergence_time_ms));
+    metrics.insert("converged_for_good_ms".into(), json!(converged_for_good_ms));
     metrics.insert(
         "divergence_max".into(),
         json!(observer::divergence_max(samples)),

@@ -1,17 +1,27 @@
 //! Observers: sample the honest servers over simulated time (divergence, extremities,
-//! deliveries, state resets), and at the end compute the metrics and the verdict of each
-//! expectation.
+//! deliveries, agreement, state resets), and at the end compute the metrics and the verdict of
+//! each expectation.
+//!
+//! Two servers agree when they hold the same current state and the same set of authorized
+//! events (accepted or soft-failed). While the workload still sends, agreement comes and goes
+//! with every event in flight, so the sampler keeps every sample's verdict ([`Agreement`]):
+//! the convergence time is the first agreement after the last heal (the merge is done), and
+//! agreement "for good" can only begin once the workload has stopped.
 //!
 //! Invariants: observers only read (through `Homeserver::with_room` and metrics); what they
 //! record depends only on the simulation, never on the wall clock.
 
 use crate::observe::record::Sample;
-use crate::proto::event::StateMap;
+use crate::proto::auth::check_auth;
+use crate::proto::event::{Event, StateKey, StateMap};
+use crate::proto::pdu::Pdu;
 use crate::server::store::{EventStatus, RoomStore};
 use crate::sim::runner::world::World;
+use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How often the timeline is sampled.
@@ -20,26 +30,63 @@ pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(500);
 /// How far back the reset check walks the DAG from the previous event.
 const ANCESTRY_STEPS_MAX: usize = 10_000;
 
+/// Whether the honest servers agreed at each sample, in time order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Agreement {
+    samples: Vec<(u64, bool)>,
+}
+
+impl Agreement {
+    pub fn record(&mut self, t_ms: u64, agreed: bool) {
+        debug_assert!(self.samples.last().is_none_or(|(last, _)| *last <= t_ms));
+        self.samples.push((t_ms, agreed));
+    }
+
+    /// The first sample after `from_ms` at which the servers agreed. Strictly after: a
+    /// sample taken at the very moment of a heal or restart may precede it (a restarted
+    /// server is not yet up, so the others agree among themselves).
+    pub fn first_after(&self, from_ms: u64) -> Option<u64> {
+        self.samples
+            .iter()
+            .find(|(t_ms, agreed)| *agreed && *t_ms > from_ms)
+            .map(|(t_ms, _)| *t_ms)
+    }
+
+    /// When agreement began to hold for good: the first sample of the final run of agreeing
+    /// samples, if the last sample agreed.
+    pub fn for_good_since(&self) -> Option<u64> {
+        let mut since = None;
+        for (t_ms, agreed) in self.samples.iter().rev() {
+            if !agreed {
+                break;
+            }
+            since = Some(*t_ms);
+        }
+        since
+    }
+}
+
 /// What the sampler keeps between samples.
 #[derive(Default)]
 struct SamplerState {
     /// Per server, the current state at the previous sample.
     previous_state: BTreeMap<usize, StateMap>,
-    /// When convergence last began to hold, if it holds now.
-    converged_since_ms: Option<u64>,
+    agreement: Agreement,
     divergence_max: u32,
     /// First time servers were seen diverged, for the witness.
     first_divergence_ms: Option<u64>,
+    /// Whether the room of a server that reset state was written to the trace already.
+    reset_room_traced: bool,
 }
 
-/// Samples until the run ends; returns when convergence began to hold for good (if it does).
-pub async fn run(world: Rc<World>, end_ms: u64) -> Option<u64> {
+/// Samples until the run ends; returns whether the servers agreed at each sample.
+pub async fn run(world: Rc<World>, end_ms: u64) -> Agreement {
     let mut state = SamplerState::default();
     loop {
         sample(&world, &mut state);
         let now = world.now_ms();
         if now >= end_ms {
-            return state.converged_since_ms;
+            return state.agreement;
         }
         let step = (SAMPLE_INTERVAL.as_millis() as u64).min(end_ms - now);
         tokio::time::sleep(Duration::from_millis(step)).await;
@@ -137,10 +184,9 @@ fn sample(world: &World, state: &mut SamplerState) {
     check_deliveries(world, &servers);
     let divergence = state_digests.len() as u32;
     state.divergence_max = state.divergence_max.max(divergence);
-    if digests.len() <= 1 {
-        state.converged_since_ms.get_or_insert(now);
-    } else {
-        state.converged_since_ms = None;
+    let agreed = digests.len() <= 1;
+    state.agreement.record(now, agreed);
+    if !agreed {
         state.first_divergence_ms.get_or_insert(now);
     }
     let totals = world.network.with_model(|model| model.totals());
@@ -172,37 +218,138 @@ fn sample(world: &World, state: &mut SamplerState) {
     records.samples.push(sample);
 }
 
-/// Records a state reset when a key moves back to an ancestor of its previous event, or
-/// disappears, while the previous event would still be allowed by the current state: a revert
-/// the room does not explain. (A revert because the newer event's sender lost the power to
-/// send it, say to a concurrent ban, is state resolution doing its job.)
+/// A state key that went back, found by [`find_reverts`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateRevert {
+    pub key: StateKey,
+    /// The event that held the key at the previous sample.
+    pub before: String,
+    /// The event that holds it now: an ancestor of `before`, or `None` if the key is gone.
+    pub after: Option<String>,
+    /// Whether `before` still passes the authorization rules against the current state: if
+    /// so the room does not explain the revert, and it is a state reset.
+    pub is_reset: bool,
+}
+
+/// The keys of `previous` that went back in `current`: to an ancestor of their previous event,
+/// or out of the state. Such a revert is a state reset when the previous event would still pass
+/// the authorization rules against `current`. A revert the room explains is not a reset: when
+/// the newer event's sender has since lost the power to send it (a concurrent ban, demotion or
+/// join-rule change won), state resolution dropping it is the protocol doing its job.
+pub fn find_reverts(room: &RoomStore, previous: &StateMap, current: &StateMap) -> Vec<StateRevert> {
+    let mut reverts = Vec::new();
+    for (key, before) in previous {
+        let went_back = match current.get(key) {
+            None => true,
+            Some(after) if after == before => false,
+            Some(after) => is_ancestor(room, after, before),
+        };
+        if went_back {
+            reverts.push(StateRevert {
+                key: key.clone(),
+                before: before.clone(),
+                after: current.get(key).cloned(),
+                is_reset: allowed_by(room, before, current),
+            });
+        }
+    }
+    reverts
+}
+
+/// Whether the held event `event_id` passes the authorization rules against `state`. An event
+/// the room does not hold cannot be judged, so it does not count as allowed.
+fn allowed_by(room: &RoomStore, event_id: &str, state: &StateMap) -> bool {
+    let Some(event) = room.event(event_id) else {
+        return false;
+    };
+    let held: Vec<(StateKey, Arc<Pdu>)> = state
+        .iter()
+        .filter_map(|(key, id)| room.event(id).map(|pdu| (key.clone(), pdu)))
+        .collect();
+    let view: BTreeMap<StateKey, &Event> = held
+        .iter()
+        .map(|(key, pdu)| (key.clone(), pdu.event()))
+        .collect();
+    check_auth(room.room_version(), event.event(), &view).is_ok()
+}
+
+/// Records the state resets of server `index` since the previous sample.
 fn check_resets(world: &World, state: &mut SamplerState, index: usize, current: StateMap) {
     let Some(previous) = state.previous_state.insert(index, current.clone()) else {
         return;
     };
-    for (key, before) in &previous {
-        let reset = match current.get(key) {
-            None => true,
-            Some(after) if after == before => false,
-            Some(after) => {
-                read_room(world, index, |room| is_ancestor(room, after, before)).unwrap_or(false)
-            }
+    if previous == current {
+        return;
+    }
+    let reverts =
+        read_room(world, index, |room| find_reverts(room, &previous, &current)).unwrap_or_default();
+    let server = &world.plan.servers[index].name;
+    let t_s = world.now_ms() as f64 / 1000.0;
+    for revert in &reverts {
+        let after = revert.after.as_deref().unwrap_or("(gone)");
+        // Explained reverts are traced too: they are what tells a reset from resolution
+        // doing its job when a run is read by hand.
+        let kind = if revert.is_reset {
+            "state_reset"
+        } else {
+            "state_revert_explained"
         };
-        if reset {
-            let mut records = world.records.borrow_mut();
-            records.state_resets += 1;
-            if records.reset_examples.len() < 5 {
-                let server = &world.plan.servers[index].name;
-                let after = current.get(key).map_or("(gone)", String::as_str);
-                records.reset_examples.push(format!(
-                    "{server}: ({}, {:?}) went back from {before} to {after} at t={:.1}s",
-                    key.0,
-                    key.1,
-                    world.now_ms() as f64 / 1000.0
-                ));
-            }
+        world.trace(format!(
+            "\"kind\":\"{kind}\",\"server\":\"{server}\",\"type\":{},\"state_key\":{},\"before\":\"{}\",\"after\":\"{after}\"",
+            Value::from(revert.key.0.as_str()),
+            Value::from(revert.key.1.as_str()),
+            revert.before
+        ));
+        if !revert.is_reset {
+            continue;
+        }
+        let mut records = world.records.borrow_mut();
+        records.state_resets += 1;
+        if records.reset_examples.len() < 5 {
+            records.reset_examples.push(format!(
+                "{server}: ({}, {:?}) went back from {} to {after} at t={t_s:.1}s",
+                revert.key.0, revert.key.1, revert.before
+            ));
         }
     }
+    if !reverts.iter().any(|revert| revert.is_reset) {
+        return;
+    }
+    if !state.reset_room_traced {
+        state.reset_room_traced = true;
+        if let Some(input) = read_room(world, index, resolver_input) {
+            let previous: Vec<&String> = previous.values().collect();
+            world.trace(format!(
+                "\"kind\":\"state_reset_room\",\"server\":\"{server}\",\"previous_state\":{},\"resolve_input\":{input}",
+                json!(previous)
+            ));
+        }
+    }
+}
+
+/// The room as `fedlab proto resolve` reads it, to check a reset by hand: every event the
+/// server holds (with its id) and the state at each forward extremity as the state sets
+/// (their resolution is the current state).
+pub fn resolver_input(room: &RoomStore) -> Value {
+    let events: Vec<Value> = room
+        .records()
+        .map(|(event_id, record)| {
+            let mut json = record.pdu().json().clone();
+            json.insert("event_id".into(), Value::from(event_id));
+            Value::Object(json)
+        })
+        .collect();
+    let state_sets: Vec<Vec<String>> = room
+        .forward_extremities()
+        .iter()
+        .filter_map(|id| room.state_after(id))
+        .map(|state| state.into_values().collect())
+        .collect();
+    json!({
+        "room_version": room.room_version().id,
+        "events": events,
+        "state_sets": state_sets,
+    })
 }
 
 /// Whether `ancestor` is reachable from `descendant` through prev events.
@@ -342,4 +489,141 @@ pub fn witness(world: &World) -> Option<String> {
         ));
     }
     Some(lines.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::room_version::room_version;
+    use crate::proto::state_res::scenario::Scenario;
+    use crate::server::store::log::DurableLog;
+    use crate::server::store::testkit::{EventSpec, RoomBuilder};
+    use serde_json::json;
+
+    const ALICE: &str = "@alice:a.example";
+    const BOB: &str = "@bob:b.example";
+
+    fn topic_key() -> StateKey {
+        ("m.room.topic".to_owned(), String::new())
+    }
+
+    /// Alice (admin) sets topic T1; Bob, allowed to set state, sets T2 on top of it.
+    fn room_with_two_topics() -> (RoomBuilder, String, String) {
+        let mut room = RoomBuilder::standard(room_version("11").unwrap(), ALICE);
+        room.join(BOB);
+        room.state(
+            ALICE,
+            "m.room.power_levels",
+            json!({"users": {ALICE: 100, BOB: 50}, "state_default": 50, "ban": 50}),
+        );
+        let t1 = room.state(ALICE, "m.room.topic", json!({"topic": "one"}));
+        let t2 = room.state(BOB, "m.room.topic", json!({"topic": "two"}));
+        (room, t1.event_id().to_owned(), t2.event_id().to_owned())
+    }
+
+    fn store_of(room: &RoomBuilder, events: &[Arc<Pdu>]) -> RoomStore {
+        let mut store = RoomStore::new(room.room_id(), room.version(), DurableLog::new());
+        for pdu in events {
+            store.ingest(pdu.clone(), false).unwrap();
+        }
+        store
+    }
+
+    #[test]
+    fn a_revert_the_room_explains_is_not_a_reset() {
+        let (mut room, t1, t2) = room_with_two_topics();
+        let before_ban = room.built().to_vec();
+        // Concurrently with T2, Alice bans Bob: resolution drops T2, whose sender is banned.
+        let ban = room.event(
+            EventSpec::new(ALICE, "m.room.member")
+                .state_key(BOB)
+                .content(json!({"membership": "ban"}))
+                .prev(&[&t1]),
+        );
+        let mut store = store_of(&room, &before_ban);
+        let previous = store.current_state().clone();
+        assert_eq!(previous[&topic_key()], t2);
+        store.ingest(ban, false).unwrap();
+        let current = store.current_state().clone();
+        assert_eq!(current[&topic_key()], t1, "T2 went back to its ancestor T1");
+        let expected = StateRevert {
+            key: topic_key(),
+            before: t2,
+            after: Some(t1),
+            is_reset: false,
+        };
+        assert_eq!(find_reverts(&store, &previous, &current), [expected]);
+    }
+
+    #[test]
+    fn going_back_to_an_ancestor_or_vanishing_while_still_allowed_is_a_reset() {
+        let (room, t1, t2) = room_with_two_topics();
+        let store = store_of(&room, room.built());
+        let previous = store.current_state().clone();
+        assert_eq!(find_reverts(&store, &previous, &previous), []);
+        let mut back = previous.clone();
+        back.insert(topic_key(), t1.clone());
+        let expected = StateRevert {
+            key: topic_key(),
+            before: t2.clone(),
+            after: Some(t1),
+            is_reset: true,
+        };
+        assert_eq!(find_reverts(&store, &previous, &back), [expected]);
+        let mut gone = previous.clone();
+        gone.remove(&topic_key());
+        let expected = StateRevert {
+            key: topic_key(),
+            before: t2,
+            after: None,
+            is_reset: true,
+        };
+        assert_eq!(find_reverts(&store, &previous, &gone), [expected]);
+    }
+
+    #[test]
+    fn resolver_input_reproduces_the_current_state_through_the_resolver() {
+        let (mut room, t1, _) = room_with_two_topics();
+        room.event(
+            EventSpec::new(ALICE, "m.room.member")
+                .state_key(BOB)
+                .content(json!({"membership": "ban"}))
+                .prev(&[&t1]),
+        );
+        let store = store_of(&room, room.built());
+        assert_eq!(store.forward_extremities().len(), 2);
+        let input = resolver_input(&store);
+        assert_eq!(
+            input["events"].as_array().unwrap().len(),
+            room.built().len()
+        );
+        assert_eq!(input["state_sets"].as_array().unwrap().len(), 2);
+        let scenario = Scenario::from_value(&input, None).unwrap();
+        let resolved = scenario.run(room.version().state_res).unwrap();
+        assert_eq!(&resolved.state, store.current_state());
+    }
+
+    #[test]
+    fn agreement_first_after_a_moment_and_for_good() {
+        let mut agreement = Agreement::default();
+        assert_eq!(agreement.for_good_since(), None);
+        for (t_ms, agreed) in [
+            (0, true),
+            (500, false),
+            (1000, true),
+            (1500, false),
+            (2000, true),
+        ] {
+            agreement.record(t_ms, agreed);
+        }
+        assert_eq!(agreement.first_after(0), Some(1000));
+        assert_eq!(agreement.first_after(400), Some(1000));
+        assert_eq!(agreement.first_after(1000), Some(2000));
+        assert_eq!(agreement.for_good_since(), Some(2000));
+        agreement.record(2500, true);
+        assert_eq!(agreement.for_good_since(), Some(2000));
+        agreement.record(3000, false);
+        assert_eq!(agreement.for_good_since(), None);
+        assert_eq!(agreement.first_after(2600), None);
+    }
 }
