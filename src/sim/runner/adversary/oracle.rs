@@ -458,3 +458,58 @@ pub fn summarize(
     }
     verdicts
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::room_version::RoomVersion;
+    use crate::server::store::testkit::{EventSpec, RoomBuilder};
+
+    const ADMIN: &str = "@admin:hs1.test";
+    const ABUSER: &str = "@abuser:evil.test";
+
+    fn message(room: &mut RoomBuilder, sender: &str, body: &str) -> String {
+        let spec = EventSpec::new(sender, "m.room.message").content(json!({"body": body}));
+        room.event(spec).event_id().to_owned()
+    }
+
+    #[test]
+    fn only_events_made_under_a_denying_acl_count() {
+        let version = RoomVersion::from_id("12").expect("room version 12 exists");
+        let mut room = RoomBuilder::standard(version, ADMIN);
+        room.join(ABUSER);
+        let before = message(&mut room, ABUSER, "abuse before the ACL");
+        room.state(
+            ADMIN,
+            crate::proto::acl::SERVER_ACL_EVENT_TYPE,
+            json!({"allow": ["*"], "deny": ["evil.test"]}),
+        );
+        let after = message(&mut room, ABUSER, "abuse under the ACL");
+        let honest = message(&mut room, ADMIN, "an allowed server under the ACL");
+        let store = room.author();
+        assert!(!denied_before(store, &before, "evil.test"));
+        assert!(denied_before(store, &after, "evil.test"));
+        assert!(!denied_before(store, &honest, "hs1.test"));
+        // The author store enforces no ACL: the event under it is accepted, and counted.
+        assert!(
+            store
+                .record(&after)
+                .is_some_and(|record| record.is_accepted())
+        );
+        assert_eq!(events_under_denying_acl(store), 1);
+    }
+
+    #[test]
+    fn an_acl_that_allows_the_sender_counts_nothing() {
+        let version = RoomVersion::from_id("12").expect("room version 12 exists");
+        let mut room = RoomBuilder::standard(version, ADMIN);
+        room.join(ABUSER);
+        room.state(
+            ADMIN,
+            crate::proto::acl::SERVER_ACL_EVENT_TYPE,
+            json!({"allow": ["*"], "deny": ["other.test"]}),
+        );
+        message(&mut room, ABUSER, "allowed");
+        assert_eq!(events_under_denying_acl(room.author()), 0);
+    }
+}
