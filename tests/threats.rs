@@ -251,6 +251,37 @@ fn deep_auth_chain_needs_the_fetch_bound() {
     assert!(count(&off, "victim_store_bytes_max") > count(&on, "victim_store_bytes_max"));
 }
 
+/// A member server that keeps sending after an honest admin denies it by server ACL gets
+/// nothing accepted under the ACL: every honest server drops its PDUs. Without ACL
+/// enforcement the same events, made with the ACL in their own state, are accepted.
+#[test]
+fn abuse_after_an_acl_needs_acl_enforcement() {
+    let text = experiment(
+        "[[adversary]]\nserver = \"evil.test\"\nattack = \"abuse-then-acl\"\n\
+         from = \"20s\"\nparams = { messages_per_second = 2, acl_after = \"30s\" }\n\
+         [expect]\naccepted_after_acl_max = 0\n",
+    );
+    let (on, passed) = run(&text, all_on());
+    assert!(passed, "{on:?}");
+    assert!(
+        count(&on, "attack_events_accepted") > 0,
+        "no abuse before the ACL: {on:?}"
+    );
+    assert!(count(&on, "attack_events_sent_after_acl") > 0, "{on:?}");
+    assert!(count(&on, "acl_pdus_dropped") > 0, "{on:?}");
+    assert_eq!(count(&on, "accepted_after_acl"), 0);
+    let (off, passed_off) = run(
+        &text,
+        Defences {
+            server_acls: false,
+            ..all_on()
+        },
+    );
+    assert!(!passed_off);
+    assert_eq!(count(&off, "acl_pdus_dropped"), 0);
+    assert!(count(&off, "accepted_after_acl") > 0, "{off:?}");
+}
+
 /// An adversary run is as reproducible as any other: the same seed gives the same summary.
 #[test]
 fn an_adversary_run_replays_byte_for_byte() {

@@ -20,8 +20,11 @@ use serde_json::Value;
 
 impl Inner {
     /// What the current server ACL of `room_id` says about `server`; `NoAcl` if this server
-    /// does not hold the room.
+    /// does not hold the room or when the `server_acls` defence is off.
     pub(crate) fn acl_decision(&self, room_id: &str, server: &str) -> AclDecision {
+        if !self.config.defences.server_acls {
+            return AclDecision::NoAcl;
+        }
         let store = self.store.borrow();
         let Some(room) = store.room(room_id) else {
             return AclDecision::NoAcl;

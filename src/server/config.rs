@@ -82,6 +82,8 @@ pub struct Defences {
     pub read_membership_checks: bool,
     /// Fetched auth chains are bounded (`auth_chain_fetched_max`).
     pub fetch_bounds: bool,
+    /// Rooms' `m.room.server_acl` events are enforced on requests, PDUs and EDUs.
+    pub server_acls: bool,
 }
 
 impl Default for Defences {
@@ -94,6 +96,7 @@ impl Default for Defences {
             rate_limits: true,
             read_membership_checks: true,
             fetch_bounds: true,
+            server_acls: true,
         }
     }
 }

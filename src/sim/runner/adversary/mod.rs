@@ -10,7 +10,8 @@
 //!
 //! Code map: this file (the ledger, scheduling, rounds of crafted events and their delivery),
 //! `scenarios` (the attacks that need a scene: stale power, a join through the attacker, a
-//! deep chain, reads by a non-member, spam), `oracle` (judging and metrics).
+//! deep chain, reads by a non-member, spam, abuse then a server ACL), `oracle` (judging and
+//! metrics).
 //!
 //! Limitation: the interceptor is put in front of the attacker's handler once, at the start;
 //! an attacker that a fault crashes and restarts comes back without it (no threat experiment
@@ -31,7 +32,9 @@ mod oracle;
 mod scenarios;
 
 pub use oracle::{Fate, summarize, view_digest};
-use scenarios::{deep_chain_round, peek, spam, stale_power_ban, tamper_in_backfill};
+use scenarios::{
+    abuse_then_acl, deep_chain_round, peek, spam, stale_power_ban, tamper_in_backfill,
+};
 
 /// How long a stalling attacker holds each answer to a gap-filling request: under the
 /// asking server's request timeout, so the asker keeps waiting instead of giving up.
@@ -52,6 +55,8 @@ pub struct Tally {
     pub craft_errors: BTreeMap<String, u64>,
     /// A deep auth chain, crafted once and cited by every round.
     pub chain: Option<Rc<Vec<crate::proto::pdu::Pdu>>>,
+    /// The server ACL an honest admin sent against the attacker, once sent.
+    pub acl_event: Option<String>,
 }
 
 /// Everything the adversaries of one run did.
@@ -124,6 +129,7 @@ pub fn supported(attack: Attack) -> bool {
             | Attack::PeekOutsideRoom
             | Attack::DeepAuthChain
             | Attack::TamperInBackfill
+            | Attack::AbuseThenAcl
     )
 }
 
@@ -198,6 +204,10 @@ async fn run_adversary(world: Rc<World>, ledger: Rc<Ledger>, adversary: PlannedA
     }
     if adversary.attack == Attack::TamperInBackfill {
         tamper_in_backfill(&world, &ledger, &adversary, &room, end_ms).await;
+        return;
+    }
+    if adversary.attack == Attack::AbuseThenAcl {
+        abuse_then_acl(&world, &ledger, &adversary, &room, end_ms).await;
         return;
     }
     let interceptor = ledger.interceptors[&adversary.server.0].clone();

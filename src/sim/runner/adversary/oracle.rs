@@ -3,10 +3,21 @@
 //! verdicts.
 //!
 //! Invariant: reads only (honest stores, server metrics, the ledger); never changes them.
+//!
+//! Accepted after an ACL, defined: an event counts once per honest server that holds it
+//! accepted while the state before the event, as that server computed it, holds an
+//! `m.room.server_acl` that denies the server of the event's sender. The spec applies ACLs
+//! to the origin of each request, so a server may still learn of such an event from an
+//! allowed server (a missing-event fetch, backfill); but an event whose own state denies its
+//! sender's server was made by a server the room had already shut out, and accepting it
+//! lets the denied server take part in the room, which the ACL exists to stop. Events the
+//! denied server made before it knew of the ACL (their state before holds no ACL) do not
+//! count: an honest server may accept those until the ACL reaches it.
 
 use super::{Ledger, Tally, window_end_ms};
 use crate::observe::record::Verdict;
-use crate::server::store::EventStatus;
+use crate::server::metrics::ServerMetrics;
+use crate::server::store::{EventStatus, RoomStore};
 use crate::sim::adversary::attacks::Judge;
 use crate::sim::adversary::intercept::TAMPER_MARK;
 use crate::sim::experiment::adversary::Attack;
@@ -19,7 +30,7 @@ use std::collections::{BTreeMap, BTreeSet};
 /// adversaries the events of Byzantine servers are left out of the compared event set (the
 /// current state still counts in full). A rate-limited spammer's history reaches each victim
 /// with different gaps, which the protocol allows; the honest events and the state must agree.
-pub fn view_digest(world: &World, room: &crate::server::store::RoomStore) -> String {
+pub fn view_digest(world: &World, room: &RoomStore) -> String {
     if world.plan.adversaries.is_empty() {
         return crate::sim::runner::observer::view_digest(room);
     }
@@ -109,6 +120,69 @@ fn tampered_accepted(world: &World, room: &str) -> u64 {
         .sum()
 }
 
+/// One counter of [`ServerMetrics`].
+type Counter = fn(&ServerMetrics) -> u64;
+
+/// Events honest servers accepted although the server ACL in the state before each denies
+/// its sender's server, in (event, server) pairs (see the module doc).
+fn accepted_after_acl(world: &World, room: &str) -> u64 {
+    world
+        .honest()
+        .filter_map(|index| world.slots[index].current())
+        .filter_map(|server| server.with_room(room, events_under_denying_acl))
+        .sum()
+}
+
+/// Events of `store` accepted under an ACL that denies their sender's server.
+fn events_under_denying_acl(store: &RoomStore) -> u64 {
+    store
+        .records()
+        .filter(|(_, record)| record.is_accepted())
+        .filter(|(event_id, record)| {
+            let sender_server = crate::proto::event::server_of(&record.pdu().event().sender);
+            denied_before(store, event_id, sender_server)
+        })
+        .count() as u64
+}
+
+/// Whether the state before `event_id` in `store` holds a server ACL that denies `server`.
+fn denied_before(store: &RoomStore, event_id: &str, server: &str) -> bool {
+    let key = (
+        crate::proto::acl::SERVER_ACL_EVENT_TYPE.to_owned(),
+        String::new(),
+    );
+    let Some(acl_id) = store
+        .state_before(event_id)
+        .and_then(|state| state.get(&key).cloned())
+    else {
+        return false;
+    };
+    store.event(&acl_id).is_some_and(|acl| {
+        !crate::proto::acl::check_server_acl(Some(&acl.event().content), server).is_allowed()
+    })
+}
+
+/// Events of the adversary's server that its own store holds under an ACL denying it: what
+/// the abuser kept sending after it knew it was denied.
+fn sent_under_acl(world: &World, room: &str, adversary: &PlannedAdversary) -> u64 {
+    let name = &world.plan.servers[adversary.server.0].name;
+    world.slots[adversary.server.0]
+        .current()
+        .and_then(|server| {
+            server.with_room(room, |store| {
+                store
+                    .records()
+                    .filter(|(event_id, record)| {
+                        let sender_server =
+                            crate::proto::event::server_of(&record.pdu().event().sender);
+                        sender_server == name && denied_before(store, event_id, sender_server)
+                    })
+                    .count() as u64
+            })
+        })
+        .unwrap_or(0)
+}
+
 /// The p99 delivery latency of honest events sent while some adversary window was open:
 /// what the attacks cost honest users (compare with the whole run's p99, or with the same
 /// experiment without its `[[adversary]]` entries).
@@ -150,7 +224,14 @@ fn victim_store_bytes_max(world: &World, room: &str) -> u64 {
 }
 
 /// How much of an attack reached its victims: what its `took effect` verdict needs.
-fn effect_count(adversary: &PlannedAdversary, tally: &Tally, fate: &Fate, ledger: &Ledger) -> u64 {
+fn effect_count(
+    world: &World,
+    room: &str,
+    adversary: &PlannedAdversary,
+    tally: &Tally,
+    fate: &Fate,
+    ledger: &Ledger,
+) -> u64 {
     let interference = ledger.interceptors[&adversary.server.0]
         .interference
         .borrow();
@@ -159,6 +240,11 @@ fn effect_count(adversary: &PlannedAdversary, tally: &Tally, fate: &Fate, ledger
         Attack::WithheldAuthEvents => interference.withheld_answers,
         Attack::DeepAuthChain => interference.served_auth_chain_events,
         Attack::Spam => fate.accepted,
+        // Abuse reached the room, an ACL was sent, and the abuser kept sending under it.
+        Attack::AbuseThenAcl if fate.accepted > 0 && tally.acl_event.is_some() => {
+            sent_under_acl(world, room, adversary)
+        }
+        Attack::AbuseThenAcl => 0,
         // The attack happened only if stale power was honoured somewhere at the time.
         Attack::StalePowerBan => fate.accepted + fate.soft_failed,
         _ => tally
@@ -191,7 +277,7 @@ pub fn summarize(
         totals.not_held += fate.not_held;
         totals.unauthorized_accepted += fate.unauthorized_accepted;
         sent += tally.events.len() as u64;
-        let effect = effect_count(adversary, &tally, &fate, ledger);
+        let effect = effect_count(world, &room, adversary, &tally, &fate, ledger);
         let answers: BTreeMap<String, u64> = tally
             .answers
             .iter()
@@ -219,6 +305,7 @@ pub fn summarize(
             "not_held": fate.not_held,
             "unauthorized_accepted": fate.unauthorized_accepted,
             "effect_count": effect,
+            "acl_event": tally.acl_event,
         }));
         verdicts.push(Verdict {
             key: format!("adversary[{}] took effect", adversary.index),
@@ -290,6 +377,33 @@ pub fn summarize(
         json!(latency_p99_during_attacks(world)),
     );
     metrics.insert(
+        "accepted_after_acl".into(),
+        json!(accepted_after_acl(world, &room)),
+    );
+    metrics.insert(
+        "attack_events_sent_after_acl".into(),
+        json!(
+            world
+                .plan
+                .adversaries
+                .iter()
+                .filter(|adversary| adversary.attack == Attack::AbuseThenAcl)
+                .map(|adversary| sent_under_acl(world, &room, adversary))
+                .sum::<u64>()
+        ),
+    );
+    let acl_counters: [(&str, Counter); 3] = [
+        ("acl_requests_refused", |m| m.acl_requests_refused),
+        ("acl_pdus_dropped", |m| m.acl_pdus_dropped),
+        ("acl_edus_ignored", |m| m.acl_edus_ignored),
+    ];
+    for (metric, of) in acl_counters {
+        metrics.insert(
+            metric.into(),
+            json!(honest_metrics.iter().map(of).sum::<u64>()),
+        );
+    }
+    metrics.insert(
         "victim_store_bytes_max".into(),
         json!(victim_store_bytes_max(world, &room)),
     );
@@ -343,4 +457,59 @@ pub fn summarize(
         metrics.insert("interference".into(), interference);
     }
     verdicts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::room_version::RoomVersion;
+    use crate::server::store::testkit::{EventSpec, RoomBuilder};
+
+    const ADMIN: &str = "@admin:hs1.test";
+    const ABUSER: &str = "@abuser:evil.test";
+
+    fn message(room: &mut RoomBuilder, sender: &str, body: &str) -> String {
+        let spec = EventSpec::new(sender, "m.room.message").content(json!({"body": body}));
+        room.event(spec).event_id().to_owned()
+    }
+
+    #[test]
+    fn only_events_made_under_a_denying_acl_count() {
+        let version = RoomVersion::from_id("12").expect("room version 12 exists");
+        let mut room = RoomBuilder::standard(version, ADMIN);
+        room.join(ABUSER);
+        let before = message(&mut room, ABUSER, "abuse before the ACL");
+        room.state(
+            ADMIN,
+            crate::proto::acl::SERVER_ACL_EVENT_TYPE,
+            json!({"allow": ["*"], "deny": ["evil.test"]}),
+        );
+        let after = message(&mut room, ABUSER, "abuse under the ACL");
+        let honest = message(&mut room, ADMIN, "an allowed server under the ACL");
+        let store = room.author();
+        assert!(!denied_before(store, &before, "evil.test"));
+        assert!(denied_before(store, &after, "evil.test"));
+        assert!(!denied_before(store, &honest, "hs1.test"));
+        // The author store enforces no ACL: the event under it is accepted, and counted.
+        assert!(
+            store
+                .record(&after)
+                .is_some_and(|record| record.is_accepted())
+        );
+        assert_eq!(events_under_denying_acl(store), 1);
+    }
+
+    #[test]
+    fn an_acl_that_allows_the_sender_counts_nothing() {
+        let version = RoomVersion::from_id("12").expect("room version 12 exists");
+        let mut room = RoomBuilder::standard(version, ADMIN);
+        room.join(ABUSER);
+        room.state(
+            ADMIN,
+            crate::proto::acl::SERVER_ACL_EVENT_TYPE,
+            json!({"allow": ["*"], "deny": ["other.test"]}),
+        );
+        message(&mut room, ABUSER, "allowed");
+        assert_eq!(events_under_denying_acl(room.author()), 0);
+    }
 }

@@ -1,7 +1,7 @@
-//! The attacks that are more than rounds of crafted events: the scenes a stale-power ban and a
-//! backfill tamperer need (honest actions of the room's creator, a join through the
-//! attacker), the deep auth chain crafted once, reads by a non-member, and spam sent through
-//! the attacker's honest server.
+//! The attacks that are more than rounds of crafted events: the scenes a stale-power ban, a
+//! backfill tamperer and an abuser denied by ACL need (honest actions of the room's creator,
+//! a join through the attacker), the deep auth chain crafted once, reads by a non-member,
+//! and spam sent through the attacker's honest server.
 //!
 //! Invariant: the honest actions here are ones an honest admin or server may take at any
 //! time; they set the scene, they never change what an honest server decides.
@@ -127,6 +127,77 @@ pub(super) async fn stale_power_ban(
         strike(world, ledger, adversary, room, round).await;
         tokio::time::sleep(interval).await;
     }
+}
+
+/// Abuse, then a server ACL: the attacker's users spam the room at the attack's rate for
+/// the whole window; `acl_after` into it the room's creator (honest, with the power to send
+/// `m.room.server_acl`) denies the attacker's server, and the attacker carries on as if
+/// nothing had happened. The oracle counts what honest servers accepted under the ACL.
+pub(super) async fn abuse_then_acl(
+    world: &Rc<World>,
+    ledger: &Rc<Ledger>,
+    adversary: &PlannedAdversary,
+    room: &str,
+    end_ms: u64,
+) {
+    let acl_at_ms = adversary.from.as_ms()
+        + adversary
+            .params
+            .duration("acl_after")
+            .map_or(0, |delay| delay.as_ms());
+    let attacker_server = world.plan.servers[adversary.server.0].name.clone();
+    let (acl_world, acl_ledger, acl_room) = (world.clone(), ledger.clone(), room.to_owned());
+    let index = adversary.index;
+    tokio::task::spawn_local(async move {
+        sleep_until_ms(&acl_world, acl_at_ms).await;
+        let sent = deny_by_creator(&acl_world, &acl_room, &attacker_server).await;
+        match sent {
+            Some(event_id) => acl_ledger.tally(index).acl_event = Some(event_id),
+            None => {
+                *acl_ledger
+                    .tally(index)
+                    .craft_errors
+                    .entry("the creator could not send the server ACL".into())
+                    .or_default() += 1;
+            }
+        }
+    });
+    let Some(hs) = world.slots[adversary.server.0].current() else {
+        return;
+    };
+    let interval = round_interval(adversary);
+    let mut round = 0u64;
+    while world.now_ms() < end_ms {
+        round += 1;
+        spam(world, ledger, adversary, &hs, room, round);
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// The room's creator denies `server` by a server ACL that allows every other server, as an
+/// honest admin would; the ACL's event id, or `None` if it could not be sent.
+async fn deny_by_creator(world: &World, room: &str, server: &str) -> Option<String> {
+    let creator = world.plan.workload.creator;
+    let creator_id = world.plan.servers[creator.server.0].users[creator.user]
+        .user_id
+        .clone();
+    let room = room.to_owned();
+    let content = json!({ "allow": ["*"], "deny": [server], "allow_ip_literals": false });
+    let content = content.as_object().cloned().unwrap_or_default();
+    let result = world.slots[creator.server.0]
+        .call(move |hs| async move {
+            hs.send_state(
+                &creator_id,
+                &room,
+                crate::proto::acl::SERVER_ACL_EVENT_TYPE,
+                "",
+                content,
+            )
+            .await
+        })
+        .await;
+    world.count("adversary_server_acl", matches!(result, Ok(Ok(_))));
+    result.ok().and_then(Result::ok)
 }
 
 /// The room's creator sets `user`'s power level, as an honest admin would.
