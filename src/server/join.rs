@@ -20,7 +20,9 @@ use crate::server::Inner;
 use crate::server::http::{EndpointResult, Incoming};
 use crate::server::rooms::LocalError;
 use crate::server::store::{LocalEventDraft, RoomStore, StoreError};
+use crate::server::verify::CheckedPdu;
 use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -92,52 +94,83 @@ impl Inner {
     }
 
     /// Fetches the room's history before our join from `via`, as a client's first scrollback
-    /// would make a server do, so that the joined server holds the same timeline. Bounded by
-    /// `backfill_on_join_max`; history beyond it stays unknown.
+    /// would make a server do, so that the joined server holds the same timeline. A peer
+    /// answers at most a page of history per request, and history can only be placed oldest
+    /// first from events held with state: so pages are asked, each from the prev events the
+    /// pages so far cite but nobody holds, until the history connects to what is held or
+    /// `backfill_on_join_max` events were fetched; history beyond that stays unknown.
     async fn backfill_after_join(self: &Rc<Self>, room_id: &str, via: &str) {
         let Ok(version) = self.room_version(room_id) else {
             return;
         };
-        let from: Vec<String> = self
+        let mut from: Vec<String> = self
             .store
             .borrow()
             .room(room_id)
             .map(|room| room.forward_extremities().iter().cloned().collect())
             .unwrap_or_default();
-        let query = BackfillQuery {
-            v: from,
-            limit: self.config.backfill_on_join_max,
-        };
-        let uri = paths::backfill_path(room_id, &query);
-        let Ok(answer) = self
-            .federation_request::<PduTransaction>(via, "GET", &uri, None)
-            .await
-        else {
-            return;
-        };
-        let mut fetched = Vec::new();
-        for raw in answer.pdus {
-            if let Ok(checked) = self.check_received_pdu(raw, version).await {
-                fetched.push(checked);
-            }
-        }
-        fetched.sort_by(|a, b| {
-            let key = |c: &crate::server::verify::CheckedPdu| {
-                (c.pdu.event().depth, c.pdu.event_id().to_owned())
+        let mut fetched: BTreeMap<String, CheckedPdu> = BTreeMap::new();
+        while !from.is_empty() && (fetched.len() as u64) < self.config.backfill_on_join_max {
+            let query = BackfillQuery {
+                v: from,
+                limit: self.config.backfill_on_join_max - fetched.len() as u64,
             };
+            let uri = paths::backfill_path(room_id, &query);
+            let Ok(answer) = self
+                .federation_request::<PduTransaction>(via, "GET", &uri, None)
+                .await
+            else {
+                break;
+            };
+            let fetched_before = fetched.len();
+            for raw in answer.pdus {
+                if let Ok(checked) = self.check_received_pdu(raw, version).await {
+                    fetched.insert(checked.pdu.event_id().to_owned(), checked);
+                }
+            }
+            if fetched.len() == fetched_before {
+                break;
+            }
+            from = self.unheld_prev_events(room_id, &fetched);
+        }
+        self.place_backfilled(room_id, fetched);
+        self.store.borrow().flush();
+    }
+
+    /// The prev events of `fetched` that are neither fetched nor held with state.
+    fn unheld_prev_events(
+        &self,
+        room_id: &str,
+        fetched: &BTreeMap<String, CheckedPdu>,
+    ) -> Vec<String> {
+        let store = self.store.borrow();
+        let Some(room) = store.room(room_id) else {
+            return Vec::new();
+        };
+        let cited: BTreeSet<String> = fetched
+            .values()
+            .flat_map(|checked| room.missing_prev_events(&checked.pdu))
+            .filter(|prev| !fetched.contains_key(prev))
+            .collect();
+        cited.into_iter().collect()
+    }
+
+    /// Places backfilled events oldest first, each once all its prev events are held.
+    fn place_backfilled(&self, room_id: &str, fetched: BTreeMap<String, CheckedPdu>) {
+        let mut ordered: Vec<CheckedPdu> = fetched.into_values().collect();
+        ordered.sort_by(|a, b| {
+            let key = |c: &CheckedPdu| (c.pdu.event().depth, c.pdu.event_id().to_owned());
             key(a).cmp(&key(b))
         });
-        for checked in fetched {
-            let held = self
-                .store
-                .borrow()
-                .room(room_id)
-                .is_some_and(|r| r.has_state(checked.pdu.event_id()));
-            let ready = self
-                .store
-                .borrow()
-                .room(room_id)
-                .is_some_and(|r| r.missing_prev_events(&checked.pdu).is_empty());
+        for checked in ordered {
+            let (held, ready) = {
+                let store = self.store.borrow();
+                let room = store.room(room_id);
+                (
+                    room.is_some_and(|r| r.has_state(checked.pdu.event_id())),
+                    room.is_some_and(|r| r.missing_prev_events(&checked.pdu).is_empty()),
+                )
+            };
             if !held && ready {
                 let result =
                     self.store.borrow_mut().room_mut(room_id).and_then(|room| {
@@ -148,7 +181,6 @@ impl Inner {
                 }
             }
         }
-        self.store.borrow().flush();
     }
 
     /// `GET /make_join/{roomId}/{userId}`: a join template for a user of the requesting server.

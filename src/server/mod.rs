@@ -64,6 +64,8 @@ pub(crate) struct Inner {
     pub(crate) edus: RefCell<edu::EduCounters>,
     /// Answers to transactions already processed, by (origin, txn id), for deduplication.
     pub(crate) transactions_seen: RefCell<BTreeMap<(String, String), serde_json::Value>>,
+    /// Transactions being processed, by (origin, txn id): a retry waits for the first's answer.
+    pub(crate) transactions_in_flight: RefCell<inbound::TransactionsInFlight>,
     pub(crate) rooms_created: RefCell<u64>,
     /// Invites of local users to rooms, by (invitee, room id), until joined or rejected.
     pub(crate) invites: RefCell<BTreeMap<(String, String), invite::PendingInvite>>,
@@ -112,6 +114,7 @@ impl Homeserver {
             store: RefCell::new(store),
             edus: RefCell::new(edu::EduCounters::default()),
             transactions_seen: RefCell::new(BTreeMap::new()),
+            transactions_in_flight: RefCell::new(BTreeMap::new()),
             rooms_created: RefCell::new(0),
             invites: RefCell::new(BTreeMap::new()),
             acknowledged: RefCell::new(std::collections::BTreeSet::new()),

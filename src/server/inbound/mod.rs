@@ -11,9 +11,18 @@
 //! any of its PDUs is looked at.
 //!
 //! Invariants: a (origin, txn id) pair is processed once and later copies get the first
-//! answer; a transaction over the spec's limits is refused whole with 400; the answer is sent
+//! answer, also when they arrive while the first is still being processed (they wait for
+//! it, since gap filling can outlast the sender's request timeout); a transaction over the spec's limits is refused whole with 400; the answer is sent
 //! only after the durable log holds every accepted event.
 
 mod gap;
 pub mod limits;
 mod send;
+
+/// Answers to transactions still being processed, by (origin, txn id): `None` until the
+/// first copy finishes. A sender dropped without an answer (the processing was cancelled)
+/// lets a waiting retry process the transaction itself.
+pub(crate) type TransactionsInFlight = std::collections::BTreeMap<
+    (String, String),
+    tokio::sync::watch::Receiver<Option<serde_json::Value>>,
+>;

@@ -1,4 +1,7 @@
 //! `PUT /_matrix/federation/v1/send/{txnId}`.
+//!
+//! A copy of a transaction that arrives while the first is still being processed (the sender
+//! timed out and retried) waits for the first's answer instead of processing it again.
 
 use crate::proto::wire::{
     ErrorCode, MatrixError, PduProcessingResult, RawPdu, SendTransactionResponse, Transaction,
@@ -13,9 +16,9 @@ impl Inner {
     pub(crate) async fn on_send_transaction(self: Rc<Self>, incoming: Incoming) -> EndpointResult {
         let txn_id = incoming.params[0].clone();
         let key = (incoming.origin.clone(), txn_id);
-        if let Some(answer) = self.transactions_seen.borrow().get(&key) {
+        if let Some(answer) = self.earlier_answer(&key).await {
             self.metrics.borrow_mut().transactions_duplicate += 1;
-            return Ok(answer.clone());
+            return Ok(answer);
         }
         let body = incoming.body.unwrap_or(Value::Null);
         let transaction: Transaction = serde_json::from_value(body).map_err(|e| {
@@ -65,9 +68,15 @@ impl Inner {
                 refusal.to_string(),
             ));
         }
-        let _in_flight = InFlight {
+        let (answer_sender, answer_receiver) = tokio::sync::watch::channel(None);
+        self.transactions_in_flight
+            .borrow_mut()
+            .insert(key.clone(), answer_receiver);
+        let in_flight = InFlight {
             server: self.clone(),
             origin: incoming.origin.clone(),
+            key: key.clone(),
+            answer: answer_sender,
         };
         self.metrics.borrow_mut().transactions_received += 1;
         let mut results = BTreeMap::new();
@@ -88,7 +97,26 @@ impl Inner {
         let answer = serde_json::to_value(SendTransactionResponse { pdus: results })
             .expect("a transaction answer serializes");
         self.remember_transaction(key, answer.clone());
+        in_flight.answer.send_replace(Some(answer.clone()));
         Ok(answer)
+    }
+
+    /// The answer of an earlier copy of transaction `key`: remembered, or awaited when that
+    /// copy is still being processed. `None` when this copy must be processed: no copy came
+    /// before, or the one in flight was cancelled without an answer.
+    async fn earlier_answer(&self, key: &(String, String)) -> Option<Value> {
+        loop {
+            if let Some(answer) = self.transactions_seen.borrow().get(key) {
+                return Some(answer.clone());
+            }
+            let in_flight = self.transactions_in_flight.borrow().get(key).cloned();
+            let mut receiver = in_flight?;
+            if let Ok(answer) = receiver.wait_for(Option::is_some).await {
+                return answer.clone();
+            }
+            // The first copy was dropped unanswered; its guard removed the entry. Look again:
+            // another retry may have started processing meanwhile.
+        }
     }
 
     /// A transaction's PDUs are each at most the spec's 65,536 bytes; one over is refused
@@ -177,14 +205,21 @@ impl Inner {
 }
 
 /// Marks an admitted transaction finished when processing ends, however it ends (a crash
-/// drops the future mid-way).
+/// drops the future mid-way): its admission is released and its in-flight entry removed, so
+/// retries waiting on `answer` either got it or learn it will not come.
 struct InFlight {
     server: Rc<Inner>,
     origin: String,
+    key: (String, String),
+    answer: tokio::sync::watch::Sender<Option<Value>>,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.server.inbound_gate.borrow_mut().finish(&self.origin);
+        self.server
+            .transactions_in_flight
+            .borrow_mut()
+            .remove(&self.key);
     }
 }
