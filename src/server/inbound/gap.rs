@@ -25,19 +25,6 @@ use std::sync::Arc;
 /// The most events fetched one by one to complete a state from `/state_ids`.
 const STATE_EVENTS_FETCHED_MAX: usize = 2_000;
 
-/// Events asked for in the first round of `/get_missing_events`.
-const MISSING_EVENTS_FIRST_LIMIT: u64 = 10;
-
-/// Events asked for in round `round` (from 0) of a walk: few at first, doubling up to
-/// `limit_max`. Most gaps are a few events long, and the peer's answer walks back past
-/// events we hold that are not our forward extremities, so a large first page is mostly
-/// events we already have; a long gap still closes, in more rounds.
-fn missing_events_limit(round: u32, limit_max: u64) -> u64 {
-    MISSING_EVENTS_FIRST_LIMIT
-        .saturating_mul(1u64.checked_shl(round).unwrap_or(u64::MAX))
-        .min(limit_max)
-}
-
 impl Inner {
     /// Places a checked event in `room_id`, fetching from `origin` what it lacks. Returns why
     /// it was not accepted, if it was not.
@@ -168,7 +155,7 @@ impl Inner {
         };
         let mut waiting: BTreeMap<String, CheckedPdu> = BTreeMap::new();
         let mut latest = vec![pdu.event_id().to_owned()];
-        for round in 0..self.config.missing_events_rounds_max {
+        for _round in 0..self.config.missing_events_rounds_max {
             if self.missing_prev_events(room_id, pdu).is_empty() {
                 return;
             }
@@ -181,7 +168,7 @@ impl Inner {
             let request = GetMissingEventsRequest {
                 earliest_events: earliest,
                 latest_events: latest,
-                limit: missing_events_limit(round, self.config.missing_events_limit),
+                limit: self.config.missing_events_limit,
                 min_depth: 0,
             };
             self.metrics.borrow_mut().missing_events_requests += 1;
@@ -381,20 +368,5 @@ impl Inner {
             .room(room_id)
             .map(|room| room.room_version())
             .ok_or_else(|| format!("not in room {room_id}"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::missing_events_limit;
-
-    #[test]
-    fn missing_events_pages_grow_to_the_configured_bound() {
-        let limits: Vec<u64> = (0..6)
-            .map(|round| missing_events_limit(round, 100))
-            .collect();
-        assert_eq!(limits, vec![10, 20, 40, 80, 100, 100]);
-        assert_eq!(missing_events_limit(70, 100), 100);
-        assert_eq!(missing_events_limit(0, 5), 5);
     }
 }
