@@ -44,13 +44,17 @@ delivery_ratio_min = 1.0
 state_resets_max = 0
 "#;
 
-fn run(fabric: &str, seed: u64) -> RunOutput {
-    let text = format!("fabric = \"{fabric}\"\n{PARTITION_HEAL}");
-    let path = Path::new("fabrics-partition-heal.toml");
-    let experiment = parse_experiment(path, &text).unwrap();
+/// Runs experiment `text` (read as if from `file_name`) on `fabric` at `seed`.
+fn run_on(fabric: &str, text: &str, file_name: &str, seed: u64) -> RunOutput {
+    let text = format!("fabric = \"{fabric}\"\n{text}");
+    let experiment = parse_experiment(Path::new(file_name), &text).unwrap();
     let mut rng = runner::world::component_rng(seed, "plan");
     let plan = experiment.resolve(seed, &mut rng);
     runner::run(plan, &RunOptions::default()).unwrap()
+}
+
+fn run(fabric: &str, seed: u64) -> RunOutput {
+    run_on(fabric, PARTITION_HEAL, "fabrics-partition-heal.toml", seed)
 }
 
 /// Each expectation's key and whether it passed.
@@ -182,12 +186,7 @@ acked_lost_max = 0
 
 #[test]
 fn every_fault_kind_takes_effect_on_both_fabrics() {
-    let on = |fabric: &str| {
-        let text = format!("fabric = \"{fabric}\"\n{EVERY_FAULT}");
-        let experiment = parse_experiment(Path::new("every-fault.toml"), &text).unwrap();
-        let mut rng = runner::world::component_rng(1, "plan");
-        runner::run(experiment.resolve(1, &mut rng), &RunOptions::default()).unwrap()
-    };
+    let on = |fabric: &str| run_on(fabric, EVERY_FAULT, "every-fault.toml", 1);
     let (fast, turmoil) = (on("fast"), on("turmoil"));
     for output in [&fast, &turmoil] {
         let summary = &output.summary;
@@ -274,11 +273,7 @@ fn speed_of_both_fabrics() {
     println!("fabric  | servers | simulated s | wall s | sim s per wall s | events | passed");
     for count in counts {
         for fabric in fabrics.split(',') {
-            let text = format!("fabric = \"{fabric}\"\n{}", one_room(count));
-            let experiment = parse_experiment(Path::new("speed.toml"), &text).unwrap();
-            let mut rng = runner::world::component_rng(1, "plan");
-            let output =
-                runner::run(experiment.resolve(1, &mut rng), &RunOptions::default()).unwrap();
+            let output = run_on(fabric, &one_room(count), "speed.toml", 1);
             let perf = &output.perf;
             println!(
                 "{fabric:7} | {count:7} | {:11.1} | {:6.1} | {:16.2} | {:6} | {}",

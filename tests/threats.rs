@@ -10,6 +10,9 @@ use fedlab::sim::runner::{RunOptions, run_with_defences};
 use serde_json::Value;
 use std::path::Path;
 
+/// A summary's metrics by name.
+type Metrics = serde_json::Map<String, Value>;
+
 /// A short experiment on the threat topology: four honest servers and evil.test, with
 /// `adversary` (one `[[adversary]]` table) and any extra `[expect]` lines.
 fn experiment(adversary: &str) -> String {
@@ -29,7 +32,7 @@ fn experiment(adversary: &str) -> String {
 
 /// Runs `text` at seed 1 with `defences` and returns the summary's metrics and whether every
 /// expectation passed.
-fn run(text: &str, defences: Defences) -> (serde_json::Map<String, Value>, bool) {
+fn run(text: &str, defences: Defences) -> (Metrics, bool) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/threat-test.toml");
     let experiment = parse_experiment(&path, text).expect("the test experiment is valid");
     let plan = experiment.resolve(1, &mut component_rng(1, "plan"));
@@ -38,7 +41,7 @@ fn run(text: &str, defences: Defences) -> (serde_json::Map<String, Value>, bool)
     (metrics, output.summary.passed)
 }
 
-fn count(metrics: &serde_json::Map<String, Value>, key: &str) -> u64 {
+fn count(metrics: &Metrics, key: &str) -> u64 {
     metrics
         .get(key)
         .and_then(Value::as_u64)
@@ -52,14 +55,7 @@ fn all_on() -> Defences {
 /// Runs the attack with every defence on (it must be stopped, with `evidence` showing the
 /// defence at work) and with `off` (it must then get events accepted that the protocol must
 /// stop). Returns both metric sets.
-fn defence_matters(
-    adversary: &str,
-    off: Defences,
-    evidence: &str,
-) -> (
-    serde_json::Map<String, Value>,
-    serde_json::Map<String, Value>,
-) {
+fn defence_matters(adversary: &str, off: Defences, evidence: &str) -> (Metrics, Metrics) {
     let text = experiment(adversary);
     let (on, passed) = run(&text, all_on());
     assert!(
@@ -75,6 +71,30 @@ fn defence_matters(
         "the attack failed even without the defence: {without:?}"
     );
     (on, without)
+}
+
+/// A message attack at one per second from 20 s that the authorization rules stop.
+fn auth_rules_matter(attack: &str) {
+    defence_matters(
+        &format!(
+            "[[adversary]]\nserver = \"evil.test\"\nattack = \"{attack}\"\nfrom = \"20s\"\n\
+             params = {{ per_second = 1 }}\n"
+        ),
+        Defences {
+            auth_rules: false,
+            ..all_on()
+        },
+        "attack_events_rejected",
+    );
+}
+
+/// Runs `text` with every defence on, which must pass, and with `off`: returns the metrics
+/// of both runs and whether the run with `off` passed.
+fn on_then_off(text: &str, off: Defences) -> (Metrics, Metrics, bool) {
+    let (on, passed) = run(text, all_on());
+    assert!(passed, "{on:?}");
+    let (without, passed_off) = run(text, off);
+    (on, without, passed_off)
 }
 
 /// Events signed by evil.test claiming a user of hs1.test are dropped for their missing
@@ -96,30 +116,14 @@ fn fake_origin_needs_the_signature_check() {
 /// it takes effect.
 #[test]
 fn forge_ban_needs_the_auth_rules() {
-    defence_matters(
-        "[[adversary]]\nserver = \"evil.test\"\nattack = \"forge-ban\"\nfrom = \"20s\"\n\
-         params = { per_second = 1 }\n",
-        Defences {
-            auth_rules: false,
-            ..all_on()
-        },
-        "attack_events_rejected",
-    );
+    auth_rules_matter("forge-ban");
 }
 
 /// Messages whose auth events do not authorise them are rejected; without the rules they are
 /// accepted.
 #[test]
 fn invalid_auth_events_need_the_auth_rules() {
-    defence_matters(
-        "[[adversary]]\nserver = \"evil.test\"\nattack = \"invalid-auth-events\"\n\
-         from = \"20s\"\nparams = { per_second = 1 }\n",
-        Defences {
-            auth_rules: false,
-            ..all_on()
-        },
-        "attack_events_rejected",
-    );
+    auth_rules_matter("invalid-auth-events");
 }
 
 /// A transaction of 60 PDUs is refused whole (the spec allows 50); without the count limit
@@ -148,16 +152,14 @@ fn transaction_flood_needs_the_rate_limits() {
          params = { transactions_per_second = 20, target = \"hs1.test\" }\n\
          [expect]\nvictim_queue_max = 10\n",
     );
-    let (on, passed) = run(&text, all_on());
-    assert!(passed, "{on:?}");
-    assert!(count(&on, "transactions_rate_limited") > 0, "{on:?}");
-    let (off, passed_off) = run(
+    let (on, off, passed_off) = on_then_off(
         &text,
         Defences {
             rate_limits: false,
             ..all_on()
         },
     );
+    assert!(count(&on, "transactions_rate_limited") > 0, "{on:?}");
     assert!(!passed_off);
     assert!(
         count(&off, "victim_queue_peak") > 50,
@@ -176,16 +178,14 @@ fn tamper_in_transit_needs_the_content_hash() {
          from = \"20s\"\nuntil = \"1m20s\"\n\
          [expect]\ntampered_accepted_max = 0\n",
     );
-    let (on, passed) = run(&text, all_on());
-    assert!(passed, "{on:?}");
-    assert!(count(&on, "pdus_redacted_bad_hash") > 0, "{on:?}");
-    let (off, passed_off) = run(
+    let (on, off, passed_off) = on_then_off(
         &text,
         Defences {
             content_hashes: false,
             ..all_on()
         },
     );
+    assert!(count(&on, "pdus_redacted_bad_hash") > 0, "{on:?}");
     assert!(!passed_off);
     assert!(count(&off, "tampered_accepted") > 0, "{off:?}");
 }
@@ -199,16 +199,14 @@ fn disclosure_outside_the_room_needs_the_read_checks() {
          from = \"20s\"\nparams = { requests_per_second = 2 }\n\
          [expect]\nleaked_events_max = 0\n",
     );
-    let (on, passed) = run(&text, all_on());
-    assert!(passed, "{on:?}");
-    assert_eq!(count(&on, "leaked_events"), 0);
-    let (off, passed_off) = run(
+    let (on, off, passed_off) = on_then_off(
         &text,
         Defences {
             read_membership_checks: false,
             ..all_on()
         },
     );
+    assert_eq!(count(&on, "leaked_events"), 0);
     assert!(!passed_off);
     assert!(count(&off, "leaked_events") > 0, "{off:?}");
 }
@@ -217,15 +215,7 @@ fn disclosure_outside_the_room_needs_the_read_checks() {
 /// without the rules they are accepted.
 #[test]
 fn non_member_events_need_the_auth_rules() {
-    defence_matters(
-        "[[adversary]]\nserver = \"evil.test\"\nattack = \"non-member-events\"\n\
-         from = \"20s\"\nparams = { per_second = 1 }\n",
-        Defences {
-            auth_rules: false,
-            ..all_on()
-        },
-        "attack_events_rejected",
-    );
+    auth_rules_matter("non-member-events");
 }
 
 /// An auth chain deeper than the fetch bound is refused unread, so the victim stores none of
@@ -236,17 +226,15 @@ fn deep_auth_chain_needs_the_fetch_bound() {
         "[[adversary]]\nserver = \"evil.test\"\nattack = \"deep-auth-chain\"\n\
          from = \"20s\"\nuntil = \"40s\"\nparams = { depth = 5001, target = \"hs1.test\" }\n",
     );
-    let (on, passed) = run(&text, all_on());
-    assert!(passed, "{on:?}");
-    assert!(count(&on, "auth_chains_refused") > 0, "{on:?}");
-    assert_eq!(count(&on, "attack_events_outlier"), 0);
-    let (off, _) = run(
+    let (on, off, _) = on_then_off(
         &text,
         Defences {
             fetch_bounds: false,
             ..all_on()
         },
     );
+    assert!(count(&on, "auth_chains_refused") > 0, "{on:?}");
+    assert_eq!(count(&on, "attack_events_outlier"), 0);
     assert!(count(&off, "attack_events_outlier") >= 5001, "{off:?}");
     assert!(count(&off, "victim_store_bytes_max") > count(&on, "victim_store_bytes_max"));
 }
@@ -261,8 +249,13 @@ fn abuse_after_an_acl_needs_acl_enforcement() {
          from = \"20s\"\nparams = { messages_per_second = 2, acl_after = \"30s\" }\n\
          [expect]\naccepted_after_acl_max = 0\n",
     );
-    let (on, passed) = run(&text, all_on());
-    assert!(passed, "{on:?}");
+    let (on, off, passed_off) = on_then_off(
+        &text,
+        Defences {
+            server_acls: false,
+            ..all_on()
+        },
+    );
     assert!(
         count(&on, "attack_events_accepted") > 0,
         "no abuse before the ACL: {on:?}"
@@ -270,13 +263,6 @@ fn abuse_after_an_acl_needs_acl_enforcement() {
     assert!(count(&on, "attack_events_sent_after_acl") > 0, "{on:?}");
     assert!(count(&on, "acl_pdus_dropped") > 0, "{on:?}");
     assert_eq!(count(&on, "accepted_after_acl"), 0);
-    let (off, passed_off) = run(
-        &text,
-        Defences {
-            server_acls: false,
-            ..all_on()
-        },
-    );
     assert!(!passed_off);
     assert_eq!(count(&off, "acl_pdus_dropped"), 0);
     assert!(count(&off, "accepted_after_acl") > 0, "{off:?}");

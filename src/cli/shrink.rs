@@ -108,6 +108,19 @@ pub fn run(args: ShrinkArgs) -> Result<(), Failure> {
         time: Duration::from_millis(time_limit.as_ms()),
         attempts_max: args.attempts,
     };
+    // Every header names the same run; only the file and the search's progress change.
+    let header_for = |file: &ExperimentFile, search: &str| {
+        header_lines(
+            &args.experiment,
+            seed,
+            &out,
+            &key,
+            &first_failure,
+            &original_size,
+            file,
+            search,
+        )
+    };
     let began = std::time::Instant::now();
     let mut kept = 0usize;
     let shrunk = shrink::shrink(
@@ -122,13 +135,7 @@ pub fn run(args: ShrinkArgs) -> Result<(), Failure> {
             Event::Accepted { what, file } => {
                 kept += 1;
                 // The smallest so far is on disk at every step: an interrupted search keeps it.
-                let header = header_lines(
-                    &args.experiment,
-                    seed,
-                    &out,
-                    &key,
-                    &first_failure,
-                    &original_size,
+                let header = header_for(
                     file,
                     &format!("search in progress: {kept} simplifications kept so far."),
                 );
@@ -152,13 +159,7 @@ pub fn run(args: ShrinkArgs) -> Result<(), Failure> {
         Stop::TimeLimit => "time limit reached",
         Stop::AttemptLimit => "attempt limit reached",
     };
-    let header = header_lines(
-        &args.experiment,
-        seed,
-        &out,
-        &key,
-        &first_failure,
-        &original_size,
+    let header = header_for(
         &shrunk.file,
         &format!(
             "{} simplifications kept, {} candidate runs, {:.0} s; stopped: {stop}.",

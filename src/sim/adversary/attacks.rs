@@ -63,6 +63,17 @@ fn message(round: u64, label: &str) -> Map<String, Value> {
     object(json!({"msgtype": "m.text", "body": format!("{label} {round}")}))
 }
 
+/// A message from `sender` drafted at the scene's time, its body naming the round.
+fn draft_message(view: &RoomView, sender: &str, scene: &Scene, label: &str) -> NewEvent {
+    view.draft(
+        sender,
+        "m.room.message",
+        None,
+        message(scene.round, label),
+        scene.now_ms,
+    )
+}
+
 fn pick(victims: &[String], round: u64) -> Option<&str> {
     (!victims.is_empty()).then(|| victims[(round as usize) % victims.len()].as_str())
 }
@@ -105,13 +116,7 @@ pub fn fake_origin(
     scene: &Scene,
     impersonated: &str,
 ) -> Result<Crafted, CraftError> {
-    let new = view.draft(
-        impersonated,
-        "m.room.message",
-        None,
-        message(scene.round, "spoofed"),
-        scene.now_ms,
-    );
+    let new = draft_message(view, impersonated, scene, "spoofed");
     Ok(crafted(
         crafter.sign(new, view.version)?,
         Judge::MustNotBeAccepted,
@@ -125,13 +130,7 @@ pub fn invalid_auth_events(
     view: &RoomView,
     scene: &Scene,
 ) -> Result<Crafted, CraftError> {
-    let mut new = view.draft(
-        &scene.attacker_user,
-        "m.room.message",
-        None,
-        message(scene.round, "bad auth"),
-        scene.now_ms,
-    );
+    let mut new = draft_message(view, &scene.attacker_user, scene, "bad auth");
     let own_member = view
         .state_id("m.room.member", &scene.attacker_user)
         .ok_or_else(|| CraftError("the attacker's user is not in the room".into()))?
@@ -157,13 +156,7 @@ pub fn unknown_prev_events(
     view: &RoomView,
     scene: &Scene,
 ) -> Result<Crafted, CraftError> {
-    let mut new = view.draft(
-        &scene.attacker_user,
-        "m.room.message",
-        None,
-        message(scene.round, "orphan"),
-        scene.now_ms,
-    );
+    let mut new = draft_message(view, &scene.attacker_user, scene, "orphan");
     let unknown = unknown_event_id(
         view.version,
         scene.now_ms ^ scene.round,
@@ -192,13 +185,7 @@ pub fn withheld_auth_events(
         scene.now_ms,
     );
     let join = crafter.sign(join, view.version)?;
-    let mut message_event = view.draft(
-        &sleeper,
-        "m.room.message",
-        None,
-        message(scene.round, "withheld"),
-        scene.now_ms,
-    );
+    let mut message_event = draft_message(view, &sleeper, scene, "withheld");
     message_event
         .auth_events
         .push(EventRef::from(join.event_id()));
@@ -218,13 +205,7 @@ pub fn oversized(
     scene: &Scene,
     bytes: usize,
 ) -> Result<Crafted, CraftError> {
-    let new = view.draft(
-        &scene.attacker_user,
-        "m.room.message",
-        None,
-        message(scene.round, "oversized"),
-        scene.now_ms,
-    );
+    let new = draft_message(view, &scene.attacker_user, scene, "oversized");
     let json = crafter.sign_oversized(new, view.version, bytes)?;
     let event_id =
         crate::proto::pdu::event_id(&json, view.version).map_err(|e| CraftError(e.to_string()))?;
@@ -246,13 +227,7 @@ pub fn chained_messages(
     judge: Judge,
 ) -> Result<Vec<Crafted>, CraftError> {
     let mut events = Vec::with_capacity(count);
-    let mut new = view.draft(
-        &scene.attacker_user,
-        "m.room.message",
-        None,
-        message(scene.round, label),
-        scene.now_ms,
-    );
+    let mut new = draft_message(view, &scene.attacker_user, scene, label);
     for index in 0..count {
         new.content = message(scene.round * 100_000 + index as u64, label);
         let pdu = crafter.sign(new.clone(), view.version)?;
@@ -420,13 +395,7 @@ pub fn message_on_chain(
         .state_id("m.room.member", user)
         .unwrap_or_default()
         .to_owned();
-    let mut new = view.draft(
-        user,
-        "m.room.message",
-        None,
-        message(scene.round, "deep"),
-        scene.now_ms,
-    );
+    let mut new = draft_message(view, user, scene, "deep");
     for reference in &mut new.auth_events {
         if reference.event_id == own_member {
             *reference = EventRef::from(last.event_id());

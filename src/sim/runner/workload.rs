@@ -5,6 +5,8 @@
 //! server is down, the room is not reachable) is counted and not retried, except joins, which
 //! are retried until they succeed or the workload stops.
 
+use crate::server::Homeserver;
+use crate::server::rooms::LocalError;
 use crate::sim::experiment::workload::{StateChangeKind, StateChangers};
 use crate::sim::runner::world::{SentEvent, World, component_rng};
 use rand::RngExt as _;
@@ -78,6 +80,24 @@ async fn sleep_until_ms(world: &World, at_ms: u64) {
     }
 }
 
+/// Joins `user_id` to `room`: through `via` if its server is not in the room, else with a
+/// membership event of its own (its server is in the room but the user may not be, or may
+/// have left).
+pub(super) async fn join_or_rejoin(
+    hs: Homeserver,
+    room: String,
+    user_id: String,
+    via: String,
+) -> Result<(), LocalError> {
+    if hs.is_in_room(&room) {
+        hs.set_membership(&user_id, &room, &user_id, "join")
+            .await
+            .map(|_| ())
+    } else {
+        hs.join_remote(&user_id, &room, &via).await
+    }
+}
+
 /// Joins user `user` of server `server`, retrying until it is in or the workload stops.
 async fn join_user(world: Rc<World>, server: usize, user: usize, join_at: Duration) {
     sleep_until_ms(&world, join_at.as_millis() as u64).await;
@@ -89,15 +109,7 @@ async fn join_user(world: Rc<World>, server: usize, user: usize, join_at: Durati
         let Some(room) = world.room() else { return };
         let (user_id, via) = (user_id.clone(), creator_server.clone());
         let result = world.slots[server]
-            .call(move |hs| async move {
-                if hs.is_in_room(&room) {
-                    hs.set_membership(&user_id, &room, &user_id, "join")
-                        .await
-                        .map(|_| ())
-                } else {
-                    hs.join_remote(&user_id, &room, &via).await
-                }
-            })
+            .call(move |hs| join_or_rejoin(hs, room, user_id, via))
             .await;
         let ok = matches!(result, Ok(Ok(())));
         world.count("join", ok);

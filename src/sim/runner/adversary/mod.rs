@@ -22,6 +22,7 @@ use crate::sim::adversary::craft::{CraftError, Crafter, RoomView};
 use crate::sim::adversary::intercept::Interceptor;
 use crate::sim::experiment::adversary::Attack;
 use crate::sim::experiment::plan::PlannedAdversary;
+use crate::sim::runner::workload::join_or_rejoin;
 use crate::sim::runner::world::{Network, World, component_rng};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -160,15 +161,7 @@ async fn join_attacker(world: Rc<World>, server: usize) {
         while world.now_ms() < world.plan.final_phase_at.as_ms() {
             let (room, via, user_id) = (room.clone(), via.clone(), user.user_id.clone());
             let joined = world.slots[server]
-                .call(move |hs| async move {
-                    if hs.is_in_room(&room) {
-                        hs.set_membership(&user_id, &room, &user_id, "join")
-                            .await
-                            .map(|_| ())
-                    } else {
-                        hs.join_remote(&user_id, &room, &via).await
-                    }
-                })
+                .call(move |hs| join_or_rejoin(hs, room, user_id, via))
                 .await;
             if matches!(joined, Ok(Ok(()))) {
                 break;
