@@ -293,6 +293,25 @@ fn make_leave_and_send_leave_check_what_they_are_given() {
             assert_eq!(answer.status, 400, "{case}: {:?}", answer.body);
             assert_eq!(errcode(&answer), "M_INVALID_PARAM", "{case}");
         }
+
+        // A leave or join altered after signing (content hash broken, signature intact) is
+        // refused by send_leave and send_join alike, not stored redacted.
+        for (membership, code) in [("leave", "M_INVALID_PARAM"), ("join", "M_BAD_JSON")] {
+            let mut pdu = crafted(&user(HS2), membership);
+            pdu["content"]["reason"] = json!("altered in transit");
+            let id = fedlab::proto::pdu::Pdu::from_json(pdu.clone(), version).unwrap();
+            let uri = match membership {
+                "leave" => paths::send_leave_path(&room, id.event_id()),
+                _ => paths::send_join_path(&room, id.event_id(), &Default::default()),
+            };
+            let answer = request(&servers, HS2, HS1, "PUT", &uri, Some(Value::Object(pdu))).await;
+            assert_eq!(answer.status, 400, "{membership}: {:?}", answer.body);
+            assert_eq!(errcode(&answer), code, "{membership}");
+            let held = servers
+                .server(HS1)
+                .with_room(&room, |r| r.contains(id.event_id()));
+            assert_eq!(held, Some(false), "{membership}");
+        }
         Ok(())
     });
 }

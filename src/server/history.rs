@@ -14,15 +14,12 @@ use crate::proto::wire::{
 };
 use crate::server::Inner;
 use crate::server::http::{EndpointResult, Incoming};
+use crate::server::join::not_found;
 use crate::server::store::RoomStore;
 use serde_json::Value;
 
 fn forbidden(origin: &str, what: &str) -> MatrixError {
     MatrixError::new(ErrorCode::Forbidden, format!("{origin} may not see {what}"))
-}
-
-fn not_found(what: &str) -> MatrixError {
-    MatrixError::new(ErrorCode::NotFound, format!("{what} is not known here"))
 }
 
 fn bad_query(error: impl std::fmt::Display) -> MatrixError {

@@ -205,38 +205,65 @@ impl Inner {
         Ok(serde_json::to_value(answer).expect("serializes"))
     }
 
-    /// `PUT /v2/send_join/{roomId}/{eventId}`: store the join, answer with the state before it.
-    pub(crate) async fn on_send_join(self: Rc<Self>, incoming: Incoming) -> EndpointResult {
-        let room_id = incoming.params[0].clone();
-        let version = self
-            .room_version(&room_id)
-            .map_err(|_| not_found(&room_id))?;
-        let Some(Value::Object(raw)) = incoming.body else {
+    /// The signed membership event of a `send_join` or `send_leave`, checked as both require:
+    /// it parses and verifies with an intact content hash, its id and room are the path's, and
+    /// it is a `membership` of its own sender, a user of the requesting server. Failures are
+    /// answered with `invalid_code` (each endpoint keeps its own), an unknown room with 404.
+    pub(crate) async fn received_membership_event(
+        &self,
+        incoming: &Incoming,
+        membership: &str,
+        invalid_code: ErrorCode,
+    ) -> Result<CheckedPdu, MatrixError> {
+        let invalid = |reason: String| MatrixError::new(invalid_code.clone(), reason);
+        let room_id = &incoming.params[0];
+        let version = self.room_version(room_id).map_err(|_| not_found(room_id))?;
+        let Some(Value::Object(raw)) = incoming.body.clone() else {
             return Err(MatrixError::new(
                 ErrorCode::BadJson,
-                "send_join body must be an event",
+                format!("send_{membership} body must be an event"),
             ));
         };
         let checked = self
             .check_received_pdu(raw, version)
             .await
-            .map_err(|e| MatrixError::new(ErrorCode::BadJson, e.to_string()))?;
-        let event = checked.pdu.event().clone();
-        if event.event_id != incoming.params[1] {
-            return Err(MatrixError::new(
-                ErrorCode::BadJson,
-                "event id does not match the path",
-            ));
+            .map_err(|e| invalid(e.to_string()))?;
+        if checked.held_redacted {
+            return Err(invalid(format!(
+                "the {membership}'s content hash does not match"
+            )));
         }
-        if event.membership() != Some("join")
-            || event.state_key.as_deref() != Some(event.sender.as_str())
-        {
-            return Err(MatrixError::new(
-                ErrorCode::BadJson,
-                "send_join needs a join of the sender",
-            ));
+        let event = checked.pdu.event();
+        if event.event_id != incoming.params[1] || event.room_id != *room_id {
+            return Err(invalid(format!(
+                "the {membership}'s event id or room id does not match the path"
+            )));
         }
-        check_user_of_origin(&event.sender, &incoming.origin)?;
+        if event.membership() != Some(membership) {
+            return Err(invalid(format!(
+                "not an m.room.member event with membership {membership}"
+            )));
+        }
+        if event.state_key.as_deref() != Some(event.sender.as_str()) {
+            return Err(invalid(format!(
+                "the {membership}'s state_key is not its sender"
+            )));
+        }
+        if event.sender_server() != incoming.origin {
+            return Err(invalid(format!(
+                "the {membership}'s sender {} is not a user of {}",
+                event.sender, incoming.origin
+            )));
+        }
+        Ok(checked)
+    }
+
+    /// `PUT /v2/send_join/{roomId}/{eventId}`: store the join, answer with the state before it.
+    pub(crate) async fn on_send_join(self: Rc<Self>, incoming: Incoming) -> EndpointResult {
+        let room_id = incoming.params[0].clone();
+        let checked = self
+            .received_membership_event(&incoming, "join", ErrorCode::BadJson)
+            .await?;
         let before = self
             .store
             .borrow()

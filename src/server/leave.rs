@@ -20,10 +20,6 @@ use crate::server::store::EventStatus;
 use serde_json::Value;
 use std::rc::Rc;
 
-fn invalid(reason: impl Into<String>) -> MatrixError {
-    MatrixError::new(ErrorCode::InvalidParam, reason)
-}
-
 impl Inner {
     /// The leaving side: `user` leaves `room_id` (or rejects an invite to it) through the
     /// resident server `via`. Returns the id of the leave event.
@@ -78,40 +74,9 @@ impl Inner {
     /// (`M_INVALID_PARAM` when it fails), stores it, sends it on, and answers `{}`.
     pub(crate) async fn on_send_leave(self: Rc<Self>, incoming: Incoming) -> EndpointResult {
         let room_id = incoming.params[0].clone();
-        let version = self
-            .room_version(&room_id)
-            .map_err(|_| not_found(&room_id))?;
-        let Some(Value::Object(raw)) = incoming.body else {
-            return Err(MatrixError::new(
-                ErrorCode::BadJson,
-                "send_leave body must be an event",
-            ));
-        };
         let checked = self
-            .check_received_pdu(raw, version)
-            .await
-            .map_err(|e| invalid(e.to_string()))?;
-        if checked.held_redacted {
-            return Err(invalid("the leave's content hash does not match"));
-        }
-        let event = checked.pdu.event();
-        if event.event_id != incoming.params[1] || event.room_id != room_id {
-            return Err(invalid(
-                "the leave's event id or room id does not match the path",
-            ));
-        }
-        if event.membership() != Some("leave") {
-            return Err(invalid("not an m.room.member event with membership leave"));
-        }
-        if event.state_key.as_deref() != Some(event.sender.as_str()) {
-            return Err(invalid("the leave's state_key is not its sender"));
-        }
-        if event.sender_server() != incoming.origin {
-            return Err(invalid(format!(
-                "the leave's sender {} is not a user of {}",
-                event.sender, incoming.origin
-            )));
-        }
+            .received_membership_event(&incoming, "leave", ErrorCode::InvalidParam)
+            .await?;
         let before = self
             .store
             .borrow()
