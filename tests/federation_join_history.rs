@@ -1,9 +1,12 @@
-//! A server joining a room with more history than one `/backfill` page still gets all of it:
-//! it asks page after page until the history connects to the state it was given.
+//! A joining server gets the room's history: with more than one `/backfill` page of it, it
+//! asks page after page until the history connects to the state it was given; it asks again
+//! for a page whose request went unanswered; and a server that left and comes back gets what
+//! it missed while away.
 
 mod common_fed;
 
-use common_fed::Lab;
+use common_fed::{Lab, user};
+use std::time::Duration;
 
 const HS1: &str = "hs1.test";
 const HS2: &str = "hs2.test";
@@ -31,6 +34,91 @@ fn a_late_joiner_backfills_history_longer_than_one_page() {
             "{} events before the join are missing on hs2",
             missing.len()
         );
+        Ok(())
+    });
+}
+
+/// A `/backfill` request that goes unanswered does not cost the joiner the room's history:
+/// nothing else fetches the history from before a join, so the joiner asks again.
+#[test]
+fn a_late_joiner_asks_again_for_history_when_a_backfill_request_goes_unanswered() {
+    Lab::new(2, 9).run(|servers| async move {
+        let room = servers.create_room(HS1).await;
+        let mut sent = Vec::new();
+        for i in 0..5 {
+            sent.push(
+                servers
+                    .message(HS1, &room, &format!("before the join {i}"))
+                    .await,
+            );
+        }
+        let own_join = ("m.room.member".to_owned(), user(HS2));
+        let holds_own_join =
+            || {
+                servers.slot(HS2).current().and_then(|hs| {
+                    hs.with_room(&room, |r| r.current_state().contains_key(&own_join))
+                }) == Some(true)
+            };
+        // The backfill request follows the join at once: holding the link as soon as hs2
+        // holds its join keeps that request unanswered past hs2's 10 s timeout.
+        let hold_after_join = async {
+            while !holds_own_join() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            turmoil::hold(HS1, HS2);
+            tokio::time::sleep(Duration::from_secs(12)).await;
+            turmoil::release(HS1, HS2);
+        };
+        tokio::join!(servers.join(HS2, &room, HS1), hold_after_join);
+        let missing = sent
+            .iter()
+            .filter(|id| servers.server(HS2).with_room(&room, |r| r.has_state(id)) != Some(true))
+            .count();
+        assert_eq!(missing, 0, "events before the join missing on hs2");
+        Ok(())
+    });
+}
+
+/// A server whose only user left stops receiving the room's events; when the user comes back,
+/// the server rejoins through a resident and gets what was sent meanwhile, instead of joining
+/// on its view of the room as it was when it left.
+#[test]
+fn a_server_that_left_rejoins_through_a_resident_and_gets_what_it_missed() {
+    Lab::new(2, 9).run(|servers| async move {
+        let room = servers.room_with_everyone().await;
+        let (member, room_id) = (user(HS2), room.clone());
+        servers
+            .slot(HS2)
+            .call(move |hs| async move {
+                hs.set_membership(&member, &room_id, &member, "leave")
+                    .await
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let mut missed = Vec::new();
+        for i in 0..3 {
+            missed.push(servers.message(HS1, &room, &format!("away {i}")).await);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let hs2 = servers.server(HS2);
+        assert!(hs2.is_in_room(&room) && !hs2.has_joined_member(&room));
+        let held = |id: &String| hs2.with_room(&room, |r| r.has_state(id)) == Some(true);
+        assert!(!missed.iter().any(held), "sent to a server that left");
+        let (member, room_id) = (user(HS2), room.clone());
+        servers
+            .slot(HS2)
+            .call(move |hs| async move { hs.rejoin_remote(&member, &room_id).await })
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(hs2.has_joined_member(&room));
+        assert!(
+            missed.iter().all(held),
+            "what was sent while away is missing"
+        );
+        servers.converge(&room, Duration::from_secs(30)).await?;
         Ok(())
     });
 }

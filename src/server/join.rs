@@ -26,6 +26,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::sync::Arc;
 
+/// Attempts at each page of history a joining server asks for (see `backfill_page`).
+const BACKFILL_ATTEMPTS_MAX: u32 = 4;
+/// The pause before the second attempt; it doubles before each further one.
+const BACKFILL_RETRY_PAUSE_MS_MIN: u64 = 1_000;
+
 impl Inner {
     /// The joining side.
     pub(crate) async fn join_via(
@@ -116,10 +121,7 @@ impl Inner {
                 limit: self.config.backfill_on_join_max - fetched.len() as u64,
             };
             let uri = paths::backfill_path(room_id, &query);
-            let Ok(answer) = self
-                .federation_request::<PduTransaction>(via, "GET", &uri, None)
-                .await
-            else {
+            let Some(answer) = self.backfill_page(via, &uri).await else {
                 break;
             };
             let fetched_before = fetched.len();
@@ -135,6 +137,24 @@ impl Inner {
         }
         self.place_backfilled(room_id, fetched);
         self.store.borrow().flush();
+    }
+
+    /// One page of history from `via`. Nothing fetches this history later if it is not
+    /// fetched now, so a request that may succeed later (lost, timed out, overload) is
+    /// retried a few times after a growing pause rather than given up on.
+    async fn backfill_page(&self, via: &str, uri: &str) -> Option<PduTransaction> {
+        let mut pause_ms = BACKFILL_RETRY_PAUSE_MS_MIN;
+        for attempt in 1..=BACKFILL_ATTEMPTS_MAX {
+            match self.federation_request(via, "GET", uri, None).await {
+                Ok(answer) => return Some(answer),
+                Err(error) if error.is_transient() && attempt < BACKFILL_ATTEMPTS_MAX => {
+                    tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+                    pause_ms *= 2;
+                }
+                Err(_) => return None,
+            }
+        }
+        None
     }
 
     /// The prev events of `fetched` that are neither fetched nor held with state.

@@ -186,6 +186,48 @@ impl Homeserver {
     pub fn is_in_room(&self, room_id: &str) -> bool {
         self.inner.store.borrow().room(room_id).is_some()
     }
+
+    /// Whether a user of this server is joined to the room, as this server sees it. A server
+    /// none of whose users is joined is not in the room, whatever it still holds of it: its
+    /// peers stopped sending it the room's events.
+    pub fn has_joined_member(&self, room_id: &str) -> bool {
+        self.inner
+            .store
+            .borrow()
+            .room(room_id)
+            .is_some_and(|room| room.joined_servers().contains(&self.inner.config.name))
+    }
+
+    /// Joins `user` to a room this server holds but left (none of its users is joined). Its
+    /// view of the room stopped when it left, so a join built on that view would leave out
+    /// every event since and nothing would bring them: as any server not in the room, it
+    /// joins through a resident, which gives it the room as it is now and, by backfill, the
+    /// events it missed. The residents are the servers its last view holds joined, tried in
+    /// order until one answers.
+    pub async fn rejoin_remote(&self, user: &str, room_id: &str) -> Result<(), LocalError> {
+        let residents: Vec<String> = self
+            .inner
+            .store
+            .borrow()
+            .room(room_id)
+            .map(|room| room.joined_servers())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|server| *server != self.inner.config.name)
+            .collect();
+        let mut outcome = Err(LocalError::Join {
+            room_id: room_id.to_owned(),
+            via: String::new(),
+            reason: "no server of the room is known".to_owned(),
+        });
+        for via in residents {
+            outcome = self.join_remote(user, room_id, &via).await;
+            if outcome.is_ok() {
+                break;
+            }
+        }
+        outcome
+    }
 }
 
 impl Inner {

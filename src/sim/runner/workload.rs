@@ -3,7 +3,9 @@
 //!
 //! Arrivals are Poisson processes drawn from the workload's own RNG; an action that fails (its
 //! server is down, the room is not reachable) is counted and not retried, except joins, which
-//! are retried until they succeed or the workload stops.
+//! are retried until they succeed or the workload stops. A leave or a ban is made only if its
+//! return (rejoin, lifted ban) is due well before the workload stops, so every user is back
+//! in the room for the final phase.
 
 use crate::server::Homeserver;
 use crate::server::rooms::LocalError;
@@ -17,6 +19,8 @@ use std::time::Duration;
 
 /// How long a failed join waits before it is tried again.
 const JOIN_RETRY: Duration = Duration::from_secs(5);
+/// The least workload left after a departing user is due back (see `back_before_stop`).
+const RETURN_BEFORE_STOP: Duration = Duration::from_secs(20);
 /// How long a ban lasts before the admin lifts it and the user may rejoin.
 const BAN_LENGTH: Duration = Duration::from_secs(20);
 
@@ -80,19 +84,21 @@ async fn sleep_until_ms(world: &World, at_ms: u64) {
     }
 }
 
-/// Joins `user_id` to `room`: through `via` if its server is not in the room, else with a
-/// membership event of its own (its server is in the room but the user may not be, or may
-/// have left).
+/// Joins `user_id` to `room`: with a membership event of its own if another user of its
+/// server is joined; through a resident if its server left the room (see
+/// `Homeserver::rejoin_remote`); through `via` if its server never held the room.
 pub(super) async fn join_or_rejoin(
     hs: Homeserver,
     room: String,
     user_id: String,
     via: String,
 ) -> Result<(), LocalError> {
-    if hs.is_in_room(&room) {
+    if hs.has_joined_member(&room) {
         hs.set_membership(&user_id, &room, &user_id, "join")
             .await
             .map(|_| ())
+    } else if hs.is_in_room(&room) {
+        hs.rejoin_remote(&user_id, &room).await
     } else {
         hs.join_remote(&user_id, &room, &via).await
     }
@@ -325,12 +331,18 @@ async fn change_state(
             let Some(target) = non_admin_member(world, rng) else {
                 return;
             };
+            if !back_before_stop(world, BAN_LENGTH) {
+                return;
+            }
             tokio::task::spawn_local(ban_then_lift(world.clone(), server, sender.clone(), target));
             return;
         }
         StateChangeKind::Membership => {
             // A user leaves and rejoins later: only the user may do this, so it is the user's
             // own action whatever `state_changes_by` says.
+            if !back_before_stop(world, JOIN_RETRY) {
+                return;
+            }
             let target = sender.clone();
             tokio::task::spawn_local(leave_then_rejoin(world.clone(), server, user, target));
             return;
@@ -344,6 +356,18 @@ async fn change_state(
         })
         .await;
     world.count(&label, matches!(result, Ok(Ok(_))));
+}
+
+/// Whether a user sent away now (a leave, a ban) is due back, `away` later, with at least
+/// `RETURN_BEFORE_STOP` of workload left. A departure is made only then. Rejoins stop with the
+/// workload, so a later one would leave the user out for the final phase (and a server whose
+/// only user it was out of the room, which the run expects every server to be in at the end,
+/// as it expects every fault undone). And a returning server receives the events its peers
+/// sent while it was away, or before they learnt of its return, only through later events
+/// that cite them: the workload must still be sending for a while after the return.
+fn back_before_stop(world: &World, away: Duration) -> bool {
+    let back_ms = world.now_ms() + (away + RETURN_BEFORE_STOP).as_millis() as u64;
+    back_ms <= world.plan.workload.stops_at.as_ms()
 }
 
 fn object(value: Value) -> Map<String, Value> {
