@@ -87,6 +87,14 @@ pub fn draw(seed: u64, path: &Path) -> ExperimentFile {
             .map(|_| draw_fault(&mut rng, &servers, &groups, active_s))
             .collect();
         file.faults.sort_by_key(|fault| fault.at);
+        let rate = file.workload.messages_per_second.per_second();
+        if !file
+            .faults
+            .iter()
+            .all(|fault| has_traffic_to_act_on(fault, rate))
+        {
+            continue;
+        }
         file.expect.state_resets_max = state_resets_max(&file);
         let text = toml::to_string(&file).expect("a drawn experiment serializes");
         if parse_experiment(path, &text).is_ok() {
@@ -96,6 +104,27 @@ pub fn draw(seed: u64, path: &Path) -> ExperimentFile {
     file.faults.clear();
     file.expect.state_resets_max = state_resets_max(&file);
     file
+}
+
+/// Messages the room sends, on average, during a fault's window before the fault is drawn
+/// again: a fault that acts on traffic (drops, holds or delays messages) must act on some, or
+/// its `took effect` verdict fails the run although nothing went wrong. Loss needs this many
+/// messages times the loss probability, so that a few are likely dropped.
+const FAULT_WINDOW_MESSAGES_MIN: f64 = 8.0;
+
+/// Whether the workload likely sends enough during `fault`'s window for it to take effect.
+/// A clock skew, a crash and a flood take effect whatever the traffic.
+fn has_traffic_to_act_on(fault: &FaultFile, messages_per_second: f64) -> bool {
+    let window_s = fault.for_.map_or(0, SimDuration::as_ms) as f64 / 1000.0;
+    let messages = messages_per_second * window_s;
+    match fault.kind {
+        FaultKind::ClockSkew | FaultKind::Crash | FaultKind::Flood => true,
+        FaultKind::Loss => {
+            let loss = fault.loss.map_or(0.0, Probability::value);
+            messages * loss >= FAULT_WINDOW_MESSAGES_MIN / 2.0
+        }
+        _ => messages >= FAULT_WINDOW_MESSAGES_MIN,
+    }
 }
 
 /// No state reset is expected, except where a clock skew meets state changes: there the
@@ -311,6 +340,13 @@ mod tests {
             assert_eq!(experiment.file, file);
             servers.insert(experiment.topology.servers.len());
             kinds.extend(file.faults.iter().map(|fault| fault.kind));
+            let rate = file.workload.messages_per_second.per_second();
+            assert!(
+                file.faults
+                    .iter()
+                    .all(|fault| has_traffic_to_act_on(fault, rate)),
+                "seed {seed}"
+            );
             let skewed = file
                 .faults
                 .iter()
