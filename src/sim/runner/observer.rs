@@ -15,7 +15,8 @@ use crate::observe::record::Sample;
 use crate::proto::auth::check_auth;
 use crate::proto::event::{Event, StateKey, StateMap};
 use crate::proto::pdu::Pdu;
-use crate::server::store::{EventStatus, RoomStore};
+use crate::proto::state_res::{Replayer, ResolveError, WithRejected, resolve};
+use crate::server::store::{EventRecord, EventStatus, RoomStore};
 use crate::sim::runner::world::World;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
@@ -77,6 +78,9 @@ struct SamplerState {
     first_divergence_ms: Option<u64>,
     /// Whether the room of a server that reset state was written to the trace already.
     reset_room_traced: bool,
+    /// Per server, one more than the arrival number of the last event it held at the previous
+    /// sample: what the reset recheck replays the server's DAG of that moment up to.
+    previous_sequence_end: BTreeMap<usize, u64>,
 }
 
 /// Samples until the run ends; returns whether the servers agreed at each sample.
@@ -163,7 +167,7 @@ fn sample(world: &World, state: &mut SamplerState) {
     let mut state_digests = BTreeSet::new();
     let mut extremities = Vec::new();
     for &index in &servers {
-        let Some((digest, state_only, extremity_count, current)) =
+        let Some((digest, state_only, extremity_count, current, sequence_end)) =
             read_room(world, index, |room| {
                 let count = room.forward_extremities().len() as u32;
                 (
@@ -171,6 +175,7 @@ fn sample(world: &World, state: &mut SamplerState) {
                     state_digest(room),
                     count,
                     room.current_state().clone(),
+                    sequence_end(room),
                 )
             })
         else {
@@ -179,7 +184,8 @@ fn sample(world: &World, state: &mut SamplerState) {
         digests.insert(digest);
         state_digests.insert(state_only);
         extremities.push(extremity_count);
-        check_resets(world, state, index, current);
+        let previous_end = state.previous_sequence_end.insert(index, sequence_end);
+        check_resets(world, state, index, current, previous_end);
     }
     check_deliveries(world, &servers);
     let divergence = state_digests.len() as u32;
@@ -273,8 +279,15 @@ fn allowed_by(room: &RoomStore, event_id: &str, state: &StateMap) -> bool {
     check_auth(room.room_version(), event.event(), &view).is_ok()
 }
 
-/// Records the state resets of server `index` since the previous sample.
-fn check_resets(world: &World, state: &mut SamplerState, index: usize, current: StateMap) {
+/// Records the state resets of server `index` since the previous sample. `previous_end` bounds
+/// the arrival numbers of the events the server held at the previous sample.
+fn check_resets(
+    world: &World,
+    state: &mut SamplerState,
+    index: usize,
+    current: StateMap,
+    previous_end: Option<u64>,
+) {
     let Some(previous) = state.previous_state.insert(index, current.clone()) else {
         return;
     };
@@ -315,6 +328,7 @@ fn check_resets(world: &World, state: &mut SamplerState, index: usize, current: 
     if !reverts.iter().any(|revert| revert.is_reset) {
         return;
     }
+    trace_recheck(world, index, &previous, &current, previous_end);
     if !state.reset_room_traced {
         state.reset_room_traced = true;
         if let Some(input) = read_room(world, index, resolver_input) {
@@ -325,6 +339,160 @@ fn check_resets(world: &World, state: &mut SamplerState, index: usize, current: 
             ));
         }
     }
+}
+
+/// Traces whether the server's state before and after a reset is what a from-scratch
+/// recomputation over its DAG of that moment gives: if not, the reset is the server correcting
+/// an earlier mistake (or making one), not state resolution.
+fn trace_recheck(
+    world: &World,
+    index: usize,
+    previous: &StateMap,
+    current: &StateMap,
+    previous_end: Option<u64>,
+) {
+    let server = &world.plan.servers[index].name;
+    let Some((before, after)) = read_room(world, index, |room| {
+        let before = previous_end.and_then(|end| recompute_current_state(room, end).ok());
+        (before, recompute_current_state(room, u64::MAX).ok())
+    }) else {
+        return;
+    };
+    // `null`: not recomputed (no previous sample, or the resolution failed).
+    let verdict = |recomputed: Option<&Recomputed>, held: &StateMap| match recomputed {
+        None => "null".to_owned(),
+        Some(recomputed) => (recomputed.state == *held).to_string(),
+    };
+    world.trace(format!(
+        "\"kind\":\"state_reset_recheck\",\"server\":\"{server}\",\"before_matches\":{},\"after_matches\":{},\"placed_with_reported_state\":{}",
+        verdict(before.as_ref(), previous),
+        verdict(after.as_ref(), current),
+        after.map_or(0, |after| after.placed_with_reported_state)
+    ));
+}
+
+/// One more than the greatest arrival number of the events the room holds.
+fn sequence_end(room: &RoomStore) -> u64 {
+    room.records()
+        .map(|(_, record)| record.sequence() + 1)
+        .max()
+        .unwrap_or(0)
+}
+
+/// A server's current state recomputed from scratch, by [`recompute_current_state`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recomputed {
+    pub state: StateMap,
+    pub extremities: BTreeSet<String>,
+    /// Events whose prev events the server does not all hold with state (it placed them with
+    /// the state a peer reported): their state before is taken as stored.
+    pub placed_with_reported_state: usize,
+}
+
+/// The current state of the room as it was when the server held exactly the events that
+/// arrived before `sequence_end`, recomputed without the store's state groups and memoised
+/// resolutions: every event held with state is replayed in topological order (the state before
+/// it the resolution of its prev events' states, then the authorization rules), the forward
+/// extremities are found again (not rejected by the replay, not soft-failed on arrival, without
+/// such a descendant), and their states are resolved. Soft failure depends on arrival order, so
+/// the server's verdict is kept. An event first held as an outlier keeps its arrival number
+/// when it is placed with state, so for an earlier moment it counts as placed already.
+pub fn recompute_current_state(
+    room: &RoomStore,
+    sequence_end: u64,
+) -> Result<Recomputed, ResolveError> {
+    let version = room.room_version();
+    let held = |record: &EventRecord| record.sequence() < sequence_end;
+    let events: BTreeMap<String, Event> = room
+        .records()
+        .filter(|(_, record)| held(record))
+        .map(|(id, record)| (id.to_owned(), record.pdu().event().clone()))
+        .collect();
+    let with_state: BTreeSet<&str> = room
+        .records()
+        .filter(|(id, record)| held(record) && room.has_state(id))
+        .map(|(id, _)| id)
+        .collect();
+    let mut children: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    let mut waiting: BTreeMap<&str, usize> = BTreeMap::new();
+    for &id in &with_state {
+        let prevs: BTreeSet<&str> = events[id]
+            .prev_events
+            .iter()
+            .map(String::as_str)
+            .filter(|prev| with_state.contains(prev))
+            .collect();
+        for &prev in &prevs {
+            children.entry(prev).or_default().push(id);
+        }
+        waiting.insert(id, prevs.len());
+    }
+    let mut ready: BTreeSet<&str> = waiting
+        .iter()
+        .filter(|(_, count)| **count == 0)
+        .map(|(id, _)| *id)
+        .collect();
+    let mut replayer = Replayer::new(version, version.state_res);
+    let mut placed_with_reported_state = 0;
+    while let Some(id) = ready.pop_first() {
+        let event = &events[id];
+        let before = replayer.state_before(event, &events).unwrap_or_else(|_| {
+            placed_with_reported_state += 1;
+            room.state_before(id)
+                .expect("events held with state have a state before")
+        });
+        replayer.apply(event, before, &events);
+        for &child in children.get(id).map(Vec::as_slice).unwrap_or_default() {
+            let count = waiting
+                .get_mut(child)
+                .expect("children are held with state");
+            *count -= 1;
+            if *count == 0 {
+                ready.insert(child);
+            }
+        }
+    }
+    let replay = replayer.finish();
+    let timeline = |id: &str| {
+        !replay.is_rejected(id) && !matches!(room.status(id), Some(EventStatus::SoftFailed(_)))
+    };
+    let has_timeline_descendant = |id: &str| {
+        let mut stack: Vec<&str> = children.get(id).cloned().unwrap_or_default();
+        let mut seen = BTreeSet::new();
+        while let Some(next) = stack.pop() {
+            if !seen.insert(next) {
+                continue;
+            }
+            if timeline(next) {
+                return true;
+            }
+            stack.extend(children.get(next).map(Vec::as_slice).unwrap_or_default());
+        }
+        false
+    };
+    let extremities: BTreeSet<String> = with_state
+        .iter()
+        .filter(|id| timeline(id) && !has_timeline_descendant(id))
+        .map(|id| (*id).to_owned())
+        .collect();
+    let state_sets: Vec<StateMap> = extremities
+        .iter()
+        .filter_map(|id| replay.state_after(id).cloned())
+        .collect();
+    let source = WithRejected {
+        events: &events,
+        rejected: replay.rejected(),
+    };
+    let state = match state_sets.len() {
+        0 => StateMap::new(),
+        1 => state_sets.into_iter().next().expect("one state set"),
+        _ => resolve(version, version.state_res, &state_sets, &source)?.state,
+    };
+    Ok(Recomputed {
+        state,
+        extremities,
+        placed_with_reported_state,
+    })
 }
 
 /// The room as `fedlab proto resolve` reads it, to check a reset by hand: every event the
@@ -601,6 +769,32 @@ mod tests {
         let scenario = Scenario::from_value(&input, None).unwrap();
         let resolved = scenario.run(room.version().state_res).unwrap();
         assert_eq!(&resolved.state, store.current_state());
+    }
+
+    #[test]
+    fn recomputing_from_scratch_gives_the_held_state_now_and_at_an_earlier_moment() {
+        let (mut room, t1, t2) = room_with_two_topics();
+        let before_ban = room.built().to_vec();
+        let ban = room.event(
+            EventSpec::new(ALICE, "m.room.member")
+                .state_key(BOB)
+                .content(json!({"membership": "ban"}))
+                .prev(&[&t1]),
+        );
+        let mut store = store_of(&room, &before_ban);
+        let earlier = store.current_state().clone();
+        let earlier_end = sequence_end(&store);
+        store.ingest(ban.clone(), false).unwrap();
+        let now = recompute_current_state(&store, u64::MAX).unwrap();
+        assert_eq!(&now.state, store.current_state());
+        assert_eq!(&now.extremities, store.forward_extremities());
+        assert_eq!(now.extremities.len(), 2, "the ban forks off T1");
+        assert_eq!(now.placed_with_reported_state, 0);
+        assert_ne!(now.state, earlier, "the ban won over T2");
+        let then = recompute_current_state(&store, earlier_end).unwrap();
+        assert_eq!(then.state, earlier);
+        assert_eq!(then.extremities, BTreeSet::from([t2]));
+        assert!(!then.state.values().any(|id| id == ban.event_id()));
     }
 
     #[test]
