@@ -97,7 +97,7 @@ impl RoomStore {
     fn references(&self, event_ids: &[String]) -> Vec<EventRef> {
         event_ids
             .iter()
-            .map(|event_id| self.events[event_id].pdu.as_reference())
+            .map(|event_id| self.events[event_id.as_str()].pdu.as_reference())
             .collect()
     }
 }

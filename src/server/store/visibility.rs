@@ -122,7 +122,12 @@ impl RoomStore {
             .range(from..)
             .take_while(|((event_type, _), _)| event_type == MEMBER)
             .filter_map(|((_, user_id), event_id)| {
-                let membership = self.events.get(event_id)?.pdu.event().membership()?;
+                let membership = self
+                    .events
+                    .get(event_id.as_str())?
+                    .pdu
+                    .event()
+                    .membership()?;
                 Some((user_id.as_str(), membership))
             })
     }
