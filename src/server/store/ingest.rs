@@ -310,11 +310,11 @@ impl RoomStore {
     /// The event's room and room version are this room's.
     pub(super) fn check_belongs(&self, pdu: &Pdu) -> Result<(), StoreError> {
         let event = pdu.event();
-        if event.room_id != self.room_id {
+        if *event.room_id != *self.room_id {
             return Err(StoreError::WrongRoom {
                 event_id: event.event_id.clone(),
                 room_id: event.room_id.clone(),
-                expected: self.room_id.clone(),
+                expected: self.room_id.to_string(),
             });
         }
         if pdu.room_version().id != self.version.id {

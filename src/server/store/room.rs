@@ -43,7 +43,8 @@ impl Counts {
 #[derive(Debug)]
 pub struct RoomStore {
     pub(super) log: DurableLog,
-    pub(super) room_id: String,
+    /// Shared with every log record of the room.
+    pub(super) room_id: Arc<str>,
     pub(super) version: &'static RoomVersion,
     /// Keyed by the one `Arc<str>` of each event id, which the DAG shares.
     pub(super) events: BTreeMap<Arc<str>, EventRecord>,
@@ -141,7 +142,7 @@ impl RoomStore {
     pub(super) fn unlogged(room_id: &str, version: &'static RoomVersion, log: DurableLog) -> Self {
         Self {
             log,
-            room_id: room_id.to_owned(),
+            room_id: room_id.into(),
             version,
             events: BTreeMap::new(),
             dag: Dag::default(),
