@@ -95,8 +95,9 @@ impl RoomStore {
         let from = (MEMBER.to_owned(), String::new());
         let mut decided: Vec<&str> = Vec::new();
         for delta in self.groups.chain(group) {
-            let members = delta
-                .range(&from..)
+            let start = delta.partition_point(|(key, _)| *key < from);
+            let members = delta[start..]
+                .iter()
                 .take_while(|((event_type, _), _)| event_type == MEMBER);
             for ((_, user_id), entry) in members {
                 if server_of(user_id) != server || decided.contains(&user_id.as_str()) {
