@@ -10,15 +10,51 @@
 //! no timeline descendant. They therefore form an antichain, and a soft-failed or rejected
 //! event between an extremity and a later event does not keep the older one alive.
 //!
+//! Memory: every server of a run holds a DAG of the same events, so the DAG keeps one string
+//! per event id (an `Arc<str>` shared by every index that names the event) and reads an
+//! event's prev events from its PDU, which the run shares between servers, instead of copying
+//! them.
+//!
 //! Invariants: the graph has no cycle (an insert that would close one fails); every extremity
-//! is a timeline node without timeline descendants; `by_depth` holds exactly the nodes.
+//! is a timeline node without timeline descendants; `by_depth` holds exactly the nodes; each
+//! list of children is sorted and without duplicates; one id has one `Arc<str>` in the DAG.
 
 pub use crate::proto::pdu::PREV_EVENTS_MAX;
+use crate::proto::pdu::Pdu;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+/// An event id, held once per DAG and shared by its indexes.
+type Id = Arc<str>;
+
+/// A node's prev events: read from its PDU (shared with the store and other servers), or owned
+/// when the node was placed from ids alone.
+#[derive(Clone, Debug)]
+enum PrevList {
+    Pdu(Arc<Pdu>),
+    Owned(Box<[String]>),
+}
+
+impl PrevList {
+    fn as_slice(&self) -> &[String] {
+        match self {
+            Self::Pdu(pdu) => &pdu.event().prev_events,
+            Self::Owned(ids) => ids,
+        }
+    }
+}
+
+impl PartialEq for PrevList {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for PrevList {}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Node {
-    prev_events: Vec<String>,
+    prev_events: PrevList,
     depth: u64,
     timeline: bool,
 }
@@ -38,11 +74,11 @@ pub enum DagError {
 /// The DAG of one room.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Dag {
-    nodes: BTreeMap<String, Node>,
-    /// For every prev edge target, known or not, the nodes that cite it.
-    children: BTreeMap<String, BTreeSet<String>>,
+    nodes: BTreeMap<Id, Node>,
+    /// For every prev edge target, known or not, the nodes that cite it (sorted).
+    children: BTreeMap<Id, Vec<Id>>,
     extremities: BTreeSet<String>,
-    by_depth: BTreeSet<(u64, String)>,
+    by_depth: BTreeSet<(u64, Id)>,
 }
 
 impl Dag {
@@ -68,13 +104,13 @@ impl Dag {
             .map(|node| node.prev_events.as_slice())
     }
 
-    /// The nodes citing `event_id` as a prev event.
+    /// The nodes citing `event_id` as a prev event, in id order.
     pub fn children(&self, event_id: &str) -> impl Iterator<Item = &str> {
         self.children
             .get(event_id)
             .into_iter()
             .flatten()
-            .map(String::as_str)
+            .map(|id| &**id)
     }
 
     pub fn is_timeline(&self, event_id: &str) -> bool {
@@ -89,7 +125,7 @@ impl Dag {
     pub fn by_depth(&self) -> impl DoubleEndedIterator<Item = (u64, &str)> {
         self.by_depth
             .iter()
-            .map(|(depth, event_id)| (*depth, event_id.as_str()))
+            .map(|(depth, event_id)| (*depth, &**event_id))
     }
 
     /// The greatest depth of any node.
@@ -97,9 +133,10 @@ impl Dag {
         self.by_depth.last().map(|(depth, _)| *depth)
     }
 
-    /// Places an event. `timeline` says whether it was accepted and not soft-failed. Returns
-    /// whether the forward extremities changed (a late event that is not accepted changes
-    /// them too, when it links accepted events already placed to older ones).
+    /// Places an event given by its id and prev events. `timeline` says whether it was
+    /// accepted and not soft-failed. Returns whether the forward extremities changed (a late
+    /// event that is not accepted changes them too, when it links accepted events already
+    /// placed to older ones).
     pub fn insert(
         &mut self,
         event_id: &str,
@@ -107,23 +144,60 @@ impl Dag {
         depth: u64,
         timeline: bool,
     ) -> Result<bool, DagError> {
-        self.check_insertable(event_id, prev_events)?;
+        let prevs = PrevList::Owned(prev_events.into());
+        self.insert_node(Id::from(event_id), prevs, depth, timeline)
+    }
+
+    /// [`Dag::insert`] for a PDU: its prev events and depth are read from it and not copied.
+    /// `id` is its event id as the caller holds it, kept unless the DAG already holds one.
+    pub fn insert_pdu(
+        &mut self,
+        id: Arc<str>,
+        pdu: &Arc<Pdu>,
+        timeline: bool,
+    ) -> Result<bool, DagError> {
+        debug_assert_eq!(&*id, pdu.event_id());
+        let event = pdu.event();
+        let prevs = PrevList::Pdu(pdu.clone());
+        self.insert_node(id, prevs, event.depth, timeline)
+    }
+
+    /// The DAG's `Arc<str>` for `event_id`, if a node or an edge names it.
+    pub fn interned(&self, event_id: &str) -> Option<&Arc<str>> {
+        match self.nodes.get_key_value(event_id) {
+            Some((id, _)) => Some(id),
+            None => self.children.get_key_value(event_id).map(|(id, _)| id),
+        }
+    }
+
+    fn insert_node(
+        &mut self,
+        id: Id,
+        prev_events: PrevList,
+        depth: u64,
+        timeline: bool,
+    ) -> Result<bool, DagError> {
+        let event_id: &str = &id;
+        self.check_insertable(event_id, prev_events.as_slice())?;
         let has_timeline_descendant = self.has_timeline_descendant(event_id);
+        let id = self.interned(event_id).cloned().unwrap_or(id);
+        for prev_event_id in prev_events.as_slice() {
+            let prev = self.intern(prev_event_id);
+            let children = self.children.entry(prev).or_default();
+            if let Err(at) = children.binary_search(&id) {
+                children.insert(at, id.clone());
+            }
+        }
+        self.by_depth.insert((depth, id.clone()));
         self.nodes.insert(
-            event_id.to_owned(),
+            id.clone(),
             Node {
-                prev_events: prev_events.to_vec(),
+                prev_events,
                 depth,
                 timeline,
             },
         );
-        for prev_event_id in prev_events {
-            self.children
-                .entry(prev_event_id.clone())
-                .or_default()
-                .insert(event_id.to_owned());
-        }
-        self.by_depth.insert((depth, event_id.to_owned()));
+        let event_id: &str = &id;
         let mut changed = false;
         if timeline || has_timeline_descendant {
             changed = self.retire_ancestor_extremities(event_id);
@@ -132,6 +206,14 @@ impl Dag {
             changed |= self.extremities.insert(event_id.to_owned());
         }
         Ok(changed)
+    }
+
+    /// The DAG's one `Arc<str>` for `event_id`: of its node or of the edges citing it, else a
+    /// new one.
+    fn intern(&self, event_id: &str) -> Id {
+        self.interned(event_id)
+            .cloned()
+            .unwrap_or_else(|| Id::from(event_id))
     }
 
     /// Whether [`Dag::insert`] would accept the event: it is not yet a node and closes no
@@ -151,7 +233,7 @@ impl Dag {
         let mut chosen: Vec<(u64, &String)> = self
             .extremities
             .iter()
-            .map(|event_id| (self.nodes[event_id].depth, event_id))
+            .map(|event_id| (self.nodes[event_id.as_str()].depth, event_id))
             .collect();
         chosen
             .sort_by(|(a_depth, a_id), (b_depth, b_id)| b_depth.cmp(a_depth).then(a_id.cmp(b_id)));
@@ -209,21 +291,31 @@ impl Dag {
     /// (or were never extremities, having a timeline descendant when they came).
     fn retire_ancestor_extremities(&mut self, event_id: &str) -> bool {
         let mut retired = false;
-        let mut seen: BTreeSet<String> = BTreeSet::new();
-        let mut queue: VecDeque<String> =
-            self.nodes[event_id].prev_events.iter().cloned().collect();
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
+        let mut queue: VecDeque<&str> = self.nodes[event_id]
+            .prev_events
+            .as_slice()
+            .iter()
+            .map(String::as_str)
+            .collect();
+        let mut timeline_ancestors: Vec<&str> = Vec::new();
         while let Some(next) = queue.pop_front() {
-            if !seen.insert(next.clone()) {
+            if !seen.insert(next) {
                 continue;
             }
-            let Some(node) = self.nodes.get(&next) else {
+            let Some(node) = self.nodes.get(next) else {
                 continue;
             };
             if node.timeline {
-                retired |= self.extremities.remove(&next);
+                timeline_ancestors.push(next);
             } else {
-                queue.extend(node.prev_events.iter().cloned());
+                queue.extend(node.prev_events.as_slice().iter().map(String::as_str));
             }
+        }
+        let timeline_ancestors: Vec<String> =
+            timeline_ancestors.into_iter().map(str::to_owned).collect();
+        for ancestor in timeline_ancestors {
+            retired |= self.extremities.remove(&ancestor);
         }
         retired
     }
@@ -236,8 +328,13 @@ impl Dag {
             .nodes
             .iter()
             .map(|(id, node)| {
-                let known = node.prev_events.iter().filter(|p| self.contains(p)).count();
-                (id.as_str(), known)
+                let known = node
+                    .prev_events
+                    .as_slice()
+                    .iter()
+                    .filter(|p| self.contains(p))
+                    .count();
+                (&**id, known)
             })
             .collect();
         let mut ready: Vec<&str> = unplaced_prevs
@@ -252,6 +349,7 @@ impl Dag {
                 let count = unplaced_prevs.get_mut(child).expect("children are nodes");
                 *count -= self.nodes[child]
                     .prev_events
+                    .as_slice()
                     .iter()
                     .filter(|p| p.as_str() == id)
                     .count();
@@ -270,7 +368,7 @@ impl Dag {
             .nodes
             .iter()
             .filter(|(id, node)| node.timeline && !self.has_timeline_descendant(id))
-            .map(|(id, _)| id.clone())
+            .map(|(id, _)| id.to_string())
             .collect();
         if expected != self.extremities {
             return Err(format!(
@@ -278,13 +376,18 @@ impl Dag {
                 self.extremities, expected
             ));
         }
-        let indexed: BTreeSet<(u64, String)> = self
+        let indexed: BTreeSet<(u64, Id)> = self
             .nodes
             .iter()
             .map(|(id, node)| (node.depth, id.clone()))
             .collect();
         if indexed != self.by_depth {
             return Err("the depth index does not match the events".to_owned());
+        }
+        for (target, children) in &self.children {
+            if !children.windows(2).all(|pair| pair[0] < pair[1]) {
+                return Err(format!("the children of {target} are not sorted"));
+            }
         }
         Ok(())
     }

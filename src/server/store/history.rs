@@ -149,7 +149,7 @@ impl RoomStore {
     pub fn auth_chain(&self, event_ids: &[String]) -> Vec<Arc<Pdu>> {
         self.auth_chain_ids(event_ids)
             .iter()
-            .map(|event_id| self.events[event_id].pdu.clone())
+            .map(|event_id| self.events[event_id.as_str()].pdu.clone())
             .collect()
     }
 }

@@ -238,7 +238,7 @@ impl RoomStore {
         let accepted = status == EventStatus::Accepted;
         let extremities_changed = self
             .dag
-            .insert(&event.event_id, &event.prev_events, event.depth, accepted)
+            .insert_pdu(self.event_key(held.event_id()), &held, accepted)
             .expect("checked insertable above");
         let event_id = event.event_id.clone();
         self.store_record(
@@ -310,11 +310,11 @@ impl RoomStore {
     /// The event's room and room version are this room's.
     pub(super) fn check_belongs(&self, pdu: &Pdu) -> Result<(), StoreError> {
         let event = pdu.event();
-        if event.room_id != self.room_id {
+        if *event.room_id != *self.room_id {
             return Err(StoreError::WrongRoom {
                 event_id: event.event_id.clone(),
                 room_id: event.room_id.clone(),
-                expected: self.room_id.clone(),
+                expected: self.room_id.to_string(),
             });
         }
         if pdu.room_version().id != self.version.id {
@@ -380,7 +380,7 @@ impl RoomStore {
             problem,
         };
         for (key, state_id) in state {
-            let record = &self.events[state_id];
+            let record = &self.events[state_id.as_str()];
             let held_key = record.pdu.event().state_key_pair();
             if held_key.as_ref() != Some(key) {
                 return Err(bad(format!(
@@ -439,7 +439,7 @@ impl RoomStore {
         if event.event_type != "m.room.create"
             && let Some(create_id) = self.implied_create_id()
         {
-            let create = &events[&create_id];
+            let create = &events[create_id.as_str()];
             if create.status.is_rejected() {
                 return Err(AuthError::new(
                     AuthRule::AuthEventRejected,
@@ -587,7 +587,20 @@ impl RoomStore {
             sequence,
             bytes,
         };
-        self.events.insert(pdu.event_id().to_owned(), record);
+        let key = self.event_key(pdu.event_id());
+        self.events.insert(key, record);
+    }
+
+    /// The one `Arc<str>` the store keeps for `event_id`: of its record or of the DAG, else a
+    /// new one. Shared, so that each server holds each id once whatever indexes name it.
+    fn event_key(&self, event_id: &str) -> Arc<str> {
+        if let Some((key, _)) = self.events.get_key_value(event_id) {
+            return key.clone();
+        }
+        self.dag
+            .interned(event_id)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(event_id))
     }
 }
 
@@ -684,7 +697,7 @@ mod tests {
             content: json!({"topic": "same id"}).as_object().unwrap().clone(),
             prev_events: prev
                 .iter()
-                .map(|id| store.events[id].pdu.as_reference())
+                .map(|id| store.events[id.as_str()].pdu.as_reference())
                 .collect(),
             auth_events: Vec::new(),
             depth,

@@ -35,7 +35,7 @@ impl RoomStore {
             ));
         }
         for event_id in self.dag.extremities() {
-            if !self.events[event_id].is_accepted() {
+            if !self.events[event_id.as_str()].is_accepted() {
                 return Err(format!("extremity {event_id} is not accepted"));
             }
         }
@@ -68,7 +68,7 @@ impl RoomStore {
             _ => {}
         }
         for target_id in self.pending_redactions.keys() {
-            if self.events.contains_key(target_id) {
+            if self.events.contains_key(target_id.as_str()) {
                 return Err(format!(
                     "redaction of {target_id} pending though it is held"
                 ));

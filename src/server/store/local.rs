@@ -56,7 +56,7 @@ impl RoomStore {
             room_id: if implied_room_id {
                 String::new()
             } else {
-                self.room_id.clone()
+                self.room_id.to_string()
             },
             sender: draft.sender.clone(),
             event_type: draft.event_type.clone(),
@@ -79,7 +79,7 @@ impl RoomStore {
             }
         })?;
         Ok(NewEvent {
-            room_id: (!implied_room_id).then(|| self.room_id.clone()),
+            room_id: (!implied_room_id).then(|| self.room_id.to_string()),
             sender: draft.sender,
             event_type: draft.event_type,
             state_key: draft.state_key,
@@ -97,7 +97,7 @@ impl RoomStore {
     fn references(&self, event_ids: &[String]) -> Vec<EventRef> {
         event_ids
             .iter()
-            .map(|event_id| self.events[event_id].pdu.as_reference())
+            .map(|event_id| self.events[event_id.as_str()].pdu.as_reference())
             .collect()
     }
 }

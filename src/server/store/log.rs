@@ -70,7 +70,8 @@ pub enum LogRecord {
         room_version: &'static RoomVersion,
     },
     Event {
-        room_id: String,
+        /// Shared with the room's store: one copy per room, not per record.
+        room_id: Arc<str>,
         input: EventInput,
         verdict: RecordedVerdict,
     },
@@ -79,7 +80,8 @@ pub enum LogRecord {
 impl LogRecord {
     pub fn room_id(&self) -> &str {
         match self {
-            Self::OpenRoom { room_id, .. } | Self::Event { room_id, .. } => room_id,
+            Self::OpenRoom { room_id, .. } => room_id,
+            Self::Event { room_id, .. } => room_id,
         }
     }
 }

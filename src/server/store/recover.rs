@@ -35,7 +35,7 @@ impl RoomStore {
         };
         let mut room = RoomStore::unlogged(room_id, room_version, log.clone());
         for (record_index, record) in records.iter().enumerate().skip(1) {
-            if record.room_id() != room.room_id {
+            if *record.room_id() != *room.room_id {
                 return Err(RecoverError {
                     record_index,
                     problem: format!("the record is for room {}", record.room_id()),
@@ -84,7 +84,7 @@ mod tests {
 
     fn event_record(room: &RoomBuilder, index: usize, verdict: RecordedVerdict) -> LogRecord {
         LogRecord::Event {
-            room_id: room.room_id().to_owned(),
+            room_id: room.room_id().into(),
             input: EventInput::Pdu {
                 pdu: room.built()[index].clone(),
                 held_redacted: false,

@@ -29,7 +29,7 @@ impl RoomStore {
         let event = record.pdu.event();
         let applies = record.is_accepted() && event.event_type == "m.room.redaction";
         if let (true, Some(target_id)) = (applies, event.redacts.clone()) {
-            if self.events.contains_key(&target_id) {
+            if self.events.contains_key(target_id.as_str()) {
                 if self.redact_if_allowed(event_id, &target_id) {
                     redacted.push(target_id);
                 }

@@ -43,9 +43,11 @@ impl Counts {
 #[derive(Debug)]
 pub struct RoomStore {
     pub(super) log: DurableLog,
-    pub(super) room_id: String,
+    /// Shared with every log record of the room.
+    pub(super) room_id: Arc<str>,
     pub(super) version: &'static RoomVersion,
-    pub(super) events: BTreeMap<String, EventRecord>,
+    /// Keyed by the one `Arc<str>` of each event id, which the DAG shares.
+    pub(super) events: BTreeMap<Arc<str>, EventRecord>,
     pub(super) dag: Dag,
     pub(super) groups: StateGroups,
     /// The group of the empty state, the state before the create event.
@@ -140,7 +142,7 @@ impl RoomStore {
     pub(super) fn unlogged(room_id: &str, version: &'static RoomVersion, log: DurableLog) -> Self {
         Self {
             log,
-            room_id: room_id.to_owned(),
+            room_id: room_id.into(),
             version,
             events: BTreeMap::new(),
             dag: Dag::default(),
@@ -202,7 +204,7 @@ impl RoomStore {
 
     /// Every event with its record, by event id.
     pub fn records(&self) -> impl Iterator<Item = (&str, &EventRecord)> {
-        self.events.iter().map(|(id, record)| (id.as_str(), record))
+        self.events.iter().map(|(id, record)| (&**id, record))
     }
 
     /// The ids of accepted events (not soft-failed, not rejected, not outliers).
@@ -210,7 +212,7 @@ impl RoomStore {
         self.events
             .iter()
             .filter(|(_, record)| record.is_accepted() && record.state.is_some())
-            .map(|(id, _)| id.clone())
+            .map(|(id, _)| id.to_string())
             .collect()
     }
 

@@ -56,7 +56,7 @@ impl ServerStore {
                     rooms.insert(room_id.clone(), room);
                 }
                 LogRecord::Event { room_id, .. } => {
-                    let room = rooms.get_mut(room_id).ok_or_else(|| RecoverError {
+                    let room = rooms.get_mut(&**room_id).ok_or_else(|| RecoverError {
                         record_index,
                         problem: format!("room {room_id} was never opened"),
                     })?;

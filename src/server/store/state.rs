@@ -12,7 +12,7 @@
 
 use super::StoreError;
 use super::room::RoomStore;
-use super::state_groups::{StateGroupId, apply_delta};
+use super::state_groups::{StateGroupId, apply_entries};
 use super::views::EventsView;
 use crate::proto::event::{Event, StateMap};
 use crate::proto::state_res::{ResolveError, resolve};
@@ -118,7 +118,8 @@ impl RoomStore {
             Some(group_id) => {
                 let stored = self.groups.group(group_id);
                 if stored.parent().is_some() && stored.parent() == self.current_group {
-                    apply_delta(&mut self.current_state, stored.delta());
+                    let entries = stored.delta().iter().map(|(key, entry)| (key, entry));
+                    apply_entries(&mut self.current_state, entries);
                 } else {
                     self.current_state = self.groups.state(group_id);
                 }

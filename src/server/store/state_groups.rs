@@ -5,12 +5,16 @@
 //! (state resolution can drop a key). Events that do not change state share their group, so a
 //! room of messages holds one group per state change, not one map per event.
 //!
+//! Memory: every server holds its own groups, so a group keeps its delta as a boxed slice
+//! sorted by key (one allocation sized to its entries) rather than as a map.
+//!
 //! Invariants:
 //! - Parents always have smaller ids than their children, so every parent chain ends, at a
 //!   snapshot.
 //! - A chain holds at most `snapshot_interval` deltas above its snapshot: a group that would
 //!   exceed it is stored as a snapshot. A lookup therefore reads at most that many maps.
-//! - Groups are never changed once added.
+//! - Groups are never changed once added; each stored delta is sorted by key without
+//!   duplicates.
 
 use crate::proto::event::{StateKey, StateMap};
 use std::collections::BTreeMap;
@@ -26,13 +30,17 @@ pub const SNAPSHOT_INTERVAL_DEFAULT: usize = 64;
 /// Changes to a state: the new event id for each key, or `None` for a removed key.
 pub type StateDelta = BTreeMap<StateKey, Option<String>>;
 
+/// One entry of a delta: a key and its new event id, or `None` where the key was removed.
+pub type DeltaEntry = (StateKey, Option<String>);
+
 /// One state group.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateGroup {
     parent: Option<StateGroupId>,
-    delta: StateDelta,
+    /// Sorted by key, no key twice.
+    delta: Box<[DeltaEntry]>,
     /// How many deltas lie between this group and its snapshot (0 for a snapshot).
-    deltas_above_snapshot: usize,
+    deltas_above_snapshot: u32,
 }
 
 impl StateGroup {
@@ -40,8 +48,17 @@ impl StateGroup {
         self.parent
     }
 
-    pub fn delta(&self) -> &StateDelta {
+    /// The group's changes over its parent (its whole state for a snapshot), sorted by key.
+    pub fn delta(&self) -> &[DeltaEntry] {
         &self.delta
+    }
+
+    /// The entry of `key` in this group's delta, if it changes it.
+    fn entry(&self, key: &StateKey) -> Option<&Option<String>> {
+        self.delta
+            .binary_search_by(|(held, _)| held.cmp(key))
+            .ok()
+            .map(|index| &self.delta[index].1)
     }
 
     pub fn is_snapshot(&self) -> bool {
@@ -53,7 +70,7 @@ impl StateGroup {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateGroups {
     groups: Vec<StateGroup>,
-    snapshot_interval: usize,
+    snapshot_interval: u32,
 }
 
 impl Default for StateGroups {
@@ -71,7 +88,7 @@ impl StateGroups {
         );
         Self {
             groups: Vec::new(),
-            snapshot_interval,
+            snapshot_interval: u32::try_from(snapshot_interval).unwrap_or(u32::MAX),
         }
     }
 
@@ -89,6 +106,7 @@ impl StateGroups {
 
     /// Adds a snapshot holding `state` whole.
     pub fn add_snapshot(&mut self, state: &StateMap) -> StateGroupId {
+        // A map iterates in key order, so the slice is sorted.
         let delta = state
             .iter()
             .map(|(key, event_id)| (key.clone(), Some(event_id.clone())))
@@ -111,7 +129,7 @@ impl StateGroups {
         }
         self.push(StateGroup {
             parent: Some(parent),
-            delta,
+            delta: delta.into_iter().collect(),
             deltas_above_snapshot,
         })
     }
@@ -143,7 +161,7 @@ impl StateGroups {
         let mut current = Some(id);
         while let Some(group_id) = current {
             let group = self.group(group_id);
-            if let Some(entry) = group.delta.get(key) {
+            if let Some(entry) = group.entry(key) {
                 return entry.as_deref();
             }
             current = group.parent;
@@ -153,11 +171,11 @@ impl StateGroups {
 
     /// The deltas that make up group `id`, from the group itself down to its snapshot: the
     /// first entry of a key met on the way is its value in the group.
-    pub fn chain(&self, id: StateGroupId) -> impl Iterator<Item = &StateDelta> {
+    pub fn chain(&self, id: StateGroupId) -> impl Iterator<Item = &[DeltaEntry]> {
         std::iter::successors(Some(self.group(id)), |group| {
             group.parent.map(|parent| self.group(parent))
         })
-        .map(|group| &group.delta)
+        .map(|group| &*group.delta)
     }
 
     /// The full state of group `id`.
@@ -168,7 +186,10 @@ impl StateGroups {
         }
         let mut state = StateMap::new();
         for group in chain.iter().rev() {
-            apply_delta(&mut state, &group.delta);
+            apply_entries(
+                &mut state,
+                group.delta.iter().map(|(key, entry)| (key, entry)),
+            );
         }
         state
     }
@@ -190,7 +211,7 @@ impl StateGroups {
         const ENTRY_OVERHEAD_BYTES: usize = 72;
         self.groups
             .iter()
-            .flat_map(|group| &group.delta)
+            .flat_map(|group| group.delta.iter())
             .map(|((event_type, state_key), event_id)| {
                 event_type.len()
                     + state_key.len()
@@ -216,6 +237,9 @@ impl StateGroups {
                     ));
                 }
             };
+            if !group.delta.windows(2).all(|pair| pair[0].0 < pair[1].0) {
+                return Err(format!("state group {index} has an unsorted delta"));
+            }
             if group.deltas_above_snapshot != expected || expected > self.snapshot_interval {
                 return Err(format!(
                     "state group {index} is {} deltas above its snapshot (expected {expected}, \
@@ -241,7 +265,15 @@ impl StateGroups {
 
 /// Applies `delta` to `state`.
 pub fn apply_delta(state: &mut StateMap, delta: &StateDelta) {
-    for (key, entry) in delta {
+    apply_entries(state, delta);
+}
+
+/// Applies delta entries (of a map, or of a stored group) to `state`.
+pub fn apply_entries<'a>(
+    state: &mut StateMap,
+    entries: impl IntoIterator<Item = (&'a StateKey, &'a Option<String>)>,
+) {
+    for (key, entry) in entries {
         match entry {
             Some(event_id) => {
                 state.insert(key.clone(), event_id.clone());

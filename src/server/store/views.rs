@@ -9,10 +9,11 @@ use crate::proto::auth::AuthState;
 use crate::proto::event::{Event, StateMap};
 use crate::proto::state_res::EventSource;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Every event of a room, for state resolution.
 pub(super) struct EventsView<'a> {
-    pub events: &'a BTreeMap<String, EventRecord>,
+    pub events: &'a BTreeMap<Arc<str>, EventRecord>,
 }
 
 impl EventSource for EventsView<'_> {
@@ -31,7 +32,7 @@ impl EventSource for EventsView<'_> {
 pub(super) struct GroupState<'a> {
     pub groups: &'a StateGroups,
     pub group: StateGroupId,
-    pub events: &'a BTreeMap<String, EventRecord>,
+    pub events: &'a BTreeMap<Arc<str>, EventRecord>,
 }
 
 impl AuthState for GroupState<'_> {
@@ -45,14 +46,16 @@ impl AuthState for GroupState<'_> {
 /// A state held as a full map.
 pub(super) struct MapState<'a> {
     pub state: &'a StateMap,
-    pub events: &'a BTreeMap<String, EventRecord>,
+    pub events: &'a BTreeMap<Arc<str>, EventRecord>,
 }
 
 impl AuthState for MapState<'_> {
     fn get(&self, event_type: &str, state_key: &str) -> Option<&Event> {
         let key = (event_type.to_owned(), state_key.to_owned());
         let event_id = self.state.get(&key)?;
-        self.events.get(event_id).map(|record| record.pdu.event())
+        self.events
+            .get(event_id.as_str())
+            .map(|record| record.pdu.event())
     }
 }
 

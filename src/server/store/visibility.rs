@@ -95,8 +95,9 @@ impl RoomStore {
         let from = (MEMBER.to_owned(), String::new());
         let mut decided: Vec<&str> = Vec::new();
         for delta in self.groups.chain(group) {
-            let members = delta
-                .range(&from..)
+            let start = delta.partition_point(|(key, _)| *key < from);
+            let members = delta[start..]
+                .iter()
                 .take_while(|((event_type, _), _)| event_type == MEMBER);
             for ((_, user_id), entry) in members {
                 if server_of(user_id) != server || decided.contains(&user_id.as_str()) {
@@ -122,7 +123,12 @@ impl RoomStore {
             .range(from..)
             .take_while(|((event_type, _), _)| event_type == MEMBER)
             .filter_map(|((_, user_id), event_id)| {
-                let membership = self.events.get(event_id)?.pdu.event().membership()?;
+                let membership = self
+                    .events
+                    .get(event_id.as_str())?
+                    .pdu
+                    .event()
+                    .membership()?;
                 Some((user_id.as_str(), membership))
             })
     }
