@@ -285,3 +285,73 @@ fn an_adversary_run_replays_byte_for_byte() {
     };
     assert_eq!(summary(), summary());
 }
+
+/// The baseline run (the same experiment without its attackers) gives the honest servers the
+/// same random draws: an attacker outside the room whose reads are all refused changes no
+/// honest delivery, so both runs deliver every honest event with the same latency, and the
+/// attacked summary reports the baseline's figures and a ratio of exactly 1.
+#[test]
+fn an_attack_that_changes_nothing_has_a_latency_ratio_of_one() {
+    let text = experiment(
+        "[[adversary]]\nserver = \"evil.test\"\nattack = \"peek-outside-room\"\n\
+         from = \"20s\"\nparams = { requests_per_second = 5 }\n\
+         [expect]\nleaked_events_max = 0\nhonest_latency_p99_ratio_max = 1.0\n",
+    );
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/threat-test.toml");
+    let experiment = parse_experiment(&path, &text).expect("valid");
+    let plan = experiment.resolve(1, &mut component_rng(1, "plan"));
+    let baseline_plan = fedlab::sim::runner::adversary::baseline::plan(&plan);
+    assert!(baseline_plan.adversaries.is_empty());
+    let attacked = run_with_defences(plan, &RunOptions::default(), all_on()).expect("runs");
+    let baseline =
+        run_with_defences(baseline_plan, &RunOptions::default(), all_on()).expect("runs");
+    assert!(
+        attacked.summary.passed,
+        "{:?}",
+        attacked.summary.expectations
+    );
+    assert!(!attacked.delivery_latencies_ms.is_empty());
+    assert_eq!(
+        attacked.delivery_latencies_ms,
+        baseline.delivery_latencies_ms
+    );
+    let metrics = &attacked.summary.metrics;
+    assert_eq!(metrics["honest_latency_p99_ratio"], 1.0);
+    assert_eq!(
+        metrics["baseline_delivery_latency_ms_p99"],
+        baseline.summary.metrics["delivery_latency_ms_p99"]
+    );
+    // A run without adversaries has no baseline of its own.
+    assert!(
+        !baseline
+            .summary
+            .metrics
+            .contains_key("honest_latency_p99_ratio")
+    );
+}
+
+/// `honest_latency_p99_ratio_max` is checked against the measured ratio: a bound under what
+/// spam costs fails the run, naming both latencies.
+#[test]
+fn the_latency_ratio_bound_is_checked() {
+    let text = experiment(
+        "[[adversary]]\nserver = \"evil.test\"\nattack = \"spam\"\nfrom = \"20s\"\n\
+         params = { messages_per_second = 50 }\n\
+         [expect]\nhonest_latency_p99_ratio_max = 0.5\n",
+    );
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/threat-test.toml");
+    let experiment = parse_experiment(&path, &text).expect("valid");
+    let plan = experiment.resolve(1, &mut component_rng(1, "plan"));
+    let output = run_with_defences(plan, &RunOptions::default(), all_on()).expect("runs");
+    let verdict = output
+        .summary
+        .expectations
+        .iter()
+        .find(|verdict| verdict.key == "honest_latency_p99_ratio_max")
+        .expect("the bound is checked");
+    assert!(!verdict.passed, "{verdict:?}");
+    assert!(verdict.actual.contains(" ms / "), "{verdict:?}");
+    assert!(!output.summary.passed);
+    let ratio = output.summary.metrics["honest_latency_p99_ratio"].as_f64();
+    assert!(ratio.is_some_and(|ratio| ratio > 0.5), "{ratio:?}");
+}

@@ -11,7 +11,7 @@
 //! Code map: this file (the ledger, scheduling, rounds of crafted events and their delivery),
 //! `scenarios` (the attacks that need a scene: stale power, a join through the attacker, a
 //! deep chain, reads by a non-member, spam, abuse then a server ACL), `oracle` (judging and
-//! metrics).
+//! metrics), `baseline` (the same run without the attackers, and the latency ratio).
 //!
 //! Limitation: the interceptor is put in front of the attacker's handler once, at the start;
 //! an attacker that a fault crashes and restarts comes back without it (no threat experiment
@@ -29,6 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::time::Duration;
 
+pub mod baseline;
 mod oracle;
 mod scenarios;
 

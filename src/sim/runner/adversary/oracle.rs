@@ -14,7 +14,7 @@
 //! denied server made before it knew of the ACL (their state before holds no ACL) do not
 //! count: an honest server may accept those until the ACL reaches it.
 
-use super::{Ledger, Tally, window_end_ms};
+use super::{Ledger, Tally};
 use crate::observe::record::Verdict;
 use crate::server::metrics::ServerMetrics;
 use crate::server::store::{EventStatus, RoomStore};
@@ -184,32 +184,14 @@ fn sent_under_acl(world: &World, room: &str, adversary: &PlannedAdversary) -> u6
 }
 
 /// The p99 delivery latency of honest events sent while some adversary window was open:
-/// what the attacks cost honest users (compare with the whole run's p99, or with the same
-/// experiment without its `[[adversary]]` entries).
+/// what the attacks cost honest users (`baseline` compares it with the same run without the
+/// attackers).
 fn latency_p99_during_attacks(world: &World) -> Option<u64> {
-    let windows: Vec<(u64, u64)> = world
-        .plan
-        .adversaries
-        .iter()
-        .map(|adversary| (adversary.from.as_ms(), window_end_ms(world, adversary)))
-        .collect();
+    let windows = super::baseline::attack_windows(&world.plan);
     if windows.is_empty() {
         return None;
     }
-    let records = world.records.borrow();
-    let mut latencies: Vec<u64> = records
-        .delivered
-        .iter()
-        .filter(|((event, _), _)| {
-            let sent_at = records.sent[*event].sent_at_ms;
-            windows
-                .iter()
-                .any(|(from, until)| (*from..*until).contains(&sent_at))
-        })
-        .map(|(_, latency)| *latency)
-        .collect();
-    latencies.sort_unstable();
-    crate::observe::record::percentile_nearest_rank(&latencies, 990)
+    super::baseline::latency_p99_in(&world.records.borrow(), &windows)
 }
 
 /// The largest room store an honest server holds at the end, in approximate bytes of
