@@ -190,6 +190,50 @@ fn tamper_in_transit_needs_the_content_hash() {
     assert!(count(&off, "tampered_accepted") > 0, "{off:?}");
 }
 
+/// Messages pushed past the rate limit by gap filling: each transaction carries one message
+/// citing a chain of 1,000 never sent, which the attacker serves in one answer. With the
+/// bounds a victim takes at most what it asked for per answer and at most its per-origin gap
+/// budget in all; without them it takes every chain whole.
+#[test]
+fn gap_fill_spam_needs_the_gap_fill_bounds() {
+    let text = experiment(
+        "[[adversary]]\nserver = \"evil.test\"\nattack = \"gap-fill-spam\"\n\
+         from = \"20s\"\nuntil = \"40s\"\n\
+         params = { chain = 1000, per_second = 1, target = \"hs1.test\" }\n",
+    );
+    let (on, off, _) = on_then_off(
+        &text,
+        Defences {
+            gap_fill_bounds: false,
+            ..all_on()
+        },
+    );
+    let limits = fedlab::server::config::InboundLimits::default();
+    // What one victim may take from one origin in the 20 s window: the gap burst and rate,
+    // and the rounds' sent messages.
+    let budget =
+        limits.gap_events_burst_per_origin + 20.0 * limits.gap_events_per_second_per_origin + 20.0;
+    let per_victim_on = count(&on, "attack_events_accepted");
+    assert!(count(&on, "gap_fills_limited") > 0, "{on:?}");
+    assert!(per_victim_on > 0, "{on:?}");
+    // Honest servers relay what hs1 took, each within hs1's budget at them.
+    assert!(
+        (per_victim_on as f64) <= 4.0 * budget,
+        "{per_victim_on} accepted pairs over 4 x {budget}: {on:?}"
+    );
+    // Without the bounds hs1 takes every chain whole (20 x 1,000 events); the others get
+    // what gap fills from hs1 bring, which hs1's own answers clamp.
+    let accepted_off = count(&off, "attack_events_accepted");
+    assert!(
+        accepted_off >= 15_000,
+        "without the bounds the chains were not taken whole: {off:?}"
+    );
+    assert!(
+        accepted_off > 3 * per_victim_on,
+        "{accepted_off} accepted without the bounds, {per_victim_on} with them"
+    );
+}
+
 /// A server with no member in the room asks for its events, history, state and missing
 /// events: every read is refused; without the membership check on reads, room events leak.
 #[test]

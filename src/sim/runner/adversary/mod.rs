@@ -35,7 +35,8 @@ mod scenarios;
 
 pub use oracle::{Fate, summarize, view_digest};
 use scenarios::{
-    abuse_then_acl, deep_chain_round, peek, spam, stale_power_ban, tamper_in_backfill,
+    abuse_then_acl, deep_chain_round, gap_spam_round, peek, spam, stale_power_ban,
+    tamper_in_backfill,
 };
 
 /// How long a stalling attacker holds each answer to a gap-filling request: under the
@@ -124,6 +125,7 @@ pub fn supported(attack: Attack) -> bool {
             | Attack::OverfullTransactions
             | Attack::TransactionFlood
             | Attack::Spam
+            | Attack::GapFillSpam
             | Attack::TamperInTransit
             | Attack::Equivocation
             | Attack::StalePowerBan
@@ -362,6 +364,9 @@ async fn strike(
                 }
                 Err(error) => Err(error),
             }
+        }
+        (Attack::GapFillSpam, Some(view)) => {
+            gap_spam_round(ledger, adversary, &crafter, view, &scene)
         }
         (Attack::DeepAuthChain, Some(view)) => {
             deep_chain_round(ledger, adversary, &crafter, view, &scene)

@@ -222,6 +222,17 @@ fn effect_count(
         Attack::WithheldAuthEvents => interference.withheld_answers,
         Attack::DeepAuthChain => interference.served_auth_chain_events,
         Attack::Spam => fate.accepted,
+        // The chains reached the victims (answered transactions, gap fills served) whether or
+        // not a bounded victim took any of them.
+        Attack::GapFillSpam => {
+            interference.served_missing_events
+                + tally
+                    .answers
+                    .iter()
+                    .filter(|(status, _)| **status != 0)
+                    .map(|(_, count)| count)
+                    .sum::<u64>()
+        }
         // Abuse reached the room, an ACL was sent, and the abuser kept sending under it.
         Attack::AbuseThenAcl if fate.accepted > 0 && tally.acl_event.is_some() => {
             sent_under_acl(world, room, adversary)
@@ -315,6 +326,7 @@ pub fn summarize(
             "stalled_answers": seen.stalled_answers,
             "tampered_events": seen.tampered_events,
             "served_auth_chain_events": seen.served_auth_chain_events,
+            "served_missing_events": seen.served_missing_events,
             "tampered_servers": seen.tampered_servers,
         });
     }
@@ -388,6 +400,15 @@ pub fn summarize(
     metrics.insert(
         "victim_store_bytes_max".into(),
         json!(victim_store_bytes_max(world, &room)),
+    );
+    metrics.insert(
+        "gap_fills_limited".into(),
+        json!(
+            honest_metrics
+                .iter()
+                .map(|m| m.gap_fills_limited)
+                .sum::<u64>()
+        ),
     );
     metrics.insert(
         "transactions_rate_limited".into(),

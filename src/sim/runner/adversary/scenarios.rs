@@ -51,6 +51,41 @@ pub(super) fn deep_chain_round(
     Ok(vec![message])
 }
 
+/// One round of gap-fill spam: a chain of `chain` messages, of which only the newest is sent;
+/// the rest are listed as valid events (so the oracle counts what victims took of them) and
+/// served to any victim that fills the gap, in one answer whatever limit it asked for.
+pub(super) fn gap_spam_round(
+    ledger: &Ledger,
+    adversary: &PlannedAdversary,
+    crafter: &Crafter,
+    view: &RoomView,
+    scene: &Scene,
+) -> Result<Vec<Crafted>, CraftError> {
+    let count = adversary.params.count("chain").unwrap_or(1_000) as usize + 1;
+    let mut chain =
+        attacks::chained_messages(crafter, view, scene, count, "gap spam", Judge::Valid)?;
+    let Some(sent) = chain.pop() else {
+        return Ok(Vec::new());
+    };
+    let mut tally = ledger.tally(adversary.index);
+    for link in &chain {
+        tally.events.insert(link.event_id.clone(), Judge::Valid);
+    }
+    drop(tally);
+    let ids: Vec<String> = chain.iter().map(|link| link.event_id.clone()).collect();
+    let mut served: Vec<_> = chain.into_iter().map(|link| link.json).collect();
+    // The sent message is the chain's last link: a gap fill names it as its latest event.
+    served.push(sent.json.clone());
+    let mut ids = ids;
+    ids.push(sent.event_id.clone());
+    ledger.interceptors[&adversary.server.0]
+        .rules
+        .borrow_mut()
+        .served_missing_events
+        .add(&ids, served);
+    Ok(vec![sent])
+}
+
 /// Rewrites backfill answers for the window, and at its start has an honest server that is
 /// not in the room yet join it through the attacker (its first user joins with the attacker
 /// as the resident server): a server joining through a resident backfills from it, as every
