@@ -399,3 +399,45 @@ fn the_latency_ratio_bound_is_checked() {
     let ratio = output.summary.metrics["honest_latency_p99_ratio"].as_f64();
     assert!(ratio.is_some_and(|ratio| ratio > 0.5), "{ratio:?}");
 }
+
+/// Adversaries run on turmoil as on the fast fabric: the interceptor sits in front of the
+/// attacker's host and its requests leave from that host. A relay that rewrites what it
+/// serves while hs4.test catches up gets the same verdict on both fabrics: it took effect,
+/// and every rewritten event is held redacted.
+#[test]
+fn a_threat_gets_the_same_verdict_on_both_fabrics() {
+    let text = experiment(
+        "[[fault]]\nat = \"20s\"\nuntil = \"50s\"\nkind = \"isolate\"\nserver = \"hs4.test\"\n\
+         [[adversary]]\nserver = \"evil.test\"\nattack = \"tamper-in-transit\"\n\
+         from = \"20s\"\nuntil = \"1m20s\"\n\
+         [[adversary]]\nserver = \"evil.test\"\nattack = \"forge-ban\"\nfrom = \"20s\"\n\
+         [expect]\ntampered_accepted_max = 0\nunauthorized_accepted_max = 0\n",
+    );
+    let on = |fabric: &str| {
+        let text = text.replace("fabric = \"fast\"", &format!("fabric = \"{fabric}\""));
+        let (metrics, passed) = run(&text, all_on());
+        assert_eq!(
+            metrics.get("converged"),
+            Some(&Value::Bool(true)),
+            "{fabric}: {metrics:?}"
+        );
+        (metrics, passed)
+    };
+    let (fast, fast_passed) = on("fast");
+    let (turmoil, turmoil_passed) = on("turmoil");
+    assert!(fast_passed, "{fast:?}");
+    assert!(turmoil_passed, "{turmoil:?}");
+    for (fabric, metrics) in [("fast", &fast), ("turmoil", &turmoil)] {
+        assert!(
+            count(metrics, "pdus_redacted_bad_hash") > 0,
+            "{fabric}: {metrics:?}"
+        );
+        assert!(
+            count(metrics, "attack_events_rejected") > 0,
+            "{fabric}: {metrics:?}"
+        );
+        assert_eq!(count(metrics, "tampered_accepted"), 0, "{fabric}");
+        assert_eq!(count(metrics, "unauthorized_accepted"), 0, "{fabric}");
+        assert!(metrics.contains_key("honest_latency_p99_ratio"), "{fabric}");
+    }
+}

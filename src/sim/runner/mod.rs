@@ -86,13 +86,6 @@ pub fn run_with_defences(
             plan.servers[adversary.server.0].name
         )));
     }
-    if plan.fabric == Fabric::Turmoil && !plan.adversaries.is_empty() {
-        return Err(RunError::Unsupported(
-            "adversaries run on the fast fabric only for now; set `fabric = \"fast\"` in the \
-             experiment or pass --set fabric=fast"
-                .into(),
-        ));
-    }
     let started = perf::Start::now();
     let duration_ms = plan.duration.as_ms();
     let setup = Setup {

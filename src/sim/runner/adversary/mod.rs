@@ -88,11 +88,13 @@ pub fn start(world: &Rc<World>) -> Rc<Ledger> {
         let name = &world.plan.servers[server].name;
         let rng = component_rng(world.plan.seed, &format!("intercept/{name}"));
         let interceptor = Interceptor::new(name, rng);
-        // The runner refuses adversaries on turmoil, where hosts serve their own handlers.
-        if let (Some(current), Network::Fast(network, _)) =
-            (world.slots[server].current(), &world.network)
-        {
-            network.attach(name, interceptor.wrap(current.http_handler()));
+        match &world.network {
+            Network::Fast(network, _) => {
+                if let Some(current) = world.slots[server].current() {
+                    network.attach(name, interceptor.wrap(current.http_handler()));
+                }
+            }
+            Network::Turmoil(network) => network.intercept(server, interceptor.clone()),
         }
         ledger.interceptors.insert(server, interceptor);
     }
@@ -291,7 +293,7 @@ async fn strike(
     if matches!(adversary.attack, Attack::Spam | Attack::TamperInTransit) {
         // A tamperer's own messages are its bait: a server that gets one before the events
         // it cites asks the tamperer for them, and gets them rewritten.
-        spam(world, ledger, adversary, &hs, room, round);
+        spam(world, ledger, adversary, room, round);
         return;
     }
     let crafter = Crafter::of(&hs);
@@ -378,7 +380,7 @@ async fn strike(
             attacks::non_member_message(&crafter, world.plan.room_version, &scene).map(|c| vec![c])
         }
         (Attack::PeekOutsideRoom, _) => {
-            peek(world, ledger, adversary, &hs, room, round);
+            peek(world, ledger, adversary, room, round);
             return;
         }
         (_, None) => Err(CraftError("the attacker is not in the room yet".into())),
@@ -421,10 +423,10 @@ fn deliver(
     let edus = adversary.params.count("edus_per_transaction").unwrap_or(0) as usize;
     for destination in targets(world, adversary) {
         let txn_id = format!("adv{}r{round}", adversary.index);
-        let (hs, ledger, pdus) = (hs.clone(), ledger.clone(), pdus.clone());
+        let (ledger, pdus) = (ledger.clone(), pdus.clone());
         let index = adversary.index;
         let now_ms = hs.clock().now_ms();
-        tokio::task::spawn_local(async move {
+        on_attacker(world, adversary, move |hs| async move {
             ledger.tally(index).requests += 1;
             let status =
                 attacks::send_transaction(&hs, &destination, &txn_id, pdus, edus, now_ms).await;
@@ -455,10 +457,10 @@ fn deliver_forks(
             .events
             .insert(fork.event_id.clone(), fork.judge);
         let txn_id = format!("adv{}r{round}", adversary.index);
-        let (hs, ledger, destination) = (hs.clone(), ledger.clone(), destination.clone());
+        let (ledger, destination) = (ledger.clone(), destination.clone());
         let index = adversary.index;
         let now_ms = hs.clock().now_ms();
-        tokio::task::spawn_local(async move {
+        on_attacker(world, adversary, move |hs| async move {
             ledger.tally(index).requests += 1;
             let status =
                 attacks::send_transaction(&hs, &destination, &txn_id, vec![fork.json], 0, now_ms)
@@ -470,4 +472,18 @@ fn deliver_forks(
                 .or_default() += 1;
         });
     }
+}
+
+/// Runs `action` on the attacker's server, in its own context (on turmoil, its host: its
+/// requests leave from it), without waiting for it.
+pub(super) fn on_attacker<F, Fut>(world: &World, adversary: &PlannedAdversary, action: F)
+where
+    F: FnOnce(crate::server::Homeserver) -> Fut + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let slot = world.slots[adversary.server.0].clone();
+    tokio::task::spawn_local(async move {
+        // A crashed attacker sends nothing; no threat experiment crashes one.
+        let _ = slot.call(action).await;
+    });
 }

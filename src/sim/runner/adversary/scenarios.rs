@@ -6,7 +6,7 @@
 //! Invariant: the honest actions here are ones an honest admin or server may take at any
 //! time; they set the scene, they never change what an honest server decides.
 
-use super::{Ledger, attacker_user, round_interval, sleep_until_ms, strike, targets};
+use super::{Ledger, attacker_user, on_attacker, round_interval, sleep_until_ms, strike, targets};
 use crate::sim::adversary::attacks::{self, Crafted, Judge, Scene};
 use crate::sim::adversary::craft::{CraftError, Crafter, RoomView};
 use crate::sim::experiment::plan::PlannedAdversary;
@@ -197,14 +197,11 @@ pub(super) async fn abuse_then_acl(
             }
         }
     });
-    let Some(hs) = world.slots[adversary.server.0].current() else {
-        return;
-    };
     let interval = round_interval(adversary);
     let mut round = 0u64;
     while world.now_ms() < end_ms {
         round += 1;
-        spam(world, ledger, adversary, &hs, room, round);
+        spam(world, ledger, adversary, room, round);
         tokio::time::sleep(interval).await;
     }
 }
@@ -271,7 +268,6 @@ pub(super) fn peek(
     world: &World,
     ledger: &Rc<Ledger>,
     adversary: &PlannedAdversary,
-    hs: &crate::server::Homeserver,
     room: &str,
     round: u64,
 ) {
@@ -316,8 +312,8 @@ pub(super) fn peek(
             ("POST", paths::get_missing_events_path(room), Some(body))
         }
     };
-    let (hs, ledger, index) = (hs.clone(), ledger.clone(), adversary.index);
-    tokio::task::spawn_local(async move {
+    let (ledger, index) = (ledger.clone(), adversary.index);
+    on_attacker(world, adversary, move |hs| async move {
         ledger.tally(index).requests += 1;
         let answer = hs
             .raw_request(&destination, method, &uri, body.as_ref(), true)
@@ -333,7 +329,6 @@ pub(super) fn spam(
     world: &World,
     ledger: &Rc<Ledger>,
     adversary: &PlannedAdversary,
-    hs: &crate::server::Homeserver,
     room: &str,
     round: u64,
 ) {
@@ -341,9 +336,9 @@ pub(super) fn spam(
     let Some(user) = users.get(round as usize % users.len().max(1)) else {
         return;
     };
-    let (hs, room, sender) = (hs.clone(), room.to_owned(), user.user_id.clone());
+    let (room, sender) = (room.to_owned(), user.user_id.clone());
     let (ledger, index) = (ledger.clone(), adversary.index);
-    tokio::task::spawn_local(async move {
+    on_attacker(world, adversary, move |hs| async move {
         let body = format!("spam {round}");
         match hs.send_message(&sender, &room, &body).await {
             Ok(event_id) => {
