@@ -13,9 +13,13 @@
 //! deep chain, reads by a non-member, spam, abuse then a server ACL), `oracle` (judging and
 //! metrics), `baseline` (the same run without the attackers, and the latency ratio).
 //!
-//! Limitation: the interceptor is put in front of the attacker's handler once, at the start;
-//! an attacker that a fault crashes and restarts comes back without it (no threat experiment
-//! crashes its attacker).
+//! Everything an attacker sends leaves from its own server's context (`on_attacker`, a slot
+//! action), so on turmoil its requests come from its own host, as its interceptor sits in
+//! front of that host's handler (`TurmoilNetwork::intercept`).
+//!
+//! Limitation: on the fast fabric the interceptor is put in front of the attacker's handler
+//! once, at the start; an attacker that a fault crashes and restarts comes back without it
+//! there (on turmoil it keeps it; no threat experiment crashes its attacker).
 
 use crate::sim::adversary::attacks::{self, Crafted, Judge, Scene};
 use crate::sim::adversary::craft::{CraftError, Crafter, RoomView};
