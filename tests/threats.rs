@@ -190,6 +190,50 @@ fn tamper_in_transit_needs_the_content_hash() {
     assert!(count(&off, "tampered_accepted") > 0, "{off:?}");
 }
 
+/// Messages pushed past the rate limit by gap filling: each transaction carries one message
+/// citing a chain of 1,000 never sent, which the attacker serves in one answer. With the
+/// bounds a victim takes at most what it asked for per answer and at most its per-origin gap
+/// budget in all; without them it takes every chain whole.
+#[test]
+fn gap_fill_spam_needs_the_gap_fill_bounds() {
+    let text = experiment(
+        "[[adversary]]\nserver = \"evil.test\"\nattack = \"gap-fill-spam\"\n\
+         from = \"20s\"\nuntil = \"40s\"\n\
+         params = { chain = 1000, per_second = 1, target = \"hs1.test\" }\n",
+    );
+    let (on, off, _) = on_then_off(
+        &text,
+        Defences {
+            gap_fill_bounds: false,
+            ..all_on()
+        },
+    );
+    let limits = fedlab::server::config::InboundLimits::default();
+    // What one victim may take from one origin in the 20 s window: the gap burst and rate,
+    // and the rounds' sent messages.
+    let budget =
+        limits.gap_events_burst_per_origin + 20.0 * limits.gap_events_per_second_per_origin + 20.0;
+    let per_victim_on = count(&on, "attack_events_accepted");
+    assert!(count(&on, "gap_fills_limited") > 0, "{on:?}");
+    assert!(per_victim_on > 0, "{on:?}");
+    // Honest servers relay what hs1 took, each within hs1's budget at them.
+    assert!(
+        (per_victim_on as f64) <= 4.0 * budget,
+        "{per_victim_on} accepted pairs over 4 x {budget}: {on:?}"
+    );
+    // Without the bounds hs1 takes every chain whole (20 x 1,000 events); the others get
+    // what gap fills from hs1 bring, which hs1's own answers clamp.
+    let accepted_off = count(&off, "attack_events_accepted");
+    assert!(
+        accepted_off >= 15_000,
+        "without the bounds the chains were not taken whole: {off:?}"
+    );
+    assert!(
+        accepted_off > 3 * per_victim_on,
+        "{accepted_off} accepted without the bounds, {per_victim_on} with them"
+    );
+}
+
 /// A server with no member in the room asks for its events, history, state and missing
 /// events: every read is refused; without the membership check on reads, room events leak.
 #[test]
@@ -284,4 +328,116 @@ fn an_adversary_run_replays_byte_for_byte() {
         serde_json::to_string(&output.summary).expect("serializes")
     };
     assert_eq!(summary(), summary());
+}
+
+/// The baseline run (the same experiment without its attackers) gives the honest servers the
+/// same random draws: an attacker outside the room whose reads are all refused changes no
+/// honest delivery, so both runs deliver every honest event with the same latency, and the
+/// attacked summary reports the baseline's figures and a ratio of exactly 1.
+#[test]
+fn an_attack_that_changes_nothing_has_a_latency_ratio_of_one() {
+    let text = experiment(
+        "[[adversary]]\nserver = \"evil.test\"\nattack = \"peek-outside-room\"\n\
+         from = \"20s\"\nparams = { requests_per_second = 5 }\n\
+         [expect]\nleaked_events_max = 0\nhonest_latency_p99_ratio_max = 1.0\n",
+    );
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/threat-test.toml");
+    let experiment = parse_experiment(&path, &text).expect("valid");
+    let plan = experiment.resolve(1, &mut component_rng(1, "plan"));
+    let baseline_plan = fedlab::sim::runner::adversary::baseline::plan(&plan);
+    assert!(baseline_plan.adversaries.is_empty());
+    let attacked = run_with_defences(plan, &RunOptions::default(), all_on()).expect("runs");
+    let baseline =
+        run_with_defences(baseline_plan, &RunOptions::default(), all_on()).expect("runs");
+    assert!(
+        attacked.summary.passed,
+        "{:?}",
+        attacked.summary.expectations
+    );
+    assert!(!attacked.delivery_latencies_ms.is_empty());
+    assert_eq!(
+        attacked.delivery_latencies_ms,
+        baseline.delivery_latencies_ms
+    );
+    let metrics = &attacked.summary.metrics;
+    assert_eq!(metrics["honest_latency_p99_ratio"], 1.0);
+    assert_eq!(
+        metrics["baseline_delivery_latency_ms_p99"],
+        baseline.summary.metrics["delivery_latency_ms_p99"]
+    );
+    // A run without adversaries has no baseline of its own.
+    assert!(
+        !baseline
+            .summary
+            .metrics
+            .contains_key("honest_latency_p99_ratio")
+    );
+}
+
+/// `honest_latency_p99_ratio_max` is checked against the measured ratio: a bound under what
+/// spam costs fails the run, naming both latencies.
+#[test]
+fn the_latency_ratio_bound_is_checked() {
+    let text = experiment(
+        "[[adversary]]\nserver = \"evil.test\"\nattack = \"spam\"\nfrom = \"20s\"\n\
+         params = { messages_per_second = 50 }\n\
+         [expect]\nhonest_latency_p99_ratio_max = 0.5\n",
+    );
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/threat-test.toml");
+    let experiment = parse_experiment(&path, &text).expect("valid");
+    let plan = experiment.resolve(1, &mut component_rng(1, "plan"));
+    let output = run_with_defences(plan, &RunOptions::default(), all_on()).expect("runs");
+    let verdict = output
+        .summary
+        .expectations
+        .iter()
+        .find(|verdict| verdict.key == "honest_latency_p99_ratio_max")
+        .expect("the bound is checked");
+    assert!(!verdict.passed, "{verdict:?}");
+    assert!(verdict.actual.contains(" ms / "), "{verdict:?}");
+    assert!(!output.summary.passed);
+    let ratio = output.summary.metrics["honest_latency_p99_ratio"].as_f64();
+    assert!(ratio.is_some_and(|ratio| ratio > 0.5), "{ratio:?}");
+}
+
+/// Adversaries run on turmoil as on the fast fabric: the interceptor sits in front of the
+/// attacker's host and its requests leave from that host. A relay that rewrites what it
+/// serves while hs4.test catches up gets the same verdict on both fabrics: it took effect,
+/// and every rewritten event is held redacted.
+#[test]
+fn a_threat_gets_the_same_verdict_on_both_fabrics() {
+    let text = experiment(
+        "[[fault]]\nat = \"20s\"\nuntil = \"50s\"\nkind = \"isolate\"\nserver = \"hs4.test\"\n\
+         [[adversary]]\nserver = \"evil.test\"\nattack = \"tamper-in-transit\"\n\
+         from = \"20s\"\nuntil = \"1m20s\"\n\
+         [[adversary]]\nserver = \"evil.test\"\nattack = \"forge-ban\"\nfrom = \"20s\"\n\
+         [expect]\ntampered_accepted_max = 0\nunauthorized_accepted_max = 0\n",
+    );
+    let on = |fabric: &str| {
+        let text = text.replace("fabric = \"fast\"", &format!("fabric = \"{fabric}\""));
+        let (metrics, passed) = run(&text, all_on());
+        assert_eq!(
+            metrics.get("converged"),
+            Some(&Value::Bool(true)),
+            "{fabric}: {metrics:?}"
+        );
+        (metrics, passed)
+    };
+    let (fast, fast_passed) = on("fast");
+    let (turmoil, turmoil_passed) = on("turmoil");
+    assert!(fast_passed, "{fast:?}");
+    assert!(turmoil_passed, "{turmoil:?}");
+    for (fabric, metrics) in [("fast", &fast), ("turmoil", &turmoil)] {
+        assert!(
+            count(metrics, "pdus_redacted_bad_hash") > 0,
+            "{fabric}: {metrics:?}"
+        );
+        assert!(
+            count(metrics, "attack_events_rejected") > 0,
+            "{fabric}: {metrics:?}"
+        );
+        assert_eq!(count(metrics, "tampered_accepted"), 0, "{fabric}");
+        assert_eq!(count(metrics, "unauthorized_accepted"), 0, "{fabric}");
+        assert!(metrics.contains_key("honest_latency_p99_ratio"), "{fabric}");
+    }
 }

@@ -5,6 +5,17 @@
 //! ignored. The decision itself is `proto::acl`; this module finds the room's ACL and counts
 //! refusals.
 //!
+//! Which state: the spec applies ACLs "to servers when they make requests", "purely at the
+//! network layer", and says they do not restrict events "relative to the room DAG"; Synapse
+//! reads the ACL of the room's current state for each transaction (and checks only the
+//! origin). So both the origin and the server of each PDU's sender are checked against the
+//! ACL of the current state when the transaction arrives, never against the state before the
+//! event: an event made before its server was denied is dropped once it is, and one made
+//! while it was denied is taken once the ACL lifts it (`tests/server_acl_state.rs`). Events
+//! that arrive in answers to our own gap-filling requests come from a server we asked; the
+//! ACL does not apply to them (the spec protects what denied servers send and ask), the
+//! per-origin gap budget does (`inbound::limits`).
+//!
 //! Invariants: the ACL read is the one in the room's current state at the moment of the
 //! request; a room this server does not hold has no ACL here (its endpoint answers 404 or
 //! the invite checks apply); ACLs restrict who may talk to us about a room, never what we

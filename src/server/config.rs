@@ -51,6 +51,12 @@ pub struct InboundLimits {
     /// Transactions of one origin being processed at once; the spec's senders keep one in
     /// flight, and a retry may overlap the original.
     pub transactions_in_flight_per_origin: u32,
+    /// Sustained new events per second a gap fill (`/get_missing_events`) may take from one
+    /// origin, so events cited but never sent cannot bypass the PDU rate.
+    pub gap_events_per_second_per_origin: f64,
+    /// New events a gap fill may take from one origin at once (a catch-up after a long
+    /// partition comes as one large gap).
+    pub gap_events_burst_per_origin: f64,
 }
 
 impl Default for InboundLimits {
@@ -59,6 +65,8 @@ impl Default for InboundLimits {
             pdus_per_second_per_origin: 20.0,
             pdus_burst_per_origin: 500.0,
             transactions_in_flight_per_origin: 2,
+            gap_events_per_second_per_origin: 50.0,
+            gap_events_burst_per_origin: 2_000.0,
         }
     }
 }
@@ -84,6 +92,10 @@ pub struct Defences {
     pub fetch_bounds: bool,
     /// Rooms' `m.room.server_acl` events are enforced on requests, PDUs and EDUs.
     pub server_acls: bool,
+    /// Gap fills take at most what they asked for from an answer, and at most a per-origin
+    /// budget of new events (`InboundLimits::gap_events_*`); a backfill answer is cut to the
+    /// limit asked.
+    pub gap_fill_bounds: bool,
 }
 
 impl Default for Defences {
@@ -97,6 +109,7 @@ impl Default for Defences {
             read_membership_checks: true,
             fetch_bounds: true,
             server_acls: true,
+            gap_fill_bounds: true,
         }
     }
 }

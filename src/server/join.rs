@@ -116,16 +116,18 @@ impl Inner {
             .unwrap_or_default();
         let mut fetched: BTreeMap<String, CheckedPdu> = BTreeMap::new();
         while !from.is_empty() && (fetched.len() as u64) < self.config.backfill_on_join_max {
+            let query_limit = self.config.backfill_on_join_max - fetched.len() as u64;
             let query = BackfillQuery {
                 v: from,
-                limit: self.config.backfill_on_join_max - fetched.len() as u64,
+                limit: query_limit,
             };
             let uri = paths::backfill_path(room_id, &query);
             let Some(answer) = self.backfill_page(via, &uri).await else {
                 break;
             };
             let fetched_before = fetched.len();
-            for raw in answer.pdus {
+            let taken = self.answer_events_max(query_limit);
+            for raw in answer.pdus.into_iter().take(taken) {
                 if let Ok(checked) = self.check_received_pdu(raw, version).await {
                     fetched.insert(checked.pdu.event_id().to_owned(), checked);
                 }

@@ -32,6 +32,9 @@ pub struct ServerMetrics {
     pub acl_edus_ignored: u64,
     /// Transactions refused with 429 because their origin exceeded its rate or in-flight bound.
     pub transactions_rate_limited: u64,
+    /// Gap-filling requests that asked for fewer events than configured, or none, because
+    /// the origin's gap budget ran low.
+    pub gap_fills_limited: u64,
     /// The most inbound transactions being processed at once, all origins together: the
     /// depth of this server's inbound queue.
     pub transactions_in_flight_peak: u64,

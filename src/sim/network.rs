@@ -2,8 +2,10 @@
 //! cut. The nemesis changes it; a fabric consults it for every message.
 //!
 //! Invariants: every random draw comes from the RNG handed in by the caller (one per run,
-//! split per component), so the same seed gives the same latencies; the model iterates only
-//! ordered maps, so its answers never depend on hashing.
+//! split per component), or, for a message to or from an isolated server, from that server's
+//! own stream, so the same seed gives the same latencies and an isolated server's traffic
+//! never shifts the draws of the others; the model iterates only ordered maps, so its answers
+//! never depend on hashing.
 
 use rand::RngExt as _;
 use rand_chacha::ChaCha8Rng;
@@ -57,6 +59,8 @@ pub struct NetworkModel {
     /// Extra delay per server, for a "slow server" fault: added to every message it receives.
     slow: BTreeMap<String, Duration>,
     counters: BTreeMap<(String, String), LinkCounters>,
+    /// Servers whose messages draw from their own stream (see [`NetworkModel::isolate`]).
+    isolated: BTreeMap<String, ChaCha8Rng>,
 }
 
 impl NetworkModel {
@@ -126,8 +130,31 @@ impl NetworkModel {
         }
     }
 
+    /// Gives `server` its own random stream: every message it sends or receives draws from
+    /// `rng` instead of the caller's, so the run of the other servers draws the same values
+    /// whatever this one sends, or whether it exists (an attacker and the same run without it).
+    pub fn isolate(&mut self, server: &str, rng: ChaCha8Rng) {
+        self.isolated.insert(server.to_owned(), rng);
+    }
+
     /// Decides the fate of one message from `from` to `to`, and counts it.
     pub fn decide(&mut self, from: &str, to: &str, rng: &mut ChaCha8Rng) -> Fate {
+        let own = [from, to]
+            .into_iter()
+            .find(|server| self.isolated.contains_key(*server));
+        let Some(own) = own else {
+            return self.decide_with(from, to, rng);
+        };
+        let (own, mut stream) = self
+            .isolated
+            .remove_entry(own)
+            .expect("the isolated server was just found");
+        let fate = self.decide_with(from, to, &mut stream);
+        self.isolated.insert(own, stream);
+        fate
+    }
+
+    fn decide_with(&mut self, from: &str, to: &str, rng: &mut ChaCha8Rng) -> Fate {
         let fate = if self.is_cut(from, to) {
             Fate::DropCut
         } else {
@@ -221,5 +248,40 @@ mod tests {
                 assert!((10..=20).contains(&(delay.as_millis() as u64)));
             }
         }
+    }
+
+    #[test]
+    fn an_isolated_server_does_not_shift_the_draws_of_the_others() {
+        let profile = LinkProfile {
+            latency_ms_min: 1,
+            latency_ms_max: 1_000,
+            loss: 0.1,
+        };
+        // The fates of a -> b messages, with or without evil's traffic in between.
+        let run = |with_evil: bool| {
+            let mut model = NetworkModel::new(profile);
+            model.isolate("evil", ChaCha8Rng::seed_from_u64(9));
+            let mut rng = ChaCha8Rng::seed_from_u64(1);
+            let mut fates = Vec::new();
+            for _ in 0..100 {
+                if with_evil {
+                    model.decide("evil", "a", &mut rng);
+                    model.decide("b", "evil", &mut rng);
+                }
+                fates.push(model.decide("a", "b", &mut rng));
+            }
+            fates
+        };
+        assert_eq!(run(true), run(false));
+        // Without isolation the same traffic shifts them.
+        let mut model = NetworkModel::new(profile);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let shifted: Vec<Fate> = (0..100)
+            .map(|_| {
+                model.decide("evil", "a", &mut rng);
+                model.decide("a", "b", &mut rng)
+            })
+            .collect();
+        assert_ne!(shifted, run(false));
     }
 }

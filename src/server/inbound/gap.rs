@@ -165,10 +165,15 @@ impl Inner {
                 .room(room_id)
                 .map(|room| room.forward_extremities().iter().cloned().collect())
                 .unwrap_or_default();
+            // Bounded per origin, so events cited but never sent cannot bypass its rate.
+            let limit = self.gap_fill_allowance(origin, self.config.missing_events_limit);
+            if limit == 0 {
+                return;
+            }
             let request = GetMissingEventsRequest {
                 earliest_events: earliest,
                 latest_events: latest,
-                limit: self.config.missing_events_limit,
+                limit,
                 min_depth: 0,
             };
             self.metrics.borrow_mut().missing_events_requests += 1;
@@ -181,7 +186,8 @@ impl Inner {
                 return;
             };
             let mut new_events = 0;
-            for raw in response.events {
+            let taken = self.answer_events_max(limit);
+            for raw in response.events.into_iter().take(taken) {
                 let Ok(checked) = self.check_received_pdu(raw, version).await else {
                     continue;
                 };
@@ -191,6 +197,7 @@ impl Inner {
                     new_events += 1;
                 }
             }
+            self.charge_gap_fill(origin, new_events);
             self.place_waiting(origin, room_id, &mut waiting).await;
             if new_events == 0 {
                 return;

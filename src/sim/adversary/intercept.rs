@@ -36,9 +36,41 @@ pub struct Rules {
     /// Auth chains the attacker serves for events its honest server does not hold (crafted
     /// ones): `/event_auth` for the event id answers with this chain.
     pub served_auth_chains: BTreeMap<String, Rc<Vec<serde_json::Map<String, Value>>>>,
+    /// Chains of crafted events nobody was sent, oldest first: a `/get_missing_events` whose
+    /// latest events lie in one is answered with every link before them, newest first,
+    /// whatever limit it asked for.
+    pub served_missing_events: ServedChains,
     /// Hold answers to gap-filling requests (`/get_missing_events`, `/state_ids`, `/event`,
     /// `/event_auth`) this long before they leave: ties up the asking server.
     pub stall: Option<Duration>,
+}
+
+/// A chain of crafted events as served, oldest first.
+type Chain = Rc<Vec<serde_json::Map<String, Value>>>;
+
+/// Crafted chains by the id of each link: the chain and the link's position in it.
+#[derive(Debug, Default)]
+pub struct ServedChains {
+    links: BTreeMap<String, (Chain, usize)>,
+}
+
+impl ServedChains {
+    /// Serves `chain` (oldest first) to gap fills that reach it.
+    pub fn add(&mut self, ids: &[String], chain: Vec<serde_json::Map<String, Value>>) {
+        let chain = Rc::new(chain);
+        for (position, id) in ids.iter().enumerate() {
+            self.links.insert(id.clone(), (chain.clone(), position));
+        }
+    }
+
+    /// The links before the latest of `latest` found in a chain, newest first.
+    fn before(&self, latest: &[String]) -> Option<Vec<serde_json::Map<String, Value>>> {
+        let (chain, position) = latest
+            .iter()
+            .filter_map(|id| self.links.get(id))
+            .max_by_key(|(_, position)| *position)?;
+        Some(chain[..*position].iter().rev().cloned().collect())
+    }
 }
 
 /// What the interceptor did, for the run's metrics.
@@ -50,6 +82,8 @@ pub struct Interference {
     pub stalled_answers: u64,
     /// Crafted auth chain events served.
     pub served_auth_chain_events: u64,
+    /// Crafted events never sent, served in answers to `/get_missing_events`.
+    pub served_missing_events: u64,
     /// Events rewritten in answers, counted once per answer they were in.
     pub tampered_events: u64,
     /// The servers that were served rewritten events.
@@ -115,6 +149,14 @@ impl Interceptor {
             let body = json!({"auth_chain": *chain});
             return Response::new(Bytes::from(body.to_string()));
         }
+        if let Some((endpoint, _)) = &routed
+            && *endpoint == paths::GET_MISSING_EVENTS
+            && let Some(events) = self.served_missing(request.body())
+        {
+            self.interference.borrow_mut().served_missing_events += events.len() as u64;
+            let body = json!({ "events": events });
+            return Response::new(Bytes::from(body.to_string()));
+        }
         let response = handler(request).await;
         let Some((endpoint, _)) = routed else {
             return response;
@@ -139,6 +181,18 @@ impl Interceptor {
             }
             _ => response,
         }
+    }
+
+    /// The crafted links a `/get_missing_events` body reaches, if it reaches a served chain.
+    fn served_missing(&self, body: &Bytes) -> Option<Vec<serde_json::Map<String, Value>>> {
+        let request: Value = serde_json::from_slice(body).ok()?;
+        let latest: Vec<String> = request
+            .get("latest_events")?
+            .as_array()?
+            .iter()
+            .filter_map(|id| id.as_str().map(str::to_owned))
+            .collect();
+        self.rules.borrow().served_missing_events.before(&latest)
     }
 
     /// Rewrites the content of other servers' messages in an answer's event lists, keeping

@@ -52,6 +52,11 @@ pub enum Attack {
     UnknownPrevEvents,
     /// High volume of messages: valid spam at a high rate. Defence: rate limits, server ACLs.
     Spam,
+    /// High volume of messages past the rate limit: each transaction carries one message
+    /// citing a long chain of messages never sent, which the attacker serves (all of it,
+    /// whatever the limit asked) when a victim fills the gap. Defence: answers cut to the
+    /// limit asked and a per-origin budget of events taken by gap filling.
+    GapFillSpam,
     /// Banning without authorisation: a ban by a user without the power to ban. Defence: auth
     /// rules.
     ForgeBan,
@@ -145,7 +150,7 @@ const PER_SECOND_SLOW: ParamSpec = param(
 
 impl Attack {
     /// Every attack, in the order of the threat table.
-    pub const ALL: [Attack; 17] = [
+    pub const ALL: [Attack; 18] = [
         Self::OversizedPdus,
         Self::OverfullTransactions,
         Self::TransactionFlood,
@@ -155,6 +160,7 @@ impl Attack {
         Self::WithheldAuthEvents,
         Self::UnknownPrevEvents,
         Self::Spam,
+        Self::GapFillSpam,
         Self::ForgeBan,
         Self::StalePowerBan,
         Self::TamperInTransit,
@@ -177,6 +183,7 @@ impl Attack {
             Self::WithheldAuthEvents => "withheld-auth-events",
             Self::UnknownPrevEvents => "unknown-prev-events",
             Self::Spam => "spam",
+            Self::GapFillSpam => "gap-fill-spam",
             Self::ForgeBan => "forge-ban",
             Self::StalePowerBan => "stale-power-ban",
             Self::TamperInTransit => "tamper-in-transit",
@@ -207,6 +214,7 @@ impl Attack {
             | Self::UnknownPrevEvents
             | Self::NonMemberEvents => CRAFTED_EVENTS,
             Self::Spam => SPAM,
+            Self::GapFillSpam => GAP_FILL_SPAM,
             Self::ForgeBan => FORGE_BAN,
             Self::StalePowerBan => STALE_POWER_BAN,
             Self::TamperInTransit | Self::TamperInBackfill => TAMPER,
@@ -278,6 +286,21 @@ const SPAM: &[ParamSpec] = &[param(
     Some("50"),
     "spam messages per second",
 )];
+const GAP_FILL_SPAM: &[ParamSpec] = &[
+    param(
+        "chain",
+        ParamKind::Count,
+        Some("1000"),
+        "unsent messages each sent one cites, through its prev events",
+    ),
+    param(
+        "per_second",
+        ParamKind::Rate,
+        Some("1"),
+        "transactions per second, each with one message",
+    ),
+    TARGET,
+];
 const FORGE_BAN: &[ParamSpec] = &[VICTIM_BANNED, PER_SECOND_SLOW];
 const STALE_POWER_BAN: &[ParamSpec] = &[VICTIM_BANNED];
 const TAMPER: &[ParamSpec] = &[param(

@@ -53,6 +53,10 @@ pub struct Expect {
     /// inbound queue), whatever an attacker sends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub victim_queue_max: Option<u64>,
+    /// Bound on `honest_latency_p99_ratio`: the p99 delivery latency of honest events sent
+    /// during the attacks over the same figure in the same run without the attackers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub honest_latency_p99_ratio_max: Option<f64>,
 }
 
 impl Default for Expect {
@@ -70,6 +74,7 @@ impl Default for Expect {
             leaked_events_max: None,
             forward_extremities_max: None,
             victim_queue_max: None,
+            honest_latency_p99_ratio_max: None,
         }
     }
 }
@@ -83,6 +88,8 @@ pub enum Bound {
     AtLeast(f64),
     /// The count is at most this (`*_max` counts).
     AtMost(u64),
+    /// The ratio is at most this (`honest_latency_p99_ratio_max`).
+    AtMostRatio(f64),
     /// The duration is at most this many milliseconds (`convergence_within`,
     /// `latency_p99_max`).
     WithinMs(u64),
@@ -94,6 +101,7 @@ impl std::fmt::Display for Bound {
             Self::Is(value) => write!(f, "{value}"),
             Self::AtLeast(value) => write!(f, ">= {value}"),
             Self::AtMost(value) => write!(f, "<= {value}"),
+            Self::AtMostRatio(value) => write!(f, "<= {value}"),
             Self::WithinMs(ms) => write!(f, "<= {}", SimDuration::from_ms(*ms).unwrap_or_default()),
         }
     }
@@ -131,6 +139,10 @@ impl Expect {
                 at_most(self.forward_extremities_max),
             ),
             ("victim_queue_max", at_most(self.victim_queue_max)),
+            (
+                "honest_latency_p99_ratio_max",
+                self.honest_latency_p99_ratio_max.map(Bound::AtMostRatio),
+            ),
         ];
         all.into_iter()
             .filter_map(|(key, bound)| bound.map(|bound| (key, bound)))
@@ -178,15 +190,15 @@ mod tests {
         );
         // Every field of the table is reachable through `checks` (keys equal field names).
         let all: Expect = toml::from_str(
-            "convergence_within = \"1s\"\ndelivery_ratio_min = 1\nlatency_p99_max = \"1s\"\nstate_resets_max = 0\nunauthorized_accepted_max = 0\ntampered_accepted_max = 0\naccepted_after_acl_max = 0\nacked_lost_max = 0\nleaked_events_max = 0\nforward_extremities_max = 0\nvictim_queue_max = 0",
+            "convergence_within = \"1s\"\ndelivery_ratio_min = 1\nlatency_p99_max = \"1s\"\nstate_resets_max = 0\nunauthorized_accepted_max = 0\ntampered_accepted_max = 0\naccepted_after_acl_max = 0\nacked_lost_max = 0\nleaked_events_max = 0\nforward_extremities_max = 0\nvictim_queue_max = 0\nhonest_latency_p99_ratio_max = 2.5",
         )
         .unwrap();
-        assert_eq!(all.count(), 12);
+        assert_eq!(all.count(), 13);
         for (key, bound) in all.checks() {
             let value = match bound {
                 Bound::Is(_) => "true",
                 Bound::WithinMs(_) => "\"1s\"",
-                Bound::AtLeast(_) | Bound::AtMost(_) => "1",
+                Bound::AtLeast(_) | Bound::AtMost(_) | Bound::AtMostRatio(_) => "1",
             };
             let parsed = toml::from_str::<Expect>(&format!("{key} = {value}"));
             assert!(parsed.is_ok(), "{key} is not a key of [expect]");

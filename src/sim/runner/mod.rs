@@ -86,29 +86,36 @@ pub fn run_with_defences(
             plan.servers[adversary.server.0].name
         )));
     }
-    if plan.fabric == Fabric::Turmoil && !plan.adversaries.is_empty() {
-        return Err(RunError::Unsupported(
-            "adversaries run on the fast fabric only for now; set `fabric = \"fast\"` in the \
-             experiment or pass --set fabric=fast"
-                .into(),
-        ));
-    }
     let started = perf::Start::now();
     let duration_ms = plan.duration.as_ms();
     let setup = Setup {
         share_pdus: options.sharing == Sharing::Shared,
         defences,
     };
-    let (world, (windows, agreement, ledger)) = match plan.fabric {
-        Fabric::Fast => run_fast(plan, setup),
-        Fabric::Turmoil => self::turmoil::run(plan, setup, move |world| drive(world, duration_ms))?,
-    };
+    // The same run without its attackers, to compare honest latency with: planned now,
+    // run after the attacked run so that perf figures are the attacked run's alone.
+    let baseline = (!plan.adversaries.is_empty()).then(|| adversary::baseline::plan(&plan));
+    let (world, (windows, agreement, ledger)) = execute(plan, setup)?;
     let mut output = summarize(&world, windows, &agreement, options, &ledger);
     let deliveries = output.summary.metrics.get("deliveries");
     let deliveries = deliveries.and_then(Value::as_u64).unwrap_or(0);
     let cache = world.pdu_cache.as_ref().map(|cache| cache.stats());
     output.perf = started.finish(duration_ms, world.slots.len(), deliveries, cache);
+    if let Some(baseline) = baseline {
+        let windows = adversary::baseline::attack_windows(&world.plan);
+        let (twin, _) = execute(baseline, setup)?;
+        adversary::baseline::compare(&world, &twin, &windows, &mut output.summary);
+    }
     Ok(output)
+}
+
+/// Runs `plan` on its fabric to its end.
+fn execute(plan: RunPlan, setup: Setup) -> Result<(Rc<World>, Driven), RunError> {
+    let duration_ms = plan.duration.as_ms();
+    Ok(match plan.fabric {
+        Fabric::Fast => run_fast(plan, setup),
+        Fabric::Turmoil => self::turmoil::run(plan, setup, move |world| drive(world, duration_ms))?,
+    })
 }
 
 /// What driving a world produces: the fault windows, when the servers converged for good,

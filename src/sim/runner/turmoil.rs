@@ -17,7 +17,8 @@
 //! the slot drops its incarnation only after the host's runtime is gone, so a crashed server
 //! writes nothing more to its log.
 
-use crate::server::transport::{LocalFuture, Transport, TransportError};
+use crate::server::transport::{HttpHandler, LocalFuture, Transport, TransportError};
+use crate::sim::adversary::intercept::Interceptor;
 use crate::sim::experiment::plan::RunPlan;
 use crate::sim::network::{Fate, NetworkModel};
 use crate::sim::runner::RunError;
@@ -30,7 +31,7 @@ use hyper::{Request, Response};
 use rand::Rng as _;
 use rand_chacha::ChaCha8Rng;
 use std::cell::RefCell;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::future::Future;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -75,6 +76,9 @@ pub struct TurmoilNetwork {
     mirrored_cuts: RefCell<BTreeSet<(usize, usize)>>,
     commands: RefCell<VecDeque<HostCommand>>,
     timeout: Duration,
+    /// Attackers' interceptors by server index: a host serves through its server's
+    /// interceptor once one is set, in every incarnation.
+    interceptors: RefCell<BTreeMap<usize, Rc<Interceptor>>>,
 }
 
 impl TurmoilNetwork {
@@ -85,7 +89,25 @@ impl TurmoilNetwork {
             mirrored_cuts: RefCell::new(BTreeSet::new()),
             commands: RefCell::new(VecDeque::new()),
             timeout: REQUEST_TIMEOUT,
+            interceptors: RefCell::new(BTreeMap::new()),
         }
+    }
+
+    /// Puts `interceptor` in front of server `index`'s handler, from its next request on.
+    pub fn intercept(&self, index: usize, interceptor: Rc<Interceptor>) {
+        self.interceptors.borrow_mut().insert(index, interceptor);
+    }
+
+    /// What host `index` serves: `handler`, through the server's interceptor when it has one.
+    fn front(self: &Rc<Self>, index: usize, handler: HttpHandler) -> HttpHandler {
+        let network = self.clone();
+        Rc::new(move |request| {
+            let interceptor = network.interceptors.borrow().get(&index).cloned();
+            match interceptor {
+                Some(interceptor) => interceptor.wrap(handler.clone())(request),
+                None => handler(request),
+            }
+        })
     }
 
     pub fn with_model<T>(&self, change: impl FnOnce(&mut NetworkModel) -> T) -> T {
@@ -218,10 +240,11 @@ where
                 network: network.clone(),
                 origin: origin.clone(),
             });
+            let network = network.clone();
             async move {
                 let server = slot.boot(transport);
                 tokio::task::spawn_local(slot.clone().run_actions());
-                serve(server.http_handler()).await?;
+                serve(network.front(index, server.http_handler())).await?;
                 Ok(())
             }
         });

@@ -117,7 +117,8 @@ pub fn network_link(profile: crate::sim::experiment::topology::LinkProfile) -> L
     }
 }
 
-/// The model every run starts with: the topology's links, nothing cut.
+/// The model every run starts with: the topology's links, nothing cut, every server an
+/// adversary controls isolated.
 pub fn network_model(plan: &RunPlan) -> NetworkModel {
     let mut model = NetworkModel::new(LinkProfile::default());
     let ids: Vec<_> = plan.servers.iter().map(|server| server.id).collect();
@@ -128,6 +129,12 @@ pub fn network_model(plan: &RunPlan) -> NetworkModel {
                 model.set_link(name_a, name_b, network_link(plan.topology.link(*a, *b)));
             }
         }
+    }
+    // An attacker's messages draw from its own stream, so the run without it (the baseline
+    // its figures are compared with) gives the honest servers the same draws.
+    for server in plan.servers.iter().filter(|server| !server.honest) {
+        let stream = component_rng(plan.seed, &format!("network/{}", server.name));
+        model.isolate(&server.name, stream);
     }
     model
 }

@@ -11,11 +11,15 @@
 //! Code map: this file (the ledger, scheduling, rounds of crafted events and their delivery),
 //! `scenarios` (the attacks that need a scene: stale power, a join through the attacker, a
 //! deep chain, reads by a non-member, spam, abuse then a server ACL), `oracle` (judging and
-//! metrics).
+//! metrics), `baseline` (the same run without the attackers, and the latency ratio).
 //!
-//! Limitation: the interceptor is put in front of the attacker's handler once, at the start;
-//! an attacker that a fault crashes and restarts comes back without it (no threat experiment
-//! crashes its attacker).
+//! Everything an attacker sends leaves from its own server's context (`on_attacker`, a slot
+//! action), so on turmoil its requests come from its own host, as its interceptor sits in
+//! front of that host's handler (`TurmoilNetwork::intercept`).
+//!
+//! Limitation: on the fast fabric the interceptor is put in front of the attacker's handler
+//! once, at the start; an attacker that a fault crashes and restarts comes back without it
+//! there (on turmoil it keeps it; no threat experiment crashes its attacker).
 
 use crate::sim::adversary::attacks::{self, Crafted, Judge, Scene};
 use crate::sim::adversary::craft::{CraftError, Crafter, RoomView};
@@ -29,12 +33,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::time::Duration;
 
+pub mod baseline;
 mod oracle;
 mod scenarios;
 
 pub use oracle::{Fate, summarize, view_digest};
 use scenarios::{
-    abuse_then_acl, deep_chain_round, peek, spam, stale_power_ban, tamper_in_backfill,
+    abuse_then_acl, deep_chain_round, gap_spam_round, peek, spam, stale_power_ban,
+    tamper_in_backfill,
 };
 
 /// How long a stalling attacker holds each answer to a gap-filling request: under the
@@ -86,11 +92,13 @@ pub fn start(world: &Rc<World>) -> Rc<Ledger> {
         let name = &world.plan.servers[server].name;
         let rng = component_rng(world.plan.seed, &format!("intercept/{name}"));
         let interceptor = Interceptor::new(name, rng);
-        // The runner refuses adversaries on turmoil, where hosts serve their own handlers.
-        if let (Some(current), Network::Fast(network, _)) =
-            (world.slots[server].current(), &world.network)
-        {
-            network.attach(name, interceptor.wrap(current.http_handler()));
+        match &world.network {
+            Network::Fast(network, _) => {
+                if let Some(current) = world.slots[server].current() {
+                    network.attach(name, interceptor.wrap(current.http_handler()));
+                }
+            }
+            Network::Turmoil(network) => network.intercept(server, interceptor.clone()),
         }
         ledger.interceptors.insert(server, interceptor);
     }
@@ -123,6 +131,7 @@ pub fn supported(attack: Attack) -> bool {
             | Attack::OverfullTransactions
             | Attack::TransactionFlood
             | Attack::Spam
+            | Attack::GapFillSpam
             | Attack::TamperInTransit
             | Attack::Equivocation
             | Attack::StalePowerBan
@@ -288,7 +297,7 @@ async fn strike(
     if matches!(adversary.attack, Attack::Spam | Attack::TamperInTransit) {
         // A tamperer's own messages are its bait: a server that gets one before the events
         // it cites asks the tamperer for them, and gets them rewritten.
-        spam(world, ledger, adversary, &hs, room, round);
+        spam(world, ledger, adversary, room, round);
         return;
     }
     let crafter = Crafter::of(&hs);
@@ -362,6 +371,9 @@ async fn strike(
                 Err(error) => Err(error),
             }
         }
+        (Attack::GapFillSpam, Some(view)) => {
+            gap_spam_round(ledger, adversary, &crafter, view, &scene)
+        }
         (Attack::DeepAuthChain, Some(view)) => {
             deep_chain_round(ledger, adversary, &crafter, view, &scene)
         }
@@ -372,7 +384,7 @@ async fn strike(
             attacks::non_member_message(&crafter, world.plan.room_version, &scene).map(|c| vec![c])
         }
         (Attack::PeekOutsideRoom, _) => {
-            peek(world, ledger, adversary, &hs, room, round);
+            peek(world, ledger, adversary, room, round);
             return;
         }
         (_, None) => Err(CraftError("the attacker is not in the room yet".into())),
@@ -415,10 +427,10 @@ fn deliver(
     let edus = adversary.params.count("edus_per_transaction").unwrap_or(0) as usize;
     for destination in targets(world, adversary) {
         let txn_id = format!("adv{}r{round}", adversary.index);
-        let (hs, ledger, pdus) = (hs.clone(), ledger.clone(), pdus.clone());
+        let (ledger, pdus) = (ledger.clone(), pdus.clone());
         let index = adversary.index;
         let now_ms = hs.clock().now_ms();
-        tokio::task::spawn_local(async move {
+        on_attacker(world, adversary, move |hs| async move {
             ledger.tally(index).requests += 1;
             let status =
                 attacks::send_transaction(&hs, &destination, &txn_id, pdus, edus, now_ms).await;
@@ -449,10 +461,10 @@ fn deliver_forks(
             .events
             .insert(fork.event_id.clone(), fork.judge);
         let txn_id = format!("adv{}r{round}", adversary.index);
-        let (hs, ledger, destination) = (hs.clone(), ledger.clone(), destination.clone());
+        let (ledger, destination) = (ledger.clone(), destination.clone());
         let index = adversary.index;
         let now_ms = hs.clock().now_ms();
-        tokio::task::spawn_local(async move {
+        on_attacker(world, adversary, move |hs| async move {
             ledger.tally(index).requests += 1;
             let status =
                 attacks::send_transaction(&hs, &destination, &txn_id, vec![fork.json], 0, now_ms)
@@ -464,4 +476,18 @@ fn deliver_forks(
                 .or_default() += 1;
         });
     }
+}
+
+/// Runs `action` on the attacker's server, in its own context (on turmoil, its host: its
+/// requests leave from it), without waiting for it.
+pub(super) fn on_attacker<F, Fut>(world: &World, adversary: &PlannedAdversary, action: F)
+where
+    F: FnOnce(crate::server::Homeserver) -> Fut + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    let slot = world.slots[adversary.server.0].clone();
+    tokio::task::spawn_local(async move {
+        // A crashed attacker sends nothing; no threat experiment crashes one.
+        let _ = slot.call(action).await;
+    });
 }

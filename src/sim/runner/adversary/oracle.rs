@@ -14,7 +14,7 @@
 //! denied server made before it knew of the ACL (their state before holds no ACL) do not
 //! count: an honest server may accept those until the ACL reaches it.
 
-use super::{Ledger, Tally, window_end_ms};
+use super::{Ledger, Tally};
 use crate::observe::record::Verdict;
 use crate::server::metrics::ServerMetrics;
 use crate::server::store::{EventStatus, RoomStore};
@@ -184,32 +184,14 @@ fn sent_under_acl(world: &World, room: &str, adversary: &PlannedAdversary) -> u6
 }
 
 /// The p99 delivery latency of honest events sent while some adversary window was open:
-/// what the attacks cost honest users (compare with the whole run's p99, or with the same
-/// experiment without its `[[adversary]]` entries).
+/// what the attacks cost honest users (`baseline` compares it with the same run without the
+/// attackers).
 fn latency_p99_during_attacks(world: &World) -> Option<u64> {
-    let windows: Vec<(u64, u64)> = world
-        .plan
-        .adversaries
-        .iter()
-        .map(|adversary| (adversary.from.as_ms(), window_end_ms(world, adversary)))
-        .collect();
+    let windows = super::baseline::attack_windows(&world.plan);
     if windows.is_empty() {
         return None;
     }
-    let records = world.records.borrow();
-    let mut latencies: Vec<u64> = records
-        .delivered
-        .iter()
-        .filter(|((event, _), _)| {
-            let sent_at = records.sent[*event].sent_at_ms;
-            windows
-                .iter()
-                .any(|(from, until)| (*from..*until).contains(&sent_at))
-        })
-        .map(|(_, latency)| *latency)
-        .collect();
-    latencies.sort_unstable();
-    crate::observe::record::percentile_nearest_rank(&latencies, 990)
+    super::baseline::latency_p99_in(&world.records.borrow(), &windows)
 }
 
 /// The largest room store an honest server holds at the end, in approximate bytes of
@@ -240,6 +222,17 @@ fn effect_count(
         Attack::WithheldAuthEvents => interference.withheld_answers,
         Attack::DeepAuthChain => interference.served_auth_chain_events,
         Attack::Spam => fate.accepted,
+        // The chains reached the victims (answered transactions, gap fills served) whether or
+        // not a bounded victim took any of them.
+        Attack::GapFillSpam => {
+            interference.served_missing_events
+                + tally
+                    .answers
+                    .iter()
+                    .filter(|(status, _)| **status != 0)
+                    .map(|(_, count)| count)
+                    .sum::<u64>()
+        }
         // Abuse reached the room, an ACL was sent, and the abuser kept sending under it.
         Attack::AbuseThenAcl if fate.accepted > 0 && tally.acl_event.is_some() => {
             sent_under_acl(world, room, adversary)
@@ -333,6 +326,7 @@ pub fn summarize(
             "stalled_answers": seen.stalled_answers,
             "tampered_events": seen.tampered_events,
             "served_auth_chain_events": seen.served_auth_chain_events,
+            "served_missing_events": seen.served_missing_events,
             "tampered_servers": seen.tampered_servers,
         });
     }
@@ -406,6 +400,15 @@ pub fn summarize(
     metrics.insert(
         "victim_store_bytes_max".into(),
         json!(victim_store_bytes_max(world, &room)),
+    );
+    metrics.insert(
+        "gap_fills_limited".into(),
+        json!(
+            honest_metrics
+                .iter()
+                .map(|m| m.gap_fills_limited)
+                .sum::<u64>()
+        ),
     );
     metrics.insert(
         "transactions_rate_limited".into(),

@@ -6,7 +6,7 @@
 //! Invariant: the honest actions here are ones an honest admin or server may take at any
 //! time; they set the scene, they never change what an honest server decides.
 
-use super::{Ledger, attacker_user, round_interval, sleep_until_ms, strike, targets};
+use super::{Ledger, attacker_user, on_attacker, round_interval, sleep_until_ms, strike, targets};
 use crate::sim::adversary::attacks::{self, Crafted, Judge, Scene};
 use crate::sim::adversary::craft::{CraftError, Crafter, RoomView};
 use crate::sim::experiment::plan::PlannedAdversary;
@@ -49,6 +49,41 @@ pub(super) fn deep_chain_round(
         .served_auth_chains
         .insert(message.event_id.clone(), Rc::new(served));
     Ok(vec![message])
+}
+
+/// One round of gap-fill spam: a chain of `chain` messages, of which only the newest is sent;
+/// the rest are listed as valid events (so the oracle counts what victims took of them) and
+/// served to any victim that fills the gap, in one answer whatever limit it asked for.
+pub(super) fn gap_spam_round(
+    ledger: &Ledger,
+    adversary: &PlannedAdversary,
+    crafter: &Crafter,
+    view: &RoomView,
+    scene: &Scene,
+) -> Result<Vec<Crafted>, CraftError> {
+    let count = adversary.params.count("chain").unwrap_or(1_000) as usize + 1;
+    let mut chain =
+        attacks::chained_messages(crafter, view, scene, count, "gap spam", Judge::Valid)?;
+    let Some(sent) = chain.pop() else {
+        return Ok(Vec::new());
+    };
+    let mut tally = ledger.tally(adversary.index);
+    for link in &chain {
+        tally.events.insert(link.event_id.clone(), Judge::Valid);
+    }
+    drop(tally);
+    let ids: Vec<String> = chain.iter().map(|link| link.event_id.clone()).collect();
+    let mut served: Vec<_> = chain.into_iter().map(|link| link.json).collect();
+    // The sent message is the chain's last link: a gap fill names it as its latest event.
+    served.push(sent.json.clone());
+    let mut ids = ids;
+    ids.push(sent.event_id.clone());
+    ledger.interceptors[&adversary.server.0]
+        .rules
+        .borrow_mut()
+        .served_missing_events
+        .add(&ids, served);
+    Ok(vec![sent])
 }
 
 /// Rewrites backfill answers for the window, and at its start has an honest server that is
@@ -162,14 +197,11 @@ pub(super) async fn abuse_then_acl(
             }
         }
     });
-    let Some(hs) = world.slots[adversary.server.0].current() else {
-        return;
-    };
     let interval = round_interval(adversary);
     let mut round = 0u64;
     while world.now_ms() < end_ms {
         round += 1;
-        spam(world, ledger, adversary, &hs, room, round);
+        spam(world, ledger, adversary, room, round);
         tokio::time::sleep(interval).await;
     }
 }
@@ -236,7 +268,6 @@ pub(super) fn peek(
     world: &World,
     ledger: &Rc<Ledger>,
     adversary: &PlannedAdversary,
-    hs: &crate::server::Homeserver,
     room: &str,
     round: u64,
 ) {
@@ -281,8 +312,8 @@ pub(super) fn peek(
             ("POST", paths::get_missing_events_path(room), Some(body))
         }
     };
-    let (hs, ledger, index) = (hs.clone(), ledger.clone(), adversary.index);
-    tokio::task::spawn_local(async move {
+    let (ledger, index) = (ledger.clone(), adversary.index);
+    on_attacker(world, adversary, move |hs| async move {
         ledger.tally(index).requests += 1;
         let answer = hs
             .raw_request(&destination, method, &uri, body.as_ref(), true)
@@ -298,7 +329,6 @@ pub(super) fn spam(
     world: &World,
     ledger: &Rc<Ledger>,
     adversary: &PlannedAdversary,
-    hs: &crate::server::Homeserver,
     room: &str,
     round: u64,
 ) {
@@ -306,9 +336,9 @@ pub(super) fn spam(
     let Some(user) = users.get(round as usize % users.len().max(1)) else {
         return;
     };
-    let (hs, room, sender) = (hs.clone(), room.to_owned(), user.user_id.clone());
+    let (room, sender) = (room.to_owned(), user.user_id.clone());
     let (ledger, index) = (ledger.clone(), adversary.index);
-    tokio::task::spawn_local(async move {
+    on_attacker(world, adversary, move |hs| async move {
         let body = format!("spam {round}");
         match hs.send_message(&sender, &room, &body).await {
             Ok(event_id) => {
