@@ -31,8 +31,23 @@ pub(super) struct Counts {
 
 impl PartialEq for Counts {
     fn eq(&self, other: &Self) -> bool {
-        let figures = |c: &Self| (c.accepted, c.soft_failed, c.rejected, c.outliers, c.redacted);
-        figures(self) == figures(other)
+        // Destructured so that a new figure cannot be left out of the comparison by mistake.
+        let Counts {
+            accepted,
+            soft_failed,
+            rejected,
+            outliers,
+            redacted,
+            changes: _,
+        } = *self;
+        (accepted, soft_failed, rejected, outliers, redacted)
+            == (
+                other.accepted,
+                other.soft_failed,
+                other.rejected,
+                other.outliers,
+                other.redacted,
+            )
     }
 }
 
