@@ -89,6 +89,8 @@ pub struct PduCache {
     order: RefCell<VecDeque<[u8; 32]>>,
     entries_max: usize,
     stats: Cell<PduCacheStats>,
+    /// Peers' parsed keys, held once for the run (see `keys.rs`).
+    keys: crate::server::keys::KeyInterner,
 }
 
 impl PduCache {
@@ -99,7 +101,12 @@ impl PduCache {
             order: RefCell::new(VecDeque::new()),
             entries_max: entries_max.max(1),
             stats: Cell::new(PduCacheStats::default()),
+            keys: Default::default(),
         }
+    }
+
+    pub(crate) fn key_interner(&self) -> &crate::server::keys::KeyInterner {
+        &self.keys
     }
 
     pub fn stats(&self) -> PduCacheStats {

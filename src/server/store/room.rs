@@ -16,17 +16,44 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// How many of each verdict the room holds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Eq)]
 pub(super) struct Counts {
     pub accepted: u64,
     pub soft_failed: u64,
     pub rejected: u64,
     pub outliers: u64,
     pub redacted: u64,
+    /// How many times [`Counts::add`] was called: every record stored or replaced keeps the
+    /// counts through it, so this moves whenever the set of records or a status changes.
+    /// A change mark, not a figure: left out of equality.
+    pub changes: u64,
+}
+
+impl PartialEq for Counts {
+    fn eq(&self, other: &Self) -> bool {
+        // Destructured so that a new figure cannot be left out of the comparison by mistake.
+        let Counts {
+            accepted,
+            soft_failed,
+            rejected,
+            outliers,
+            redacted,
+            changes: _,
+        } = *self;
+        (accepted, soft_failed, rejected, outliers, redacted)
+            == (
+                other.accepted,
+                other.soft_failed,
+                other.rejected,
+                other.outliers,
+                other.redacted,
+            )
+    }
 }
 
 impl Counts {
     pub fn add(&mut self, status: &EventStatus, delta: i64) {
+        self.changes += 1;
         let count = match status {
             EventStatus::Accepted => &mut self.accepted,
             EventStatus::SoftFailed(_) => &mut self.soft_failed,
@@ -166,6 +193,14 @@ impl RoomStore {
 
     pub fn room_version(&self) -> &'static RoomVersion {
         self.version
+    }
+
+    /// A mark that differs whenever the held records, their statuses or the current state
+    /// changed since it was taken (redaction of a held event's content aside). Comparable only
+    /// between marks of the same store: observers use it to skip recomputing what they derive
+    /// from a store that did not change.
+    pub fn change_mark(&self) -> (u64, Option<StateGroupId>) {
+        (self.counts.changes, self.current_group)
     }
 
     pub fn log(&self) -> &DurableLog {

@@ -28,6 +28,7 @@ use crate::sim::runner::world::{Setup, World};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::rc::Rc;
 
 /// Why a plan cannot be run.
@@ -360,11 +361,23 @@ fn trace_digest(world: &World, trace: &[String]) -> String {
     }
     for slot in &world.slots {
         hasher.update(slot.name.as_bytes());
+        let mut writer = HashWriter(&mut hasher);
         for record in slot.log().records() {
-            hasher.update(format!("{record:?}").as_bytes());
+            // Streamed into the hash: the same bytes as formatting to a string first.
+            write!(writer, "{record:?}").expect("hashing never fails");
         }
     }
     observer::hex(&hasher.finalize())
+}
+
+/// Feeds formatted text straight into a hash, without an intermediate string.
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl std::fmt::Write for HashWriter<'_> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        self.0.update(text.as_bytes());
+        Ok(())
+    }
 }
 
 fn verdicts(

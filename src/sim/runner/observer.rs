@@ -16,7 +16,7 @@ use crate::proto::auth::check_auth;
 use crate::proto::event::{Event, StateKey, StateMap};
 use crate::proto::pdu::Pdu;
 use crate::proto::state_res::{Replayer, ResolveError, WithRejected, resolve};
-use crate::server::store::{EventRecord, EventStatus, RoomStore};
+use crate::server::store::{EventRecord, EventStatus, RoomStore, StateGroupId};
 use crate::sim::runner::world::World;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
@@ -81,6 +81,16 @@ struct SamplerState {
     /// Per server, one more than the arrival number of the last event it held at the previous
     /// sample: what the reset recheck replays the server's DAG of that moment up to.
     previous_sequence_end: BTreeMap<usize, u64>,
+    /// Per server, its digests at the last sample its room changed before.
+    views: BTreeMap<usize, CachedView>,
+}
+
+/// A server's digests and the mark of the store they were computed from: while the mark is
+/// the same (same incarnation, same [`RoomStore::change_mark`]), so are the digests.
+struct CachedView {
+    mark: (u64, (u64, Option<StateGroupId>)),
+    digest: String,
+    state_digest: String,
 }
 
 /// Samples until the run ends; returns whether the servers agreed at each sample.
@@ -122,7 +132,9 @@ pub fn read_room<T>(world: &World, index: usize, read: impl FnOnce(&RoomStore) -
 pub fn state_digest(room: &RoomStore) -> String {
     let mut hasher = Sha256::new();
     for ((event_type, state_key), event_id) in room.current_state() {
-        hasher.update(format!("{event_type}\u{0}{state_key}\u{0}{event_id}\n").as_bytes());
+        for part in [event_type, "\u{0}", state_key, "\u{0}", event_id, "\n"] {
+            hasher.update(part.as_bytes());
+        }
     }
     hex(&hasher.finalize())
 }
@@ -132,6 +144,11 @@ pub fn state_digest(room: &RoomStore) -> String {
 /// concurrent ban is accepted, one that arrived after is soft-failed), so it is not part of
 /// what servers must agree on; rejection is.
 pub fn authorized_event_ids(room: &RoomStore) -> BTreeSet<String> {
+    authorized_ids(room).map(str::to_owned).collect()
+}
+
+/// [`authorized_event_ids`] without copying, in the same (byte) order.
+pub fn authorized_ids(room: &RoomStore) -> impl Iterator<Item = &str> {
     room.records()
         .filter(|(_, record)| {
             matches!(
@@ -139,17 +156,25 @@ pub fn authorized_event_ids(room: &RoomStore) -> BTreeSet<String> {
                 EventStatus::Accepted | EventStatus::SoftFailed(_)
             )
         })
-        .map(|(event_id, _)| event_id.to_owned())
-        .collect()
+        .map(|(event_id, _)| event_id)
 }
 
 /// A digest of a server's whole view, current state and authorized events: convergence means
 /// every honest server has the same one.
 pub fn view_digest(room: &RoomStore) -> String {
+    view_digest_over(&state_digest(room), authorized_ids(room))
+}
+
+/// The view digest of a room whose state digest is `state_digest`, over the event ids
+/// `event_ids` (in order).
+pub fn view_digest_over<'a>(
+    state_digest: &str,
+    event_ids: impl Iterator<Item = &'a str>,
+) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(state_digest(room).as_bytes());
+    hasher.update(state_digest.as_bytes());
     hasher.update(b"--\n");
-    for event_id in authorized_event_ids(room) {
+    for event_id in event_ids {
         hasher.update(event_id.as_bytes());
         hasher.update(b"\n");
     }
@@ -157,7 +182,13 @@ pub fn view_digest(room: &RoomStore) -> String {
 }
 
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    }
+    text
 }
 
 fn sample(world: &World, state: &mut SamplerState) {
@@ -167,25 +198,38 @@ fn sample(world: &World, state: &mut SamplerState) {
     let mut state_digests = BTreeSet::new();
     let mut extremities = Vec::new();
     for &index in &servers {
-        let Some((digest, state_only, extremity_count, current, sequence_end)) =
-            read_room(world, index, |room| {
-                let count = room.forward_extremities().len() as u32;
-                (
-                    view_digest(room),
-                    state_digest(room),
-                    count,
-                    room.current_state().clone(),
-                    sequence_end(room),
-                )
-            })
-        else {
+        let incarnation = world.slots[index].incarnations();
+        let cached = state.views.get(&index);
+        let Some((extremity_count, changed)) = read_room(world, index, |room| {
+            let count = room.forward_extremities().len() as u32;
+            let mark = (incarnation, room.change_mark());
+            if cached.is_some_and(|view| view.mark == mark) {
+                return (count, None);
+            }
+            let state_only = state_digest(room);
+            let view = CachedView {
+                mark,
+                digest: view_digest_over(&state_only, authorized_ids(room)),
+                state_digest: state_only,
+            };
+            (
+                count,
+                Some((view, room.current_state().clone(), sequence_end(room))),
+            )
+        }) else {
             continue;
         };
-        digests.insert(digest);
-        state_digests.insert(state_only);
         extremities.push(extremity_count);
-        let previous_end = state.previous_sequence_end.insert(index, sequence_end);
-        check_resets(world, state, index, current, previous_end);
+        if let Some((view, current, sequence_end)) = changed {
+            state.views.insert(index, view);
+            let previous_end = state.previous_sequence_end.insert(index, sequence_end);
+            check_resets(world, state, index, current, previous_end);
+        }
+        // Unchanged since the previous sample: same digests, and no reset to look for (the
+        // state the reset check compares against is this very state).
+        let view = &state.views[&index];
+        digests.insert(view.digest.clone());
+        state_digests.insert(view.state_digest.clone());
     }
     check_deliveries(world, &servers);
     let divergence = state_digests.len() as u32;

@@ -22,6 +22,7 @@ use crate::sim::adversary::attacks::Judge;
 use crate::sim::adversary::intercept::TAMPER_MARK;
 use crate::sim::experiment::adversary::Attack;
 use crate::sim::experiment::plan::PlannedAdversary;
+use crate::sim::runner::observer;
 use crate::sim::runner::world::World;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,9 +33,8 @@ use std::collections::{BTreeMap, BTreeSet};
 /// with different gaps, which the protocol allows; the honest events and the state must agree.
 pub fn view_digest(world: &World, room: &RoomStore) -> String {
     if world.plan.adversaries.is_empty() {
-        return crate::sim::runner::observer::view_digest(room);
+        return observer::view_digest(room);
     }
-    use sha2::{Digest as _, Sha256};
     let byzantine: BTreeSet<&str> = world
         .plan
         .servers
@@ -42,19 +42,12 @@ pub fn view_digest(world: &World, room: &RoomStore) -> String {
         .filter(|server| !server.honest)
         .map(|server| server.name.as_str())
         .collect();
-    let mut hasher = Sha256::new();
-    hasher.update(crate::sim::runner::observer::state_digest(room).as_bytes());
-    hasher.update(b"--\n");
-    for event_id in crate::sim::runner::observer::authorized_event_ids(room) {
-        let from_byzantine = room.event(&event_id).is_some_and(|pdu| {
-            byzantine.contains(crate::proto::event::server_of(&pdu.event().sender))
-        });
-        if !from_byzantine {
-            hasher.update(event_id.as_bytes());
-            hasher.update(b"\n");
-        }
-    }
-    crate::sim::runner::observer::hex(&hasher.finalize())
+    let honest_ids = observer::authorized_ids(room).filter(|event_id| {
+        !room.record(event_id).is_some_and(|record| {
+            byzantine.contains(crate::proto::event::server_of(&record.pdu().event().sender))
+        })
+    });
+    observer::view_digest_over(&observer::state_digest(room), honest_ids)
 }
 
 /// How the crafted events of one adversary fared on the honest servers, in (event, server)
