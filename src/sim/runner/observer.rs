@@ -593,6 +593,20 @@ fn is_ancestor(room: &RoomStore, ancestor: &str, descendant: &str) -> bool {
 /// Notes the first sample at which each honest server holds each sent event.
 fn check_deliveries(world: &World, servers: &[usize]) {
     let now = world.now_ms();
+    for &server in servers {
+        let held_before = world
+            .records
+            .borrow()
+            .room_held_since_ms
+            .contains_key(&server);
+        if !held_before && read_room(world, server, |_| ()).is_some() {
+            world
+                .records
+                .borrow_mut()
+                .room_held_since_ms
+                .insert(server, now);
+        }
+    }
     let pending: Vec<(usize, String, u64, usize)> = {
         let records = world.records.borrow();
         records
@@ -616,11 +630,12 @@ fn check_deliveries(world: &World, servers: &[usize]) {
     };
     for (event_index, event_id, sent_at_ms, server) in pending {
         if read_room(world, server, |room| room.has_state(&event_id)).unwrap_or(false) {
-            world
-                .records
-                .borrow_mut()
+            let mut records = world.records.borrow_mut();
+            let held_since_ms = records.room_held_since_ms.get(&server).copied();
+            let from_ms = sent_at_ms.max(held_since_ms.unwrap_or(sent_at_ms));
+            records
                 .delivered
-                .insert((event_index, server), now - sent_at_ms);
+                .insert((event_index, server), now.saturating_sub(from_ms));
         }
     }
 }

@@ -58,6 +58,10 @@ pub struct Records {
     pub sent: Vec<SentEvent>,
     /// (event index in `sent`, server index) -> latency in ms, once delivered.
     pub delivered: BTreeMap<(usize, usize), u64>,
+    /// Server index -> the first sample at which it held the room. Latency to a server counts
+    /// from the later of the send and this moment: history a late joiner backfills was not
+    /// late, it was sent before the server could receive it.
+    pub room_held_since_ms: BTreeMap<usize, u64>,
     pub samples: Vec<Sample>,
     pub actions_failed: BTreeMap<String, u64>,
     pub actions_done: BTreeMap<String, u64>,
