@@ -10,8 +10,12 @@
 //! An unknown value is read as `joined`, the strictest. "At the event" is the state before or
 //! the state after it, whichever allows more: so a history visibility change is visible under
 //! the old or the new setting, and a user's own membership change under the old or the new
-//! membership, as the spec's visibility algorithm has it. Events held without state are seen
-//! by nobody (the store cannot tell).
+//! membership, as the spec's visibility algorithm has it. An event held without state (an
+//! outlier: an auth event, or a state event fetched to place an event with a peer's state) has
+//! no known visibility, so it is read as `shared`: a server with a user joined now may see it,
+//! as the reference server does. Such events are part of the state and auth chains this server
+//! lists in `/state_ids` and `/event_auth`; refusing them to `/event` would leave an honest
+//! peer unable to complete that state, and so unable to place the event it asked about.
 //!
 //! Invariant: these are reads of the current state and of state groups only.
 
@@ -26,8 +30,11 @@ impl RoomStore {
     /// Whether `server` may be sent `event_id` (by `/event`, `/backfill`,
     /// `/get_missing_events`, `/state_ids`).
     pub fn server_may_see(&self, server: &str, event_id: &str) -> bool {
-        let Some(state) = self.events.get(event_id).and_then(|record| record.state) else {
+        let Some(record) = self.events.get(event_id) else {
             return false;
+        };
+        let Some(state) = record.state else {
+            return self.server_in_room(server);
         };
         self.visible_at(server, state.before)
             || (state.after != state.before && self.visible_at(server, state.after))
@@ -150,12 +157,16 @@ mod tests {
         assert!(store.server_in_room("b.example"));
     }
 
+    /// An outlier may sit in the state this server serves by `/state_ids`: a server in the room
+    /// must be able to fetch it, one outside must not.
     #[test]
-    fn events_held_without_state_are_seen_by_nobody() {
+    fn events_held_without_state_are_seen_by_servers_in_the_room() {
         let mut room = RoomBuilder::standard(v("11"), ALICE);
         let join = room.join(BOB);
         let mut store = store_with_all(&RoomBuilder::standard(v("11"), ALICE));
         store.ingest_outlier(join.clone(), false).unwrap();
-        assert!(!store.server_may_see("a.example", join.event_id()));
+        assert!(store.server_may_see("a.example", join.event_id()));
+        assert!(!store.server_may_see("b.example", join.event_id()));
+        assert!(!store.server_may_see("c.example", join.event_id()));
     }
 }
