@@ -17,28 +17,6 @@ use store_common::*;
 
 const USERS: [&str; 4] = [ALICE, BOB, CAROL, DAVE];
 
-/// One random event: which earlier events it cites (indices into the events after the
-/// setup), what it is, who sends it.
-#[derive(Clone, Debug)]
-struct Step {
-    prev_picks: Vec<usize>,
-    kind: u8,
-    sender: usize,
-}
-
-fn step() -> impl Strategy<Value = Step> {
-    (
-        prop::collection::vec(any::<usize>(), 1..=3),
-        0u8..4,
-        0usize..USERS.len(),
-    )
-        .prop_map(|(prev_picks, kind, sender)| Step {
-            prev_picks,
-            kind,
-            sender,
-        })
-}
-
 fn build_room(version: &str, steps: &[Step]) -> RoomBuilder {
     let mut room = standard_room(v(version));
     for user in &USERS[1..] {
@@ -116,7 +94,7 @@ proptest! {
     #[test]
     fn any_topological_order_gives_the_same_room(
         version in prop::sample::select(vec!["1", "2", "11", "12"]),
-        steps in prop::collection::vec(step(), 1..14),
+        steps in prop::collection::vec(step(3, 4, USERS.len()), 1..14),
         priorities in prop::collection::vec(any::<u32>(), 1..40),
     ) {
         let room = build_room(version, &steps);

@@ -19,26 +19,6 @@ use store_common::*;
 
 const USERS: [&str; 4] = [ALICE, BOB, CAROL, DAVE];
 
-#[derive(Clone, Debug)]
-struct Step {
-    prev_picks: Vec<usize>,
-    kind: u8,
-    sender: usize,
-}
-
-fn step() -> impl Strategy<Value = Step> {
-    (
-        prop::collection::vec(any::<usize>(), 1..=4),
-        0u8..7,
-        0usize..USERS.len(),
-    )
-        .prop_map(|(prev_picks, kind, sender)| Step {
-            prev_picks,
-            kind,
-            sender,
-        })
-}
-
 fn spec(step: &Step, index: usize) -> EventSpec {
     let sender = USERS[step.sender];
     match step.kind {
@@ -116,7 +96,7 @@ proptest! {
     #[test]
     fn shortcuts_give_the_state_of_the_full_algorithm(
         version in prop::sample::select(vec!["1", "2", "11", "12"]),
-        steps in prop::collection::vec(step(), 1..16),
+        steps in prop::collection::vec(step(4, 7, USERS.len()), 1..16),
     ) {
         let room = build_room(version, &steps);
         let mut store = fresh_store(&room);

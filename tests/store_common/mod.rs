@@ -81,3 +81,32 @@ pub fn assert_matches_replay(store: &RoomStore) {
         );
     }
 }
+
+/// One random event of a property test's DAG: which earlier events it cites (indices into the
+/// events after the setup), what kind of event it is, who sends it.
+#[derive(Clone, Debug)]
+pub struct Step {
+    pub prev_picks: Vec<usize>,
+    pub kind: u8,
+    pub sender: usize,
+}
+
+/// Random steps citing 1 to `prevs_max` earlier events, of `kinds` kinds, sent by one of
+/// `senders` users.
+pub fn step(
+    prevs_max: usize,
+    kinds: u8,
+    senders: usize,
+) -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    (
+        prop::collection::vec(any::<usize>(), 1..=prevs_max),
+        0u8..kinds,
+        0usize..senders,
+    )
+        .prop_map(|(prev_picks, kind, sender)| Step {
+            prev_picks,
+            kind,
+            sender,
+        })
+}
