@@ -33,7 +33,7 @@ impl Inner {
         self.metrics.borrow_mut().requests_received += 1;
         self.metrics.borrow_mut().request_bytes_received += request.body().len() as u64;
         let path = request.uri().path().to_owned();
-        let Some((endpoint, params)) = route(request.method().as_str(), &path) else {
+        let Some((endpoint, params)) = paths::route(request.method().as_str(), &path) else {
             return error_response(MatrixError::new(
                 ErrorCode::Unrecognized,
                 format!("no endpoint {path}"),
@@ -140,19 +140,6 @@ impl Inner {
             ))
         }
     }
-}
-
-/// Finds the endpoint whose method and path template match.
-fn route(method: &str, path: &str) -> Option<(Endpoint, Vec<String>)> {
-    paths::ALL.iter().find_map(|endpoint| {
-        if endpoint.method != method {
-            return None;
-        }
-        match endpoint.match_path(path) {
-            Ok(Some(params)) => Some((*endpoint, params)),
-            _ => None,
-        }
-    })
 }
 
 fn query_pairs(query: &str) -> Vec<(String, String)> {

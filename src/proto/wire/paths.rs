@@ -74,6 +74,20 @@ pub const ALL: [Endpoint; 13] = [
     SERVER_KEYS,
 ];
 
+/// Finds the endpoint whose method and path template match, with the path's parameters
+/// (decoded); `None` when no endpoint matches or a parameter does not decode.
+pub fn route(method: &str, path: &str) -> Option<(Endpoint, Vec<String>)> {
+    ALL.iter().find_map(|endpoint| {
+        if endpoint.method != method {
+            return None;
+        }
+        match endpoint.match_path(path) {
+            Ok(Some(params)) => Some((*endpoint, params)),
+            _ => None,
+        }
+    })
+}
+
 /// One piece of a template: literal text or a placeholder.
 enum Piece<'a> {
     Literal(&'a str),

@@ -122,7 +122,7 @@ impl Interceptor {
     async fn handle(&self, handler: HttpHandler, request: Request<Bytes>) -> Response<Bytes> {
         let method = request.method().as_str().to_owned();
         let path = request.uri().path().to_owned();
-        let routed = route(&method, &path);
+        let routed = paths::route(&method, &path);
         let asker = asking_server(&request);
         if let Some((endpoint, _)) = &routed {
             *self
@@ -246,18 +246,6 @@ impl Interceptor {
         content.insert("body".to_owned(), json!(TAMPER_MARK));
         true
     }
-}
-
-fn route(method: &str, path: &str) -> Option<(Endpoint, Vec<String>)> {
-    paths::ALL.iter().find_map(|endpoint| {
-        if endpoint.method != method {
-            return None;
-        }
-        match endpoint.match_path(path) {
-            Ok(Some(params)) => Some((*endpoint, params)),
-            _ => None,
-        }
-    })
 }
 
 /// The event a request fetches by id.
