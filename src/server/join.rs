@@ -9,7 +9,7 @@
 
 use crate::proto::event::StateMap;
 use crate::proto::event::server_of;
-use crate::proto::pdu::{EventRef, NewEvent, build_pdu};
+use crate::proto::pdu::{EventRef, NewEvent, Pdu, build_pdu};
 use crate::proto::room_version::{self, ALL as ALL_VERSIONS};
 use crate::proto::wire::paths;
 use crate::proto::wire::{
@@ -77,7 +77,7 @@ impl Inner {
         let state_ids: Vec<String> = answer
             .state
             .iter()
-            .filter_map(|raw| crate::proto::pdu::Pdu::from_json(raw.clone(), version).ok())
+            .filter_map(|raw| Pdu::from_json(raw.clone(), version).ok())
             .map(|pdu| pdu.event_id().to_owned())
             .collect();
         let state_before: StateMap = self.state_map_of(room_id, &state_ids).map_err(failed)?;
@@ -227,6 +227,33 @@ impl Inner {
         Ok(serde_json::to_value(answer).expect("serializes"))
     }
 
+    /// send_join and send_leave alike: checks the received membership event
+    /// ([`Inner::received_membership_event`]) and places it (403 when it cannot be), and
+    /// returns it with the servers joined before it, to whom it is then sent on.
+    pub(crate) async fn place_received_membership(
+        self: Rc<Self>,
+        incoming: &Incoming,
+        membership: &str,
+        invalid_code: ErrorCode,
+    ) -> Result<(Arc<Pdu>, BTreeSet<String>), MatrixError> {
+        let room_id = &incoming.params[0];
+        let checked = self
+            .received_membership_event(incoming, membership, invalid_code)
+            .await?;
+        let before = self
+            .store
+            .borrow()
+            .room(room_id)
+            .map(|r| r.joined_servers())
+            .unwrap_or_default();
+        let pdu = checked.pdu.clone();
+        self.clone()
+            .place_event(&incoming.origin, room_id, checked)
+            .await
+            .map_err(|reason| MatrixError::new(ErrorCode::Forbidden, reason))?;
+        Ok((pdu, before))
+    }
+
     /// The signed membership event of a `send_join` or `send_leave`, checked as both require:
     /// it parses and verifies with an intact content hash, its id and room are the path's, and
     /// it is a `membership` of its own sender, a user of the requesting server. Failures are
@@ -283,20 +310,10 @@ impl Inner {
     /// `PUT /v2/send_join/{roomId}/{eventId}`: store the join, answer with the state before it.
     pub(crate) async fn on_send_join(self: Rc<Self>, incoming: Incoming) -> EndpointResult {
         let room_id = incoming.params[0].clone();
-        let checked = self
-            .received_membership_event(&incoming, "join", ErrorCode::BadJson)
+        let (pdu, before) = self
+            .clone()
+            .place_received_membership(&incoming, "join", ErrorCode::BadJson)
             .await?;
-        let before = self
-            .store
-            .borrow()
-            .room(&room_id)
-            .map(|r| r.joined_servers())
-            .unwrap_or_default();
-        let pdu = checked.pdu.clone();
-        self.clone()
-            .place_event(&incoming.origin, &room_id, checked)
-            .await
-            .map_err(|reason| MatrixError::new(ErrorCode::Forbidden, reason))?;
         let answer = {
             let store = self.store.borrow();
             let room = store.room(&room_id).ok_or_else(|| not_found(&room_id))?;

@@ -74,20 +74,10 @@ impl Inner {
     /// (`M_INVALID_PARAM` when it fails), stores it, sends it on, and answers `{}`.
     pub(crate) async fn on_send_leave(self: Rc<Self>, incoming: Incoming) -> EndpointResult {
         let room_id = incoming.params[0].clone();
-        let checked = self
-            .received_membership_event(&incoming, "leave", ErrorCode::InvalidParam)
+        let (pdu, before) = self
+            .clone()
+            .place_received_membership(&incoming, "leave", ErrorCode::InvalidParam)
             .await?;
-        let before = self
-            .store
-            .borrow()
-            .room(&room_id)
-            .map(|r| r.joined_servers())
-            .unwrap_or_default();
-        let pdu = checked.pdu.clone();
-        self.clone()
-            .place_event(&incoming.origin, &room_id, checked)
-            .await
-            .map_err(|reason| MatrixError::new(ErrorCode::Forbidden, reason))?;
         let status = self
             .store
             .borrow()
