@@ -8,15 +8,20 @@
 //! counted in `events_leaked`: the oracle of the disclosure threat, which must stay 0 and
 //! does not when a test turns the check off.
 
+use crate::proto::pdu::Pdu;
+use crate::proto::wire::text::{
+    EventAuthText, GetMissingEventsText, PduTransactionText, StateText,
+};
 use crate::proto::wire::{
-    BackfillQuery, ErrorCode, EventAuthResponse, GetMissingEventsRequest, GetMissingEventsResponse,
-    MatrixError, PduTransaction, StateIdsResponse, StateQuery, StateResponse,
+    BackfillQuery, ErrorCode, GetMissingEventsRequest, MatrixError, StateIdsResponse, StateQuery,
 };
 use crate::server::Inner;
-use crate::server::http::{EndpointResult, Incoming};
+use crate::server::http::{EndpointResult, Incoming, TextResult};
 use crate::server::join::not_found;
 use crate::server::store::RoomStore;
 use serde_json::Value;
+use serde_json::value::RawValue;
+use std::sync::Arc;
 
 fn forbidden(origin: &str, what: &str) -> MatrixError {
     MatrixError::new(ErrorCode::Forbidden, format!("{origin} may not see {what}"))
@@ -27,13 +32,14 @@ fn bad_query(error: impl std::fmt::Display) -> MatrixError {
 }
 
 impl Inner {
-    fn pdu_transaction(&self, pdus: Vec<serde_json::Map<String, Value>>) -> Value {
-        let answer = PduTransaction {
-            origin: self.config.name.clone(),
+    /// The transaction-shaped answer of `/backfill` and `/event`.
+    fn pdu_transaction(&self, pdus: &[Arc<Pdu>]) -> String {
+        let answer = PduTransactionText {
+            origin: &self.config.name,
             origin_server_ts: self.clock.now_ms(),
-            pdus,
+            pdus: texts(pdus),
         };
-        serde_json::to_value(answer).expect("serializes")
+        serde_json::to_string(&answer).expect("serializes")
     }
 
     /// Runs `read` on the room, or answers 404.
@@ -47,7 +53,7 @@ impl Inner {
         read(room)
     }
 
-    pub(crate) fn on_event(&self, incoming: &Incoming) -> EndpointResult {
+    pub(crate) fn on_event(&self, incoming: &Incoming) -> TextResult {
         let event_id = &incoming.params[0];
         let store = self.store.borrow();
         let room = store
@@ -60,7 +66,7 @@ impl Inner {
         }
         let pdu = room.event(event_id).ok_or_else(|| not_found(event_id))?;
         self.count_leaks(room, &incoming.origin, std::iter::once(event_id.as_str()));
-        Ok(self.pdu_transaction(vec![pdu.json().clone()]))
+        Ok(self.pdu_transaction(&[pdu]))
     }
 
     /// The state before the queried event and its auth chain, as ids, if `origin` may see it:
@@ -94,23 +100,20 @@ impl Inner {
         })
     }
 
-    pub(crate) fn on_state(&self, incoming: &Incoming) -> EndpointResult {
+    pub(crate) fn on_state(&self, incoming: &Incoming) -> TextResult {
         self.visible_state_at(incoming, |room, pdu_ids, auth_chain_ids| {
-            let raw = |ids: &[String]| -> Vec<_> {
-                ids.iter()
-                    .filter_map(|id| room.event(id))
-                    .map(|pdu| pdu.json().clone())
-                    .collect()
+            let held =
+                |ids: &[String]| -> Vec<_> { ids.iter().filter_map(|id| room.event(id)).collect() };
+            let (auth_chain, pdus) = (held(&auth_chain_ids), held(&pdu_ids));
+            let answer = StateText {
+                auth_chain: texts(&auth_chain),
+                pdus: texts(&pdus),
             };
-            let answer = StateResponse {
-                auth_chain: raw(&auth_chain_ids),
-                pdus: raw(&pdu_ids),
-            };
-            serde_json::to_value(answer).expect("serializes")
+            serde_json::to_string(&answer).expect("serializes")
         })
     }
 
-    pub(crate) fn on_event_auth(&self, incoming: &Incoming) -> EndpointResult {
+    pub(crate) fn on_event_auth(&self, incoming: &Incoming) -> TextResult {
         let event_id = &incoming.params[1];
         self.with_room(&incoming.params[0], |room| {
             if !self.may_see(room, &incoming.origin, event_id) {
@@ -122,12 +125,14 @@ impl Inner {
                 &incoming.origin,
                 chain.iter().map(|pdu| pdu.event_id()),
             );
-            let auth_chain = chain.iter().map(|pdu| pdu.json().clone()).collect();
-            Ok(serde_json::to_value(EventAuthResponse { auth_chain }).expect("serializes"))
+            let answer = EventAuthText {
+                auth_chain: texts(&chain),
+            };
+            Ok(serde_json::to_string(&answer).expect("serializes"))
         })
     }
 
-    pub(crate) fn on_backfill(&self, incoming: &Incoming) -> EndpointResult {
+    pub(crate) fn on_backfill(&self, incoming: &Incoming) -> TextResult {
         let query = BackfillQuery::from_pairs(&incoming.query).map_err(bad_query)?;
         let pdus = self.with_room(&incoming.params[0], |room| {
             if !self.may_see_room(room, &incoming.origin)
@@ -139,12 +144,12 @@ impl Inner {
                 return Err(forbidden(&incoming.origin, "this room's history"));
             }
             let events = room.backfill(&query.v, query.limit as usize);
-            Ok(self.visible_json(room, &incoming.origin, events))
+            Ok(self.visible(room, &incoming.origin, events))
         })?;
-        Ok(self.pdu_transaction(pdus))
+        Ok(self.pdu_transaction(&pdus))
     }
 
-    pub(crate) fn on_get_missing_events(&self, incoming: &Incoming) -> EndpointResult {
+    pub(crate) fn on_get_missing_events(&self, incoming: &Incoming) -> TextResult {
         let body = incoming.body.clone().unwrap_or(Value::Null);
         let request: GetMissingEventsRequest = serde_json::from_value(body)
             .map_err(|e| MatrixError::new(ErrorCode::BadJson, e.to_string()))?;
@@ -162,9 +167,12 @@ impl Inner {
                 request.limit as usize,
                 request.min_depth,
             );
-            Ok(self.visible_json(room, &incoming.origin, events))
+            Ok(self.visible(room, &incoming.origin, events))
         })?;
-        Ok(serde_json::to_value(GetMissingEventsResponse { events }).expect("serializes"))
+        let answer = GetMissingEventsText {
+            events: texts(&events),
+        };
+        Ok(serde_json::to_string(&answer).expect("serializes"))
     }
 }
 
@@ -180,19 +188,14 @@ impl Inner {
         !self.config.defences.read_membership_checks || room.server_in_room(origin)
     }
 
-    /// The JSON of the events `origin` may see, in the given order.
-    fn visible_json(
-        &self,
-        room: &RoomStore,
-        origin: &str,
-        events: Vec<std::sync::Arc<crate::proto::pdu::Pdu>>,
-    ) -> Vec<serde_json::Map<String, Value>> {
+    /// The events `origin` may see, in the given order.
+    fn visible(&self, room: &RoomStore, origin: &str, events: Vec<Arc<Pdu>>) -> Vec<Arc<Pdu>> {
         let visible: Vec<_> = events
             .into_iter()
             .filter(|pdu| self.may_see(room, origin, pdu.event_id()))
             .collect();
         self.count_leaks(room, origin, visible.iter().map(|pdu| pdu.event_id()));
-        visible.iter().map(|pdu| pdu.json().clone()).collect()
+        visible
     }
 
     /// Counts the served events that `origin` had no joined member for.
@@ -226,4 +229,9 @@ fn joined_at(room: &RoomStore, server: &str, event_id: &str) -> bool {
         })
     };
     joined_in(room.state_before(event_id)) || joined_in(room.state_after(event_id))
+}
+
+/// The JSON texts of `pdus`, in order (each written once per PDU, see [`Pdu::json_text`]).
+fn texts(pdus: &[Arc<Pdu>]) -> Vec<&RawValue> {
+    pdus.iter().map(|pdu| pdu.json_text()).collect()
 }

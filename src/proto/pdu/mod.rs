@@ -166,11 +166,35 @@ impl From<String> for EventRef {
 }
 
 /// A room event as received or built: the exact JSON, its typed view and its room version.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Pdu {
     json: Map<String, Value>,
     event: Event,
     room_version: &'static RoomVersion,
+    text: JsonText,
+}
+
+/// The compact JSON text of a PDU's object, written the first time it is asked for: a PDU
+/// shared by many servers goes on the wire many times, and is serialized once. Derived from
+/// the JSON alone, so it takes no part in equality.
+#[derive(Clone, Default)]
+struct JsonText(std::sync::OnceLock<Box<serde_json::value::RawValue>>);
+
+impl PartialEq for JsonText {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// Without the text: a derived view, and run digests hash this output.
+impl std::fmt::Debug for Pdu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pdu")
+            .field("json", &self.json)
+            .field("event", &self.event)
+            .field("room_version", &self.room_version)
+            .finish()
+    }
 }
 
 impl Pdu {
@@ -191,6 +215,7 @@ impl Pdu {
             json,
             event,
             room_version,
+            text: JsonText::default(),
         })
     }
 
@@ -207,6 +232,14 @@ impl Pdu {
     /// The JSON object exactly as received or built.
     pub fn json(&self) -> &Map<String, Value> {
         &self.json
+    }
+
+    /// The JSON object as compact JSON text (keys in order, no whitespace): the bytes
+    /// `serde_json` writes for [`Pdu::json`], computed once per PDU.
+    pub fn json_text(&self) -> &serde_json::value::RawValue {
+        self.text.0.get_or_init(|| {
+            serde_json::value::to_raw_value(&self.json).expect("a JSON object serializes")
+        })
     }
 
     pub fn event(&self) -> &Event {

@@ -8,6 +8,7 @@
 use super::paths::{QueryError, all_values, encode_query, parse_query, single_value};
 use super::{RawPdu, ResponseError};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 /// The spec's default for `limit` in a get_missing_events request.
 pub const GET_MISSING_EVENTS_LIMIT_DEFAULT: u64 = 10;
@@ -141,6 +142,40 @@ pub struct EventAuthResponse {
     pub auth_chain: Vec<RawPdu>,
 }
 
+/// The answers above written from PDU texts already at hand ([`crate::proto::pdu::Pdu::json_text`])
+/// instead of copies of their JSON objects. Fields are declared in sorted order, so the bytes
+/// are exactly those `serde_json` writes for the `Value` of the owned answer (a test checks).
+pub mod text {
+    use super::*;
+
+    /// [`PduTransaction`] (backfill, /event).
+    #[derive(Serialize)]
+    pub struct PduTransactionText<'a> {
+        pub origin: &'a str,
+        pub origin_server_ts: u64,
+        pub pdus: Vec<&'a RawValue>,
+    }
+
+    /// [`GetMissingEventsResponse`].
+    #[derive(Serialize)]
+    pub struct GetMissingEventsText<'a> {
+        pub events: Vec<&'a RawValue>,
+    }
+
+    /// [`StateResponse`].
+    #[derive(Serialize)]
+    pub struct StateText<'a> {
+        pub auth_chain: Vec<&'a RawValue>,
+        pub pdus: Vec<&'a RawValue>,
+    }
+
+    /// [`EventAuthResponse`].
+    #[derive(Serialize)]
+    pub struct EventAuthText<'a> {
+        pub auth_chain: Vec<&'a RawValue>,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,5 +283,80 @@ mod tests {
             StateQuery::from_query_string(&query.to_query_string()),
             Ok(query)
         );
+    }
+
+    #[test]
+    fn text_answers_are_the_bytes_of_the_owned_answers() {
+        let pdus: Vec<RawPdu> = vec![
+            minimal_pdu().as_object().unwrap().clone(),
+            json!({"b": "\u{1}\"\\ é", "a": [1, -2, 3.5], "c": {"z": null, "y": true}})
+                .as_object()
+                .unwrap()
+                .clone(),
+        ];
+        let texts: Vec<Box<RawValue>> = pdus
+            .iter()
+            .map(|pdu| serde_json::value::to_raw_value(pdu).unwrap())
+            .collect();
+        let refs: Vec<&RawValue> = texts.iter().map(AsRef::as_ref).collect();
+        let owned = |value: &dyn erased::Ser| value.to_value().to_string();
+        let cases: [(String, String); 4] = [
+            (
+                serde_json::to_string(&text::PduTransactionText {
+                    origin: "a.example",
+                    origin_server_ts: 7,
+                    pdus: refs.clone(),
+                })
+                .unwrap(),
+                owned(&PduTransaction {
+                    origin: "a.example".into(),
+                    origin_server_ts: 7,
+                    pdus: pdus.clone(),
+                }),
+            ),
+            (
+                serde_json::to_string(&text::GetMissingEventsText {
+                    events: refs.clone(),
+                })
+                .unwrap(),
+                owned(&GetMissingEventsResponse {
+                    events: pdus.clone(),
+                }),
+            ),
+            (
+                serde_json::to_string(&text::StateText {
+                    auth_chain: refs[..1].to_vec(),
+                    pdus: refs.clone(),
+                })
+                .unwrap(),
+                owned(&StateResponse {
+                    auth_chain: pdus[..1].to_vec(),
+                    pdus: pdus.clone(),
+                }),
+            ),
+            (
+                serde_json::to_string(&text::EventAuthText {
+                    auth_chain: refs.clone(),
+                })
+                .unwrap(),
+                owned(&EventAuthResponse {
+                    auth_chain: pdus.clone(),
+                }),
+            ),
+        ];
+        for (text, owned) in cases {
+            assert_eq!(text, owned);
+        }
+    }
+
+    mod erased {
+        pub trait Ser {
+            fn to_value(&self) -> serde_json::Value;
+        }
+        impl<T: serde::Serialize> Ser for T {
+            fn to_value(&self) -> serde_json::Value {
+                serde_json::to_value(self).unwrap()
+            }
+        }
     }
 }

@@ -26,7 +26,7 @@ pub use error::{BodyError, ErrorCode, MatrixError, ResponseError, parse_json_bod
 pub use history::{
     BackfillQuery, BackfillResponse, EventAuthResponse, EventResponse,
     GET_MISSING_EVENTS_LIMIT_DEFAULT, GetMissingEventsRequest, GetMissingEventsResponse,
-    PduTransaction, StateIdsResponse, StateQuery, StateResponse,
+    PduTransaction, StateIdsResponse, StateQuery, StateResponse, text,
 };
 pub use membership::{
     InviteRequest, InviteResponse, MakeJoinQuery, MakeMembershipResponse, SendJoinQuery,
