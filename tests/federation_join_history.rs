@@ -1,7 +1,8 @@
 //! A joining server gets the room's history: with more than one `/backfill` page of it, it
 //! asks page after page until the history connects to the state it was given; it asks again
 //! for a page whose request went unanswered; and a server that left and comes back gets what
-//! it missed while away.
+//! it missed while away. Nor does it lose an event sent to it while its join was still in
+//! progress.
 
 mod common_fed;
 
@@ -119,6 +120,59 @@ fn a_server_that_left_rejoins_through_a_resident_and_gets_what_it_missed() {
             "what was sent while away is missing"
         );
         servers.converge(&room, Duration::from_secs(30)).await?;
+        Ok(())
+    });
+}
+
+const HS3: &str = "hs3.test";
+
+/// The resident sends a join on to the room's servers while its `send_join` answer is still on
+/// its way to the joiner, so they may send the joiner events before it holds the room. Such an
+/// event waits for the join instead of being refused: nobody would send it again, and history
+/// fetched after the join only reaches its ancestors.
+#[test]
+fn an_event_arriving_before_the_send_join_answer_is_kept() {
+    Lab::new(3, 11).run(|servers| async move {
+        let room = servers.create_room(HS1).await;
+        servers.join(HS2, &room, HS1).await;
+        let hs3_joined_at = |name: &str| {
+            servers
+                .server(name)
+                .with_room(&room, |r| {
+                    r.current_state()
+                        .contains_key(&("m.room.member".to_owned(), user(HS3)))
+                })
+                .unwrap_or(false)
+        };
+        let race = async {
+            // Hold hs1's answer back as soon as hs1 accepted the join.
+            while !hs3_joined_at(HS1) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            turmoil::hold(HS1, HS3);
+            while !hs3_joined_at(HS2) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            let early = servers
+                .message(HS2, &room, "sent while hs3 is joining")
+                .await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            assert!(
+                !hs3_joined_at(HS3),
+                "the race did not happen: hs3 completed its join first"
+            );
+            turmoil::release(HS1, HS3);
+            early
+        };
+        let ((), early) = tokio::join!(servers.join(HS3, &room, HS1), race);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(
+            servers
+                .server(HS3)
+                .with_room(&room, |r| r.has_state(&early)),
+            Some(true),
+            "hs3 lacks the event hs2 sent it during the join"
+        );
         Ok(())
     });
 }

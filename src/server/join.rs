@@ -44,6 +44,9 @@ impl Inner {
             via: via.to_owned(),
             reason,
         };
+        // PDUs of the room wait until the join, history included, is done: placed during the
+        // backfill, each would walk the history being fetched.
+        let _joining = crate::server::inbound::JoinInProgress::begin(&self, room_id);
         let versions: Vec<String> = ALL_VERSIONS.iter().map(|v| v.id.to_owned()).collect();
         let uri = paths::make_join_path(room_id, user, &MakeJoinQuery { ver: versions });
         let template: MakeMembershipResponse = self

@@ -66,6 +66,8 @@ pub(crate) struct Inner {
     pub(crate) transactions_seen: RefCell<BTreeMap<(String, String), serde_json::Value>>,
     /// Transactions being processed, by (origin, txn id): a retry waits for the first's answer.
     pub(crate) transactions_in_flight: RefCell<inbound::TransactionsInFlight>,
+    /// Rooms this server is joining and not yet in: their PDUs wait for the join to end.
+    pub(crate) joins_in_progress: RefCell<inbound::JoinsInProgress>,
     pub(crate) rooms_created: RefCell<u64>,
     /// Invites of local users to rooms, by (invitee, room id), until joined or rejected.
     pub(crate) invites: RefCell<BTreeMap<(String, String), invite::PendingInvite>>,
@@ -115,6 +117,7 @@ impl Homeserver {
             edus: RefCell::new(edu::EduCounters::default()),
             transactions_seen: RefCell::new(BTreeMap::new()),
             transactions_in_flight: RefCell::new(BTreeMap::new()),
+            joins_in_progress: RefCell::new(BTreeMap::new()),
             rooms_created: RefCell::new(0),
             invites: RefCell::new(BTreeMap::new()),
             acknowledged: RefCell::new(std::collections::BTreeSet::new()),

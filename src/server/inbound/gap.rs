@@ -13,8 +13,8 @@ use crate::proto::event::StateMap;
 use crate::proto::pdu::Pdu;
 use crate::proto::wire::paths;
 use crate::proto::wire::{
-    EventAuthResponse, GetMissingEventsRequest, GetMissingEventsResponse, PduTransaction, RawPdu,
-    StateIdsResponse, StateQuery,
+    EventAuthResponse, GET_MISSING_EVENTS_LIMIT_DEFAULT, GetMissingEventsRequest,
+    GetMissingEventsResponse, PduTransaction, RawPdu, StateIdsResponse, StateQuery,
 };
 use crate::server::Inner;
 use crate::server::verify::CheckedPdu;
@@ -147,26 +147,35 @@ impl Inner {
 
     /// Rounds of `/get_missing_events`, placing what arrives oldest first. Each round asks
     /// for what lies behind the fetched events that still cannot be placed, so a gap longer
-    /// than one answer closes in several rounds; at most `missing_events_rounds_max` rounds of
-    /// `missing_events_limit` events each are fetched for one event.
+    /// than one answer closes in several rounds.
+    ///
+    /// The first round asks for the spec's default page of `GET_MISSING_EVENTS_LIMIT_DEFAULT`
+    /// events, as Synapse does: a gap is mostly an event or two still in flight to us. After
+    /// it come at most `missing_events_rounds_max` rounds of `missing_events_limit` events.
+    ///
+    /// `earliest_events` lists our forward extremities and, as Synapse sends them, the prev
+    /// events of the round's latest events that we hold with state. The answering server
+    /// walks back from the latest events and stops at the earliest ones; our newest
+    /// extremities are often still in flight to it, so without the held prev events it would
+    /// walk on through history we hold (measured at 100 servers: about 19 fetches per event).
     async fn walk_missing_events(self: &Rc<Self>, origin: &str, room_id: &str, pdu: &Pdu) {
         let Ok(version) = self.room_version(room_id) else {
             return;
         };
         let mut waiting: BTreeMap<String, CheckedPdu> = BTreeMap::new();
         let mut latest = vec![pdu.event_id().to_owned()];
-        for _round in 0..self.config.missing_events_rounds_max {
+        for round in 0..=self.config.missing_events_rounds_max {
             if self.missing_prev_events(room_id, pdu).is_empty() {
                 return;
             }
-            let earliest: Vec<String> = self
-                .store
-                .borrow()
-                .room(room_id)
-                .map(|room| room.forward_extremities().iter().cloned().collect())
-                .unwrap_or_default();
+            let earliest = self.walk_earliest(room_id, pdu, &latest, &waiting);
+            let wanted = if round == 0 {
+                GET_MISSING_EVENTS_LIMIT_DEFAULT.min(self.config.missing_events_limit)
+            } else {
+                self.config.missing_events_limit
+            };
             // Bounded per origin, so events cited but never sent cannot bypass its rate.
-            let limit = self.gap_fill_allowance(origin, self.config.missing_events_limit);
+            let limit = self.gap_fill_allowance(origin, wanted);
             if limit == 0 {
                 return;
             }
@@ -207,6 +216,31 @@ impl Inner {
                 return;
             }
         }
+    }
+
+    /// The `earliest_events` of a round: our forward extremities and the prev events of
+    /// `latest` (the received `pdu` or events `waiting` to be placed) held with state.
+    fn walk_earliest(
+        &self,
+        room_id: &str,
+        pdu: &Pdu,
+        latest: &[String],
+        waiting: &BTreeMap<String, CheckedPdu>,
+    ) -> Vec<String> {
+        let store = self.store.borrow();
+        let Some(room) = store.room(room_id) else {
+            return Vec::new();
+        };
+        let mut earliest: BTreeSet<String> = room.forward_extremities().clone();
+        for event_id in latest {
+            let prevs = match waiting.get(event_id) {
+                Some(checked) => &checked.pdu.event().prev_events,
+                None if event_id == pdu.event_id() => &pdu.event().prev_events,
+                None => continue,
+            };
+            earliest.extend(prevs.iter().filter(|prev| room.has_state(prev)).cloned());
+        }
+        earliest.into_iter().collect()
     }
 
     /// Places every waiting event whose prev events are all held, oldest first, until none

@@ -68,7 +68,7 @@ impl Inner {
                 refusal.to_string(),
             ));
         }
-        let (answer_sender, answer_receiver) = tokio::sync::watch::channel(None);
+        let (answer_sender, answer_receiver) = super::once::once_channel();
         self.transactions_in_flight
             .borrow_mut()
             .insert(key.clone(), answer_receiver);
@@ -97,7 +97,7 @@ impl Inner {
         let answer = serde_json::to_value(SendTransactionResponse { pdus: results })
             .expect("a transaction answer serializes");
         self.remember_transaction(key, answer.clone());
-        in_flight.answer.send_replace(Some(answer.clone()));
+        in_flight.answer.announce(answer.clone());
         Ok(answer)
     }
 
@@ -110,9 +110,8 @@ impl Inner {
                 return Some(answer.clone());
             }
             let in_flight = self.transactions_in_flight.borrow().get(key).cloned();
-            let mut receiver = in_flight?;
-            if let Ok(answer) = receiver.wait_for(Option::is_some).await {
-                return answer.clone();
+            if let Some(answer) = in_flight?.recv().await {
+                return Some(answer);
             }
             // The first copy was dropped unanswered; its guard removed the entry. Look again:
             // another retry may have started processing meanwhile.
@@ -163,6 +162,7 @@ impl Inner {
             let id = claimed_id.unwrap_or_default();
             return (id, PduProcessingResult::failure("PDU has no room_id"));
         };
+        self.join_ended(&room_id).await;
         let version = self
             .store
             .borrow()
@@ -211,7 +211,7 @@ struct InFlight {
     server: Rc<Inner>,
     origin: String,
     key: (String, String),
-    answer: tokio::sync::watch::Sender<Option<Value>>,
+    answer: super::once::OnceSender<Value>,
 }
 
 impl Drop for InFlight {
