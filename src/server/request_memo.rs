@@ -174,6 +174,9 @@ impl RequestMemo {
 mod tests {
     use super::*;
     use crate::proto::signing::SigningKey;
+    use crate::proto::xmatrix::{HttpRequest, XMatrix};
+    use proptest::prelude::*;
+    use serde_json::Value;
 
     fn key(seed: u8) -> VerifyingKey {
         SigningKey::from_seed("ed25519:k", &[seed; 32])
@@ -248,6 +251,163 @@ mod tests {
         }
         let stats = memo.stats();
         assert_eq!((stats.recorded, stats.hits, stats.misses), (1, 1, 11));
+    }
+
+    /// What an interceptor or a forger may change between the signer and the receiver.
+    #[derive(Clone, Copy, Debug)]
+    enum Tamper {
+        Nothing,
+        /// One byte of the body replaced (the result may not be JSON any more).
+        BodyByte(usize, u8),
+        /// The body re-serialized with spaces: the same JSON, other bytes.
+        BodySpacing,
+        Uri,
+        Method,
+        /// The header names another destination; the receiver is the signed one.
+        HeaderDestination,
+        /// Received by another server than the one the request was signed for.
+        Receiver,
+        /// Signed by a forger's key under the origin's key id.
+        ForgedSignature,
+        /// The receiver resolved another key for the origin's key id.
+        ReceiverKey,
+    }
+
+    fn tamper() -> impl Strategy<Value = Tamper> {
+        prop_oneof![
+            3 => Just(Tamper::Nothing),
+            1 => (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Tamper::BodyByte(at, byte)),
+            1 => Just(Tamper::BodySpacing),
+            1 => Just(Tamper::Uri),
+            1 => Just(Tamper::Method),
+            1 => Just(Tamper::HeaderDestination),
+            1 => Just(Tamper::Receiver),
+            1 => Just(Tamper::ForgedSignature),
+            1 => Just(Tamper::ReceiverKey),
+        ]
+    }
+
+    fn json_body() -> impl Strategy<Value = Option<Value>> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            (-3_i32..3).prop_map(|i| Value::from(f64::from(i))),
+            "\\PC{0,6}|[\u{0}-\u{1f}\"\\\\]{0,3}".prop_map(Value::String),
+        ];
+        let value = leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("\\PC{0,4}", inner, 0..4)
+                    .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        });
+        prop::option::of(value)
+    }
+
+    /// What the receiver concludes by verifying in full, as `http.rs` does without the memo:
+    /// the body must be JSON, the header's destination ours, and the signature valid.
+    fn full_verdict(
+        header: &XMatrix,
+        method: &str,
+        uri: &str,
+        body: &[u8],
+        receiver: &str,
+        key: &VerifyingKey,
+    ) -> bool {
+        let content = match body.is_empty() {
+            true => None,
+            false => match serde_json::from_slice::<Value>(body) {
+                Ok(value) => Some(value),
+                Err(_) => return false,
+            },
+        };
+        let request = HttpRequest {
+            method,
+            uri,
+            content: content.as_ref(),
+        };
+        header.verify(&request, receiver, key).is_ok()
+    }
+
+    proptest! {
+        /// For random requests, honest or tampered, the memo never vouches for a request the
+        /// full verification refuses, and vouches for every untampered one.
+        #[test]
+        fn the_memo_verdict_is_the_full_verdict(
+            content in json_body(),
+            uri in "/_matrix/federation/v1/[a-z0-9%?=&]{0,20}",
+            tamper in tamper(),
+        ) {
+            let memo = RequestMemo::new(16);
+            let signer = SigningKey::from_seed("ed25519:k", &[1; 32]).unwrap();
+            let forger = SigningKey::from_seed("ed25519:k", &[2; 32]).unwrap();
+            let (origin, destination) = ("a.example", "b.example");
+            let request = HttpRequest { method: "PUT", uri: &uri, content: content.as_ref() };
+            let (header, body) =
+                XMatrix::sign_serialized(&request, origin, destination, &signer).unwrap();
+            let mut body = body.unwrap_or_default().into_bytes();
+            let public_key = signer.verifying_key();
+            memo.record(&SignedRequest {
+                origin,
+                key_id: header.key_id(),
+                public_key: &public_key,
+                destination,
+                method: "PUT",
+                uri: &uri,
+                body: &body,
+                signature: header.signature(),
+            });
+            let (mut header, mut method, mut uri, mut receiver, mut key) =
+                (header, "PUT", uri.clone(), destination, public_key);
+            match tamper {
+                Tamper::Nothing => {}
+                Tamper::BodyByte(at, byte) if !body.is_empty() => {
+                    let at = at % body.len();
+                    body[at] = byte;
+                }
+                Tamper::BodyByte(..) => body = b"{}".to_vec(),
+                Tamper::BodySpacing => {
+                    body = match &content {
+                        Some(value) => serde_json::to_vec_pretty(value).unwrap(),
+                        None => b" ".to_vec(),
+                    }
+                }
+                Tamper::Uri => uri.push('x'),
+                Tamper::Method => method = "POST",
+                Tamper::HeaderDestination => {
+                    let text = header.to_header_value().replace(destination, "c.example");
+                    header = XMatrix::parse(&text).unwrap();
+                }
+                Tamper::Receiver => receiver = "c.example",
+                Tamper::ForgedSignature => {
+                    header = XMatrix::sign_serialized(&request, origin, destination, &forger)
+                        .unwrap()
+                        .0;
+                }
+                Tamper::ReceiverKey => key = forger.verifying_key(),
+            }
+            let full = full_verdict(&header, method, &uri, &body, receiver, &key);
+            let vouched = header.check_destination(receiver).is_ok()
+                && memo.vouches_for(&SignedRequest {
+                    origin: header.origin(),
+                    key_id: header.key_id(),
+                    public_key: &key,
+                    destination: receiver,
+                    method,
+                    uri: &uri,
+                    body: &body,
+                    signature: header.signature(),
+                });
+            prop_assert!(!vouched || full, "vouched for a request that does not verify");
+            if matches!(tamper, Tamper::Nothing) {
+                prop_assert!(vouched && full);
+            }
+        }
     }
 
     #[test]
