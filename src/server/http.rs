@@ -2,8 +2,9 @@
 //! the endpoint, and write the answer (JSON, or a Matrix error with its status code).
 //!
 //! Invariants: every federation endpoint except the key endpoint runs only after the request's
-//! signature verified against the origin's published key (else 401); a body that is not JSON
-//! gets 400 before any endpoint code runs; nothing a peer sends can panic the server.
+//! signature verified against the origin's published key (else 401), or is one its signer
+//! recorded in the run's request memo, which would verify; a body that is not JSON gets 400
+//! before any endpoint code runs; nothing a peer sends can panic the server.
 
 use crate::proto::signing::VerifyingKey;
 use crate::proto::wire::paths::{self, Endpoint};
