@@ -68,9 +68,10 @@ fn print_named_summary() {
     println!("{}", serde_json::to_string_pretty(&output.summary).unwrap());
 }
 
-/// Sharing parsed and verified events between servers saves work only: the summary (with its
-/// trace digest over every server's durable log), the timeline and the trace are the same
-/// bytes when every server parses, verifies and holds its own copy.
+/// Sharing parsed and verified events (and known-good request signatures) between servers
+/// saves work only: the summary (with its trace digest over every server's durable log), the
+/// timeline and the trace are the same bytes when every server parses, verifies and holds its
+/// own copy, and verifies every request signature itself.
 #[test]
 fn sharing_events_between_servers_changes_no_result() {
     let with = |sharing| RunOptions {
@@ -98,6 +99,10 @@ fn sharing_events_between_servers_changes_no_result() {
     assert_eq!(shared.delivery_latencies_ms, alone.delivery_latencies_ms);
     let saved = shared.perf.pdu_cache.expect("the shared run has a cache");
     assert!(saved.verify_hits > saved.verify_misses, "{saved:?}");
+    // Request signatures too: every request a server sends is recorded by it, and found by
+    // its receiver unless changed on the way.
+    let requests = saved.requests;
+    assert!(requests.hits > requests.misses, "{saved:?}");
     assert_eq!(alone.perf.pdu_cache, None);
 }
 

@@ -16,8 +16,8 @@
 //! `XMatrix::parse(&x.to_header_value()) == Ok(x)`.
 
 use crate::proto::base64;
-use crate::proto::canonical_json::Numbers;
-use crate::proto::signing::{SigningError, SigningKey, VerifyingKey, check_key_id, signing_bytes};
+use crate::proto::canonical_json::{Numbers, to_canonical_string};
+use crate::proto::signing::{SigningError, SigningKey, VerifyingKey, check_key_id};
 use crate::proto::wire::{ErrorCode, MatrixError};
 use serde_json::{Map, Value};
 
@@ -48,16 +48,89 @@ pub fn request_json(request: &HttpRequest, origin: &str, destination: &str) -> M
     object
 }
 
+/// The bytes a request signature covers: the canonical JSON of [`request_json`].
 fn request_signing_bytes(
     request: &HttpRequest,
     origin: &str,
     destination: &str,
 ) -> Result<Vec<u8>, XMatrixError> {
-    signing_bytes(
-        &request_json(request, origin, destination),
-        Numbers::Lenient,
-    )
-    .map_err(XMatrixError::Unsignable)
+    let content = request
+        .content
+        .map(|content| to_canonical_string(content, Numbers::Lenient))
+        .transpose()
+        .map_err(|e| XMatrixError::Unsignable(e.into()))?;
+    Ok(write_signed_object(
+        request,
+        origin,
+        destination,
+        content.as_deref(),
+    ))
+}
+
+/// The canonical JSON of [`request_json`], written around `content_canonical`, the content's
+/// canonical JSON, without copying the content into a new object first. The five keys are
+/// written in canonical (byte) order: `content`, `destination`, `method`, `origin`, `uri`.
+fn write_signed_object(
+    request: &HttpRequest,
+    origin: &str,
+    destination: &str,
+    content_canonical: Option<&str>,
+) -> Vec<u8> {
+    let content_len = content_canonical.map_or(0, str::len);
+    let mut out = String::with_capacity(content_len + 128);
+    out.push('{');
+    if let Some(content) = content_canonical {
+        out.push_str("\"content\":");
+        out.push_str(content);
+        out.push(',');
+    }
+    let strings = [
+        ("destination", destination),
+        ("method", request.method),
+        ("origin", origin),
+        ("uri", request.uri),
+    ];
+    for (index, (name, text)) in strings.into_iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(name);
+        out.push_str("\":");
+        out.push_str(&canonical_string(text));
+    }
+    out.push('}');
+    out.into_bytes()
+}
+
+/// A JSON string in canonical form.
+fn canonical_string(text: &str) -> String {
+    to_canonical_string(&Value::String(text.to_owned()), Numbers::Lenient)
+        .expect("a string is always canonical JSON")
+}
+
+/// Whether serde_json's `to_string` of `value` is its canonical JSON: true when no number is
+/// a float and every map iterates its keys in ascending byte order. Both writers then emit
+/// the same tokens: integers in decimal, strings with the same shortest escapes (the short
+/// forms of `"`, `\\`, backspace, form feed, newline, carriage return and tab, lower-case
+/// `\u00xx` for other control characters, everything else verbatim), no whitespace, and keys
+/// in the canonical order. Floats are left to the canonical writer, which writes integral
+/// ones without a fraction where serde_json keeps `.0`; the key check keeps this true should
+/// serde_json's `preserve_order` feature ever be switched on.
+fn serializes_canonically(value: &Value) -> bool {
+    match value {
+        Value::Null | Value::Bool(_) | Value::String(_) => true,
+        Value::Number(number) => !number.is_f64(),
+        Value::Array(items) => items.iter().all(serializes_canonically),
+        Value::Object(map) => {
+            let mut previous: Option<&str> = None;
+            map.iter().all(|(key, item)| {
+                let ascending = previous.is_none_or(|before| before.as_bytes() < key.as_bytes());
+                previous = Some(key);
+                ascending && serializes_canonically(item)
+            })
+        }
+    }
 }
 
 /// A parsed or freshly signed `X-Matrix` authorization.
@@ -176,6 +249,38 @@ impl XMatrix {
         })
     }
 
+    /// Signs `request` as [`XMatrix::sign`] does, and returns with it the body to send:
+    /// `content.to_string()`, the same bytes as before this existed, serialized once and
+    /// reused as the signed content whenever they are its canonical JSON too.
+    pub fn sign_serialized(
+        request: &HttpRequest,
+        origin: &str,
+        destination: &str,
+        key: &SigningKey,
+    ) -> Result<(Self, Option<String>), XMatrixError> {
+        check_server_name("origin", origin)?;
+        check_server_name("destination", destination)?;
+        let body = request.content.map(Value::to_string);
+        let bytes = match (request.content, &body) {
+            (Some(content), Some(text)) if serializes_canonically(content) => {
+                write_signed_object(request, origin, destination, Some(text))
+            }
+            _ => request_signing_bytes(request, origin, destination)?,
+        };
+        debug_assert_eq!(
+            bytes,
+            request_signing_bytes(request, origin, destination)?,
+            "the body was reused as canonical JSON where it differs from it"
+        );
+        let authorization = Self {
+            origin: origin.to_owned(),
+            destination: Some(destination.to_owned()),
+            key_id: key.key_id().to_owned(),
+            signature: key.sign_bytes(&bytes),
+        };
+        Ok((authorization, body))
+    }
+
     pub fn origin(&self) -> &str {
         &self.origin
     }
@@ -236,6 +341,20 @@ impl XMatrix {
         })
     }
 
+    /// Checks that the header, if it names a destination, names `our_server_name`. The
+    /// signature does not cover the header, so this is checked on its own, first.
+    pub fn check_destination(&self, our_server_name: &str) -> Result<(), XMatrixError> {
+        match &self.destination {
+            Some(destination) if destination != our_server_name => {
+                Err(XMatrixError::DestinationMismatch {
+                    header: destination.clone(),
+                    ours: our_server_name.to_owned(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Checks this authorization on a request received by `our_server_name`, with the origin's
     /// key named by [`XMatrix::key_id`] (the caller looks it up and checks its validity).
     ///
@@ -247,14 +366,7 @@ impl XMatrix {
         our_server_name: &str,
         key: &VerifyingKey,
     ) -> Result<(), XMatrixError> {
-        if let Some(destination) = &self.destination
-            && destination != our_server_name
-        {
-            return Err(XMatrixError::DestinationMismatch {
-                header: destination.clone(),
-                ours: our_server_name.to_owned(),
-            });
-        }
+        self.check_destination(our_server_name)?;
         let bytes = request_signing_bytes(request, &self.origin, our_server_name)?;
         if !key.verify_bytes(&bytes, &self.signature) {
             return Err(XMatrixError::InvalidSignature {
@@ -805,7 +917,87 @@ mod tests {
         ]
     }
 
+    /// The signed bytes as the spec defines them: the canonical JSON of the request object.
+    fn spec_signing_bytes(request: &HttpRequest, origin: &str, destination: &str) -> Vec<u8> {
+        crate::proto::signing::signing_bytes(
+            &request_json(request, origin, destination),
+            Numbers::Lenient,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn floats_and_odd_strings_sign_the_canonical_form_and_send_serde_json_text() {
+        let body = json!({"b": [1.0, -0.0, 2.5, 1e300], "a": "\u{1}\u{7f}\"\\/é", "n": -3});
+        let request = put_request(&body);
+        let (auth, text) = XMatrix::sign_serialized(&request, "o", "d", &key()).unwrap();
+        assert_eq!(text, Some(body.to_string()));
+        assert!(!serializes_canonically(&body));
+        assert_eq!(auth, XMatrix::sign(&request, "o", "d", &key()).unwrap());
+        assert!(
+            key()
+                .verifying_key()
+                .verify_bytes(&spec_signing_bytes(&request, "o", "d"), auth.signature())
+        );
+        let get = HttpRequest {
+            method: "GET",
+            uri: "/_matrix/x?a=%22",
+            content: None,
+        };
+        let (auth, text) = XMatrix::sign_serialized(&get, "o", "d", &key()).unwrap();
+        assert_eq!(text, None);
+        assert_eq!(auth, XMatrix::sign(&get, "o", "d", &key()).unwrap());
+    }
+
+    /// Any JSON value a `Value` can hold, floats, large integers and control characters
+    /// included.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            (-5_i32..5).prop_map(|i| Value::from(f64::from(i))),
+            "\\PC{0,8}|[\u{0}-\u{1f}\"\\\\/\u{7f}]{0,4}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    "\\PC{0,6}|[a-c\u{0}\u{1f}\u{FF61}\u{1F600}]{0,2}",
+                    inner,
+                    0..6
+                )
+                .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
     proptest! {
+        /// The signed bytes are the spec's whichever way they are written, the body sent is
+        /// serde_json's text of the content, and the receiver's check of that text accepts.
+        #[test]
+        fn signed_bytes_are_the_canonical_request_object(
+            content in prop::option::of(any_json()),
+            origin in server_name(),
+            destination in server_name(),
+            uri in "/_matrix/[ -~]{0,30}",
+        ) {
+            let request = HttpRequest { method: "PUT", uri: &uri, content: content.as_ref() };
+            let spec = spec_signing_bytes(&request, &origin, &destination);
+            prop_assert_eq!(&request_signing_bytes(&request, &origin, &destination).unwrap(), &spec);
+            let (auth, text) = XMatrix::sign_serialized(&request, &origin, &destination, &key()).unwrap();
+            prop_assert_eq!(&text, &content.as_ref().map(Value::to_string));
+            prop_assert!(key().verifying_key().verify_bytes(&spec, auth.signature()));
+            let received = text.map(|text| serde_json::from_str::<Value>(&text).unwrap());
+            prop_assert_eq!(&received, &content);
+            let at_receiver = HttpRequest { content: received.as_ref(), ..request };
+            prop_assert!(auth.verify(&at_receiver, &destination, &key().verifying_key()).is_ok());
+        }
+
         #[test]
         fn build_then_parse_round_trips(
             origin in server_name(),

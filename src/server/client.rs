@@ -7,6 +7,7 @@
 use crate::proto::wire::{ErrorCode, MatrixError};
 use crate::proto::xmatrix::{HttpRequest, XMatrix};
 use crate::server::Inner;
+use crate::server::request_memo::SignedRequest;
 use crate::server::transport::TransportError;
 use hyper::body::Bytes;
 use hyper::{Request, StatusCode, header};
@@ -76,16 +77,15 @@ impl Inner {
             uri,
             content,
         };
-        let authorization = XMatrix::sign(
+        let (authorization, body) = XMatrix::sign_serialized(
             &signed,
             &self.config.name,
             destination,
             &self.config.signing_key,
         )
         .expect("this server's own name and request are signable");
-        let body = content
-            .map(|value| Bytes::from(value.to_string()))
-            .unwrap_or_default();
+        let body = body.map(Bytes::from).unwrap_or_default();
+        self.remember_signature(&authorization, destination, method, uri, &body);
         let request = Request::builder()
             .method(method)
             .uri(uri)
@@ -107,6 +107,34 @@ impl Inner {
             });
         }
         Ok(body)
+    }
+}
+
+impl Inner {
+    /// Records a request signature just made, for the receiver to find in the run's
+    /// [`RequestMemo`](crate::server::request_memo::RequestMemo) when there is one.
+    fn remember_signature(
+        &self,
+        authorization: &XMatrix,
+        destination: &str,
+        method: &str,
+        uri: &str,
+        body: &[u8],
+    ) {
+        let Some(cache) = &self.pdu_cache else {
+            return;
+        };
+        let public_key = self.config.signing_key.verifying_key();
+        cache.request_memo().record(&SignedRequest {
+            origin: &self.config.name,
+            key_id: authorization.key_id(),
+            public_key: &public_key,
+            destination,
+            method,
+            uri,
+            body,
+            signature: authorization.signature(),
+        });
     }
 }
 

@@ -22,6 +22,7 @@ pub mod keys;
 mod leave;
 pub mod metrics;
 pub mod outbound;
+pub mod request_memo;
 pub mod rooms;
 pub mod store;
 pub mod transport;

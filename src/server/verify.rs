@@ -22,6 +22,7 @@ use crate::proto::room_version::RoomVersion;
 use crate::proto::signing::VerifyingKey;
 use crate::proto::wire::RawPdu;
 use crate::server::Inner;
+use crate::server::request_memo::{RequestMemo, RequestMemoStats};
 use sha2::{Digest as _, Sha256};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -78,6 +79,8 @@ pub struct PduCacheStats {
     pub verify_hits: u64,
     pub verify_misses: u64,
     pub evictions: u64,
+    /// Request signatures skipped through the run's [`RequestMemo`].
+    pub requests: RequestMemoStats,
 }
 
 /// Parsed and verified PDUs shared by the servers of one run, keyed by the SHA-256 of the
@@ -91,6 +94,8 @@ pub struct PduCache {
     stats: Cell<PduCacheStats>,
     /// Peers' parsed keys, held once for the run (see `keys.rs`).
     keys: crate::server::keys::KeyInterner,
+    /// Request signatures made in this run (see `request_memo.rs`).
+    requests: RequestMemo,
 }
 
 impl PduCache {
@@ -102,6 +107,7 @@ impl PduCache {
             entries_max: entries_max.max(1),
             stats: Cell::new(PduCacheStats::default()),
             keys: Default::default(),
+            requests: Default::default(),
         }
     }
 
@@ -109,8 +115,15 @@ impl PduCache {
         &self.keys
     }
 
+    pub(crate) fn request_memo(&self) -> &RequestMemo {
+        &self.requests
+    }
+
     pub fn stats(&self) -> PduCacheStats {
-        self.stats.get()
+        PduCacheStats {
+            requests: self.requests.stats(),
+            ..self.stats.get()
+        }
     }
 
     pub fn len(&self) -> usize {
