@@ -21,6 +21,7 @@ use crate::proto::pdu::{
 use crate::proto::room_version::RoomVersion;
 use crate::proto::signing::VerifyingKey;
 use crate::proto::wire::RawPdu;
+use serde_json::value::RawValue;
 use crate::server::Inner;
 use sha2::{Digest as _, Sha256};
 use std::cell::{Cell, RefCell};
@@ -127,14 +128,20 @@ impl PduCache {
         self.stats.set(stats);
     }
 
-    /// The parsed PDU for these exact bytes, parsing on first sight.
-    fn parse(&self, key: &[u8; 32], raw: &RawPdu, version: &'static RoomVersion) -> Parsed {
+    /// The parsed PDU for these exact bytes, parsing on first sight (`raw` reads the JSON
+    /// object then).
+    fn parse(
+        &self,
+        key: &[u8; 32],
+        raw: impl FnOnce() -> Result<RawPdu, String>,
+        version: &'static RoomVersion,
+    ) -> Parsed {
         if let Some(entry) = self.entries.borrow().get(key) {
             self.count(|stats| stats.parse_hits += 1);
             return entry.parsed.clone();
         }
         self.count(|stats| stats.parse_misses += 1);
-        let parsed = parse(raw.clone(), version);
+        let parsed = raw().and_then(|raw| parse(raw, version));
         self.insert(
             *key,
             Entry {
@@ -198,12 +205,24 @@ fn parse(raw: RawPdu, version: &'static RoomVersion) -> Parsed {
 /// The cache key of a raw PDU: the room version and the JSON serialized as serde_json writes
 /// a map (keys sorted, numbers exact), which differs whenever the parsed JSON differs.
 fn cache_key(raw: &RawPdu, version: &RoomVersion) -> [u8; 32] {
+    let bytes = serde_json::to_vec(raw).expect("a JSON map serializes");
+    text_cache_key(&bytes, version)
+}
+
+/// The cache key of a PDU received as JSON text: the room version and the exact bytes. An
+/// honest server writes a PDU as serde_json writes its map, so both keys of one event agree;
+/// other bytes for the same JSON only cost a second entry.
+fn text_cache_key(bytes: &[u8], version: &RoomVersion) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(version.id.as_bytes());
     hasher.update([0]);
-    let bytes = serde_json::to_vec(raw).expect("a JSON map serializes");
-    hasher.update(&bytes);
+    hasher.update(bytes);
     hasher.finalize().into()
+}
+
+/// A PDU's JSON object read from its text.
+fn object_of(text: &RawValue) -> Result<RawPdu, String> {
+    serde_json::from_str(text.get()).map_err(|e| format!("not a JSON object: {e}"))
 }
 
 fn verify(pdu: &Pdu, lookup: &impl Fn(&KeyQuery<'_>) -> Option<VerifyingKey>) -> Verdict {
@@ -234,11 +253,39 @@ impl Inner {
         let cached = self
             .pdu_cache
             .as_ref()
-            .map(|cache| (cache, cache_key(raw, version)));
+            .map(|cache| (cache.as_ref(), cache_key(raw, version)));
         let parsed = match &cached {
-            Some((cache, key)) => cache.parse(key, raw, version),
+            Some((cache, key)) => cache.parse(key, || Ok(raw.clone()), version),
             None => parse(raw.clone(), version),
         };
+        self.check_parsed(parsed, cached, version).await
+    }
+
+    /// As [`Inner::check_received_pdu_ref`] for a PDU received as JSON text: with a cache,
+    /// an event seen before costs a hash of its bytes, not a parse.
+    pub(crate) async fn check_received_pdu_text(
+        &self,
+        text: &RawValue,
+        version: &'static RoomVersion,
+    ) -> Result<CheckedPdu, DropReason> {
+        let cached = self
+            .pdu_cache
+            .as_ref()
+            .map(|cache| (cache.as_ref(), text_cache_key(text.get().as_bytes(), version)));
+        let parsed = match &cached {
+            Some((cache, key)) => cache.parse(key, || object_of(text), version),
+            None => object_of(text).and_then(|raw| parse(raw, version)),
+        };
+        self.check_parsed(parsed, cached, version).await
+    }
+
+    /// Verifies a parsed PDU (through the cache's verdicts when there is one).
+    async fn check_parsed(
+        &self,
+        parsed: Parsed,
+        cached: Option<(&PduCache, [u8; 32])>,
+        version: &'static RoomVersion,
+    ) -> Result<CheckedPdu, DropReason> {
         let pdu = parsed.map_err(|e| {
             self.metrics.borrow_mut().pdus_dropped_bad_format += 1;
             DropReason::Format(e)
