@@ -21,8 +21,8 @@ use crate::proto::pdu::{
 use crate::proto::room_version::RoomVersion;
 use crate::proto::signing::VerifyingKey;
 use crate::proto::wire::RawPdu;
-use serde_json::value::RawValue;
 use crate::server::Inner;
+use serde_json::value::RawValue;
 use sha2::{Digest as _, Sha256};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -268,10 +268,12 @@ impl Inner {
         text: &RawValue,
         version: &'static RoomVersion,
     ) -> Result<CheckedPdu, DropReason> {
-        let cached = self
-            .pdu_cache
-            .as_ref()
-            .map(|cache| (cache.as_ref(), text_cache_key(text.get().as_bytes(), version)));
+        let cached = self.pdu_cache.as_ref().map(|cache| {
+            (
+                cache.as_ref(),
+                text_cache_key(text.get().as_bytes(), version),
+            )
+        });
         let parsed = match &cached {
             Some((cache, key)) => cache.parse(key, || object_of(text), version),
             None => object_of(text).and_then(|raw| parse(raw, version)),
@@ -334,6 +336,35 @@ impl Inner {
                 Err(DropReason::Signature(failure))
             }
         }
+    }
+}
+
+/// A PDU as a peer's answer carries it: a JSON object, or its JSON text (checked by its bytes).
+pub(crate) trait ReceivedPdu {
+    fn check<'a>(
+        &'a self,
+        server: &'a Inner,
+        version: &'static RoomVersion,
+    ) -> impl Future<Output = Result<CheckedPdu, DropReason>> + 'a;
+}
+
+impl ReceivedPdu for RawPdu {
+    fn check<'a>(
+        &'a self,
+        server: &'a Inner,
+        version: &'static RoomVersion,
+    ) -> impl Future<Output = Result<CheckedPdu, DropReason>> + 'a {
+        server.check_received_pdu_ref(self, version)
+    }
+}
+
+impl ReceivedPdu for Box<RawValue> {
+    fn check<'a>(
+        &'a self,
+        server: &'a Inner,
+        version: &'static RoomVersion,
+    ) -> impl Future<Output = Result<CheckedPdu, DropReason>> + 'a {
+        server.check_received_pdu_text(self, version)
     }
 }
 
