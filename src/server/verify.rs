@@ -417,8 +417,8 @@ mod tests {
         let cache = PduCache::new(8);
         let raw = signed("hi", &key(1));
         let k = cache_key(&raw, version);
-        let first = cache.parse(&k, &raw, version).unwrap();
-        let second = cache.parse(&k, &raw, version).unwrap();
+        let first = cache.parse(&k, || Ok(raw.clone()), version).unwrap();
+        let second = cache.parse(&k, || Ok(raw.clone()), version).unwrap();
         assert!(Arc::ptr_eq(&first, &second));
         let other = signed("ho", &key(1));
         assert_ne!(cache_key(&other, version), k);
@@ -433,7 +433,7 @@ mod tests {
         let cache = PduCache::new(8);
         let raw = signed("hi", &key(1));
         let k = cache_key(&raw, version);
-        let pdu = cache.parse(&k, &raw, version).unwrap();
+        let pdu = cache.parse(&k, || Ok(raw.clone()), version).unwrap();
         let good = key(1).verifying_key();
         let bad = key(2).verifying_key();
         let with = |known: VerifyingKey| move |_: &KeyQuery<'_>| Some(known);
@@ -454,13 +454,34 @@ mod tests {
     }
 
     #[test]
+    fn an_event_as_text_and_as_object_shares_one_entry() {
+        let version = room_version("11").unwrap();
+        let raw = signed("shared", &key(1));
+        let text = serde_json::value::to_raw_value(&raw).unwrap();
+        assert_eq!(
+            text_cache_key(text.get().as_bytes(), version),
+            cache_key(&raw, version),
+            "an honest server writes a PDU as serde_json writes its map"
+        );
+        let spaced = RawValue::from_string(format!("{{ {}", &text.get()[1..])).unwrap();
+        assert_ne!(
+            text_cache_key(spaced.get().as_bytes(), version),
+            cache_key(&raw, version),
+            "other bytes are another entry"
+        );
+        let not_an_object = RawValue::from_string("[1]".into()).unwrap();
+        assert!(object_of(&not_an_object).is_err());
+        assert_eq!(object_of(&text).unwrap(), raw);
+    }
+
+    #[test]
     fn the_oldest_entry_goes_first() {
         let version = room_version("11").unwrap();
         let cache = PduCache::new(2);
         let raws: Vec<RawPdu> = ["a", "b", "c"].iter().map(|b| signed(b, &key(1))).collect();
         let keys: Vec<_> = raws.iter().map(|raw| cache_key(raw, version)).collect();
         for (k, raw) in keys.iter().zip(&raws) {
-            cache.parse(k, raw, version).unwrap();
+            cache.parse(k, || Ok(raw.clone()), version).unwrap();
         }
         assert_eq!(cache.len(), 2);
         assert_eq!(cache.stats().evictions, 1);
@@ -475,8 +496,11 @@ mod tests {
         let mut raw = signed("hi", &key(1));
         raw.remove("sender");
         let k = cache_key(&raw, version);
-        let first = cache.parse(&k, &raw, version).unwrap_err();
-        assert_eq!(cache.parse(&k, &raw, version).unwrap_err(), first);
+        let first = cache.parse(&k, || Ok(raw.clone()), version).unwrap_err();
+        assert_eq!(
+            cache.parse(&k, || Ok(raw.clone()), version).unwrap_err(),
+            first
+        );
         assert!(first.contains("sender"), "{first}");
     }
 }
