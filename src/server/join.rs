@@ -12,9 +12,10 @@ use crate::proto::event::server_of;
 use crate::proto::pdu::{EventRef, NewEvent, Pdu, build_pdu};
 use crate::proto::room_version::{self, ALL as ALL_VERSIONS};
 use crate::proto::wire::paths;
+use crate::proto::wire::text::PduTransactionTexts;
 use crate::proto::wire::{
-    BackfillQuery, ErrorCode, MakeJoinQuery, MakeMembershipResponse, MatrixError, PduTransaction,
-    SendJoinQuery, SendJoinResponse,
+    BackfillQuery, ErrorCode, MakeJoinQuery, MakeMembershipResponse, MatrixError, SendJoinQuery,
+    SendJoinResponse,
 };
 use crate::server::Inner;
 use crate::server::http::{EndpointResult, Incoming};
@@ -130,8 +131,8 @@ impl Inner {
             };
             let fetched_before = fetched.len();
             let taken = self.answer_events_max(query_limit);
-            for raw in answer.pdus.into_iter().take(taken) {
-                if let Ok(checked) = self.check_received_pdu(raw, version).await {
+            for text in answer.pdus.iter().take(taken) {
+                if let Ok(checked) = self.check_received_pdu_text(text, version).await {
                     fetched.insert(checked.pdu.event_id().to_owned(), checked);
                 }
             }
@@ -147,7 +148,7 @@ impl Inner {
     /// One page of history from `via`. Nothing fetches this history later if it is not
     /// fetched now, so a request that may succeed later (lost, timed out, overload) is
     /// retried a few times after a growing pause rather than given up on.
-    async fn backfill_page(&self, via: &str, uri: &str) -> Option<PduTransaction> {
+    async fn backfill_page(&self, via: &str, uri: &str) -> Option<PduTransactionTexts> {
         let mut pause_ms = BACKFILL_RETRY_PAUSE_MS_MIN;
         for attempt in 1..=BACKFILL_ATTEMPTS_MAX {
             match self.federation_request(via, "GET", uri, None).await {

@@ -23,6 +23,7 @@ use crate::proto::signing::VerifyingKey;
 use crate::proto::wire::RawPdu;
 use crate::server::Inner;
 use crate::server::request_memo::{RequestMemo, RequestMemoStats};
+use serde_json::value::RawValue;
 use sha2::{Digest as _, Sha256};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -140,14 +141,20 @@ impl PduCache {
         self.stats.set(stats);
     }
 
-    /// The parsed PDU for these exact bytes, parsing on first sight.
-    fn parse(&self, key: &[u8; 32], raw: &RawPdu, version: &'static RoomVersion) -> Parsed {
+    /// The parsed PDU for these exact bytes, parsing on first sight (`raw` reads the JSON
+    /// object then).
+    fn parse(
+        &self,
+        key: &[u8; 32],
+        raw: impl FnOnce() -> Result<RawPdu, String>,
+        version: &'static RoomVersion,
+    ) -> Parsed {
         if let Some(entry) = self.entries.borrow().get(key) {
             self.count(|stats| stats.parse_hits += 1);
             return entry.parsed.clone();
         }
         self.count(|stats| stats.parse_misses += 1);
-        let parsed = parse(raw.clone(), version);
+        let parsed = raw().and_then(|raw| parse(raw, version));
         self.insert(
             *key,
             Entry {
@@ -211,12 +218,24 @@ fn parse(raw: RawPdu, version: &'static RoomVersion) -> Parsed {
 /// The cache key of a raw PDU: the room version and the JSON serialized as serde_json writes
 /// a map (keys sorted, numbers exact), which differs whenever the parsed JSON differs.
 fn cache_key(raw: &RawPdu, version: &RoomVersion) -> [u8; 32] {
+    let bytes = serde_json::to_vec(raw).expect("a JSON map serializes");
+    text_cache_key(&bytes, version)
+}
+
+/// The cache key of a PDU received as JSON text: the room version and the exact bytes. An
+/// honest server writes a PDU as serde_json writes its map, so both keys of one event agree;
+/// other bytes for the same JSON only cost a second entry.
+fn text_cache_key(bytes: &[u8], version: &RoomVersion) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(version.id.as_bytes());
     hasher.update([0]);
-    let bytes = serde_json::to_vec(raw).expect("a JSON map serializes");
-    hasher.update(&bytes);
+    hasher.update(bytes);
     hasher.finalize().into()
+}
+
+/// A PDU's JSON object read from its text.
+fn object_of(text: &RawValue) -> Result<RawPdu, String> {
+    serde_json::from_str(text.get()).map_err(|e| format!("not a JSON object: {e}"))
 }
 
 fn verify(pdu: &Pdu, lookup: &impl Fn(&KeyQuery<'_>) -> Option<VerifyingKey>) -> Verdict {
@@ -247,11 +266,41 @@ impl Inner {
         let cached = self
             .pdu_cache
             .as_ref()
-            .map(|cache| (cache, cache_key(raw, version)));
+            .map(|cache| (cache.as_ref(), cache_key(raw, version)));
         let parsed = match &cached {
-            Some((cache, key)) => cache.parse(key, raw, version),
+            Some((cache, key)) => cache.parse(key, || Ok(raw.clone()), version),
             None => parse(raw.clone(), version),
         };
+        self.check_parsed(parsed, cached, version).await
+    }
+
+    /// As [`Inner::check_received_pdu_ref`] for a PDU received as JSON text: with a cache,
+    /// an event seen before costs a hash of its bytes, not a parse.
+    pub(crate) async fn check_received_pdu_text(
+        &self,
+        text: &RawValue,
+        version: &'static RoomVersion,
+    ) -> Result<CheckedPdu, DropReason> {
+        let cached = self.pdu_cache.as_ref().map(|cache| {
+            (
+                cache.as_ref(),
+                text_cache_key(text.get().as_bytes(), version),
+            )
+        });
+        let parsed = match &cached {
+            Some((cache, key)) => cache.parse(key, || object_of(text), version),
+            None => object_of(text).and_then(|raw| parse(raw, version)),
+        };
+        self.check_parsed(parsed, cached, version).await
+    }
+
+    /// Verifies a parsed PDU (through the cache's verdicts when there is one).
+    async fn check_parsed(
+        &self,
+        parsed: Parsed,
+        cached: Option<(&PduCache, [u8; 32])>,
+        version: &'static RoomVersion,
+    ) -> Result<CheckedPdu, DropReason> {
         let pdu = parsed.map_err(|e| {
             self.metrics.borrow_mut().pdus_dropped_bad_format += 1;
             DropReason::Format(e)
@@ -300,6 +349,35 @@ impl Inner {
                 Err(DropReason::Signature(failure))
             }
         }
+    }
+}
+
+/// A PDU as a peer's answer carries it: a JSON object, or its JSON text (checked by its bytes).
+pub(crate) trait ReceivedPdu {
+    fn check<'a>(
+        &'a self,
+        server: &'a Inner,
+        version: &'static RoomVersion,
+    ) -> impl Future<Output = Result<CheckedPdu, DropReason>> + 'a;
+}
+
+impl ReceivedPdu for RawPdu {
+    fn check<'a>(
+        &'a self,
+        server: &'a Inner,
+        version: &'static RoomVersion,
+    ) -> impl Future<Output = Result<CheckedPdu, DropReason>> + 'a {
+        server.check_received_pdu_ref(self, version)
+    }
+}
+
+impl ReceivedPdu for Box<RawValue> {
+    fn check<'a>(
+        &'a self,
+        server: &'a Inner,
+        version: &'static RoomVersion,
+    ) -> impl Future<Output = Result<CheckedPdu, DropReason>> + 'a {
+        server.check_received_pdu_text(self, version)
     }
 }
 
@@ -352,8 +430,8 @@ mod tests {
         let cache = PduCache::new(8);
         let raw = signed("hi", &key(1));
         let k = cache_key(&raw, version);
-        let first = cache.parse(&k, &raw, version).unwrap();
-        let second = cache.parse(&k, &raw, version).unwrap();
+        let first = cache.parse(&k, || Ok(raw.clone()), version).unwrap();
+        let second = cache.parse(&k, || Ok(raw.clone()), version).unwrap();
         assert!(Arc::ptr_eq(&first, &second));
         let other = signed("ho", &key(1));
         assert_ne!(cache_key(&other, version), k);
@@ -368,7 +446,7 @@ mod tests {
         let cache = PduCache::new(8);
         let raw = signed("hi", &key(1));
         let k = cache_key(&raw, version);
-        let pdu = cache.parse(&k, &raw, version).unwrap();
+        let pdu = cache.parse(&k, || Ok(raw.clone()), version).unwrap();
         let good = key(1).verifying_key();
         let bad = key(2).verifying_key();
         let with = |known: VerifyingKey| move |_: &KeyQuery<'_>| Some(known);
@@ -389,13 +467,34 @@ mod tests {
     }
 
     #[test]
+    fn an_event_as_text_and_as_object_shares_one_entry() {
+        let version = room_version("11").unwrap();
+        let raw = signed("shared", &key(1));
+        let text = serde_json::value::to_raw_value(&raw).unwrap();
+        assert_eq!(
+            text_cache_key(text.get().as_bytes(), version),
+            cache_key(&raw, version),
+            "an honest server writes a PDU as serde_json writes its map"
+        );
+        let spaced = RawValue::from_string(format!("{{ {}", &text.get()[1..])).unwrap();
+        assert_ne!(
+            text_cache_key(spaced.get().as_bytes(), version),
+            cache_key(&raw, version),
+            "other bytes are another entry"
+        );
+        let not_an_object = RawValue::from_string("[1]".into()).unwrap();
+        assert!(object_of(&not_an_object).is_err());
+        assert_eq!(object_of(&text).unwrap(), raw);
+    }
+
+    #[test]
     fn the_oldest_entry_goes_first() {
         let version = room_version("11").unwrap();
         let cache = PduCache::new(2);
         let raws: Vec<RawPdu> = ["a", "b", "c"].iter().map(|b| signed(b, &key(1))).collect();
         let keys: Vec<_> = raws.iter().map(|raw| cache_key(raw, version)).collect();
         for (k, raw) in keys.iter().zip(&raws) {
-            cache.parse(k, raw, version).unwrap();
+            cache.parse(k, || Ok(raw.clone()), version).unwrap();
         }
         assert_eq!(cache.len(), 2);
         assert_eq!(cache.stats().evictions, 1);
@@ -410,8 +509,11 @@ mod tests {
         let mut raw = signed("hi", &key(1));
         raw.remove("sender");
         let k = cache_key(&raw, version);
-        let first = cache.parse(&k, &raw, version).unwrap_err();
-        assert_eq!(cache.parse(&k, &raw, version).unwrap_err(), first);
+        let first = cache.parse(&k, || Ok(raw.clone()), version).unwrap_err();
+        assert_eq!(
+            cache.parse(&k, || Ok(raw.clone()), version).unwrap_err(),
+            first
+        );
         assert!(first.contains("sender"), "{first}");
     }
 }

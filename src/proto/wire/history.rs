@@ -174,6 +174,47 @@ pub mod text {
     pub struct EventAuthText<'a> {
         pub auth_chain: Vec<&'a RawValue>,
     }
+
+    // As received: each PDU kept as its JSON text, so a receiver that has seen the same bytes
+    // before (see the server's PDU cache) need not build the JSON object again. A PDU that is
+    // not an object is dropped alone when checked.
+
+    /// [`PduTransaction`] as received.
+    #[derive(Debug, Deserialize)]
+    pub struct PduTransactionTexts {
+        pub origin: String,
+        pub origin_server_ts: u64,
+        pub pdus: Vec<Box<RawValue>>,
+    }
+
+    impl PduTransactionTexts {
+        /// The one PDU of an /event answer (see [`PduTransaction::single_pdu`]).
+        pub fn single_pdu(&self) -> Result<&RawValue, ResponseError> {
+            match self.pdus.as_slice() {
+                [pdu] => Ok(pdu),
+                other => Err(ResponseError::EventPduCount { count: other.len() }),
+            }
+        }
+    }
+
+    /// [`GetMissingEventsResponse`] as received.
+    #[derive(Debug, Deserialize)]
+    pub struct GetMissingEventsTexts {
+        pub events: Vec<Box<RawValue>>,
+    }
+
+    /// [`StateResponse`] as received.
+    #[derive(Debug, Deserialize)]
+    pub struct StateTexts {
+        pub auth_chain: Vec<Box<RawValue>>,
+        pub pdus: Vec<Box<RawValue>>,
+    }
+
+    /// [`EventAuthResponse`] as received.
+    #[derive(Debug, Deserialize)]
+    pub struct EventAuthTexts {
+        pub auth_chain: Vec<Box<RawValue>>,
+    }
 }
 
 #[cfg(test)]

@@ -12,12 +12,12 @@
 use crate::proto::event::StateMap;
 use crate::proto::pdu::Pdu;
 use crate::proto::wire::paths;
+use crate::proto::wire::text::{EventAuthTexts, GetMissingEventsTexts, PduTransactionTexts};
 use crate::proto::wire::{
-    EventAuthResponse, GET_MISSING_EVENTS_LIMIT_DEFAULT, GetMissingEventsRequest,
-    GetMissingEventsResponse, PduTransaction, RawPdu, StateIdsResponse, StateQuery,
+    GET_MISSING_EVENTS_LIMIT_DEFAULT, GetMissingEventsRequest, StateIdsResponse, StateQuery,
 };
 use crate::server::Inner;
-use crate::server::verify::CheckedPdu;
+use crate::server::verify::{CheckedPdu, ReceivedPdu};
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -100,7 +100,7 @@ impl Inner {
             return Ok(());
         }
         let uri = paths::event_auth_path(room_id, pdu.event_id());
-        let response: EventAuthResponse = self
+        let response: EventAuthTexts = self
             .federation_request(origin, "GET", &uri, None)
             .await
             .map_err(|e| format!("cannot fetch auth events {missing:?}: {e}"))?;
@@ -121,12 +121,12 @@ impl Inner {
     pub(crate) async fn ingest_fetched_outliers(
         &self,
         room_id: &str,
-        raws: Vec<RawPdu>,
+        raws: Vec<impl ReceivedPdu>,
     ) -> Result<(), String> {
         let version = self.room_version(room_id)?;
         let mut batch: Vec<(Arc<Pdu>, bool)> = Vec::new();
         for raw in raws {
-            let Ok(checked) = self.check_received_pdu(raw, version).await else {
+            let Ok(checked) = raw.check(self, version).await else {
                 continue;
             };
             if !self
@@ -189,15 +189,15 @@ impl Inner {
             let body = serde_json::to_value(&request).expect("request serializes");
             let uri = paths::get_missing_events_path(room_id);
             let Ok(response) = self
-                .federation_request::<GetMissingEventsResponse>(origin, "POST", &uri, Some(&body))
+                .federation_request::<GetMissingEventsTexts>(origin, "POST", &uri, Some(&body))
                 .await
             else {
                 return;
             };
             let mut new_events = 0;
             let taken = self.answer_events_max(limit);
-            for raw in response.events.into_iter().take(taken) {
-                let Ok(checked) = self.check_received_pdu(raw, version).await else {
+            for text in response.events.iter().take(taken) {
+                let Ok(checked) = self.check_received_pdu_text(text, version).await else {
                     continue;
                 };
                 let event_id = checked.pdu.event_id().to_owned();
@@ -334,7 +334,7 @@ impl Inner {
         let mut raws = Vec::new();
         for id in wanted {
             let uri = paths::event_path(&id);
-            let response: PduTransaction = self
+            let response: PduTransactionTexts = self
                 .federation_request(origin, "GET", &uri, None)
                 .await
                 .map_err(|e| format!("cannot fetch state event {id}: {e}"))?;
@@ -358,13 +358,13 @@ impl Inner {
         event_id: &str,
         version: &'static crate::proto::room_version::RoomVersion,
     ) -> Result<CheckedPdu, String> {
-        let response: PduTransaction = self
+        let response: PduTransactionTexts = self
             .federation_request(origin, "GET", &paths::event_path(event_id), None)
             .await
             .map_err(|e| format!("cannot fetch {event_id}: {e}"))?;
-        let raw = response.single_pdu().map_err(|e| e.to_string())?.clone();
+        let text = response.single_pdu().map_err(|e| e.to_string())?;
         let checked = self
-            .check_received_pdu(raw, version)
+            .check_received_pdu_text(text, version)
             .await
             .map_err(|e| e.to_string())?;
         if checked.pdu.event_id() != event_id {
