@@ -84,6 +84,46 @@ impl LogRecord {
             Self::Event { room_id, .. } => room_id,
         }
     }
+
+    /// Writes everything the record holds, for a run's digest: two records write the same
+    /// text exactly when they are equal. An event is written as its JSON text, which is
+    /// written once per event and shared ([`Pdu::json_text`]), where the `Debug` form would
+    /// format the whole JSON object again for every record of every server.
+    pub fn write_digest(&self, out: &mut impl std::fmt::Write) -> std::fmt::Result {
+        match self {
+            Self::OpenRoom {
+                room_id,
+                room_version,
+            } => write!(out, "open {room_id} {}\n", room_version.id),
+            Self::Event {
+                room_id,
+                input,
+                verdict,
+            } => {
+                let (kind, pdu, held_redacted) = match input {
+                    EventInput::Pdu {
+                        pdu,
+                        held_redacted,
+                        origin,
+                    } => (format!("pdu {origin:?}"), pdu, held_redacted),
+                    EventInput::Outlier { pdu, held_redacted } => {
+                        ("outlier".to_owned(), pdu, held_redacted)
+                    }
+                    EventInput::WithState {
+                        pdu,
+                        held_redacted,
+                        state_before,
+                    } => (format!("with state {state_before:?}"), pdu, held_redacted),
+                };
+                write!(
+                    out,
+                    "event {room_id} {kind} {verdict:?} redacted={held_redacted} {} {}\n",
+                    pdu.room_version().id,
+                    pdu.json_text().get()
+                )
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]

@@ -28,7 +28,6 @@ use crate::sim::runner::world::{Setup, World};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::rc::Rc;
 
 /// Why a plan cannot be run.
@@ -364,7 +363,9 @@ fn trace_digest(world: &World, trace: &[String]) -> String {
         let mut writer = HashWriter(&mut hasher);
         for record in slot.log().records() {
             // Streamed into the hash: the same bytes as formatting to a string first.
-            write!(writer, "{record:?}").expect("hashing never fails");
+            record
+                .write_digest(&mut writer)
+                .expect("hashing never fails");
         }
     }
     observer::hex(&hasher.finalize())
