@@ -94,7 +94,7 @@ impl LogRecord {
             Self::OpenRoom {
                 room_id,
                 room_version,
-            } => write!(out, "open {room_id} {}\n", room_version.id),
+            } => writeln!(out, "open {room_id} {}", room_version.id),
             Self::Event {
                 room_id,
                 input,
@@ -115,9 +115,9 @@ impl LogRecord {
                         state_before,
                     } => (format!("with state {state_before:?}"), pdu, held_redacted),
                 };
-                write!(
+                writeln!(
                     out,
-                    "event {room_id} {kind} {verdict:?} redacted={held_redacted} {} {}\n",
+                    "event {room_id} {kind} {verdict:?} redacted={held_redacted} {} {}",
                     pdu.room_version().id,
                     pdu.json_text().get()
                 )
