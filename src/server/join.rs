@@ -188,24 +188,18 @@ impl Inner {
             let key = |c: &CheckedPdu| (c.pdu.event().depth, c.pdu.event_id().to_owned());
             key(a).cmp(&key(b))
         });
-        for checked in ordered {
-            let (held, ready) = {
-                let store = self.store.borrow();
-                let room = store.room(room_id);
-                (
-                    room.is_some_and(|r| r.has_state(checked.pdu.event_id())),
-                    room.is_some_and(|r| r.missing_prev_events(&checked.pdu).is_empty()),
-                )
-            };
-            if !held && ready {
-                let result =
-                    self.store.borrow_mut().room_mut(room_id).and_then(|room| {
-                        room.ingest_backfilled(checked.pdu, checked.held_redacted)
-                    });
-                if let Ok(outcome) = result {
-                    self.count_outcome(&outcome);
-                }
-            }
+        let history = ordered
+            .into_iter()
+            .map(|checked| (checked.pdu, checked.held_redacted))
+            .collect();
+        let outcomes = self
+            .store
+            .borrow_mut()
+            .room_mut(room_id)
+            .map(|room| room.ingest_history(history))
+            .unwrap_or_default();
+        for outcome in &outcomes {
+            self.count_outcome(outcome);
         }
     }
 

@@ -369,6 +369,7 @@ fn record_line(record: &LogRecord) -> String {
             room_id,
             room_version,
         } => format!("open {room_id} {}\n", room_version.id),
+        LogRecord::HistoryBatch { room_id, begins } => format!("history {room_id} {begins}\n"),
         LogRecord::Event {
             room_id,
             input,

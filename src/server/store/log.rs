@@ -75,13 +75,17 @@ pub enum LogRecord {
         input: EventInput,
         verdict: RecordedVerdict,
     },
+    /// The events between a record with `begins` and the next without it are one batch of
+    /// backfilled history, after which current state is recomputed once (replay does the
+    /// same, so the rebuilt store holds the same state groups).
+    HistoryBatch { room_id: Arc<str>, begins: bool },
 }
 
 impl LogRecord {
     pub fn room_id(&self) -> &str {
         match self {
             Self::OpenRoom { room_id, .. } => room_id,
-            Self::Event { room_id, .. } => room_id,
+            Self::Event { room_id, .. } | Self::HistoryBatch { room_id, .. } => room_id,
         }
     }
 
@@ -95,6 +99,7 @@ impl LogRecord {
                 room_id,
                 room_version,
             } => writeln!(out, "open {room_id} {}", room_version.id),
+            Self::HistoryBatch { room_id, begins } => writeln!(out, "history {room_id} {begins}"),
             Self::Event {
                 room_id,
                 input,

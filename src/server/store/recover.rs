@@ -43,7 +43,16 @@ impl RoomStore {
             }
             room.replay(record_index, record)?;
         }
+        room.end_replay();
         Ok(room)
+    }
+
+    /// After the last record: a history batch the log holds only the start of (the store
+    /// flushes after a batch, never within one, so this is defensive) is ended.
+    pub(super) fn end_replay(&mut self) {
+        if self.current_state_deferred {
+            self.apply_history_batch(false);
+        }
     }
 
     /// Replays one event record of this room.
@@ -56,8 +65,18 @@ impl RoomStore {
             record_index,
             problem,
         };
-        let LogRecord::Event { input, verdict, .. } = record else {
-            return Err(problem(format!("room {} is opened twice", self.room_id)));
+        let (input, verdict) = match record {
+            LogRecord::Event { input, verdict, .. } => (input, verdict),
+            LogRecord::HistoryBatch { begins, .. } => {
+                if self.current_state_deferred == *begins {
+                    return Err(problem("a history batch nests or ends unopened".to_owned()));
+                }
+                self.apply_history_batch(*begins);
+                return Ok(());
+            }
+            LogRecord::OpenRoom { .. } => {
+                return Err(problem(format!("room {} is opened twice", self.room_id)));
+            }
         };
         let outcome = self
             .apply(input)

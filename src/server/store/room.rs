@@ -94,6 +94,11 @@ pub struct RoomStore {
     /// then every event placed with state is accepted. Configuration, not state: not logged,
     /// not compared.
     pub(super) auth_rules_enforced: bool,
+    /// Within a batch of backfilled history: current state is recomputed once at its end
+    /// (`current_state_stale` says whether the extremities moved meanwhile). Both are false
+    /// outside a batch, so they are not compared.
+    pub(super) current_state_deferred: bool,
+    pub(super) current_state_stale: bool,
 }
 
 /// The servers with a user joined in the state of a current group.
@@ -125,6 +130,8 @@ impl PartialEq for RoomStore {
             next_sequence,
             joined_servers_memo: _,
             auth_rules_enforced: _,
+            current_state_deferred: _,
+            current_state_stale: _,
         } = self;
         *room_id == other.room_id
             && version.id == other.version.id
@@ -184,6 +191,8 @@ impl RoomStore {
             next_sequence: 0,
             joined_servers_memo: std::sync::Mutex::new(None),
             auth_rules_enforced: true,
+            current_state_deferred: false,
+            current_state_stale: false,
         }
     }
 

@@ -55,7 +55,7 @@ impl ServerStore {
                     let room = RoomStore::unlogged(room_id, room_version, log.clone());
                     rooms.insert(room_id.clone(), room);
                 }
-                LogRecord::Event { room_id, .. } => {
+                LogRecord::Event { room_id, .. } | LogRecord::HistoryBatch { room_id, .. } => {
                     let room = rooms.get_mut(&**room_id).ok_or_else(|| RecoverError {
                         record_index,
                         problem: format!("room {room_id} was never opened"),
@@ -63,6 +63,9 @@ impl ServerStore {
                     room.replay(record_index, record)?;
                 }
             }
+        }
+        for room in rooms.values_mut() {
+            room.end_replay();
         }
         Ok(Self {
             log,
