@@ -71,7 +71,11 @@ impl Agreement {
 #[derive(Default)]
 struct SamplerState {
     /// Per server, the current state at the previous sample.
-    previous_state: BTreeMap<usize, StateMap>,
+    previous_state: BTreeMap<usize, Rc<StateMap>>,
+    /// The states some server held at its previous sample, by state digest: servers that agree
+    /// share one copy (a thousand servers hold a thousand copies of a room's state otherwise).
+    /// Copies no server holds any more are dropped after each sample.
+    states: BTreeMap<String, Rc<StateMap>>,
     agreement: Agreement,
     divergence_max: u32,
     /// First time servers were seen diverged, for the witness.
@@ -207,20 +211,25 @@ fn sample(world: &World, state: &mut SamplerState) {
                 return (count, None);
             }
             let state_only = state_digest(room);
+            let current = match state.states.get(&state_only) {
+                Some(held) if **held == *room.current_state() => held.clone(),
+                _ => Rc::new(room.current_state().clone()),
+            };
             let view = CachedView {
                 mark,
                 digest: view_digest_over(&state_only, authorized_ids(room)),
                 state_digest: state_only,
             };
-            (
-                count,
-                Some((view, room.current_state().clone(), sequence_end(room))),
-            )
+            (count, Some((view, current, sequence_end(room))))
         }) else {
             continue;
         };
         extremities.push(extremity_count);
         if let Some((view, current, sequence_end)) = changed {
+            state
+                .states
+                .entry(view.state_digest.clone())
+                .or_insert_with(|| current.clone());
             state.views.insert(index, view);
             let previous_end = state.previous_sequence_end.insert(index, sequence_end);
             check_resets(world, state, index, current, previous_end);
@@ -231,6 +240,7 @@ fn sample(world: &World, state: &mut SamplerState) {
         digests.insert(view.digest.clone());
         state_digests.insert(view.state_digest.clone());
     }
+    state.states.retain(|_, held| Rc::strong_count(held) > 1);
     check_deliveries(world, &servers);
     let divergence = state_digests.len() as u32;
     state.divergence_max = state.divergence_max.max(divergence);
@@ -329,13 +339,13 @@ fn check_resets(
     world: &World,
     state: &mut SamplerState,
     index: usize,
-    current: StateMap,
+    current: Rc<StateMap>,
     previous_end: Option<u64>,
 ) {
     let Some(previous) = state.previous_state.insert(index, current.clone()) else {
         return;
     };
-    if previous == current {
+    if Rc::ptr_eq(&previous, &current) || previous == current {
         return;
     }
     let reverts =
