@@ -64,6 +64,25 @@ impl Inner {
         })
     }
 
+    /// As [`Inner::federation_request`], taking the content by value: it is dropped once
+    /// serialized, so a request waiting for its answer holds only its bytes (a server of a
+    /// large room has a transaction in flight to every other server).
+    pub(crate) async fn federation_request_owned<T: DeserializeOwned>(
+        &self,
+        destination: &str,
+        method: &str,
+        uri: &str,
+        content: Value,
+    ) -> Result<T, RequestError> {
+        let request = self.signed_request(destination, method, uri, Some(&content));
+        drop(content);
+        let body = self.send_signed(destination, request).await?;
+        serde_json::from_slice(&body).map_err(|e| RequestError::BadResponse {
+            destination: destination.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
     /// As [`Inner::federation_request`], returning the body bytes of a 200 answer.
     pub(crate) async fn federation_request_raw(
         &self,
@@ -72,6 +91,18 @@ impl Inner {
         uri: &str,
         content: Option<&Value>,
     ) -> Result<Bytes, RequestError> {
+        let request = self.signed_request(destination, method, uri, content);
+        self.send_signed(destination, request).await
+    }
+
+    /// The request, its body serialized and signed with X-Matrix by this server.
+    fn signed_request(
+        &self,
+        destination: &str,
+        method: &str,
+        uri: &str,
+        content: Option<&Value>,
+    ) -> Request<Bytes> {
         let signed = HttpRequest {
             method,
             uri,
@@ -86,13 +117,21 @@ impl Inner {
         .expect("this server's own name and request are signable");
         let body = body.map(Bytes::from).unwrap_or_default();
         self.remember_signature(&authorization, destination, method, uri, &body);
-        let request = Request::builder()
+        Request::builder()
             .method(method)
             .uri(uri)
             .header(header::AUTHORIZATION, authorization.to_header_value())
             .header(header::CONTENT_TYPE, "application/json")
             .body(body)
-            .expect("method, uri and headers are valid");
+            .expect("method, uri and headers are valid")
+    }
+
+    /// Sends a signed request and returns the body of a 200 answer.
+    async fn send_signed(
+        &self,
+        destination: &str,
+        request: Request<Bytes>,
+    ) -> Result<Bytes, RequestError> {
         self.metrics.borrow_mut().requests_sent += 1;
         let response = self.transport.send(destination, request).await?;
         let status = response.status();

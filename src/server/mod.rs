@@ -49,10 +49,14 @@ pub struct Homeserver {
     inner: Rc<Inner>,
 }
 
-/// One destination: its queue and the signal that wakes its sender task.
+/// One destination: its queue and, while its sender task runs, the signal that wakes it.
+///
+/// Memory: a server of a large room has a destination for every other server in it, so an
+/// idle destination holds no task (a parked task costs about a kilobyte): the task ends when
+/// the queue is empty and is spawned again by the next enqueue.
 struct Destination {
     queue: DestinationQueue,
-    wakeup: Rc<Notify>,
+    sender: Option<Rc<Notify>>,
 }
 
 pub(crate) struct Inner {
@@ -156,7 +160,9 @@ impl Homeserver {
     pub fn shut_down(&self) {
         self.inner.shut_down.set(true);
         for destination in self.inner.destinations.borrow().values() {
-            destination.wakeup.notify_one();
+            if let Some(wakeup) = &destination.sender {
+                wakeup.notify_one();
+            }
         }
     }
 
@@ -226,17 +232,16 @@ impl Inner {
     /// Queues a PDU for `destination` and wakes its sender.
     pub(crate) fn enqueue_pdu(self: &Rc<Self>, destination: &str, pdu: Arc<Pdu>) {
         self.with_queue(destination, |queue| queue.push_pdu(pdu));
-        self.outbound_wakeup(destination).notify_one();
+        self.wake_sender(destination);
     }
 
     /// Queues an EDU for `destination` and wakes its sender.
     pub(crate) fn enqueue_edu(self: &Rc<Self>, destination: &str, edu: RawEdu) {
         self.with_queue(destination, |queue| queue.push_edu(edu));
-        self.outbound_wakeup(destination).notify_one();
+        self.wake_sender(destination);
     }
 
-    /// Runs `change` on the queue of `destination`, creating it (and its sender task) on first
-    /// use.
+    /// Runs `change` on the queue of `destination`, creating it on first use.
     pub(crate) fn with_queue<T>(
         self: &Rc<Self>,
         destination: &str,
@@ -253,20 +258,48 @@ impl Inner {
                 .with_jitter_key(&format!("{}>{destination}", self.config.name));
             let entry = Destination {
                 queue,
-                wakeup: Rc::new(Notify::new()),
+                sender: None,
             };
             destinations.insert(destination.to_owned(), entry);
-            let task =
-                outbound::sender::run_destination(Rc::downgrade(self), destination.to_owned());
-            tokio::task::spawn_local(task);
         }
         let entry = destinations.get_mut(destination).expect("inserted above");
         change(&mut entry.queue)
     }
 
-    pub(crate) fn outbound_wakeup(self: &Rc<Self>, destination: &str) -> Rc<Notify> {
-        self.with_queue(destination, |_| ());
-        self.destinations.borrow()[destination].wakeup.clone()
+    /// Wakes the sender task of `destination`, or spawns one if none runs.
+    fn wake_sender(self: &Rc<Self>, destination: &str) {
+        let mut destinations = self.destinations.borrow_mut();
+        let entry = destinations
+            .get_mut(destination)
+            .expect("a destination is created before its sender is woken");
+        if let Some(wakeup) = &entry.sender {
+            wakeup.notify_one();
+            return;
+        }
+        let wakeup = Rc::new(Notify::new());
+        entry.sender = Some(wakeup.clone());
+        let task =
+            outbound::sender::run_destination(Rc::downgrade(self), destination.to_owned(), wakeup);
+        tokio::task::spawn_local(task);
+    }
+
+    /// Asks what the sender of `destination` should do at `now_ms`; when the answer is that
+    /// there is nothing to send, the sender ends (in the same borrow, so the next enqueue
+    /// finds no sender and spawns one).
+    pub(crate) fn next_outbound_step(
+        self: &Rc<Self>,
+        destination: &str,
+        now_ms: u64,
+    ) -> outbound::queue::NextStep {
+        let mut destinations = self.destinations.borrow_mut();
+        let entry = destinations
+            .get_mut(destination)
+            .expect("a sender runs only for a known destination");
+        let step = entry.queue.next_step(now_ms);
+        if matches!(step, outbound::queue::NextStep::Idle) {
+            entry.sender = None;
+        }
+        step
     }
 
     /// After a restart the outbound queues are gone, and with them any of our events that
@@ -303,7 +336,11 @@ impl Inner {
         let known = self.destinations.borrow().contains_key(origin);
         if known {
             self.with_queue(origin, |queue| queue.heard_from());
-            self.outbound_wakeup(origin).notify_one();
+            // An idle destination has no sender to wake, and nothing to retry.
+            let sender = self.destinations.borrow()[origin].sender.clone();
+            if let Some(wakeup) = sender {
+                wakeup.notify_one();
+            }
         }
     }
 }

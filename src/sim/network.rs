@@ -50,15 +50,32 @@ pub struct LinkCounters {
     pub dropped_loss: u64,
 }
 
+/// A server as the model knows it: a small number given on first sight.
+type Node = u32;
+
 /// The state of the simulated network.
+///
+/// Memory: a run of a thousand servers has a million directed links, so links are not held one
+/// by one. A link's profile comes from the groups of its two ends ([`NetworkModel::set_groups`])
+/// unless a fault set its own; servers are numbered once, and cuts, overrides and counters are
+/// keyed by those numbers.
 #[derive(Debug, Default)]
 pub struct NetworkModel {
     default_link: LinkProfile,
-    links: BTreeMap<(String, String), LinkProfile>,
-    cut: BTreeSet<(String, String)>,
+    /// Servers by name, numbered in the order first seen.
+    nodes: BTreeMap<String, Node>,
+    /// The group of each numbered server that has one, by number.
+    group_of: Vec<Option<usize>>,
+    /// The profile between two groups, row-major over `groups`; both directions alike.
+    group_links: Vec<LinkProfile>,
+    groups: usize,
+    /// Links whose profile was set one by one, over the groups' profile.
+    links: BTreeMap<(Node, Node), LinkProfile>,
+    cut: BTreeSet<(Node, Node)>,
     /// Extra delay per server, for a "slow server" fault: added to every message it receives.
     slow: BTreeMap<String, Duration>,
-    counters: BTreeMap<(String, String), LinkCounters>,
+    counters: BTreeMap<(Node, Node), LinkCounters>,
+    totals: LinkCounters,
     /// Servers whose messages draw from their own stream (see [`NetworkModel::isolate`]).
     isolated: BTreeMap<String, ChaCha8Rng>,
 }
@@ -71,42 +88,97 @@ impl NetworkModel {
         }
     }
 
+    /// The number of `server`, given now if it has none.
+    fn node(&mut self, server: &str) -> Node {
+        if let Some(node) = self.nodes.get(server) {
+            return *node;
+        }
+        let node = Node::try_from(self.nodes.len()).expect("fewer than 2^32 servers");
+        self.nodes.insert(server.to_owned(), node);
+        self.group_of.push(None);
+        node
+    }
+
+    fn known(&self, server: &str) -> Option<Node> {
+        self.nodes.get(server).copied()
+    }
+
+    /// Sets the profile of every link between two different servers from their groups:
+    /// `members` gives each server's group, `between(a, b)` the profile between groups `a` and
+    /// `b` (asked for `a <= b`; both directions get it). Links set one by one still win.
+    pub fn set_groups(
+        &mut self,
+        members: impl IntoIterator<Item = (String, usize)>,
+        groups: usize,
+        between: impl Fn(usize, usize) -> LinkProfile,
+    ) {
+        for (server, group) in members {
+            assert!(group < groups, "group {group} of {server} out of {groups}");
+            let node = self.node(&server);
+            self.group_of[node as usize] = Some(group);
+        }
+        self.groups = groups;
+        self.group_links = vec![self.default_link; groups * groups];
+        for a in 0..groups {
+            for b in a..groups {
+                let profile = between(a, b);
+                self.group_links[a * groups + b] = profile;
+                self.group_links[b * groups + a] = profile;
+            }
+        }
+    }
+
     /// Sets the profile of both directions of a link.
     pub fn set_link(&mut self, a: &str, b: &str, profile: LinkProfile) {
-        self.links.insert((a.to_owned(), b.to_owned()), profile);
-        self.links.insert((b.to_owned(), a.to_owned()), profile);
+        self.set_link_one_way(a, b, profile);
+        self.set_link_one_way(b, a, profile);
     }
 
     pub fn link(&self, from: &str, to: &str) -> LinkProfile {
-        self.links
-            .get(&(from.to_owned(), to.to_owned()))
-            .copied()
-            .unwrap_or(self.default_link)
+        let (Some(from), Some(to)) = (self.known(from), self.known(to)) else {
+            return self.default_link;
+        };
+        self.link_between(from, to)
+    }
+
+    fn link_between(&self, from: Node, to: Node) -> LinkProfile {
+        if let Some(profile) = self.links.get(&(from, to)) {
+            return *profile;
+        }
+        let groups = (self.group_of[from as usize], self.group_of[to as usize]);
+        match groups {
+            (Some(a), Some(b)) if from != to => self.group_links[a * self.groups + b],
+            _ => self.default_link,
+        }
     }
 
     /// Cuts both directions between every server of `side_a` and every server of `side_b`.
     pub fn partition(&mut self, side_a: &[String], side_b: &[String]) {
         for a in side_a {
             for b in side_b {
-                self.cut.insert((a.clone(), b.clone()));
-                self.cut.insert((b.clone(), a.clone()));
+                self.cut_one_way(a, b);
+                self.cut_one_way(b, a);
             }
         }
     }
 
     /// Cuts one direction only.
     pub fn cut_one_way(&mut self, from: &str, to: &str) {
-        self.cut.insert((from.to_owned(), to.to_owned()));
+        let link = (self.node(from), self.node(to));
+        self.cut.insert(link);
     }
 
     /// Restores one direction.
     pub fn restore_one_way(&mut self, from: &str, to: &str) {
-        self.cut.remove(&(from.to_owned(), to.to_owned()));
+        if let (Some(from), Some(to)) = (self.known(from), self.known(to)) {
+            self.cut.remove(&(from, to));
+        }
     }
 
     /// Sets the profile of one direction of a link.
     pub fn set_link_one_way(&mut self, from: &str, to: &str, profile: LinkProfile) {
-        self.links.insert((from.to_owned(), to.to_owned()), profile);
+        let link = (self.node(from), self.node(to));
+        self.links.insert(link, profile);
     }
 
     /// Restores every cut link.
@@ -115,7 +187,10 @@ impl NetworkModel {
     }
 
     pub fn is_cut(&self, from: &str, to: &str) -> bool {
-        self.cut.contains(&(from.to_owned(), to.to_owned()))
+        match (self.known(from), self.known(to)) {
+            (Some(from), Some(to)) => self.cut.contains(&(from, to)),
+            _ => false,
+        }
     }
 
     pub fn cut_links(&self) -> usize {
@@ -155,43 +230,42 @@ impl NetworkModel {
     }
 
     fn decide_with(&mut self, from: &str, to: &str, rng: &mut ChaCha8Rng) -> Fate {
-        let fate = if self.is_cut(from, to) {
+        let link = (self.node(from), self.node(to));
+        let fate = if self.cut.contains(&link) {
             Fate::DropCut
         } else {
-            let link = self.link(from, to);
-            if link.loss > 0.0 && rng.random_bool(link.loss.clamp(0.0, 1.0)) {
+            let profile = self.link_between(link.0, link.1);
+            if profile.loss > 0.0 && rng.random_bool(profile.loss.clamp(0.0, 1.0)) {
                 Fate::DropLoss
             } else {
-                let latency_ms = rng.random_range(link.latency_ms_min..=link.latency_ms_max);
+                let latency_ms = rng.random_range(profile.latency_ms_min..=profile.latency_ms_max);
                 let slow = self.slow.get(to).copied().unwrap_or_default();
                 Fate::Deliver(Duration::from_millis(latency_ms) + slow)
             }
         };
-        let counters = self
-            .counters
-            .entry((from.to_owned(), to.to_owned()))
-            .or_default();
-        match fate {
-            Fate::Deliver(_) => counters.delivered += 1,
-            Fate::DropCut => counters.dropped_cut += 1,
-            Fate::DropLoss => counters.dropped_loss += 1,
+        let counters = self.counters.entry(link).or_default();
+        for counters in [counters, &mut self.totals] {
+            match fate {
+                Fate::Deliver(_) => counters.delivered += 1,
+                Fate::DropCut => counters.dropped_cut += 1,
+                Fate::DropLoss => counters.dropped_loss += 1,
+            }
         }
         fate
     }
 
     /// Totals over every link.
     pub fn totals(&self) -> LinkCounters {
-        self.counters
-            .values()
-            .fold(LinkCounters::default(), |sum, link| LinkCounters {
-                delivered: sum.delivered + link.delivered,
-                dropped_cut: sum.dropped_cut + link.dropped_cut,
-                dropped_loss: sum.dropped_loss + link.dropped_loss,
-            })
+        self.totals
     }
 
-    pub fn counters(&self) -> &BTreeMap<(String, String), LinkCounters> {
-        &self.counters
+    /// What the network did to messages from `from` to `to` so far.
+    pub fn link_counters(&self, from: &str, to: &str) -> LinkCounters {
+        match (self.known(from), self.known(to)) {
+            (Some(from), Some(to)) => self.counters.get(&(from, to)).copied(),
+            _ => None,
+        }
+        .unwrap_or_default()
     }
 }
 

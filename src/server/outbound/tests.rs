@@ -232,3 +232,25 @@ fn overflowing_while_a_transaction_is_in_flight_keeps_it_until_answered() {
     assert_eq!(sent(queue.next_step(60_000)), in_flight);
     queue.on_success();
 }
+
+#[test]
+fn a_transaction_body_is_what_the_transaction_serializes_to() {
+    use crate::proto::wire::Transaction;
+    use crate::server::outbound::sender::transaction_body;
+    for edus in [vec![], vec![edu(1), edu(2)]] {
+        let outgoing = OutgoingTransaction {
+            txn_id: "t.1".into(),
+            pdus: vec![message("r", 1), message("r", 2)],
+            edus: edus.clone(),
+        };
+        let expected = Transaction {
+            origin: "hs1".into(),
+            origin_server_ts: 1_700_000_000_123,
+            pdus: outgoing.pdus.iter().map(|pdu| pdu.json().clone()).collect(),
+            edus,
+        };
+        let body = transaction_body("hs1", 1_700_000_000_123, &outgoing);
+        // The sender signs and sends this value (as it did `to_value` of the transaction).
+        assert_eq!(body, serde_json::to_value(&expected).unwrap());
+    }
+}

@@ -159,7 +159,7 @@ fn summarize(
     let plan = &world.plan;
     let servers = observer::observed(world);
     let records = world.records.borrow();
-    let mut latencies: Vec<u64> = records.delivered.values().copied().collect();
+    let mut latencies: Vec<u64> = records.delivered.values().collect();
     latencies.sort_unstable();
     let expected_pairs: u64 = records
         .sent

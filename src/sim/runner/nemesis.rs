@@ -135,12 +135,7 @@ fn snapshot(world: &World, links: &[(String, String)]) -> Baseline {
     world.network.with_model(|model| {
         links
             .iter()
-            .map(|link| {
-                (
-                    link.clone(),
-                    model.counters().get(link).copied().unwrap_or_default(),
-                )
-            })
+            .map(|link| (link.clone(), model.link_counters(&link.0, &link.1)))
             .collect()
     })
 }
@@ -152,7 +147,7 @@ fn link_effect(world: &World, baseline: &Baseline, started_by: &Action) -> u64 {
         baseline
             .iter()
             .map(|(link, before)| {
-                let now = model.counters().get(link).copied().unwrap_or_default();
+                let now = model.link_counters(&link.0, &link.1);
                 match started_by {
                     Action::Cut(_) => now.dropped_cut - before.dropped_cut,
                     Action::SetLoss { .. } => now.dropped_loss - before.dropped_loss,

@@ -71,7 +71,11 @@ impl Agreement {
 #[derive(Default)]
 struct SamplerState {
     /// Per server, the current state at the previous sample.
-    previous_state: BTreeMap<usize, StateMap>,
+    previous_state: BTreeMap<usize, Rc<StateMap>>,
+    /// The states some server held at its previous sample, by state digest: servers that agree
+    /// share one copy (a thousand servers hold a thousand copies of a room's state otherwise).
+    /// Copies no server holds any more are dropped after each sample.
+    states: BTreeMap<String, Rc<StateMap>>,
     agreement: Agreement,
     divergence_max: u32,
     /// First time servers were seen diverged, for the witness.
@@ -207,20 +211,25 @@ fn sample(world: &World, state: &mut SamplerState) {
                 return (count, None);
             }
             let state_only = state_digest(room);
+            let current = match state.states.get(&state_only) {
+                Some(held) if **held == *room.current_state() => held.clone(),
+                _ => Rc::new(room.current_state().clone()),
+            };
             let view = CachedView {
                 mark,
                 digest: view_digest_over(&state_only, authorized_ids(room)),
                 state_digest: state_only,
             };
-            (
-                count,
-                Some((view, room.current_state().clone(), sequence_end(room))),
-            )
+            (count, Some((view, current, sequence_end(room))))
         }) else {
             continue;
         };
         extremities.push(extremity_count);
         if let Some((view, current, sequence_end)) = changed {
+            state
+                .states
+                .entry(view.state_digest.clone())
+                .or_insert_with(|| current.clone());
             state.views.insert(index, view);
             let previous_end = state.previous_sequence_end.insert(index, sequence_end);
             check_resets(world, state, index, current, previous_end);
@@ -231,6 +240,7 @@ fn sample(world: &World, state: &mut SamplerState) {
         digests.insert(view.digest.clone());
         state_digests.insert(view.state_digest.clone());
     }
+    state.states.retain(|_, held| Rc::strong_count(held) > 1);
     check_deliveries(world, &servers);
     let divergence = state_digests.len() as u32;
     state.divergence_max = state.divergence_max.max(divergence);
@@ -329,13 +339,13 @@ fn check_resets(
     world: &World,
     state: &mut SamplerState,
     index: usize,
-    current: StateMap,
+    current: Rc<StateMap>,
     previous_end: Option<u64>,
 ) {
     let Some(previous) = state.previous_state.insert(index, current.clone()) else {
         return;
     };
-    if previous == current {
+    if Rc::ptr_eq(&previous, &current) || previous == current {
         return;
     }
     let reverts =
@@ -590,7 +600,9 @@ fn is_ancestor(room: &RoomStore, ancestor: &str, descendant: &str) -> bool {
     false
 }
 
-/// Notes the first sample at which each honest server holds each sent event.
+/// Notes the first sample at which each honest server holds each sent event. Each server's
+/// room is read once per sample, for every event still open; an event held by every other
+/// honest server is closed and not looked for again.
 fn check_deliveries(world: &World, servers: &[usize]) {
     let now = world.now_ms();
     for &server in servers {
@@ -607,35 +619,40 @@ fn check_deliveries(world: &World, servers: &[usize]) {
                 .insert(server, now);
         }
     }
-    let pending: Vec<(usize, String, u64, usize)> = {
-        let records = world.records.borrow();
-        records
-            .sent
-            .iter()
-            .enumerate()
-            .flat_map(|(event_index, sent)| {
-                servers.iter().filter_map(move |&server| {
-                    (server != sent.origin).then_some((
-                        event_index,
-                        sent.event_id.clone(),
-                        sent.sent_at_ms,
-                        server,
-                    ))
-                })
-            })
-            .filter(|(event_index, _, _, server)| {
-                !records.delivered.contains_key(&(*event_index, *server))
-            })
-            .collect()
+    let Some(room) = world.room() else {
+        return;
     };
-    for (event_index, event_id, sent_at_ms, server) in pending {
-        if read_room(world, server, |room| room.has_state(&event_id)).unwrap_or(false) {
-            let mut records = world.records.borrow_mut();
-            let held_since_ms = records.room_held_since_ms.get(&server).copied();
-            let from_ms = sent_at_ms.max(held_since_ms.unwrap_or(sent_at_ms));
-            records
-                .delivered
-                .insert((event_index, server), now.saturating_sub(from_ms));
+    let honest = world.honest().count();
+    let mut records = world.records.borrow_mut();
+    let records = &mut *records;
+    let open = records.delivered.open_events(records.sent.len());
+    for &server in servers {
+        let Some(homeserver) = world.slots[server].current() else {
+            continue;
+        };
+        let held_since_ms = records.room_held_since_ms.get(&server).copied();
+        let (sent, delivered) = (&records.sent, &mut records.delivered);
+        homeserver.with_room(&room, |store| {
+            for &event_index in &open {
+                let event = &sent[event_index];
+                if event.origin == server || delivered.contains_key(&(event_index, server)) {
+                    continue;
+                }
+                if store.has_state(&event.event_id) {
+                    let from_ms = event
+                        .sent_at_ms
+                        .max(held_since_ms.unwrap_or(event.sent_at_ms));
+                    delivered.insert((event_index, server), now.saturating_sub(from_ms));
+                }
+            }
+        });
+    }
+    for event_index in open {
+        // Deliveries are counted at honest servers other than the origin only.
+        let origin = records.sent[event_index].origin;
+        let reachable = honest - usize::from(world.plan.servers[origin].honest);
+        if records.delivered.reached(event_index) >= reachable {
+            records.delivered.mark_complete(event_index);
         }
     }
 }

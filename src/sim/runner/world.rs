@@ -14,6 +14,7 @@ use crate::server::clock::{NetworkClock, ServerClock, TokioClock};
 use crate::server::config::{Defences, ServerConfig};
 use crate::server::{PDU_CACHE_ENTRIES_DEFAULT, PduCache};
 use crate::sim::experiment::plan::RunPlan;
+use crate::sim::experiment::topology::GroupId;
 use crate::sim::fast_fabric::FastNetwork;
 use crate::sim::host::ServerSlot;
 use crate::sim::network::{LinkProfile, NetworkModel};
@@ -57,7 +58,7 @@ pub struct SentEvent {
 pub struct Records {
     pub sent: Vec<SentEvent>,
     /// (event index in `sent`, server index) -> latency in ms, once delivered.
-    pub delivered: BTreeMap<(usize, usize), u64>,
+    pub delivered: Deliveries,
     /// Server index -> the first sample at which it held the room. Latency to a server counts
     /// from the later of the send and this moment: history a late joiner backfills was not
     /// late, it was sent before the server could receive it.
@@ -74,6 +75,102 @@ pub struct Records {
     pub acked_before_crash: BTreeMap<usize, BTreeSet<String>>,
     pub acked_lost: u64,
     pub trace: Vec<String>,
+}
+
+/// Which sent event reached which server, and how late: a map of (event index in `sent`,
+/// server index) to latency in ms, in that key order.
+///
+/// Memory: a run of a thousand servers and ten thousand events has ten million deliveries, so
+/// each is held in eight bytes (server and latency, per event) rather than as a map entry.
+/// An event that reached every server it can reach is marked complete, so the sampler stops
+/// looking for it.
+#[derive(Debug, Default)]
+pub struct Deliveries {
+    /// Per event, (server, latency in ms) sorted by server.
+    by_event: Vec<Vec<(u32, u32)>>,
+    complete: Vec<bool>,
+    count: usize,
+}
+
+impl Deliveries {
+    /// Records that `event` reached `server` after `latency_ms`; a second record of the same
+    /// pair replaces the first.
+    pub fn insert(&mut self, (event, server): (usize, usize), latency_ms: u64) {
+        if self.by_event.len() <= event {
+            self.by_event.resize_with(event + 1, Vec::new);
+            self.complete.resize(event + 1, false);
+        }
+        let server = u32::try_from(server).expect("fewer than 2^32 servers");
+        let latency_ms = u32::try_from(latency_ms).unwrap_or(u32::MAX);
+        let servers = &mut self.by_event[event];
+        match servers.binary_search_by_key(&server, |(held, _)| *held) {
+            Ok(index) => servers[index].1 = latency_ms,
+            Err(index) => {
+                servers.insert(index, (server, latency_ms));
+                self.count += 1;
+            }
+        }
+    }
+
+    pub fn contains_key(&self, &(event, server): &(usize, usize)) -> bool {
+        let Ok(server) = u32::try_from(server) else {
+            return false;
+        };
+        self.by_event.get(event).is_some_and(|servers| {
+            servers
+                .binary_search_by_key(&server, |(held, _)| *held)
+                .is_ok()
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Every delivery in (event, server) order.
+    pub fn iter(&self) -> impl Iterator<Item = ((usize, usize), u64)> + '_ {
+        self.by_event
+            .iter()
+            .enumerate()
+            .flat_map(|(event, servers)| {
+                servers
+                    .iter()
+                    .map(move |&(server, latency)| ((event, server as usize), u64::from(latency)))
+            })
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.iter().map(|(key, _)| key)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = u64> + '_ {
+        self.iter().map(|(_, latency)| latency)
+    }
+
+    /// How many servers `event` reached.
+    pub fn reached(&self, event: usize) -> usize {
+        self.by_event.get(event).map_or(0, Vec::len)
+    }
+
+    /// Marks `event` as having reached every server it can: it is looked for no more.
+    pub fn mark_complete(&mut self, event: usize) {
+        if self.complete.len() <= event {
+            self.by_event.resize_with(event + 1, Vec::new);
+            self.complete.resize(event + 1, false);
+        }
+        self.complete[event] = true;
+    }
+
+    /// The events of the first `sent` not marked complete, in order.
+    pub fn open_events(&self, sent: usize) -> Vec<usize> {
+        (0..sent)
+            .filter(|event| !self.complete.get(*event).copied().unwrap_or(false))
+            .collect()
+    }
 }
 
 /// The fabric the servers of a run talk over.
@@ -125,15 +222,14 @@ pub fn network_link(profile: crate::sim::experiment::topology::LinkProfile) -> L
 /// adversary controls isolated.
 pub fn network_model(plan: &RunPlan) -> NetworkModel {
     let mut model = NetworkModel::new(LinkProfile::default());
-    let ids: Vec<_> = plan.servers.iter().map(|server| server.id).collect();
-    for a in &ids {
-        for b in &ids {
-            if a < b {
-                let (name_a, name_b) = (&plan.servers[a.0].name, &plan.servers[b.0].name);
-                model.set_link(name_a, name_b, network_link(plan.topology.link(*a, *b)));
-            }
-        }
-    }
+    let topology = &plan.topology;
+    let members = plan.servers.iter().map(|server| {
+        let group = topology.server(server.id).group;
+        (server.name.clone(), group.0)
+    });
+    model.set_groups(members, topology.groups.len(), |a, b| {
+        network_link(topology.links.between_groups(GroupId(a), GroupId(b)))
+    });
     // An attacker's messages draw from its own stream, so the run without it (the baseline
     // its figures are compared with) gives the honest servers the same draws.
     for server in plan.servers.iter().filter(|server| !server.honest) {

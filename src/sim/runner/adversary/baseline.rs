@@ -53,7 +53,7 @@ pub fn latency_p99_in(records: &Records, windows: &[(u64, u64)]) -> Option<u64> 
                 .iter()
                 .any(|(from, until)| (*from..*until).contains(&sent_at))
         })
-        .map(|(_, latency)| *latency)
+        .map(|(_, latency)| latency)
         .collect();
     latencies.sort_unstable();
     percentile_nearest_rank(&latencies, 990)
@@ -61,7 +61,7 @@ pub fn latency_p99_in(records: &Records, windows: &[(u64, u64)]) -> Option<u64> 
 
 /// The p99 delivery latency of every honest event of a run.
 fn latency_p99(records: &Records) -> Option<u64> {
-    let mut latencies: Vec<u64> = records.delivered.values().copied().collect();
+    let mut latencies: Vec<u64> = records.delivered.values().collect();
     latencies.sort_unstable();
     percentile_nearest_rank(&latencies, 990)
 }

@@ -144,13 +144,16 @@ fn denied_before(store: &RoomStore, event_id: &str, server: &str) -> bool {
         crate::proto::acl::SERVER_ACL_EVENT_TYPE.to_owned(),
         String::new(),
     );
+    // One key of the state before: read from the state groups, not from a copy of the whole
+    // state (which costs the room's size for every event of every server).
     let Some(acl_id) = store
-        .state_before(event_id)
-        .and_then(|state| state.get(&key).cloned())
+        .record(event_id)
+        .and_then(|record| record.state())
+        .and_then(|state| store.state_groups().get(state.before, &key))
     else {
         return false;
     };
-    store.event(&acl_id).is_some_and(|acl| {
+    store.event(acl_id).is_some_and(|acl| {
         !crate::proto::acl::check_server_acl(Some(&acl.event().content), server).is_allowed()
     })
 }
