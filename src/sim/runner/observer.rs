@@ -217,7 +217,11 @@ fn sample(world: &World, state: &mut SamplerState) {
             };
             let view = CachedView {
                 mark,
-                digest: view_digest_over(&state_only, authorized_ids(room)),
+                digest: crate::sim::runner::adversary::view_digest_with_state(
+                    world,
+                    room,
+                    &state_only,
+                ),
                 state_digest: state_only,
             };
             (count, Some((view, current, sequence_end(room))))

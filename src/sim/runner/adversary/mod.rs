@@ -37,7 +37,7 @@ pub mod baseline;
 mod oracle;
 mod scenarios;
 
-pub use oracle::{Fate, summarize, view_digest};
+pub use oracle::{Fate, summarize, view_digest, view_digest_with_state};
 use scenarios::{
     abuse_then_acl, deep_chain_round, gap_spam_round, peek, spam, stale_power_ban,
     tamper_in_backfill,

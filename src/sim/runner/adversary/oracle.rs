@@ -32,8 +32,15 @@ use std::collections::{BTreeMap, BTreeSet};
 /// current state still counts in full). A rate-limited spammer's history reaches each victim
 /// with different gaps, which the protocol allows; the honest events and the state must agree.
 pub fn view_digest(world: &World, room: &RoomStore) -> String {
+    view_digest_with_state(world, room, &observer::state_digest(room))
+}
+
+/// As [`view_digest`], for a room whose state digest is known already. The observer's
+/// samples use it too, so that agreement over time and convergence at the end compare the
+/// same thing.
+pub fn view_digest_with_state(world: &World, room: &RoomStore, state_digest: &str) -> String {
     if world.plan.adversaries.is_empty() {
-        return observer::view_digest(room);
+        return observer::view_digest_over(state_digest, observer::authorized_ids(room));
     }
     let byzantine: BTreeSet<&str> = world
         .plan
@@ -47,7 +54,7 @@ pub fn view_digest(world: &World, room: &RoomStore) -> String {
             byzantine.contains(crate::proto::event::server_of(&record.pdu().event().sender))
         })
     });
-    observer::view_digest_over(&observer::state_digest(room), honest_ids)
+    observer::view_digest_over(state_digest, honest_ids)
 }
 
 /// How the crafted events of one adversary fared on the honest servers, in (event, server)
