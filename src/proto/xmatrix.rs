@@ -601,8 +601,43 @@ fn parse_quoted(cursor: &mut Cursor, name: &str) -> Result<String, XMatrixParseE
     }
 }
 
+/// Strategies shared by the property tests of request signing here and of the request memo.
+#[cfg(test)]
+pub(crate) mod strategies {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// Any JSON value a `Value` can hold, floats, large integers and control characters
+    /// included.
+    pub fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            (-5_i32..5).prop_map(|i| Value::from(f64::from(i))),
+            "\\PC{0,8}|[\u{0}-\u{1f}\"\\\\/\u{7f}]{0,4}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    "\\PC{0,6}|[a-c\u{0}\u{1f}\u{FF61}\u{1F600}]{0,2}",
+                    inner,
+                    0..6
+                )
+                .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::strategies::any_json;
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
@@ -947,33 +982,6 @@ mod tests {
         let (auth, text) = XMatrix::sign_serialized(&get, "o", "d", &key()).unwrap();
         assert_eq!(text, None);
         assert_eq!(auth, XMatrix::sign(&get, "o", "d", &key()).unwrap());
-    }
-
-    /// Any JSON value a `Value` can hold, floats, large integers and control characters
-    /// included.
-    fn any_json() -> impl Strategy<Value = Value> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(Value::from),
-            any::<u64>().prop_map(Value::from),
-            any::<f64>()
-                .prop_filter("finite", |f| f.is_finite())
-                .prop_map(Value::from),
-            (-5_i32..5).prop_map(|i| Value::from(f64::from(i))),
-            "\\PC{0,8}|[\u{0}-\u{1f}\"\\\\/\u{7f}]{0,4}".prop_map(Value::String),
-        ];
-        leaf.prop_recursive(4, 48, 6, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                prop::collection::btree_map(
-                    "\\PC{0,6}|[a-c\u{0}\u{1f}\u{FF61}\u{1F600}]{0,2}",
-                    inner,
-                    0..6
-                )
-                .prop_map(|map| Value::Object(map.into_iter().collect())),
-            ]
-        })
     }
 
     proptest! {

@@ -288,25 +288,7 @@ mod tests {
     }
 
     fn json_body() -> impl Strategy<Value = Option<Value>> {
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(Value::from),
-            any::<u64>().prop_map(Value::from),
-            any::<f64>()
-                .prop_filter("finite", |f| f.is_finite())
-                .prop_map(Value::from),
-            (-3_i32..3).prop_map(|i| Value::from(f64::from(i))),
-            "\\PC{0,6}|[\u{0}-\u{1f}\"\\\\]{0,3}".prop_map(Value::String),
-        ];
-        let value = leaf.prop_recursive(3, 24, 4, |inner| {
-            prop_oneof![
-                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-                prop::collection::btree_map("\\PC{0,4}", inner, 0..4)
-                    .prop_map(|map| Value::Object(map.into_iter().collect())),
-            ]
-        });
-        prop::option::of(value)
+        prop::option::of(crate::proto::xmatrix::strategies::any_json())
     }
 
     /// What the receiver concludes by verifying in full, as `http.rs` does without the memo:
