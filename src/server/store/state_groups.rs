@@ -143,10 +143,20 @@ impl StateGroups {
         state: &StateMap,
         candidates: &[(StateGroupId, &StateMap)],
     ) -> StateGroupId {
+        // Counted before any delta is built: only the closest candidate's is needed, and the
+        // others can differ in most of a large state.
         let closest = candidates
             .iter()
-            .map(|(id, candidate)| (diff(candidate, state), *id))
-            .min_by(|(a, a_id), (b, b_id)| a.len().cmp(&b.len()).then(a_id.cmp(b_id)));
+            .map(|(id, candidate)| (diff_len(candidate, state), *id))
+            .min()
+            .map(|(_, id)| {
+                let candidate = candidates
+                    .iter()
+                    .find(|(candidate_id, _)| *candidate_id == id)
+                    .map(|(_, candidate)| *candidate)
+                    .expect("the closest is a candidate");
+                (diff(candidate, state), id)
+            });
         match closest {
             Some((delta, equal)) if delta.is_empty() => equal,
             Some((delta, parent)) if delta.len() <= state.len() / 2 => {
@@ -285,6 +295,41 @@ pub fn apply_entries<'a>(
     }
 }
 
+/// How many entries [`diff`] would hold, found in one merge of the two sorted maps without
+/// building it.
+pub fn diff_len(from: &StateMap, to: &StateMap) -> usize {
+    let (mut from, mut to) = (from.iter().peekable(), to.iter().peekable());
+    let mut count = 0;
+    loop {
+        match (from.peek(), to.peek()) {
+            (None, None) => return count,
+            (Some(_), None) => {
+                count += from.count();
+                return count;
+            }
+            (None, Some(_)) => {
+                count += to.count();
+                return count;
+            }
+            (Some((from_key, from_id)), Some((to_key, to_id))) => match from_key.cmp(to_key) {
+                std::cmp::Ordering::Less => {
+                    count += 1;
+                    from.next();
+                }
+                std::cmp::Ordering::Greater => {
+                    count += 1;
+                    to.next();
+                }
+                std::cmp::Ordering::Equal => {
+                    count += usize::from(from_id != to_id);
+                    from.next();
+                    to.next();
+                }
+            },
+        }
+    }
+}
+
 /// The delta that turns `from` into `to`.
 pub fn diff(from: &StateMap, to: &StateMap) -> StateDelta {
     let mut delta = StateDelta::new();
@@ -318,6 +363,30 @@ mod tests {
 
     fn set(name: &str, event_id: &str) -> StateDelta {
         StateDelta::from([(key(name), Some(event_id.to_owned()))])
+    }
+
+    #[test]
+    fn diff_len_counts_the_entries_of_the_diff() {
+        let cases = [
+            (map(&[]), map(&[])),
+            (map(&[("a", "$1")]), map(&[])),
+            (map(&[]), map(&[("a", "$1"), ("b", "$2")])),
+            (
+                map(&[("a", "$1"), ("c", "$3")]),
+                map(&[("a", "$9"), ("b", "$2")]),
+            ),
+            (
+                map(&[("a", "$1"), ("b", "$2")]),
+                map(&[("a", "$1"), ("b", "$2")]),
+            ),
+        ];
+        for (from, to) in cases {
+            assert_eq!(
+                diff_len(&from, &to),
+                diff(&from, &to).len(),
+                "{from:?} -> {to:?}"
+            );
+        }
     }
 
     #[test]
