@@ -120,7 +120,10 @@ impl RoomStore {
                 if stored.parent().is_some() && stored.parent() == self.current_group {
                     let entries = stored.delta().iter().map(|(key, entry)| (key, entry));
                     apply_entries(&mut self.current_state, entries);
-                } else {
+                } else if !self.current_group.is_some_and(|current| {
+                    self.groups
+                        .move_state(&mut self.current_state, current, group_id)
+                }) {
                     self.current_state = self.groups.state(group_id);
                 }
             }

@@ -204,6 +204,45 @@ impl StateGroups {
         state
     }
 
+    /// Turns `state`, the full state of group `from`, into that of group `to` by the keys
+    /// changed on the way through their nearest common ancestor, without reading either
+    /// state whole. `false` (and `state` untouched) when the two chains share no group.
+    pub fn move_state(&self, state: &mut StateMap, from: StateGroupId, to: StateGroupId) -> bool {
+        let from_chain: Vec<StateGroupId> =
+            std::iter::successors(Some(from), |id| self.group(*id).parent).collect();
+        let Some(common) = std::iter::successors(Some(to), |id| self.group(*id).parent)
+            .find(|id| from_chain.contains(id))
+        else {
+            return false;
+        };
+        let changed_below = |top: StateGroupId| {
+            std::iter::successors(Some(top), |id| self.group(*id).parent)
+                .take_while(move |id| *id != common)
+                .flat_map(|id| self.group(id).delta.iter().map(|(key, _)| key))
+        };
+        let keys: std::collections::BTreeSet<&StateKey> =
+            changed_below(from).chain(changed_below(to)).collect();
+        for key in keys {
+            match self.get(to, key) {
+                Some(event_id) => {
+                    if state.get(key).map(String::as_str) != Some(event_id) {
+                        state.insert(key.clone(), event_id.to_owned());
+                    }
+                }
+                None => {
+                    state.remove(key);
+                }
+            }
+        }
+        true
+    }
+
+    /// `id` and its parents, down to its snapshot.
+    #[cfg(test)]
+    fn chain_ids(&self, id: StateGroupId) -> impl Iterator<Item = StateGroupId> + '_ {
+        std::iter::successors(Some(id), |id| self.group(*id).parent)
+    }
+
     /// Whether `ancestor` is `id` or on its parent chain.
     pub fn descends_from(&self, id: StateGroupId, ancestor: StateGroupId) -> bool {
         let mut current = Some(id);
@@ -386,6 +425,44 @@ mod tests {
                 diff(&from, &to).len(),
                 "{from:?} -> {to:?}"
             );
+        }
+    }
+
+    #[test]
+    fn moving_between_groups_gives_the_target_state() {
+        let mut groups = StateGroups::new(3);
+        let root = groups.add_snapshot(&map(&[("a", "$1"), ("b", "$2")]));
+        let left = groups.add_delta(root, set("a", "$3"));
+        let left_deeper = groups.add_delta(left, StateDelta::from([(key("b"), None)]));
+        let right = groups.add_delta(root, set("c", "$4"));
+        let right_deeper = groups.add_delta(right, set("a", "$5"));
+        let far = groups.add_delta(right_deeper, set("d", "$6"));
+        let beyond = groups.add_delta(far, set("e", "$7"));
+        let other_snapshot = groups.add_snapshot(&map(&[("z", "$9")]));
+        let all = [
+            root,
+            left,
+            left_deeper,
+            right,
+            right_deeper,
+            far,
+            beyond,
+            other_snapshot,
+        ];
+        for from in all {
+            for to in all {
+                let mut state = groups.state(from);
+                let moved = groups.move_state(&mut state, from, to);
+                let shared = groups
+                    .chain_ids(from)
+                    .any(|id| groups.chain_ids(to).any(|t| t == id));
+                assert_eq!(moved, shared, "{from:?} -> {to:?}");
+                if moved {
+                    assert_eq!(state, groups.state(to), "{from:?} -> {to:?}");
+                } else {
+                    assert_eq!(state, groups.state(from), "untouched");
+                }
+            }
         }
     }
 
