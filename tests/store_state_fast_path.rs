@@ -11,13 +11,10 @@ mod store_common;
 use fedlab::proto::event::{Event, StateMap};
 use fedlab::proto::state_res::{EventSource, resolve};
 use fedlab::server::store::RoomStore;
-use fedlab::server::store::testkit::{EventSpec, RoomBuilder};
+use fedlab::server::store::testkit::EventSpec;
 use proptest::prelude::*;
 use serde_json::json;
-use std::collections::BTreeSet;
 use store_common::*;
-
-const USERS: [&str; 4] = [ALICE, BOB, CAROL, DAVE];
 
 fn spec(step: &Step, index: usize) -> EventSpec {
     let sender = USERS[step.sender];
@@ -40,28 +37,6 @@ fn spec(step: &Step, index: usize) -> EventSpec {
         _ => EventSpec::new(sender, "m.room.message")
             .content(json!({"body": format!("message {index}")})),
     }
-}
-
-fn build_room(version: &str, steps: &[Step]) -> RoomBuilder {
-    let mut room = standard_room(v(version));
-    for user in &USERS[1..] {
-        room.join(user);
-    }
-    let setup_len = room.built().len();
-    for (index, step) in steps.iter().enumerate() {
-        let candidates: Vec<String> = room.built()[setup_len - 1..]
-            .iter()
-            .map(|pdu| pdu.event_id().to_owned())
-            .collect();
-        let prevs: BTreeSet<&str> = step
-            .prev_picks
-            .iter()
-            .map(|pick| candidates[pick % candidates.len()].as_str())
-            .collect();
-        let prevs: Vec<&str> = prevs.into_iter().collect();
-        room.event(spec(step, index).prev(&prevs));
-    }
-    room
 }
 
 /// The events of a store with their rejection marks, for the full algorithm.
@@ -98,7 +73,7 @@ proptest! {
         version in prop::sample::select(vec!["1", "2", "11", "12"]),
         steps in prop::collection::vec(step(4, 7, USERS.len()), 1..16),
     ) {
-        let room = build_room(version, &steps);
+        let room = random_room(version, &steps, spec);
         let mut store = fresh_store(&room);
         for pdu in room.built() {
             store.ingest(pdu.clone(), false).unwrap();

@@ -6,9 +6,9 @@ use fedlab::proto::event::Event;
 use fedlab::proto::pdu::Pdu;
 use fedlab::proto::room_version::{RoomVersion, room_version};
 use fedlab::proto::state_res::replay;
-use fedlab::server::store::testkit::RoomBuilder;
+use fedlab::server::store::testkit::{EventSpec, RoomBuilder};
 use fedlab::server::store::{DurableLog, EventStatus, IngestOutcome, RoomStore};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 pub const ALICE: &str = "@alice:a.example";
@@ -109,4 +109,36 @@ pub fn step(
             kind,
             sender,
         })
+}
+
+/// The users of the random DAGs: the creator first, then one per other server.
+pub const USERS: [&str; 4] = [ALICE, BOB, CAROL, DAVE];
+
+/// A standard room all `USERS` joined, then one event per step: `spec` says what the step's
+/// event is, and it cites the earlier events its picks name (the last setup event and
+/// everything after it are the candidates).
+pub fn random_room(
+    version: &str,
+    steps: &[Step],
+    spec: impl Fn(&Step, usize) -> EventSpec,
+) -> RoomBuilder {
+    let mut room = standard_room(v(version));
+    for user in &USERS[1..] {
+        room.join(user);
+    }
+    let setup_len = room.built().len();
+    for (index, step) in steps.iter().enumerate() {
+        let candidates: Vec<String> = room.built()[setup_len - 1..]
+            .iter()
+            .map(|pdu| pdu.event_id().to_owned())
+            .collect();
+        let prevs: BTreeSet<&str> = step
+            .prev_picks
+            .iter()
+            .map(|pick| candidates[pick % candidates.len()].as_str())
+            .collect();
+        let prevs: Vec<&str> = prevs.into_iter().collect();
+        room.event(spec(step, index).prev(&prevs));
+    }
+    room
 }
