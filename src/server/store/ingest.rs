@@ -84,6 +84,9 @@ impl RoomStore {
     /// outcome of each event placed, in order; an event that cannot be placed (its auth
     /// events are missing, say) is skipped, as history is best effort.
     pub fn ingest_history(&mut self, events: Vec<(Arc<Pdu>, bool)>) -> Vec<IngestOutcome> {
+        if events.is_empty() {
+            return Vec::new();
+        }
         self.begin_history_batch(true);
         let mut outcomes = Vec::new();
         for (pdu, held_redacted) in events {

@@ -163,13 +163,9 @@ pub fn authorized_ids(room: &RoomStore) -> impl Iterator<Item = &str> {
         .map(|(event_id, _)| event_id)
 }
 
-/// A digest of a server's whole view, current state and authorized events: convergence means
-/// every honest server has the same one.
-pub fn view_digest(room: &RoomStore) -> String {
-    view_digest_over(&state_digest(room), authorized_ids(room))
-}
-
-/// The view digest of a room whose state digest is `state_digest`, over the event ids
+/// The digest of a server's whole view, current state and authorized events (convergence
+/// means every honest server has the same one; see `adversary::view_digest` for which events
+/// count): of a room whose state digest is `state_digest`, over the event ids
 /// `event_ids` (in order).
 pub fn view_digest_over<'a>(
     state_digest: &str,
