@@ -145,7 +145,7 @@ mod properties {
     use fedlab::proto::event::StateMap;
     use fedlab::proto::room_version::{StateResAlgorithm, room_version};
     use fedlab::proto::state_res::scenario::{Replayed, Scenario};
-    use fedlab::proto::state_res::{WithRejected, resolve};
+    use fedlab::proto::state_res::{HeldUnconflicted, WithRejected, resolve, resolve_conflicts};
     use proptest::prelude::*;
     use serde_json::{Value, json};
     use std::collections::BTreeSet;
@@ -392,6 +392,35 @@ mod properties {
             let accepted: BTreeSet<&String> = expected.events.keys()
                 .filter(|id| !expected.replay.is_rejected(id)).collect();
             prop_assert!(accepted.len() >= 4, "the room's first events are accepted");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// What a server merging state groups does: resolve from the unconflicted map and the
+        /// conflicted keys only, then lay the unconflicted map over the result.
+        #[test]
+        fn resolving_the_conflicted_part_gives_the_full_resolution(
+            (version, events) in arb_room(),
+            algorithm in prop::sample::select(vec![StateResAlgorithm::V2, StateResAlgorithm::V2_1]),
+            seeds in prop::collection::vec(any::<usize>(), 2..5),
+        ) {
+            let replayed = replayed(version, &events, algorithm);
+            let room_version = room_version(version).unwrap();
+            let source = WithRejected { events: &replayed.events, rejected: replayed.replay.rejected() };
+            let sets = pick_states(&replayed, &seeds);
+            let expected = resolve(room_version, algorithm, &sets, &source).unwrap();
+            let (unconflicted, conflicted) = HeldUnconflicted::split(&sets, &source).unwrap();
+            let partial =
+                resolve_conflicts(room_version, algorithm, &unconflicted, &conflicted, &source).unwrap();
+            for key in partial.state.keys() {
+                prop_assert!(!unconflicted.state.contains_key(key), "{:?} is unconflicted", key);
+            }
+            let mut state = unconflicted.state.clone();
+            state.extend(partial.state);
+            prop_assert_eq!(&state, &expected.state);
+            prop_assert_eq!(&partial.rejected, &expected.rejected);
         }
     }
 }

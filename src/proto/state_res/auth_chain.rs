@@ -35,6 +35,8 @@ pub(crate) enum NeededBy {
     AuthEventOf(Node),
     /// Room version 12: an event whose room id names the create event.
     RoomIdOf(Node),
+    /// The unconflicted state map, for a key the authorization rules read.
+    UnconflictedState,
 }
 
 /// The interned auth DAG of a resolution.
@@ -77,6 +79,17 @@ impl<'a> AuthGraph<'a> {
         roots: impl IntoIterator<Item = (&'a str, NeededBy)>,
         source: &'a dyn EventSource,
     ) -> Result<Self, ResolveError> {
+        Self::build_with_extra_roots(version, roots, source, |_| Vec::new())
+    }
+
+    /// Like [`AuthGraph::build`], then also interns the events that `extra_roots` names, given
+    /// every event interned from `roots` (with their auth chains), and their auth chains.
+    pub(crate) fn build_with_extra_roots(
+        version: &RoomVersion,
+        roots: impl IntoIterator<Item = (&'a str, NeededBy)>,
+        source: &'a dyn EventSource,
+        extra_roots: impl FnOnce(&[&'a Event]) -> Vec<&'a str>,
+    ) -> Result<Self, ResolveError> {
         let roots: Vec<(&'a str, NeededBy)> = roots.into_iter().collect();
         // The auth DAG behind a state is usually a small multiple of the state's size; sizing
         // the maps for it up front saves rehashing them as they grow.
@@ -104,6 +117,12 @@ impl<'a> AuthGraph<'a> {
         };
         for (event_id, needed_by) in roots {
             builder.intern(event_id, needed_by)?;
+        }
+        while let Some(node) = builder.pending.pop() {
+            builder.expand(version, node)?;
+        }
+        for event_id in extra_roots(&builder.graph.events) {
+            builder.intern(event_id, NeededBy::UnconflictedState)?;
         }
         while let Some(node) = builder.pending.pop() {
             builder.expand(version, node)?;
@@ -468,6 +487,7 @@ impl<'a> Builder<'a> {
                     self.graph.events[node as usize].event_id
                 )
             }
+            NeededBy::UnconflictedState => "the unconflicted state map".to_owned(),
         }
     }
 }

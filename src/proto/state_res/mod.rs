@@ -2,7 +2,8 @@
 //! 12), and the state after each event of a DAG computed the way a server does.
 //!
 //! [`resolve`] merges state sets as the room version pages of the spec define ("State
-//! resolution"); [`replay`] walks a whole DAG and resolves the states of the prev events at
+//! resolution"); [`resolve_conflicts`] does the same from the conflicted part of the sets, for
+//! callers that hold the unconflicted state map; [`replay`] walks a whole DAG and resolves the states of the prev events at
 //! every merge; [`scenario`] reads the JSON input of `fedlab proto resolve`.
 //!
 //! Invariants:
@@ -13,6 +14,7 @@
 //! - Bad input gives a [`ResolveError`], never a panic; assertions guard our own invariants.
 
 mod auth_chain;
+mod conflicts;
 mod fast_hash;
 mod intern_table;
 mod iterative;
@@ -27,6 +29,7 @@ use crate::proto::room_version::{RoomVersion, StateResAlgorithm};
 use auth_chain::{AuthGraph, NeededBy, Node};
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use conflicts::{HeldUnconflicted, UnconflictedState, resolve_conflicts};
 pub use replay::{Replay, Replayer, replay};
 
 /// Where the resolver finds events by id.

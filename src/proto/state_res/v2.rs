@@ -41,7 +41,39 @@ pub(crate) fn resolve(
             rejected: Default::default(),
         };
     }
-    let full_conflicted = full_conflicted_set(graph, algorithm, state_sets, &split.conflicted);
+    let auth_difference = graph.auth_difference(state_sets);
+    let (mut state, rejected) = resolve_conflicted(
+        version,
+        algorithm,
+        graph,
+        &split.unconflicted,
+        &split.conflicted,
+        auth_difference,
+    );
+    // Step 5: the unconflicted state map wins wherever it has a key.
+    state.overlay(&split.unconflicted);
+    Resolved {
+        state: state.to_state_map(graph),
+        rejected: rejected
+            .into_iter()
+            .map(|node| graph.id(node).to_owned())
+            .collect(),
+    }
+}
+
+/// Steps 1 to 4 of the algorithm: the partially resolved state before the unconflicted state
+/// map is applied on top, and the events rejected on the way. `unconflicted` needs to hold
+/// only the keys the authorization rules read for the events of the full conflicted set (and
+/// the power levels); `auth_difference` is a flag per node.
+pub(crate) fn resolve_conflicted(
+    version: &RoomVersion,
+    algorithm: StateResAlgorithm,
+    graph: &AuthGraph<'_>,
+    unconflicted: &PartialState,
+    conflicted: &[Node],
+    auth_difference: Vec<bool>,
+) -> (PartialState, Vec<Node>) {
+    let full_conflicted = full_conflicted_set(graph, algorithm, auth_difference, conflicted);
 
     // Step 1: the power events of the full conflicted set and the events of their auth chains
     // that are in it, in reverse topological power ordering. As Synapse and ruma read it, the
@@ -58,7 +90,7 @@ pub(crate) fn resolve(
     // empty state map (v2.1).
     let mut state = match algorithm {
         StateResAlgorithm::V2_1 => PartialState::empty(graph),
-        _ => split.unconflicted.clone(),
+        _ => unconflicted.clone(),
     };
     let mut rejected = Vec::new();
     iterative_auth_checks(version, graph, &power_order, &mut state, &mut rejected);
@@ -80,16 +112,7 @@ pub(crate) fn resolve(
 
     // Step 4: iterative auth checks of those, on top of the partially resolved state.
     iterative_auth_checks(version, graph, &others_order, &mut state, &mut rejected);
-
-    // Step 5: the unconflicted state map wins wherever it has a key.
-    state.overlay(&split.unconflicted);
-    Resolved {
-        state: state.to_state_map(graph),
-        rejected: rejected
-            .into_iter()
-            .map(|node| graph.id(node).to_owned())
-            .collect(),
-    }
+    (state, rejected)
 }
 
 /// The unconflicted state map and the conflicted state set of some state sets.
@@ -149,10 +172,10 @@ pub(crate) fn split_conflicted(graph: &AuthGraph<'_>, state_sets: &[Vec<Node>]) 
 fn full_conflicted_set(
     graph: &AuthGraph<'_>,
     algorithm: StateResAlgorithm,
-    state_sets: &[Vec<Node>],
+    auth_difference: Vec<bool>,
     conflicted: &[Node],
 ) -> Vec<bool> {
-    let mut full = graph.auth_difference(state_sets);
+    let mut full = auth_difference;
     let mut is_conflicted = vec![false; graph.len()];
     for &node in conflicted {
         is_conflicted[node as usize] = true;
