@@ -637,6 +637,11 @@ impl RoomStore {
             bytes,
         };
         let key = self.event_key(pdu.event_id());
+        if !self.events.contains_key(&key) {
+            let events = &self.events;
+            let key_of = |id: &str| events.get_key_value(id).map(|(held, _)| held.clone());
+            self.auth_citers.add(&key, &pdu, key_of);
+        }
         self.events.insert(key, record);
     }
 

@@ -27,6 +27,7 @@
 //! - Every change is appended to the durable log, and replaying the log rebuilds an equal
 //!   store.
 
+mod conflicts;
 pub mod dag;
 mod history;
 mod ingest;

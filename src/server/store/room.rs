@@ -5,6 +5,7 @@
 //! extremities' states (absent before the first accepted event); `resolutions` maps each
 //! sorted set of state groups that was resolved to the group of the result.
 
+use super::conflicts::AuthCiters;
 use super::dag::Dag;
 use super::log::{DurableLog, LogRecord};
 use super::record::{EventRecord, EventStatus};
@@ -76,6 +77,9 @@ pub struct RoomStore {
     /// Keyed by the one `Arc<str>` of each event id, which the DAG shares.
     pub(super) events: BTreeMap<Arc<str>, EventRecord>,
     pub(super) dag: Dag,
+    /// The auth DAG read upwards, for merging state groups by their differences. Derived from
+    /// `events`, so left out of equality.
+    pub(super) auth_citers: AuthCiters,
     pub(super) groups: StateGroups,
     /// The group of the empty state, the state before the create event.
     pub(super) empty_group: Option<StateGroupId>,
@@ -119,6 +123,7 @@ impl PartialEq for RoomStore {
             version,
             events,
             dag,
+            auth_citers: _,
             groups,
             empty_group,
             resolutions,
@@ -180,6 +185,7 @@ impl RoomStore {
             version,
             events: BTreeMap::new(),
             dag: Dag::default(),
+            auth_citers: AuthCiters::default(),
             groups: StateGroups::default(),
             empty_group: None,
             resolutions: BTreeMap::new(),

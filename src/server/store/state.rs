@@ -15,6 +15,7 @@ use super::room::RoomStore;
 use super::state_groups::{StateGroupId, apply_entries};
 use super::views::EventsView;
 use crate::proto::event::{Event, StateMap};
+use crate::proto::room_version::StateResAlgorithm;
 use crate::proto::state_res::{ResolveError, resolve};
 
 impl RoomStore {
@@ -74,13 +75,26 @@ impl RoomStore {
         if let Some(resolved) = self.resolutions.get(&groups) {
             return Ok(*resolved);
         }
+        let group = match self.version.state_res {
+            StateResAlgorithm::V1 => self.resolve_full_groups(&groups)?,
+            StateResAlgorithm::V2 | StateResAlgorithm::V2_1 => {
+                self.resolve_groups_by_conflicts(&groups)?
+            }
+        };
+        self.resolutions.insert(groups, group);
+        Ok(group)
+    }
+
+    /// Resolves the groups' full states (v1 has no unconflicted state map to start from).
+    fn resolve_full_groups(
+        &mut self,
+        groups: &[StateGroupId],
+    ) -> Result<StateGroupId, ResolveError> {
         let states: Vec<StateMap> = groups.iter().map(|id| self.groups.state(*id)).collect();
         let resolved = self.resolve_state_sets(&states)?;
         let candidates: Vec<(StateGroupId, &StateMap)> =
             groups.iter().copied().zip(states.iter()).collect();
-        let group = self.groups.add_state(&resolved, &candidates);
-        self.resolutions.insert(groups, group);
-        Ok(group)
+        Ok(self.groups.add_state(&resolved, &candidates))
     }
 
     /// Resolves state sets over the events of this room, with the room version's algorithm.

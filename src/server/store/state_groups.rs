@@ -17,7 +17,7 @@
 //!   duplicates.
 
 use crate::proto::event::{StateKey, StateMap};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The id of a state group; ids are dense and given in creation order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -41,6 +41,8 @@ pub struct StateGroup {
     delta: Box<[DeltaEntry]>,
     /// How many deltas lie between this group and its snapshot (0 for a snapshot).
     deltas_above_snapshot: u32,
+    /// How many keys the group's full state holds.
+    state_len: u32,
 }
 
 impl StateGroup {
@@ -64,6 +66,11 @@ impl StateGroup {
     pub fn is_snapshot(&self) -> bool {
         self.parent.is_none()
     }
+
+    /// How many keys the group's full state holds.
+    pub fn state_len(&self) -> usize {
+        self.state_len as usize
+    }
 }
 
 /// Every state group of a room.
@@ -71,6 +78,10 @@ impl StateGroup {
 pub struct StateGroups {
     groups: Vec<StateGroup>,
     snapshot_interval: u32,
+    /// For each snapshot stored only because a delta's chain would have grown too long: the
+    /// parent and the delta it stands for. The groups' lineage then stays one tree across
+    /// snapshots, so merging groups on both sides of one reads their differences only.
+    lineage: BTreeMap<StateGroupId, (StateGroupId, Box<[DeltaEntry]>)>,
 }
 
 impl Default for StateGroups {
@@ -88,6 +99,7 @@ impl StateGroups {
         );
         Self {
             groups: Vec::new(),
+            lineage: BTreeMap::new(),
             snapshot_interval: u32::try_from(snapshot_interval).unwrap_or(u32::MAX),
         }
     }
@@ -115,6 +127,7 @@ impl StateGroups {
             parent: None,
             delta,
             deltas_above_snapshot: 0,
+            state_len: len_u32(state.len()),
         })
     }
 
@@ -125,12 +138,24 @@ impl StateGroups {
         if deltas_above_snapshot > self.snapshot_interval {
             let mut state = self.state(parent);
             apply_delta(&mut state, &delta);
-            return self.add_snapshot(&state);
+            let snapshot = self.add_snapshot(&state);
+            self.lineage
+                .insert(snapshot, (parent, delta.into_iter().collect()));
+            return snapshot;
+        }
+        let mut state_len = self.group(parent).state_len;
+        for (key, entry) in &delta {
+            match (self.get(parent, key).is_some(), entry.is_some()) {
+                (false, true) => state_len += 1,
+                (true, false) => state_len -= 1,
+                _ => {}
+            }
         }
         self.push(StateGroup {
             parent: Some(parent),
             delta: delta.into_iter().collect(),
             deltas_above_snapshot,
+            state_len,
         })
     }
 
@@ -237,6 +262,122 @@ impl StateGroups {
         true
     }
 
+    /// The keys at which `groups` do not all hold the same event, with the event each group
+    /// holds there (`None` where it lacks the key), in the order of `groups`. Reads only the
+    /// keys changed below the groups' nearest common ancestor, when their chains share one.
+    pub fn differing_keys(
+        &self,
+        groups: &[StateGroupId],
+    ) -> BTreeMap<StateKey, Vec<Option<String>>> {
+        let Some(common) = self.common_ancestor(groups) else {
+            return differing_keys_of_states(groups.iter().map(|id| self.state(*id)).collect());
+        };
+        // Each group's entries below the common ancestor, the nearest entry of a key winning.
+        let below: Vec<BTreeMap<&StateKey, Option<&str>>> = groups
+            .iter()
+            .map(|&top| {
+                let mut held = BTreeMap::new();
+                let path = std::iter::successors(Some(top), |id| self.lineage_parent(*id))
+                    .take_while(|id| *id != common);
+                for id in path {
+                    for (key, entry) in self.lineage_delta(id) {
+                        held.entry(key).or_insert(entry.as_deref());
+                    }
+                }
+                held
+            })
+            .collect();
+        let changed: BTreeSet<&StateKey> =
+            below.iter().flat_map(|held| held.keys().copied()).collect();
+        let unchanged_somewhere = changed
+            .iter()
+            .copied()
+            .filter(|key| below.iter().any(|held| !held.contains_key(key)));
+        let at_common = self.get_many(common, unchanged_somewhere.collect());
+        changed
+            .into_iter()
+            .filter_map(|key| {
+                let held: Vec<Option<&str>> = below
+                    .iter()
+                    .map(|held| held.get(key).copied().unwrap_or_else(|| at_common[key]))
+                    .collect();
+                let differ = held.iter().any(|event_id| *event_id != held[0]);
+                differ.then(|| {
+                    let held = held.into_iter().map(|id| id.map(str::to_owned)).collect();
+                    (key.clone(), held)
+                })
+            })
+            .collect()
+    }
+
+    /// The events holding `keys` in group `id`, read in one walk down its chain.
+    fn get_many<'k>(
+        &self,
+        id: StateGroupId,
+        mut keys: BTreeSet<&'k StateKey>,
+    ) -> BTreeMap<&'k StateKey, Option<&str>> {
+        let mut found = BTreeMap::new();
+        for delta in self.chain(id) {
+            if keys.is_empty() {
+                break;
+            }
+            if delta.len() <= keys.len() {
+                for (key, entry) in delta {
+                    if let Some(key) = keys.take(key) {
+                        found.insert(key, entry.as_deref());
+                    }
+                }
+            } else {
+                keys.retain(
+                    |key| match delta.binary_search_by(|(held, _)| held.cmp(key)) {
+                        Ok(index) => {
+                            found.insert(*key, delta[index].1.as_deref());
+                            false
+                        }
+                        Err(_) => true,
+                    },
+                );
+            }
+        }
+        found.extend(keys.into_iter().map(|key| (key, None)));
+        found
+    }
+
+    /// The nearest group that is in the lineage of every one of `groups` (each included).
+    fn common_ancestor(&self, groups: &[StateGroupId]) -> Option<StateGroupId> {
+        let (first, others) = groups.split_first()?;
+        others.iter().try_fold(*first, |common, other| {
+            // A parent always has a smaller id than its child: step down from the larger.
+            let (mut left, mut right) = (common, *other);
+            while left != right {
+                if left > right {
+                    left = self.lineage_parent(left)?;
+                } else {
+                    right = self.lineage_parent(right)?;
+                }
+            }
+            Some(left)
+        })
+    }
+
+    /// The group's parent, or for a snapshot that stands for a delta, that delta's parent.
+    fn lineage_parent(&self, id: StateGroupId) -> Option<StateGroupId> {
+        let group = self.group(id);
+        group
+            .parent
+            .or_else(|| self.lineage.get(&id).map(|(parent, _)| *parent))
+    }
+
+    /// The changes over [`StateGroups::lineage_parent`]: the delta, or the one a snapshot
+    /// stands for (a snapshot without lineage: its whole state).
+    fn lineage_delta(&self, id: StateGroupId) -> &[DeltaEntry] {
+        let group = self.group(id);
+        match (group.parent, self.lineage.get(&id)) {
+            (None, Some((_, delta))) => delta,
+            _ => &group.delta,
+        }
+    }
+
     /// `id` and its parents, down to its snapshot.
     #[cfg(test)]
     fn chain_ids(&self, id: StateGroupId) -> impl Iterator<Item = StateGroupId> + '_ {
@@ -286,6 +427,13 @@ impl StateGroups {
                     ));
                 }
             };
+            let state_len = self.state(StateGroupId(len_u32(index))).len();
+            if group.state_len() != state_len {
+                return Err(format!(
+                    "state group {index} says it holds {} keys but holds {state_len}",
+                    group.state_len
+                ));
+            }
             if !group.delta.windows(2).all(|pair| pair[0].0 < pair[1].0) {
                 return Err(format!("state group {index} has an unsorted delta"));
             }
@@ -310,6 +458,27 @@ impl StateGroups {
         self.groups.push(group);
         id
     }
+}
+
+/// [`StateGroups::differing_keys`] of states held whole.
+fn differing_keys_of_states(states: Vec<StateMap>) -> BTreeMap<StateKey, Vec<Option<String>>> {
+    let keys: BTreeSet<&StateKey> = states.iter().flat_map(|state| state.keys()).collect();
+    keys.into_iter()
+        .filter_map(|key| {
+            let held: Vec<Option<&String>> = states.iter().map(|state| state.get(key)).collect();
+            let differ = held.iter().any(|event_id| *event_id != held[0]);
+            differ.then(|| {
+                (
+                    key.clone(),
+                    held.into_iter().map(Option::<&String>::cloned).collect(),
+                )
+            })
+        })
+        .collect()
+}
+
+fn len_u32(len: usize) -> u32 {
+    u32::try_from(len).expect("fewer than 2^32 keys in a state")
 }
 
 /// Applies `delta` to `state`.
@@ -464,6 +633,63 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn differing_keys_read_through_chains_equal_those_of_full_states() {
+        let mut groups = StateGroups::new(3);
+        let root = groups.add_snapshot(&map(&[("a", "$1"), ("b", "$2"), ("c", "$0")]));
+        let left = groups.add_delta(root, set("a", "$3"));
+        let left_deeper = groups.add_delta(left, StateDelta::from([(key("b"), None)]));
+        let right = groups.add_delta(root, set("c", "$4"));
+        let right_deeper = groups.add_delta(right, set("a", "$3"));
+        let far = groups.add_delta(right_deeper, set("d", "$6"));
+        let beyond = groups.add_delta(far, set("b", "$7"));
+        let back = groups.add_delta(right, set("c", "$0"));
+        let other_snapshot = groups.add_snapshot(&map(&[("a", "$3"), ("z", "$9")]));
+        let all = [
+            root,
+            left,
+            left_deeper,
+            right,
+            right_deeper,
+            far,
+            beyond,
+            back,
+            other_snapshot,
+        ];
+        for first in all {
+            for second in all {
+                for third in [None, Some(far), Some(left_deeper)] {
+                    let ids: Vec<StateGroupId> = [Some(first), Some(second), third]
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                    let states = ids.iter().map(|id| groups.state(*id)).collect();
+                    assert_eq!(
+                        groups.differing_keys(&ids),
+                        differing_keys_of_states(states),
+                        "{ids:?}"
+                    );
+                }
+            }
+        }
+        let differing = groups.differing_keys(&[left_deeper, beyond]);
+        assert_eq!(
+            differing
+                .keys()
+                .map(|(_, name)| name.as_str())
+                .collect::<Vec<_>>(),
+            ["b", "c", "d"],
+            "a is $3 on both sides, reached by different paths"
+        );
+        assert!(
+            groups
+                .differing_keys(&[right, back, root])
+                .contains_key(&key("c"))
+        );
+        assert!(groups.differing_keys(&[back, root]).is_empty());
+        groups.check_invariants().unwrap();
     }
 
     #[test]

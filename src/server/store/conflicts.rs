@@ -1,0 +1,190 @@
+//! Merging state groups from their differences only: the store's way to resolve state in room
+//! versions whose algorithm is v2 or v2.1.
+//!
+//! Groups that meet at a merge share most of their state: in a room of a thousand members they
+//! differ in a few keys. The groups' chains say which keys differ without reading either state
+//! whole; the unconflicted state map is then the first group less those keys, read key by key,
+//! and whether an event is in its auth chain is found by walking up from the event through the
+//! state events that cite it, until one of the map's events (see [`AuthCiters`]). State
+//! resolution runs on the conflicted keys only (`state_res::resolve_conflicts`), and the new
+//! group is stored as a delta over the group it differs least from, counted over the
+//! conflicted keys: the same group [`StateGroups::add_state`] would choose given full states.
+//!
+//! Invariants: the result is the group of the state that the full algorithm gives for the
+//! groups' full states (property test in `tests/store_state_fast_path.rs`); every event the
+//! store holds is in the citer index under each of its auth events, once.
+
+use super::record::EventRecord;
+use super::room::RoomStore;
+use super::state_groups::{StateDelta, StateGroupId, StateGroups};
+use super::views::EventsView;
+use crate::proto::event::{StateKey, StateMap};
+use crate::proto::pdu::Pdu;
+use crate::proto::state_res::{ResolveError, UnconflictedState, resolve_conflicts};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// For each event, the state events that cite it in their `auth_events`: the auth DAG read
+/// upwards. Messages are left out: no event cites them, and no state holds them.
+#[derive(Debug, Default)]
+pub(super) struct AuthCiters {
+    citers: BTreeMap<Arc<str>, Vec<Arc<str>>>,
+}
+
+impl AuthCiters {
+    /// Notes the auth links of an event stored for the first time, named by the store's
+    /// `Arc<str>` of its id; `key_of` gives the store's `Arc<str>` of a held auth event.
+    pub(super) fn add(
+        &mut self,
+        event_id: &Arc<str>,
+        pdu: &Pdu,
+        key_of: impl Fn(&str) -> Option<Arc<str>>,
+    ) {
+        let event = pdu.event();
+        if !event.is_state() {
+            return;
+        }
+        for auth_id in &event.auth_events {
+            // An event is stored after its auth events; one that is not held (a malformed
+            // event kept as rejected) cannot lie on a chain the walk needs.
+            if let Some(auth) = key_of(auth_id) {
+                self.citers.entry(auth).or_default().push(event_id.clone());
+            }
+        }
+    }
+
+    fn of(&self, event_id: &str) -> &[Arc<str>] {
+        self.citers.get(event_id).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// The unconflicted state map of groups being merged: the first group's state less the keys
+/// at which the groups differ.
+struct GroupsUnconflicted<'a> {
+    groups: &'a StateGroups,
+    base: StateGroupId,
+    conflicted: &'a BTreeMap<StateKey, Vec<Option<String>>>,
+    events: &'a BTreeMap<Arc<str>, EventRecord>,
+    citers: &'a AuthCiters,
+}
+
+impl GroupsUnconflicted<'_> {
+    fn get_key(&self, key: &StateKey) -> Option<&str> {
+        if self.conflicted.contains_key(key) {
+            return None;
+        }
+        self.groups.get(self.base, key)
+    }
+
+    /// Whether the event is one of the unconflicted state map's.
+    fn holds(&self, event_id: &str) -> bool {
+        let Some(record) = self.events.get(event_id) else {
+            return false;
+        };
+        let event = record.pdu.event();
+        let Some(state_key) = &event.state_key else {
+            return false;
+        };
+        let key = (event.event_type.clone(), state_key.clone());
+        self.get_key(&key) == Some(event_id)
+    }
+}
+
+impl UnconflictedState for GroupsUnconflicted<'_> {
+    fn get(&self, event_type: &str, state_key: &str) -> Option<&str> {
+        self.get_key(&(event_type.to_owned(), state_key.to_owned()))
+    }
+
+    /// Walks up from the event through its citers: it is in the map's auth chain exactly when
+    /// some event of the map is reached.
+    fn in_auth_chain(&self, event_id: &str) -> bool {
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
+        let mut stack: Vec<&str> = vec![event_id];
+        while let Some(current) = stack.pop() {
+            for citer in self.citers.of(current) {
+                if !seen.insert(citer) {
+                    continue;
+                }
+                if self.holds(citer) {
+                    return true;
+                }
+                stack.push(citer);
+            }
+        }
+        false
+    }
+}
+
+impl RoomStore {
+    /// The group of the resolution of `groups` (sorted, distinct, at least two), found from
+    /// the keys at which they differ.
+    pub(super) fn resolve_groups_by_conflicts(
+        &mut self,
+        groups: &[StateGroupId],
+    ) -> Result<StateGroupId, ResolveError> {
+        let conflicted = self.groups.differing_keys(groups);
+        if conflicted.is_empty() {
+            // Equal states: the candidate with the smallest id, as `add_state` would pick.
+            return Ok(groups[0]);
+        }
+        let sets: Vec<StateMap> = (0..groups.len())
+            .map(|index| {
+                conflicted
+                    .iter()
+                    .filter_map(|(key, held)| Some((key.clone(), held[index].clone()?)))
+                    .collect()
+            })
+            .collect();
+        let unconflicted = GroupsUnconflicted {
+            groups: &self.groups,
+            base: groups[0],
+            conflicted: &conflicted,
+            events: &self.events,
+            citers: &self.auth_citers,
+        };
+        let events = EventsView {
+            events: &self.events,
+        };
+        let algorithm = self.version.state_res;
+        let resolved = resolve_conflicts(self.version, algorithm, &unconflicted, &sets, &events)?;
+        Ok(self.add_resolved(groups, &conflicted, resolved.state))
+    }
+
+    /// Stores the state that is the groups' unconflicted map plus `resolved` (the result at
+    /// the keys the map lacks), choosing as `add_state` does: an equal group, else a delta over
+    /// the closest group when it is at most half the state, else a snapshot.
+    fn add_resolved(
+        &mut self,
+        groups: &[StateGroupId],
+        conflicted: &BTreeMap<StateKey, Vec<Option<String>>>,
+        resolved: StateMap,
+    ) -> StateGroupId {
+        let delta_over = |index: usize| -> StateDelta {
+            let changed = conflicted.iter().filter_map(|(key, held)| {
+                let new = resolved.get(key);
+                (new != held[index].as_ref()).then(|| (key.clone(), new.cloned()))
+            });
+            let added = resolved
+                .iter()
+                .filter(|(key, _)| !conflicted.contains_key(*key))
+                .map(|(key, event_id)| (key.clone(), Some(event_id.clone())));
+            changed.chain(added).collect()
+        };
+        let base_len = self.groups.group(groups[0]).state_len();
+        let base_conflicted = conflicted.values().filter(|held| held[0].is_some()).count();
+        let state_len = base_len - base_conflicted + resolved.len();
+        let (delta, parent) = (0..groups.len())
+            .map(|index| (delta_over(index), groups[index]))
+            .min_by_key(|(delta, parent)| (delta.len(), *parent))
+            .expect("at least two groups are merged");
+        if delta.is_empty() {
+            return parent;
+        }
+        if delta.len() <= state_len / 2 {
+            return self.groups.add_delta(parent, delta);
+        }
+        let mut state = self.groups.state(parent);
+        super::state_groups::apply_delta(&mut state, &delta);
+        self.groups.add_snapshot(&state)
+    }
+}
