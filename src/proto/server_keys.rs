@@ -257,17 +257,55 @@ fn parse_key(key_id: &str, key_base64: &str) -> Result<VerifyingKey, ServerKeysE
     VerifyingKey::from_base64(key_base64).map_err(bad)
 }
 
-impl ServerKeySet {
+/// The times that bound the use of a fetched key response: when it was published valid until,
+/// and when the caller fetched it. Separate from the keys so that servers holding the same keys
+/// from different fetches can share the keys and keep their own times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyTimes {
+    /// As published.
+    pub valid_until_ts: u64,
+    /// When the caller fetched the response, by its own clock.
+    pub fetched_at_ts: u64,
+}
+
+impl KeyTimes {
     /// `valid_until_ts`, capped at [`KEY_VALIDITY_MS_MAX`] after the fetch.
     pub fn effective_valid_until_ts(&self) -> u64 {
         self.valid_until_ts
             .min(self.fetched_at_ts.saturating_add(KEY_VALIDITY_MS_MAX))
+    }
+}
+
+impl ServerKeySet {
+    /// The times of this set's fetch.
+    pub fn times(&self) -> KeyTimes {
+        KeyTimes {
+            valid_until_ts: self.valid_until_ts,
+            fetched_at_ts: self.fetched_at_ts,
+        }
+    }
+
+    /// `valid_until_ts`, capped at [`KEY_VALIDITY_MS_MAX`] after the fetch.
+    pub fn effective_valid_until_ts(&self) -> u64 {
+        self.times().effective_valid_until_ts()
     }
 
     /// The key `key_id`, if it may verify a signature on an event of `room_version` with
     /// `origin_server_ts`.
     pub fn key_for_event(
         &self,
+        key_id: &str,
+        origin_server_ts: u64,
+        room_version: &RoomVersion,
+    ) -> Result<VerifyingKey, KeyValidityError> {
+        self.key_for_event_at_times(self.times(), key_id, origin_server_ts, room_version)
+    }
+
+    /// As [`ServerKeySet::key_for_event`], for these keys fetched at `times` rather than at
+    /// this set's own times.
+    pub fn key_for_event_at_times(
+        &self,
+        times: KeyTimes,
         key_id: &str,
         origin_server_ts: u64,
         room_version: &RoomVersion,
@@ -284,7 +322,7 @@ impl ServerKeySet {
             }
             Some(_) => {}
             None if room_version.enforce_key_validity => {
-                self.check_valid_until(key_id, origin_server_ts)?;
+                self.check_valid_until(times, key_id, origin_server_ts)?;
             }
             None => {}
         }
@@ -298,6 +336,17 @@ impl ServerKeySet {
         key_id: &str,
         now_ts: u64,
     ) -> Result<VerifyingKey, KeyValidityError> {
+        self.key_for_request_at_times(self.times(), key_id, now_ts)
+    }
+
+    /// As [`ServerKeySet::key_for_request`], for these keys fetched at `times` rather than at
+    /// this set's own times.
+    pub fn key_for_request_at_times(
+        &self,
+        times: KeyTimes,
+        key_id: &str,
+        now_ts: u64,
+    ) -> Result<VerifyingKey, KeyValidityError> {
         let known = self.known_key(key_id)?;
         if known.expired_ts.is_some() {
             return Err(KeyValidityError::OldKeyForRequest {
@@ -305,7 +354,7 @@ impl ServerKeySet {
                 key_id: key_id.to_owned(),
             });
         }
-        self.check_valid_until(key_id, now_ts)?;
+        self.check_valid_until(times, key_id, now_ts)?;
         Ok(known.key)
     }
 
@@ -318,8 +367,13 @@ impl ServerKeySet {
             })
     }
 
-    fn check_valid_until(&self, key_id: &str, at_ts: u64) -> Result<(), KeyValidityError> {
-        let valid_until_ts = self.effective_valid_until_ts();
+    fn check_valid_until(
+        &self,
+        times: KeyTimes,
+        key_id: &str,
+        at_ts: u64,
+    ) -> Result<(), KeyValidityError> {
+        let valid_until_ts = times.effective_valid_until_ts();
         if at_ts > valid_until_ts {
             return Err(KeyValidityError::PastValidUntil {
                 server: self.server_name.clone(),
@@ -539,6 +593,34 @@ mod tests {
         assert_eq!(short.effective_valid_until_ts(), DAY_MS);
         assert!(short.key_for_event("ed25519:b", DAY_MS + 1, v5).is_err());
         assert!(short.key_for_event("ed25519:b", DAY_MS + 1, v4).is_ok());
+    }
+
+    /// Checking keys at other times answers as a set fetched at those times would.
+    #[test]
+    fn keys_checked_at_other_times_answer_as_if_fetched_then() {
+        let set = verify_server_keys(&published(10 * DAY_MS), "a.example", 0).unwrap();
+        let v5 = room_version("5").unwrap();
+        for (valid_until_ts, fetched_at_ts) in [(DAY_MS, 0), (10 * DAY_MS, 5 * DAY_MS)] {
+            let times = KeyTimes {
+                valid_until_ts,
+                fetched_at_ts,
+            };
+            let mut then = set.clone();
+            (then.valid_until_ts, then.fetched_at_ts) = (valid_until_ts, fetched_at_ts);
+            assert_eq!(then.times(), times);
+            for at_ts in [0, DAY_MS, DAY_MS + 1, 10 * DAY_MS, 10 * DAY_MS + 1] {
+                for key_id in ["ed25519:a", "ed25519:0ld", "ed25519:zzz"] {
+                    assert_eq!(
+                        set.key_for_event_at_times(times, key_id, at_ts, v5),
+                        then.key_for_event(key_id, at_ts, v5)
+                    );
+                    assert_eq!(
+                        set.key_for_request_at_times(times, key_id, at_ts),
+                        then.key_for_request(key_id, at_ts)
+                    );
+                }
+            }
+        }
     }
 
     #[test]

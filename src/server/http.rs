@@ -53,7 +53,7 @@ impl Inner {
             ));
         };
         if endpoint == paths::SERVER_KEYS {
-            return json_response(StatusCode::OK, &self.own_key_response());
+            return bytes_response(StatusCode::OK, self.own_key_response());
         }
         let incoming = match self.authenticate(endpoint, params, &request).await {
             Ok(incoming) => incoming,
@@ -211,7 +211,12 @@ pub(crate) fn json_response(status: StatusCode, value: &Value) -> Response<Bytes
 
 /// A response whose body is JSON text written already.
 fn text_response(status: StatusCode, text: String) -> Response<Bytes> {
-    let mut response = Response::new(Bytes::from(text));
+    bytes_response(status, Bytes::from(text))
+}
+
+/// A response whose body is JSON text held already (this server's key response).
+fn bytes_response(status: StatusCode, body: Bytes) -> Response<Bytes> {
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -4,20 +4,35 @@
 //! Invariant: a peer's key is used only after its key response verified (every listed key
 //! signed it, under the server name we asked); a cached set is refetched once its validity ends.
 //!
-//! Memory: every server fetches and checks each peer's keys itself, but the parsed keys are the
-//! same for all of them, so the run's [`KeyInterner`] holds them once and each server keeps a
-//! handle and its own validity times ([`HeldKeys`]). This is sharing of identical values only:
-//! what a server accepts is decided by its own fetch, exactly as without it.
+//! Serving: like a real homeserver, a server keeps its signed response (the exact bytes it
+//! serves) and signs a new one only when less than half of `key_validity` is left before the
+//! held one's `valid_until_ts` (or when its clock went back so far that the held one would be
+//! valid for more than `key_validity`). A new incarnation after a crash signs afresh.
+//!
+//! Sharing, when the lab gives the servers of a run a [`PduCache`], saves work only; what a
+//! server accepts is decided by its own fetch, exactly as without it:
+//! - Memory: the parsed keys are the same for every server that fetched them, so the run's
+//!   [`KeyInterner`] holds them once and each server keeps a handle and its own validity times
+//!   ([`HeldKeys`]).
+//! - Verification: the run's [`KeyResponseMemo`] remembers the responses whose check succeeded,
+//!   by the exact bytes and the server name they were asked under. Checking a response is a
+//!   pure function of those two and of the fetch time, which it only copies into the result;
+//!   so a server that receives the same bytes for the same name skips the JSON parse and the
+//!   signature checks and applies its own fetch time. Other bytes or another name miss, and
+//!   are checked in full. In debug builds every hit is checked against a full check.
 
-use crate::proto::server_keys::{ServerKeySet, build_server_keys, verify_server_keys};
+use crate::proto::room_version::RoomVersion;
+use crate::proto::server_keys::{
+    KeyTimes, KeyValidityError, ServerKeySet, build_server_keys, verify_server_keys,
+};
 use crate::proto::signing::VerifyingKey;
 use crate::proto::wire::paths::SERVER_KEYS;
-use crate::server::Inner;
+use crate::server::{Inner, PduCache};
 use hyper::Request;
 use hyper::body::Bytes;
 use serde_json::Value;
-use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 /// Why a peer's key could not be had.
@@ -33,49 +48,71 @@ pub enum KeyError {
     },
 }
 
-/// Peers' keys by server name.
+/// Peers' keys by server name, and this server's own key response.
 #[derive(Debug, Default)]
 pub(crate) struct KeyCache {
     peers: BTreeMap<String, HeldKeys>,
+    own_response: Option<OwnResponse>,
+}
+
+/// This server's signed key response, as served.
+#[derive(Debug)]
+struct OwnResponse {
+    body: Bytes,
+    valid_until_ts: u64,
+}
+
+/// Whether a response valid until `valid_until_ts` must be signed again at `now_ms`: less than
+/// half of `key_validity_ms` left, or more than all of it (the clock went back).
+fn needs_resigning(valid_until_ts: u64, now_ms: u64, key_validity_ms: u64) -> bool {
+    let left_ms = valid_until_ts.saturating_sub(now_ms);
+    left_ms < key_validity_ms / 2 || left_ms > key_validity_ms
 }
 
 /// One peer's keys as one server holds them: the parsed keys, shared with every server that
-/// verified the same ones, and the validity times of this server's own fetch.
-#[derive(Debug)]
-struct HeldKeys {
-    /// The times in it are those of the fetch that was interned first, not necessarily ours.
+/// verified the same ones, and the validity times of this server's own fetch. Cheap to clone.
+#[derive(Clone, Debug)]
+pub(crate) struct HeldKeys {
+    /// Its own times are those of the fetch that was interned first, not necessarily ours:
+    /// only `times` count.
     shared: Arc<ServerKeySet>,
-    valid_until_ts: u64,
-    fetched_at_ts: u64,
+    times: KeyTimes,
 }
 
 impl HeldKeys {
-    /// The key set of this server's fetch: the shared one when its times are ours, else a
-    /// copy with our times (only for the duration of a check).
-    fn set(&self) -> Arc<ServerKeySet> {
-        let shared = &self.shared;
-        if (shared.valid_until_ts, shared.fetched_at_ts)
-            == (self.valid_until_ts, self.fetched_at_ts)
-        {
-            return shared.clone();
-        }
-        Arc::new(ServerKeySet {
-            server_name: shared.server_name.clone(),
-            keys: shared.keys.clone(),
-            valid_until_ts: self.valid_until_ts,
-            fetched_at_ts: self.fetched_at_ts,
-        })
+    /// See [`ServerKeySet::key_for_event`]; applied to this server's fetch.
+    pub(crate) fn key_for_event(
+        &self,
+        key_id: &str,
+        origin_server_ts: u64,
+        room_version: &RoomVersion,
+    ) -> Result<VerifyingKey, KeyValidityError> {
+        self.shared
+            .key_for_event_at_times(self.times, key_id, origin_server_ts, room_version)
     }
 
-    /// Until when this server may use these keys (the key set's rule, applied to our times).
+    /// See [`ServerKeySet::key_for_request`]; applied to this server's fetch.
+    pub(crate) fn key_for_request(
+        &self,
+        key_id: &str,
+        now_ts: u64,
+    ) -> Result<VerifyingKey, KeyValidityError> {
+        self.shared
+            .key_for_request_at_times(self.times, key_id, now_ts)
+    }
+
+    /// Until when this server may use these keys.
     fn effective_valid_until_ts(&self) -> u64 {
-        ServerKeySet {
-            server_name: String::new(),
-            keys: BTreeMap::new(),
-            valid_until_ts: self.valid_until_ts,
-            fetched_at_ts: self.fetched_at_ts,
-        }
-        .effective_valid_until_ts()
+        self.times.effective_valid_until_ts()
+    }
+}
+
+/// Equal when every answer is: same server, same keys, same times of our fetch.
+impl PartialEq for HeldKeys {
+    fn eq(&self, other: &Self) -> bool {
+        self.shared.server_name == other.shared.server_name
+            && self.shared.keys == other.shared.keys
+            && self.times == other.times
     }
 }
 
@@ -116,27 +153,188 @@ impl KeyInterner {
     }
 }
 
+/// How many verified responses the memo holds unless told otherwise: a run's servers each
+/// sign a response per incarnation and per half validity, so far fewer than this.
+pub const KEY_RESPONSE_MEMO_ENTRIES_DEFAULT: usize = 4_096;
+
+/// How often the memo saved checking a key response, for perf figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KeyResponseMemoStats {
+    /// Responses found verified before, whose check was skipped.
+    pub hits: u64,
+    /// Responses checked in full (unknown, forgotten, or not valid).
+    pub misses: u64,
+    pub evictions: u64,
+}
+
+/// The server name a response was asked under, and its exact bytes.
+type ResponseKey = (String, Bytes);
+
+/// A response that verified: its keys (interned) and its published validity.
+#[derive(Clone, Debug)]
+struct VerifiedResponse {
+    shared: Arc<ServerKeySet>,
+    valid_until_ts: u64,
+}
+
+/// Key responses whose check succeeded in this run, by the server name asked and the exact
+/// bytes. Bounded: past `entries_max` the oldest is forgotten (first in, first out), which only
+/// costs a check. The map is never iterated, so its order cannot leak into a run.
+pub struct KeyResponseMemo {
+    responses: RefCell<HashMap<ResponseKey, VerifiedResponse>>,
+    order: RefCell<VecDeque<ResponseKey>>,
+    entries_max: usize,
+    stats: Cell<KeyResponseMemoStats>,
+}
+
+impl Default for KeyResponseMemo {
+    fn default() -> Self {
+        Self::new(KEY_RESPONSE_MEMO_ENTRIES_DEFAULT)
+    }
+}
+
+impl KeyResponseMemo {
+    /// An empty memo holding at most `entries_max` responses (at least 1).
+    pub fn new(entries_max: usize) -> Self {
+        Self {
+            responses: RefCell::new(HashMap::new()),
+            order: RefCell::new(VecDeque::new()),
+            entries_max: entries_max.max(1),
+            stats: Cell::new(KeyResponseMemoStats::default()),
+        }
+    }
+
+    pub fn stats(&self) -> KeyResponseMemoStats {
+        self.stats.get()
+    }
+
+    pub fn len(&self) -> usize {
+        self.responses.borrow().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn count(&self, change: impl FnOnce(&mut KeyResponseMemoStats)) {
+        let mut stats = self.stats.get();
+        change(&mut stats);
+        self.stats.set(stats);
+    }
+
+    /// The verified response asked of `server` that was exactly `body`, if remembered.
+    fn verified(&self, server: &str, body: &Bytes) -> Option<VerifiedResponse> {
+        let found = self
+            .responses
+            .borrow()
+            .get(&(server.to_owned(), body.clone()))
+            .cloned();
+        match found {
+            Some(_) => self.count(|stats| stats.hits += 1),
+            None => self.count(|stats| stats.misses += 1),
+        }
+        found
+    }
+
+    /// Remembers a response whose check just succeeded.
+    fn record(&self, server: &str, body: &Bytes, verified: VerifiedResponse) {
+        let key = (server.to_owned(), body.clone());
+        let mut responses = self.responses.borrow_mut();
+        let mut order = self.order.borrow_mut();
+        if responses.insert(key.clone(), verified).is_none() {
+            order.push_back(key);
+        }
+        while responses.len() > self.entries_max {
+            let oldest = order.pop_front().expect("every response is in the order");
+            responses.remove(&oldest);
+            self.count(|stats| stats.evictions += 1);
+        }
+        assert_eq!(
+            responses.len(),
+            order.len(),
+            "the order lists every response once"
+        );
+    }
+}
+
+/// The keys of the key response `body` that `server` served, fetched at `fetched_at_ts`:
+/// found in the run's memo when these exact bytes verified for this name before, else parsed
+/// and checked in full (and remembered when valid). The error says why the response is not
+/// trusted.
+fn checked_key_response(
+    cache: Option<&PduCache>,
+    server: &str,
+    body: &Bytes,
+    fetched_at_ts: u64,
+) -> Result<HeldKeys, String> {
+    let memo = cache.map(PduCache::key_responses);
+    if let Some(verified) = memo.and_then(|memo| memo.verified(server, body)) {
+        let held = HeldKeys {
+            shared: verified.shared,
+            times: KeyTimes {
+                valid_until_ts: verified.valid_until_ts,
+                fetched_at_ts,
+            },
+        };
+        debug_assert_eq!(
+            Ok(&held),
+            checked_key_response(None, server, body, fetched_at_ts).as_ref(),
+            "the key response memo vouched for a response that checks otherwise"
+        );
+        return Ok(held);
+    }
+    let value: Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let set = verify_server_keys(&value, server, fetched_at_ts).map_err(|e| e.to_string())?;
+    let times = set.times();
+    let shared = match cache {
+        Some(cache) => cache.key_interner().intern(set),
+        None => Arc::new(set),
+    };
+    if let Some(memo) = memo {
+        let verified = VerifiedResponse {
+            shared: shared.clone(),
+            valid_until_ts: times.valid_until_ts,
+        };
+        memo.record(server, body, verified);
+    }
+    Ok(HeldKeys { shared, times })
+}
+
 impl Inner {
-    /// This server's key response, signed, valid for `key_validity` from now.
-    pub(crate) fn own_key_response(&self) -> Value {
-        let valid_until_ts = self.clock.now_ms() + self.config.key_validity.as_millis() as u64;
-        let keys = build_server_keys(
+    /// This server's key response as served: the held one while at least half of
+    /// `key_validity` is left of it, else a new one signed now, valid for `key_validity`.
+    pub(crate) fn own_key_response(&self) -> Bytes {
+        let now_ms = self.clock.now_ms();
+        let key_validity_ms = self.config.key_validity.as_millis() as u64;
+        let mut keys = self.keys.borrow_mut();
+        if let Some(own) = &keys.own_response
+            && !needs_resigning(own.valid_until_ts, now_ms, key_validity_ms)
+        {
+            return own.body.clone();
+        }
+        let valid_until_ts = now_ms + key_validity_ms;
+        let response = build_server_keys(
             &self.config.name,
             std::slice::from_ref(&self.config.signing_key),
             BTreeMap::new(),
             valid_until_ts,
         )
         .expect("our own key response is well formed");
-        Value::Object(keys.to_json_object())
+        let body = Bytes::from(Value::Object(response.to_json_object()).to_string());
+        keys.own_response = Some(OwnResponse {
+            body: body.clone(),
+            valid_until_ts,
+        });
+        body
     }
 
     /// The keys of `server`: from the cache while valid, else fetched and verified.
-    pub(crate) async fn server_keys(&self, server: &str) -> Result<Arc<ServerKeySet>, KeyError> {
+    pub(crate) async fn server_keys(&self, server: &str) -> Result<HeldKeys, KeyError> {
         let now_ms = self.clock.now_ms();
         if let Some(held) = self.keys.borrow().peers.get(server)
             && held.effective_valid_until_ts() > now_ms
         {
-            return Ok(held.set());
+            return Ok(held.clone());
         }
         let unavailable = |reason: String| KeyError::Unavailable {
             server: server.to_owned(),
@@ -154,22 +352,19 @@ impl Inner {
         if !response.status().is_success() {
             return Err(unavailable(format!("status {}", response.status())));
         }
-        let body: Value =
-            serde_json::from_slice(response.body()).map_err(|e| unavailable(e.to_string()))?;
         let fetched_at = self.clock.now_ms();
-        let set = verify_server_keys(&body, server, fetched_at)
-            .map_err(|e| unavailable(e.to_string()))?;
-        let held = HeldKeys {
-            valid_until_ts: set.valid_until_ts,
-            fetched_at_ts: set.fetched_at_ts,
-            shared: match &self.pdu_cache {
-                Some(cache) => cache.key_interner().intern(set),
-                None => Arc::new(set),
-            },
-        };
-        let set = held.set();
-        self.keys.borrow_mut().peers.insert(server.to_owned(), held);
-        Ok(set)
+        let held = checked_key_response(
+            self.pdu_cache.as_deref(),
+            server,
+            response.body(),
+            fetched_at,
+        )
+        .map_err(unavailable)?;
+        self.keys
+            .borrow_mut()
+            .peers
+            .insert(server.to_owned(), held.clone());
+        Ok(held)
     }
 
     /// The key that must verify a request from `origin` signed with `key_id`, now.
@@ -178,8 +373,8 @@ impl Inner {
         origin: &str,
         key_id: &str,
     ) -> Result<VerifyingKey, KeyError> {
-        let set = self.server_keys(origin).await?;
-        set.key_for_request(key_id, self.clock.now_ms())
+        let held = self.server_keys(origin).await?;
+        held.key_for_request(key_id, self.clock.now_ms())
             .map_err(|e| KeyError::Invalid {
                 server: origin.to_owned(),
                 key_id: key_id.to_owned(),
@@ -187,16 +382,16 @@ impl Inner {
             })
     }
 
-    /// Cached key sets of the given servers, fetching those not cached; servers whose keys
+    /// Cached keys of the given servers, fetching those not cached; servers whose keys
     /// cannot be had are left out (their signatures then count as unverifiable).
     pub(crate) async fn key_sets(
         &self,
         servers: impl IntoIterator<Item = String>,
-    ) -> BTreeMap<String, Arc<ServerKeySet>> {
+    ) -> BTreeMap<String, HeldKeys> {
         let mut sets = BTreeMap::new();
         for server in servers {
-            if let Ok(set) = self.server_keys(&server).await {
-                sets.insert(server, set);
+            if let Ok(held) = self.server_keys(&server).await {
+                sets.insert(server, held);
             }
         }
         sets
@@ -206,57 +401,265 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::room_version::room_version;
     use crate::proto::signing::SigningKey;
+    use proptest::prelude::*;
 
-    fn fetched(seed: u8, valid_until_ts: u64, fetched_at_ts: u64) -> ServerKeySet {
-        let key = SigningKey::from_seed("ed25519:k", &[seed; 32]).unwrap();
+    fn signing_key(seed: u8) -> SigningKey {
+        SigningKey::from_seed("ed25519:k", &[seed; 32]).unwrap()
+    }
+
+    /// The key response of `server`, signed by `key`, as served.
+    fn response_of(server: &str, key: &SigningKey, valid_until_ts: u64) -> Bytes {
         let response = build_server_keys(
-            "a.example",
-            std::slice::from_ref(&key),
+            server,
+            std::slice::from_ref(key),
             BTreeMap::new(),
             valid_until_ts,
         )
         .unwrap();
-        let response = Value::Object(response.to_json_object());
-        verify_server_keys(&response, "a.example", fetched_at_ts).unwrap()
+        Bytes::from(Value::Object(response.to_json_object()).to_string())
     }
 
-    fn held(interner: &KeyInterner, set: ServerKeySet) -> HeldKeys {
-        HeldKeys {
-            valid_until_ts: set.valid_until_ts,
-            fetched_at_ts: set.fetched_at_ts,
-            shared: interner.intern(set),
-        }
+    fn response(seed: u8, valid_until_ts: u64) -> Bytes {
+        response_of("a.example", &signing_key(seed), valid_until_ts)
+    }
+
+    fn memo_stats(cache: &PduCache) -> KeyResponseMemoStats {
+        cache.stats().key_responses
     }
 
     #[test]
     fn the_same_keys_are_held_once_and_each_server_keeps_its_own_validity() {
-        let interner = KeyInterner::default();
-        let first = fetched(1, 5_000, 1_000);
-        let second = fetched(1, 9_000, 2_000);
-        let (first_held, second_held) = (
-            held(&interner, first.clone()),
-            held(&interner, second.clone()),
-        );
-        assert!(Arc::ptr_eq(&first_held.shared, &second_held.shared));
-        assert_eq!(interner.len(), 1);
-        assert_eq!(*first_held.set(), first);
-        assert_eq!(*second_held.set(), second, "the copy carries its own times");
+        let cache = PduCache::new(16);
+        let first = checked_key_response(Some(&cache), "a.example", &response(1, 5_000), 1_000);
+        let second = checked_key_response(Some(&cache), "a.example", &response(1, 9_000), 2_000);
+        let (first, second) = (first.unwrap(), second.unwrap());
+        assert!(Arc::ptr_eq(&first.shared, &second.shared));
+        assert_eq!(cache.key_interner().len(), 1);
+        let times = |valid_until_ts, fetched_at_ts| KeyTimes {
+            valid_until_ts,
+            fetched_at_ts,
+        };
         assert_eq!(
-            second_held.effective_valid_until_ts(),
-            second.effective_valid_until_ts()
+            (first.times, second.times),
+            (times(5_000, 1_000), times(9_000, 2_000))
         );
-        let other = held(&interner, fetched(2, 5_000, 1_000));
-        assert!(!Arc::ptr_eq(&other.shared, &first_held.shared));
-        assert_eq!(interner.len(), 2);
+        // Each server's own times decide, not those of the shared set.
+        assert!(second.key_for_request("ed25519:k", 9_000).is_ok());
+        assert!(first.key_for_request("ed25519:k", 5_001).is_err());
+        let v5 = room_version("5").unwrap();
+        assert!(second.key_for_event("ed25519:k", 9_000, v5).is_ok());
+        assert!(first.key_for_event("ed25519:k", 5_001, v5).is_err());
+        let other = checked_key_response(Some(&cache), "a.example", &response(2, 5_000), 1_000);
+        assert!(!Arc::ptr_eq(&other.unwrap().shared, &first.shared));
+        assert_eq!(cache.key_interner().len(), 2);
     }
 
     #[test]
     fn validity_is_capped_as_the_key_set_caps_it() {
-        let interner = KeyInterner::default();
-        let set = fetched(1, (1 << 53) - 1, 1_000);
+        let body = response(1, (1 << 53) - 1);
+        let held = checked_key_response(None, "a.example", &body, 1_000).unwrap();
+        let value: Value = serde_json::from_slice(&body).unwrap();
+        let set = verify_server_keys(&value, "a.example", 1_000).unwrap();
         let capped = set.effective_valid_until_ts();
         assert!(capped < (1 << 53) - 1);
-        assert_eq!(held(&interner, set).effective_valid_until_ts(), capped);
+        assert_eq!(held.effective_valid_until_ts(), capped);
+    }
+
+    #[test]
+    fn the_same_bytes_asked_under_the_same_name_hit_with_the_fetch_time_of_each_server() {
+        let cache = PduCache::new(16);
+        let body = response(1, 50_000);
+        let first = checked_key_response(Some(&cache), "a.example", &body, 1_000).unwrap();
+        let second = checked_key_response(Some(&cache), "a.example", &body, 3_000).unwrap();
+        let stats = memo_stats(&cache);
+        assert_eq!((stats.hits, stats.misses), (1, 1));
+        assert_eq!(second.times.fetched_at_ts, 3_000);
+        assert_eq!(first.times.fetched_at_ts, 1_000);
+        assert_eq!(
+            second,
+            checked_key_response(None, "a.example", &body, 3_000).unwrap(),
+            "a hit gives what a full check gives"
+        );
+    }
+
+    /// A response that differs in any way from the remembered one is checked for real.
+    #[test]
+    fn tampered_foreign_or_misaddressed_responses_are_checked_in_full_and_refused() {
+        let cache = PduCache::new(16);
+        let genuine = response(1, 50_000);
+        checked_key_response(Some(&cache), "a.example", &genuine, 0).unwrap();
+        let mut extended = genuine.to_vec();
+        let at = String::from_utf8(extended.clone())
+            .unwrap()
+            .find("50000")
+            .unwrap();
+        extended[at] = b'9';
+        // The same keys listed, signed by another key under the same key id.
+        let mut foreign: serde_json::Map<String, Value> = serde_json::from_slice(&genuine).unwrap();
+        let forged = serde_json::from_slice::<Value>(&response(2, 50_000)).unwrap();
+        foreign.insert("signatures".into(), forged["signatures"].clone());
+        let foreign = Bytes::from(Value::Object(foreign).to_string());
+        let refused = [
+            (
+                "a.example",
+                Bytes::from(extended),
+                "not properly self-signed",
+            ),
+            ("a.example", foreign, "not properly self-signed"),
+            ("b.example", genuine.clone(), "but \"b.example\" was asked"),
+        ];
+        for (expected_misses, (server, body, why)) in (2..).zip(refused) {
+            let error = checked_key_response(Some(&cache), server, &body, 0).unwrap_err();
+            assert!(error.contains(why), "{server}: {error}");
+            let stats = memo_stats(&cache);
+            assert_eq!((stats.hits, stats.misses), (0, expected_misses));
+        }
+        assert_eq!(
+            cache.key_responses().len(),
+            1,
+            "refusals are not remembered"
+        );
+        // A response that b.example signed verifies under its own name, and is its own entry.
+        let other = response_of("b.example", &signing_key(1), 50_000);
+        checked_key_response(Some(&cache), "b.example", &other, 0).unwrap();
+        assert_eq!(cache.key_responses().len(), 2);
+    }
+
+    #[test]
+    fn the_memo_forgets_its_oldest_response_past_its_bound() {
+        let memo = KeyResponseMemo::new(2);
+        let verified = |seed| VerifiedResponse {
+            shared: Arc::new(
+                checked_key_response(None, "a.example", &response(seed, 5), 0)
+                    .unwrap()
+                    .shared
+                    .as_ref()
+                    .clone(),
+            ),
+            valid_until_ts: 5,
+        };
+        for seed in 1..=3 {
+            memo.record("a.example", &response(seed, 5), verified(seed));
+        }
+        assert_eq!(memo.len(), 2);
+        assert_eq!(memo.stats().evictions, 1);
+        assert!(memo.verified("a.example", &response(1, 5)).is_none());
+        assert!(memo.verified("a.example", &response(3, 5)).is_some());
+    }
+
+    #[test]
+    fn a_held_response_is_signed_again_when_half_its_validity_is_gone_or_the_clock_went_back() {
+        let validity_ms = 1_000;
+        assert!(!needs_resigning(1_000, 0, validity_ms));
+        assert!(!needs_resigning(1_000, 500, validity_ms));
+        assert!(needs_resigning(1_000, 501, validity_ms));
+        assert!(needs_resigning(1_000, 2_000, validity_ms));
+        assert!(
+            needs_resigning(3_000, 1_999, validity_ms),
+            "the clock went back"
+        );
+        assert!(!needs_resigning(3_000, 2_000, validity_ms));
+    }
+
+    struct FixedNetwork(u64);
+
+    impl crate::server::clock::NetworkClock for FixedNetwork {
+        fn network_now_ms(&self) -> u64 {
+            self.0
+        }
+    }
+
+    /// A peer that is never reachable: these tests only serve.
+    struct Unreachable;
+
+    impl crate::server::transport::Transport for Unreachable {
+        fn send(
+            &self,
+            destination: &str,
+            _request: Request<Bytes>,
+        ) -> crate::server::transport::LocalFuture<
+            Result<hyper::Response<Bytes>, crate::server::transport::TransportError>,
+        > {
+            let destination = destination.to_owned();
+            Box::pin(async move {
+                Err(crate::server::transport::TransportError::Broken {
+                    destination,
+                    reason: "no network in this test".into(),
+                })
+            })
+        }
+    }
+
+    /// The body `server` answers to `GET /_matrix/key/v2/server`.
+    async fn served(server: &crate::server::Homeserver) -> Bytes {
+        let request = Request::get(SERVER_KEYS.path(&[]))
+            .body(Bytes::new())
+            .unwrap();
+        let response = server.inner.clone().handle_http(request).await;
+        assert!(response.status().is_success());
+        response.into_body()
+    }
+
+    #[test]
+    fn a_server_serves_its_held_response_until_half_its_validity_is_gone() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&runtime, async {
+            let mut config = crate::server::config::ServerConfig::new("a.example", [1; 32]);
+            config.key_validity = std::time::Duration::from_secs(100);
+            let clock =
+                crate::server::clock::ServerClock::new(std::rc::Rc::new(FixedNetwork(1_000_000)));
+            let log = crate::server::store::DurableLog::new();
+            let server = crate::server::Homeserver::new(
+                config,
+                clock.clone(),
+                std::rc::Rc::new(Unreachable),
+                log,
+                1,
+            )
+            .unwrap();
+            let valid_until = |body: &Bytes| {
+                let value: Value = serde_json::from_slice(body).unwrap();
+                verify_server_keys(&value, "a.example", 0)
+                    .unwrap()
+                    .valid_until_ts
+            };
+            let first = served(&server).await;
+            assert_eq!(valid_until(&first), 1_100_000);
+            clock.set_skew_ms(50_000);
+            assert_eq!(served(&server).await, first, "half the validity is left");
+            clock.set_skew_ms(50_001);
+            let second = served(&server).await;
+            assert_eq!(valid_until(&second), 1_150_001, "signed again");
+            clock.set_skew_ms(50_001 - 100_001);
+            let third = served(&server).await;
+            assert_eq!(valid_until(&third), 1_050_000, "the clock went back");
+        });
+    }
+
+    proptest! {
+        /// Whatever single byte of a remembered response changes, the memo does not answer
+        /// for it, and the outcome is that of a full check.
+        #[test]
+        fn a_response_with_one_byte_changed_is_checked_in_full(
+            position in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let cache = PduCache::new(16);
+            let genuine = response(1, 50_000);
+            checked_key_response(Some(&cache), "a.example", &genuine, 0).unwrap();
+            let mut changed = genuine.to_vec();
+            let at = position.index(changed.len());
+            prop_assume!(changed[at] != byte);
+            changed[at] = byte;
+            let changed = Bytes::from(changed);
+            let with_memo = checked_key_response(Some(&cache), "a.example", &changed, 7);
+            prop_assert_eq!(memo_stats(&cache).hits, 0);
+            prop_assert_eq!(with_memo, checked_key_response(None, "a.example", &changed, 7));
+        }
     }
 }

@@ -22,6 +22,7 @@ use crate::proto::room_version::RoomVersion;
 use crate::proto::signing::VerifyingKey;
 use crate::proto::wire::RawPdu;
 use crate::server::Inner;
+use crate::server::keys::{KeyInterner, KeyResponseMemo, KeyResponseMemoStats};
 use crate::server::request_memo::{RequestMemo, RequestMemoStats};
 use serde_json::value::RawValue;
 use sha2::{Digest as _, Sha256};
@@ -82,6 +83,8 @@ pub struct PduCacheStats {
     pub evictions: u64,
     /// Request signatures skipped through the run's [`RequestMemo`].
     pub requests: RequestMemoStats,
+    /// Key responses whose check was skipped through the run's [`KeyResponseMemo`].
+    pub key_responses: KeyResponseMemoStats,
 }
 
 /// Parsed and verified PDUs shared by the servers of one run, keyed by the SHA-256 of the
@@ -94,7 +97,9 @@ pub struct PduCache {
     entries_max: usize,
     stats: Cell<PduCacheStats>,
     /// Peers' parsed keys, held once for the run (see `keys.rs`).
-    keys: crate::server::keys::KeyInterner,
+    keys: KeyInterner,
+    /// Key responses that verified in this run (see `keys.rs`).
+    key_responses: KeyResponseMemo,
     /// Request signatures made in this run (see `request_memo.rs`).
     requests: RequestMemo,
 }
@@ -108,12 +113,17 @@ impl PduCache {
             entries_max: entries_max.max(1),
             stats: Cell::new(PduCacheStats::default()),
             keys: Default::default(),
+            key_responses: Default::default(),
             requests: Default::default(),
         }
     }
 
-    pub(crate) fn key_interner(&self) -> &crate::server::keys::KeyInterner {
+    pub(crate) fn key_interner(&self) -> &KeyInterner {
         &self.keys
+    }
+
+    pub(crate) fn key_responses(&self) -> &KeyResponseMemo {
+        &self.key_responses
     }
 
     pub(crate) fn request_memo(&self) -> &RequestMemo {
@@ -123,6 +133,7 @@ impl PduCache {
     pub fn stats(&self) -> PduCacheStats {
         PduCacheStats {
             requests: self.requests.stats(),
+            key_responses: self.key_responses.stats(),
             ..self.stats.get()
         }
     }
