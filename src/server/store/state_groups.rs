@@ -229,6 +229,20 @@ impl StateGroups {
         state
     }
 
+    /// The full state of group `id`, borrowing its keys and event ids.
+    fn state_refs(&self, id: StateGroupId) -> BTreeMap<&StateKey, &str> {
+        let mut state = BTreeMap::new();
+        for delta in self.chain(id) {
+            for (key, entry) in delta {
+                state.entry(key).or_insert(entry.as_deref());
+            }
+        }
+        state
+            .into_iter()
+            .filter_map(|(key, entry)| Some((key, entry?)))
+            .collect()
+    }
+
     /// Turns `state`, the full state of group `from`, into that of group `to` by the keys
     /// changed on the way through their nearest common ancestor, without reading either
     /// state whole. `false` (and `state` untouched) when the two chains share no group.
@@ -270,7 +284,9 @@ impl StateGroups {
         groups: &[StateGroupId],
     ) -> BTreeMap<StateKey, Vec<Option<String>>> {
         let Some(common) = self.common_ancestor(groups) else {
-            return differing_keys_of_states(groups.iter().map(|id| self.state(*id)).collect());
+            return differing_keys_of_states(
+                groups.iter().map(|id| self.state_refs(*id)).collect(),
+            );
         };
         // Each group's entries below the common ancestor, the nearest entry of a key winning.
         let below: Vec<BTreeMap<&StateKey, Option<&str>>> = groups
@@ -461,17 +477,21 @@ impl StateGroups {
 }
 
 /// [`StateGroups::differing_keys`] of states held whole.
-fn differing_keys_of_states(states: Vec<StateMap>) -> BTreeMap<StateKey, Vec<Option<String>>> {
-    let keys: BTreeSet<&StateKey> = states.iter().flat_map(|state| state.keys()).collect();
+fn differing_keys_of_states(
+    states: Vec<BTreeMap<&StateKey, &str>>,
+) -> BTreeMap<StateKey, Vec<Option<String>>> {
+    let keys: BTreeSet<&StateKey> = states
+        .iter()
+        .flat_map(|state| state.keys().copied())
+        .collect();
     keys.into_iter()
         .filter_map(|key| {
-            let held: Vec<Option<&String>> = states.iter().map(|state| state.get(key)).collect();
+            let held: Vec<Option<&str>> =
+                states.iter().map(|state| state.get(key).copied()).collect();
             let differ = held.iter().any(|event_id| *event_id != held[0]);
             differ.then(|| {
-                (
-                    key.clone(),
-                    held.into_iter().map(Option::<&String>::cloned).collect(),
-                )
+                let held = held.into_iter().map(|id| id.map(str::to_owned)).collect();
+                (key.clone(), held)
             })
         })
         .collect()
@@ -658,6 +678,14 @@ mod tests {
             back,
             other_snapshot,
         ];
+        for id in all {
+            let borrowed: StateMap = groups
+                .state_refs(id)
+                .into_iter()
+                .map(|(key, event_id)| (key.clone(), event_id.to_owned()))
+                .collect();
+            assert_eq!(borrowed, groups.state(id), "{id:?}");
+        }
         for first in all {
             for second in all {
                 for third in [None, Some(far), Some(left_deeper)] {
@@ -665,7 +693,7 @@ mod tests {
                         .into_iter()
                         .flatten()
                         .collect();
-                    let states = ids.iter().map(|id| groups.state(*id)).collect();
+                    let states = ids.iter().map(|id| groups.state_refs(*id)).collect();
                     assert_eq!(
                         groups.differing_keys(&ids),
                         differing_keys_of_states(states),
