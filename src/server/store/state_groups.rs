@@ -617,46 +617,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn moving_between_groups_gives_the_target_state() {
-        let mut groups = StateGroups::new(3);
-        let root = groups.add_snapshot(&map(&[("a", "$1"), ("b", "$2")]));
-        let left = groups.add_delta(root, set("a", "$3"));
-        let left_deeper = groups.add_delta(left, StateDelta::from([(key("b"), None)]));
-        let right = groups.add_delta(root, set("c", "$4"));
-        let right_deeper = groups.add_delta(right, set("a", "$5"));
-        let far = groups.add_delta(right_deeper, set("d", "$6"));
-        let beyond = groups.add_delta(far, set("e", "$7"));
-        let other_snapshot = groups.add_snapshot(&map(&[("z", "$9")]));
-        let all = [
-            root,
-            left,
-            left_deeper,
-            right,
-            right_deeper,
-            far,
-            beyond,
-            other_snapshot,
-        ];
-        for from in all {
-            for to in all {
-                let mut state = groups.state(from);
-                let moved = groups.move_state(&mut state, from, to);
-                let shared = groups
-                    .chain_ids(from)
-                    .any(|id| groups.chain_ids(to).any(|t| t == id));
-                assert_eq!(moved, shared, "{from:?} -> {to:?}");
-                if moved {
-                    assert_eq!(state, groups.state(to), "{from:?} -> {to:?}");
-                } else {
-                    assert_eq!(state, groups.state(from), "untouched");
-                }
-            }
-        }
+    /// Groups in two trees, interval 3: a fork whose right branch reaches the same event at
+    /// `a` as the left one by another path, goes past the interval (`beyond` is a snapshot
+    /// with lineage) and comes back to the root's value at `c`; and an unrelated snapshot.
+    struct GroupTree {
+        groups: StateGroups,
+        root: StateGroupId,
+        left_deeper: StateGroupId,
+        right: StateGroupId,
+        far: StateGroupId,
+        beyond: StateGroupId,
+        back: StateGroupId,
+        all: [StateGroupId; 9],
     }
 
-    #[test]
-    fn differing_keys_read_through_chains_equal_those_of_full_states() {
+    fn group_tree() -> GroupTree {
         let mut groups = StateGroups::new(3);
         let root = groups.add_snapshot(&map(&[("a", "$1"), ("b", "$2"), ("c", "$0")]));
         let left = groups.add_delta(root, set("a", "$3"));
@@ -678,6 +653,50 @@ mod tests {
             back,
             other_snapshot,
         ];
+        GroupTree {
+            groups,
+            root,
+            left_deeper,
+            right,
+            far,
+            beyond,
+            back,
+            all,
+        }
+    }
+
+    #[test]
+    fn moving_between_groups_gives_the_target_state() {
+        let GroupTree { groups, all, .. } = group_tree();
+        for from in all {
+            for to in all {
+                let mut state = groups.state(from);
+                let moved = groups.move_state(&mut state, from, to);
+                let shared = groups
+                    .chain_ids(from)
+                    .any(|id| groups.chain_ids(to).any(|t| t == id));
+                assert_eq!(moved, shared, "{from:?} -> {to:?}");
+                if moved {
+                    assert_eq!(state, groups.state(to), "{from:?} -> {to:?}");
+                } else {
+                    assert_eq!(state, groups.state(from), "untouched");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn differing_keys_read_through_chains_equal_those_of_full_states() {
+        let GroupTree {
+            groups,
+            root,
+            left_deeper,
+            right,
+            far,
+            beyond,
+            back,
+            all,
+        } = group_tree();
         for id in all {
             let borrowed: StateMap = groups
                 .state_refs(id)
