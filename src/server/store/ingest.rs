@@ -610,6 +610,9 @@ impl RoomStore {
         let bytes = pdu.canonical_bytes().len();
         let sequence = match self.events.get(pdu.event_id()) {
             Some(old) => {
+                if old.status.is_authorized() {
+                    self.authorized_digest.remove(pdu.event_id());
+                }
                 self.counts.add(&old.status, -1);
                 if old.redacted.is_some() {
                     self.counts.redacted -= 1;
@@ -622,6 +625,9 @@ impl RoomStore {
                 self.next_sequence - 1
             }
         };
+        if status.is_authorized() {
+            self.authorized_digest.add(pdu.event_id());
+        }
         self.counts.add(&status, 1);
         if redacted.is_some() {
             self.counts.redacted += 1;

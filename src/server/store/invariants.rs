@@ -5,11 +5,12 @@
 //! chain ends; each record agrees with the DAG and the state groups; an accepted or
 //! soft-failed event passes the authorization rules against the state before it (unless a
 //! redaction changed what the rules read since); extremities are accepted; current state is
-//! the resolution of the extremities' states and equals its group; the counts match the
-//! records.
+//! the resolution of the extremities' states and equals its group; the counts, the digest of
+//! authorized events and the next sequence number match the records.
 
 use super::record::{EventStatus, RedactedBecause};
 use super::room::{Counts, RoomStore};
+use super::set_digest::SetDigest;
 use super::views::GroupState;
 use crate::proto::auth::{auth_types_for_event, check_auth};
 
@@ -27,6 +28,21 @@ impl RoomStore {
             }
             event_bytes += record.bytes;
             self.check_record(event_id)?;
+        }
+        let authorized = self
+            .events
+            .iter()
+            .filter(|(_, record)| record.status.is_authorized())
+            .map(|(event_id, _)| &**event_id);
+        if SetDigest::of(authorized) != self.authorized_digest {
+            return Err("the digest of authorized events does not match the records".to_owned());
+        }
+        let sequence_end = self.events.values().map(|r| r.sequence + 1).max();
+        if sequence_end.unwrap_or(0) != self.next_sequence {
+            return Err(format!(
+                "next sequence {} after records ending at {sequence_end:?}",
+                self.next_sequence
+            ));
         }
         if counts != self.counts || event_bytes != self.event_bytes {
             return Err(format!(
@@ -179,6 +195,15 @@ mod tests {
                 .check_invariants()
                 .unwrap_err()
                 .contains("current state")
+        );
+
+        let mut wrong_digest = store_with_all(&room);
+        wrong_digest.authorized_digest.remove(message.event_id());
+        assert!(
+            wrong_digest
+                .check_invariants()
+                .unwrap_err()
+                .contains("digest of authorized events")
         );
 
         let mut stray_redaction = store_with_all(&room);

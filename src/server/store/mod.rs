@@ -41,6 +41,7 @@ mod recover;
 mod redaction;
 mod room;
 mod server_store;
+pub mod set_digest;
 mod state;
 pub mod state_groups;
 #[cfg(test)]

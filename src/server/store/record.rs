@@ -40,6 +40,12 @@ impl EventStatus {
         matches!(self, Self::Rejected { .. })
     }
 
+    /// Passed authorization: accepted or soft-failed (soft failure depends on arrival order, so
+    /// servers that agree may differ in it; rejection is what they must agree on).
+    pub fn is_authorized(&self) -> bool {
+        matches!(self, Self::Accepted | Self::SoftFailed(_))
+    }
+
     /// Whether the event's own key is set in the state after it (it passed the checks that
     /// reject and was placed with state).
     pub fn changes_state(&self) -> bool {

@@ -9,6 +9,7 @@ use super::conflicts::AuthCiters;
 use super::dag::Dag;
 use super::log::{DurableLog, LogRecord};
 use super::record::{EventRecord, EventStatus};
+use super::set_digest::SetDigest;
 use super::state_groups::{StateGroupId, StateGroups};
 use crate::proto::event::{StateKey, StateMap};
 use crate::proto::pdu::Pdu;
@@ -89,6 +90,9 @@ pub struct RoomStore {
     /// Accepted redactions whose target the store does not hold yet: target -> redactions.
     pub(super) pending_redactions: BTreeMap<String, BTreeSet<String>>,
     pub(super) counts: Counts,
+    /// The digest of the ids of authorized records (accepted or soft-failed). Derived from
+    /// `events`, so left out of equality.
+    pub(super) authorized_digest: SetDigest,
     pub(super) event_bytes: usize,
     pub(super) next_sequence: u64,
     /// The servers joined in the current state, for the current group it was computed at:
@@ -131,6 +135,7 @@ impl PartialEq for RoomStore {
             current_state,
             pending_redactions,
             counts,
+            authorized_digest: _,
             event_bytes,
             next_sequence,
             joined_servers_memo: _,
@@ -193,6 +198,7 @@ impl RoomStore {
             current_state: StateMap::new(),
             pending_redactions: BTreeMap::new(),
             counts: Counts::default(),
+            authorized_digest: SetDigest::default(),
             event_bytes: 0,
             next_sequence: 0,
             joined_servers_memo: std::sync::Mutex::new(None),
@@ -253,6 +259,17 @@ impl RoomStore {
     }
 
     /// Every event with its record, by event id.
+    /// The digest of the set of authorized events held (accepted or soft-failed): two stores
+    /// hold the same such set exactly when their digests are equal. Kept as records change.
+    pub fn authorized_set_digest(&self) -> SetDigest {
+        self.authorized_digest
+    }
+
+    /// One more than the largest sequence number of a held record (0 when none is held).
+    pub fn sequence_end(&self) -> u64 {
+        self.next_sequence
+    }
+
     pub fn records(&self) -> impl Iterator<Item = (&str, &EventRecord)> {
         self.events.iter().map(|(id, record)| (&**id, record))
     }

@@ -16,6 +16,7 @@ use crate::proto::auth::check_auth;
 use crate::proto::event::{Event, StateKey, StateMap};
 use crate::proto::pdu::Pdu;
 use crate::proto::state_res::{Replayer, ResolveError, WithRejected, resolve};
+use crate::server::store::set_digest::SetDigest;
 use crate::server::store::{EventRecord, EventStatus, RoomStore, StateGroupId};
 use crate::sim::runner::world::World;
 use serde_json::{Value, json};
@@ -154,12 +155,7 @@ pub fn authorized_event_ids(room: &RoomStore) -> BTreeSet<String> {
 /// [`authorized_event_ids`] without copying, in the same (byte) order.
 pub fn authorized_ids(room: &RoomStore) -> impl Iterator<Item = &str> {
     room.records()
-        .filter(|(_, record)| {
-            matches!(
-                record.status(),
-                EventStatus::Accepted | EventStatus::SoftFailed(_)
-            )
-        })
+        .filter(|(_, record)| record.status().is_authorized())
         .map(|(event_id, _)| event_id)
 }
 
@@ -178,6 +174,16 @@ pub fn view_digest_over<'a>(
         hasher.update(event_id.as_bytes());
         hasher.update(b"\n");
     }
+    hex(&hasher.finalize())
+}
+
+/// [`view_digest_over`] with the events given by the digest of their set, which the store
+/// keeps as records change: the same comparisons, without reading every event id per sample.
+pub fn view_digest_of_set(state_digest: &str, authorized: SetDigest) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(state_digest.as_bytes());
+    hasher.update(b"--set\n");
+    hasher.update(authorized.to_bytes());
     hex(&hasher.finalize())
 }
 
@@ -427,10 +433,7 @@ fn trace_recheck(
 
 /// One more than the greatest arrival number of the events the room holds.
 fn sequence_end(room: &RoomStore) -> u64 {
-    room.records()
-        .map(|(_, record)| record.sequence() + 1)
-        .max()
-        .unwrap_or(0)
+    room.sequence_end()
 }
 
 /// A server's current state recomputed from scratch, by [`recompute_current_state`].

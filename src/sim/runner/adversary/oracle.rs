@@ -40,7 +40,7 @@ pub fn view_digest(world: &World, room: &RoomStore) -> String {
 /// same thing.
 pub fn view_digest_with_state(world: &World, room: &RoomStore, state_digest: &str) -> String {
     if world.plan.adversaries.is_empty() {
-        return observer::view_digest_over(state_digest, observer::authorized_ids(room));
+        return observer::view_digest_of_set(state_digest, room.authorized_set_digest());
     }
     let byzantine: BTreeSet<&str> = world
         .plan
