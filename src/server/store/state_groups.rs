@@ -309,7 +309,10 @@ impl StateGroups {
             .iter()
             .copied()
             .filter(|key| below.iter().any(|held| !held.contains_key(key)));
-        let at_common = self.get_many(common, unchanged_somewhere.collect());
+        let at_common: BTreeMap<&StateKey, Option<&str>> = self
+            .get_many(common, unchanged_somewhere)
+            .into_iter()
+            .collect();
         changed
             .into_iter()
             .filter_map(|key| {
@@ -326,36 +329,32 @@ impl StateGroups {
             .collect()
     }
 
-    /// The events holding `keys` in group `id`, read in one walk down its chain.
-    fn get_many<'k>(
+    /// The events holding `keys` in group `id`, read in one walk down its chain (a key given
+    /// twice is answered once).
+    pub fn get_many<'k>(
         &self,
         id: StateGroupId,
-        mut keys: BTreeSet<&'k StateKey>,
-    ) -> BTreeMap<&'k StateKey, Option<&str>> {
-        let mut found = BTreeMap::new();
+        keys: impl IntoIterator<Item = &'k StateKey>,
+    ) -> Vec<(&'k StateKey, Option<&str>)> {
+        let mut pending: Vec<&StateKey> = keys.into_iter().collect();
+        pending.sort_unstable();
+        pending.dedup();
+        let mut found = Vec::with_capacity(pending.len());
         for delta in self.chain(id) {
-            if keys.is_empty() {
+            if pending.is_empty() {
                 break;
             }
-            if delta.len() <= keys.len() {
-                for (key, entry) in delta {
-                    if let Some(key) = keys.take(key) {
-                        found.insert(key, entry.as_deref());
+            pending.retain(
+                |key| match delta.binary_search_by(|(held, _)| held.cmp(key)) {
+                    Ok(index) => {
+                        found.push((*key, delta[index].1.as_deref()));
+                        false
                     }
-                }
-            } else {
-                keys.retain(
-                    |key| match delta.binary_search_by(|(held, _)| held.cmp(key)) {
-                        Ok(index) => {
-                            found.insert(*key, delta[index].1.as_deref());
-                            false
-                        }
-                        Err(_) => true,
-                    },
-                );
-            }
+                    Err(_) => true,
+                },
+            );
         }
-        found.extend(keys.into_iter().map(|key| (key, None)));
+        found.extend(pending.into_iter().map(|key| (key, None)));
         found
     }
 
