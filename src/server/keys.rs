@@ -27,12 +27,13 @@ use crate::proto::server_keys::{
 };
 use crate::proto::signing::VerifyingKey;
 use crate::proto::wire::paths::SERVER_KEYS;
+use crate::server::fifo_map::FifoMap;
 use crate::server::{Inner, PduCache};
 use hyper::Request;
 use hyper::body::Bytes;
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Why a peer's key could not be had.
@@ -181,9 +182,7 @@ struct VerifiedResponse {
 /// bytes. Bounded: past `entries_max` the oldest is forgotten (first in, first out), which only
 /// costs a check. The map is never iterated, so its order cannot leak into a run.
 pub struct KeyResponseMemo {
-    responses: RefCell<HashMap<ResponseKey, VerifiedResponse>>,
-    order: RefCell<VecDeque<ResponseKey>>,
-    entries_max: usize,
+    responses: RefCell<FifoMap<ResponseKey, VerifiedResponse>>,
     stats: Cell<KeyResponseMemoStats>,
 }
 
@@ -197,9 +196,7 @@ impl KeyResponseMemo {
     /// An empty memo holding at most `entries_max` responses (at least 1).
     pub fn new(entries_max: usize) -> Self {
         Self {
-            responses: RefCell::new(HashMap::new()),
-            order: RefCell::new(VecDeque::new()),
-            entries_max: entries_max.max(1),
+            responses: RefCell::new(FifoMap::new(entries_max)),
             stats: Cell::new(KeyResponseMemoStats::default()),
         }
     }
@@ -239,21 +236,8 @@ impl KeyResponseMemo {
     /// Remembers a response whose check just succeeded.
     fn record(&self, server: &str, body: &Bytes, verified: VerifiedResponse) {
         let key = (server.to_owned(), body.clone());
-        let mut responses = self.responses.borrow_mut();
-        let mut order = self.order.borrow_mut();
-        if responses.insert(key.clone(), verified).is_none() {
-            order.push_back(key);
-        }
-        while responses.len() > self.entries_max {
-            let oldest = order.pop_front().expect("every response is in the order");
-            responses.remove(&oldest);
-            self.count(|stats| stats.evictions += 1);
-        }
-        assert_eq!(
-            responses.len(),
-            order.len(),
-            "the order lists every response once"
-        );
+        let evicted = self.responses.borrow_mut().insert(key, verified);
+        self.count(|stats| stats.evictions += evicted);
     }
 }
 

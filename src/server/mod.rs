@@ -14,6 +14,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod edu;
+mod fifo_map;
 mod history;
 mod inbound;
 pub mod invite;

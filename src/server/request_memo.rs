@@ -32,9 +32,9 @@
 //! so its order cannot leak into a run; a lookup changes nothing but the counters.
 
 use crate::proto::signing::VerifyingKey;
+use crate::server::fifo_map::FifoMap;
 use sha2::{Digest as _, Sha256};
 use std::cell::{Cell, RefCell};
-use std::collections::{HashSet, VecDeque};
 
 /// How many signatures the memo holds unless told otherwise: a request is looked up within
 /// seconds of simulated time of its signing, and a large run signs about a thousand a second.
@@ -94,10 +94,7 @@ pub struct RequestMemoStats {
 
 /// Request signatures made by the servers of one run, by the digest of their facts.
 pub struct RequestMemo {
-    digests: RefCell<HashSet<[u8; 32]>>,
-    /// Insertion order, for eviction. The set is never iterated, so its order cannot leak.
-    order: RefCell<VecDeque<[u8; 32]>>,
-    entries_max: usize,
+    digests: RefCell<FifoMap<[u8; 32], ()>>,
     stats: Cell<RequestMemoStats>,
 }
 
@@ -111,9 +108,7 @@ impl RequestMemo {
     /// An empty memo holding at most `entries_max` signatures (at least 1).
     pub fn new(entries_max: usize) -> Self {
         Self {
-            digests: RefCell::new(HashSet::new()),
-            order: RefCell::new(VecDeque::new()),
-            entries_max: entries_max.max(1),
+            digests: RefCell::new(FifoMap::new(entries_max)),
             stats: Cell::new(RequestMemoStats::default()),
         }
     }
@@ -141,27 +136,17 @@ impl RequestMemo {
     pub(crate) fn record(&self, signed: &SignedRequest<'_>) {
         let digest = signed.digest();
         let mut digests = self.digests.borrow_mut();
-        if !digests.insert(digest) {
+        if digests.get(&digest).is_some() {
             return;
         }
         self.count(|stats| stats.recorded += 1);
-        let mut order = self.order.borrow_mut();
-        order.push_back(digest);
-        while digests.len() > self.entries_max {
-            let oldest = order.pop_front().expect("every digest is in the order");
-            digests.remove(&oldest);
-            self.count(|stats| stats.evictions += 1);
-        }
-        assert_eq!(
-            digests.len(),
-            order.len(),
-            "the order lists every digest once"
-        );
+        let evicted = digests.insert(digest, ());
+        self.count(|stats| stats.evictions += evicted);
     }
 
     /// Whether exactly this signature was recorded: if so, verifying it would succeed.
     pub(crate) fn vouches_for(&self, received: &SignedRequest<'_>) -> bool {
-        let found = self.digests.borrow().contains(&received.digest());
+        let found = self.digests.borrow().get(&received.digest()).is_some();
         match found {
             true => self.count(|stats| stats.hits += 1),
             false => self.count(|stats| stats.misses += 1),

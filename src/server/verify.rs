@@ -22,12 +22,12 @@ use crate::proto::room_version::RoomVersion;
 use crate::proto::signing::VerifyingKey;
 use crate::proto::wire::RawPdu;
 use crate::server::Inner;
+use crate::server::fifo_map::FifoMap;
 use crate::server::keys::{KeyInterner, KeyResponseMemo, KeyResponseMemoStats};
 use crate::server::request_memo::{RequestMemo, RequestMemoStats};
 use serde_json::value::RawValue;
 use sha2::{Digest as _, Sha256};
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 /// A received PDU that passed the signature check.
@@ -91,10 +91,7 @@ pub struct PduCacheStats {
 /// room version and the exact JSON. Bounded: past `entries_max` the oldest entry is
 /// forgotten (first in, first out), which only costs a recomputation.
 pub struct PduCache {
-    entries: RefCell<HashMap<[u8; 32], Entry>>,
-    /// Insertion order, for eviction. The map is never iterated, so its order cannot leak.
-    order: RefCell<VecDeque<[u8; 32]>>,
-    entries_max: usize,
+    entries: RefCell<FifoMap<[u8; 32], Entry>>,
     stats: Cell<PduCacheStats>,
     /// Peers' parsed keys, held once for the run (see `keys.rs`).
     keys: KeyInterner,
@@ -108,9 +105,7 @@ impl PduCache {
     /// An empty cache holding at most `entries_max` PDUs (at least 1).
     pub fn new(entries_max: usize) -> Self {
         Self {
-            entries: RefCell::new(HashMap::new()),
-            order: RefCell::new(VecDeque::new()),
-            entries_max: entries_max.max(1),
+            entries: RefCell::new(FifoMap::new(entries_max)),
             stats: Cell::new(PduCacheStats::default()),
             keys: Default::default(),
             key_responses: Default::default(),
@@ -177,21 +172,8 @@ impl PduCache {
     }
 
     fn insert(&self, key: [u8; 32], entry: Entry) {
-        let mut entries = self.entries.borrow_mut();
-        let mut order = self.order.borrow_mut();
-        if entries.insert(key, entry).is_none() {
-            order.push_back(key);
-        }
-        while entries.len() > self.entries_max {
-            let oldest = order.pop_front().expect("every entry is in the order");
-            entries.remove(&oldest);
-            self.count(|stats| stats.evictions += 1);
-        }
-        assert_eq!(
-            entries.len(),
-            order.len(),
-            "the order lists every entry once"
-        );
+        let evicted = self.entries.borrow_mut().insert(key, entry);
+        self.count(|stats| stats.evictions += evicted);
     }
 
     fn verdict(&self, key: &[u8; 32], keys_used: &KeysUsed) -> Option<Verdict> {
@@ -509,8 +491,8 @@ mod tests {
         }
         assert_eq!(cache.len(), 2);
         assert_eq!(cache.stats().evictions, 1);
-        assert!(!cache.entries.borrow().contains_key(&keys[0]));
-        assert!(cache.entries.borrow().contains_key(&keys[2]));
+        assert!(cache.entries.borrow().get(&keys[0]).is_none());
+        assert!(cache.entries.borrow().get(&keys[2]).is_some());
     }
 
     #[test]

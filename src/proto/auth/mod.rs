@@ -50,7 +50,7 @@ use std::collections::BTreeMap;
 pub use membership::join_authorising_server;
 pub use power::{parse_power_level, user_power_level};
 pub use selection::{
-    AuthKeys, auth_keys_for_event, auth_types_for_event, check_auth_events_list,
+    AuthKeys, auth_keys_for_event, auth_keys_of, auth_types_for_event, check_auth_events_list,
     check_auth_events_list_with_rejections,
 };
 pub use user_id::{is_valid_server_name, is_valid_user_id};

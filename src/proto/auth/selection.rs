@@ -77,6 +77,17 @@ impl<'a> AuthKeys<'a> {
     }
 }
 
+/// [`auth_keys_for_event`] of an event's own fields.
+pub fn auth_keys_of<'a>(version: &RoomVersion, event: &'a Event) -> AuthKeys<'a> {
+    auth_keys_for_event(
+        version,
+        &event.event_type,
+        event.state_key.as_deref(),
+        &event.sender,
+        &event.content,
+    )
+}
+
 /// [`auth_types_for_event`] without allocating: the same keys in the same order, borrowed.
 pub fn auth_keys_for_event<'a>(
     version: &RoomVersion,

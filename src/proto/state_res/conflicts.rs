@@ -19,7 +19,7 @@
 
 use super::auth_chain::{AuthGraph, NeededBy, Node};
 use super::{EventSource, PartialState, ResolveError, Resolved, state_sets_as_nodes, v2};
-use crate::proto::auth::auth_keys_for_event;
+use crate::proto::auth::auth_keys_of;
 use crate::proto::event::{Event, StateMap};
 use crate::proto::room_version::{RoomVersion, StateResAlgorithm};
 use std::collections::{BTreeMap, BTreeSet};
@@ -126,13 +126,7 @@ fn unconflicted_events_read<'a>(
     keys.insert(("m.room.power_levels", ""));
     keys.insert(("m.room.create", ""));
     for event in interned.iter().filter(|event| event.is_state()) {
-        let auth_keys = auth_keys_for_event(
-            version,
-            &event.event_type,
-            event.state_key.as_deref(),
-            &event.sender,
-            &event.content,
-        );
+        let auth_keys = auth_keys_of(version, event);
         for (event_type, state_key) in auth_keys.iter() {
             keys.insert((event_type, state_key));
         }

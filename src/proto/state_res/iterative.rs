@@ -11,7 +11,7 @@
 
 use super::PartialState;
 use super::auth_chain::{AuthGraph, Node};
-use crate::proto::auth::{AuthState, auth_keys_for_event, check_auth, user_power_level};
+use crate::proto::auth::{AuthState, auth_keys_of, check_auth, user_power_level};
 use crate::proto::event::Event;
 use crate::proto::room_version::RoomVersion;
 
@@ -91,13 +91,7 @@ impl<'g, 'a> AuthEventsView<'g, 'a> {
             }
         }
         let event = graph.event(node);
-        let auth_keys = auth_keys_for_event(
-            version,
-            &event.event_type,
-            event.state_key.as_deref(),
-            &event.sender,
-            &event.content,
-        );
+        let auth_keys = auth_keys_of(version, event);
         for (event_type, state_key) in auth_keys.iter() {
             let holder = graph
                 .key_id(event_type, state_key)

@@ -1,0 +1,84 @@
+//! [`FifoMap`]: a map bounded by its number of entries that forgets the oldest entry first, for
+//! the run-wide memos of pure work (parsed PDUs, verified key responses, request signatures),
+//! where forgetting only costs doing the work again.
+//!
+//! Invariants: at most `entries_max` entries; `order` lists every key of `entries` exactly once,
+//! oldest first. The hash map is only looked up, never iterated, so its order cannot leak into
+//! a run.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
+
+pub(crate) struct FifoMap<K, V> {
+    entries: HashMap<K, V>,
+    order: VecDeque<K>,
+    entries_max: usize,
+}
+
+impl<K: Eq + Hash + Clone, V> FifoMap<K, V> {
+    /// An empty map holding at most `entries_max` entries (at least 1).
+    pub(crate) fn new(entries_max: usize) -> Self {
+        Self {
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+            entries_max: entries_max.max(1),
+        }
+    }
+
+    pub(crate) fn get(&self, key: &K) -> Option<&V> {
+        self.entries.get(key)
+    }
+
+    pub(crate) fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        self.entries.get_mut(key)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Inserts or replaces the entry of `key` (a replaced entry keeps its place in the order);
+    /// returns how many of the oldest entries were forgotten to stay within the bound.
+    pub(crate) fn insert(&mut self, key: K, value: V) -> u64 {
+        if self.entries.insert(key.clone(), value).is_none() {
+            self.order.push_back(key);
+        }
+        let mut evicted = 0;
+        while self.entries.len() > self.entries_max {
+            let oldest = self.order.pop_front().expect("every key is in the order");
+            self.entries.remove(&oldest);
+            evicted += 1;
+        }
+        assert_eq!(
+            self.entries.len(),
+            self.order.len(),
+            "the order lists every key once"
+        );
+        evicted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oldest_entry_is_forgotten_first_and_replacing_keeps_the_place() {
+        let mut map = FifoMap::new(2);
+        assert_eq!(map.insert("a", 1), 0);
+        assert_eq!(map.insert("b", 2), 0);
+        assert_eq!(map.insert("a", 3), 0, "replaced, not added");
+        assert_eq!(map.insert("c", 4), 1);
+        assert_eq!(map.get(&"a"), None, "a was inserted first");
+        assert_eq!(map.get(&"b"), Some(&2));
+        assert_eq!(map.get(&"c"), Some(&4));
+        *map.get_mut(&"b").unwrap() = 5;
+        assert_eq!(map.get(&"b"), Some(&5));
+        assert_eq!(map.len(), 2);
+        assert_eq!(
+            FifoMap::<u8, ()>::new(0).insert(1, ()),
+            0,
+            "at least one entry"
+        );
+    }
+}
