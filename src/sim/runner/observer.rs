@@ -212,9 +212,18 @@ fn sample(world: &World, state: &mut SamplerState) {
             if cached.is_some_and(|view| view.mark == mark) {
                 return (count, None);
             }
-            let state_only = state_digest(room);
+            // Current state is that of the current group, which never changes: a server whose
+            // room only gained messages keeps its state digest (and its shared copy).
+            let same_group =
+                cached.filter(|view| (view.mark.0, view.mark.1.1) == (mark.0, mark.1.1));
+            let state_only = match same_group {
+                Some(view) => view.state_digest.clone(),
+                None => state_digest(room),
+            };
             let current = match state.states.get(&state_only) {
-                Some(held) if **held == *room.current_state() => held.clone(),
+                Some(held) if same_group.is_some() || **held == *room.current_state() => {
+                    held.clone()
+                }
                 _ => Rc::new(room.current_state().clone()),
             };
             let view = CachedView {
