@@ -171,16 +171,20 @@ pub struct Pdu {
     json: Map<String, Value>,
     event: Event,
     room_version: &'static RoomVersion,
-    text: JsonText,
+    derived: Derived,
 }
 
-/// The compact JSON text of a PDU's object, written the first time it is asked for: a PDU
-/// shared by many servers goes on the wire many times, and is serialized once. Derived from
-/// the JSON alone, so it takes no part in equality.
+/// What is computed from a PDU's JSON the first time it is asked for: its compact JSON text (a
+/// PDU shared by many servers goes on the wire many times, and is serialized once) and the
+/// length of its canonical JSON (which every server holding it counts). Derived from the JSON
+/// alone, so it takes no part in equality.
 #[derive(Clone, Default)]
-struct JsonText(std::sync::OnceLock<Box<serde_json::value::RawValue>>);
+struct Derived {
+    text: std::sync::OnceLock<Box<serde_json::value::RawValue>>,
+    canonical_len: std::sync::OnceLock<usize>,
+}
 
-impl PartialEq for JsonText {
+impl PartialEq for Derived {
     fn eq(&self, _: &Self) -> bool {
         true
     }
@@ -215,7 +219,7 @@ impl Pdu {
             json,
             event,
             room_version,
-            text: JsonText::default(),
+            derived: Derived::default(),
         })
     }
 
@@ -237,7 +241,7 @@ impl Pdu {
     /// The JSON object as compact JSON text (keys in order, no whitespace): the bytes
     /// `serde_json` writes for [`Pdu::json`], computed once per PDU.
     pub fn json_text(&self) -> &serde_json::value::RawValue {
-        self.text.0.get_or_init(|| {
+        self.derived.text.get_or_init(|| {
             serde_json::value::to_raw_value(&self.json).expect("a JSON object serializes")
         })
     }
@@ -256,6 +260,14 @@ impl Pdu {
 
     pub fn into_parts(self) -> (Map<String, Value>, Event) {
         (self.json, self.event)
+    }
+
+    /// The length of [`Pdu::canonical_bytes`], computed once per PDU.
+    pub fn canonical_len(&self) -> usize {
+        *self
+            .derived
+            .canonical_len
+            .get_or_init(|| self.canonical_bytes().len())
     }
 
     /// The canonical JSON bytes of the PDU as it goes on the wire.

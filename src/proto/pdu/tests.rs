@@ -914,3 +914,17 @@ fn verify_pdu_asks_only_the_listed_key_queries() {
         asked.borrow()
     );
 }
+
+#[test]
+fn derived_text_and_canonical_length_follow_the_json() {
+    let json = object(json!({
+        "room_id": "!x:domain", "sender": "@a:domain", "origin_server_ts": 1000000,
+        "signatures": {}, "hashes": {"sha256": "x"}, "type": "X", "depth": 3,
+        "content": {"body": "é \u{1F600}", "b": 1, "a": [2, 1]}, "prev_events": [],
+        "auth_events": []
+    }));
+    let pdu = Pdu::from_json(json.clone(), version("11")).unwrap();
+    assert_eq!(pdu.canonical_len(), pdu.canonical_bytes().len());
+    assert_eq!(pdu.canonical_len(), pdu.canonical_len(), "memoised");
+    assert_eq!(pdu.json_text().get(), Value::Object(json).to_string());
+}

@@ -621,7 +621,7 @@ impl RoomStore {
         state: Option<EventState>,
         origin: Origin,
     ) {
-        let bytes = pdu.canonical_bytes().len();
+        let bytes = pdu.canonical_len();
         let sequence = match self.events.get(pdu.event_id()) {
             Some(old) => {
                 if old.status.is_authorized() {

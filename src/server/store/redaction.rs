@@ -61,7 +61,7 @@ impl RoomStore {
         }
         let record = self.events.get_mut(target_id).expect("the target is held");
         let pdu = Arc::new(record.pdu.redacted());
-        let bytes = pdu.canonical_bytes().len();
+        let bytes = pdu.canonical_len();
         self.event_bytes = self.event_bytes - record.bytes + bytes;
         record.bytes = bytes;
         record.pdu = pdu;
