@@ -160,7 +160,7 @@ impl Inner {
         } else if endpoint == paths::MAKE_JOIN {
             value(self.on_make_join(&incoming))
         } else if endpoint == paths::SEND_JOIN {
-            value(self.on_send_join(incoming).await)
+            text(self.on_send_join(incoming).await)
         } else if endpoint == paths::EVENT {
             text(self.on_event(&incoming))
         } else if endpoint == paths::STATE_IDS {

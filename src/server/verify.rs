@@ -305,6 +305,23 @@ impl Inner {
         self.check_parsed(parsed, cached, version).await
     }
 
+    /// A PDU received as JSON text, parsed but not verified (through the run's [`PduCache`]
+    /// when there is one, so the check that follows finds it parsed): what a joining server
+    /// reads the ids of the state it was sent from.
+    pub(crate) fn parse_received_pdu_text(
+        &self,
+        text: &RawValue,
+        version: &'static RoomVersion,
+    ) -> Parsed {
+        match &self.pdu_cache {
+            Some(cache) => {
+                let key = text_cache_key(text.get().as_bytes(), version);
+                cache.parse(&key, || object_of(text), version)
+            }
+            None => object_of(text).and_then(|raw| parse(raw, version)),
+        }
+    }
+
     /// Verifies a parsed PDU (through the cache's verdicts when there is one).
     async fn check_parsed(
         &self,
