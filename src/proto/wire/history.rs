@@ -455,7 +455,10 @@ mod tests {
             texts.validate().map_err(|e| e.to_string())
         };
         assert_eq!(read(json!({"auth_chain": [pdu], "state": [pdu]})), Ok(()));
-        assert!(read(json!({"state": [pdu]})).is_err(), "auth_chain is required");
+        assert!(
+            read(json!({"state": [pdu]})).is_err(),
+            "auth_chain is required"
+        );
         for bad in [json!(5), json!("x"), json!([pdu]), json!(null)] {
             let refused = read(json!({"auth_chain": [pdu], "state": [pdu, bad]}));
             assert!(
@@ -477,8 +480,10 @@ mod tests {
             Err(ResponseError::ServersInRoomMissing.to_string())
         );
         assert_eq!(
-            read(json!({"auth_chain": [], "state": [], "members_omitted": true,
-                        "servers_in_room": ["a.example"]})),
+            read(
+                json!({"auth_chain": [], "state": [], "members_omitted": true,
+                        "servers_in_room": ["a.example"]})
+            ),
             Ok(())
         );
     }
