@@ -156,7 +156,7 @@ impl Inner {
         let text = |result: TextResult| result.map(Answer::Text);
         let value = |result: EndpointResult| result.map(Answer::Value);
         if endpoint == paths::SEND_TRANSACTION {
-            value(self.on_send_transaction(incoming).await)
+            text(self.on_send_transaction(incoming).await)
         } else if endpoint == paths::MAKE_JOIN {
             value(self.on_make_join(&incoming))
         } else if endpoint == paths::SEND_JOIN {

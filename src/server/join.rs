@@ -21,7 +21,8 @@ use crate::server::history::texts;
 use crate::server::http::{EndpointResult, Incoming, TextResult};
 use crate::server::rooms::LocalError;
 use crate::server::store::{LocalEventDraft, RoomStore, StoreError};
-use crate::server::verify::CheckedPdu;
+use crate::server::verify::{CheckedPdu, ParsedPdu};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
@@ -67,22 +68,29 @@ impl Inner {
             .map_err(|e| failed(e.to_string()))?;
         let uri = paths::send_join_path(room_id, join.event_id(), &SendJoinQuery::default());
         let body = Value::Object(join.json().clone());
-        // Kept as texts, each dropped once checked: in a join storm hundreds of joining
-        // servers hold the state of a large room at once.
         let answer: SendJoinTexts = self
             .federation_request(via, "PUT", &uri, Some(&body))
             .await
             .map_err(|e| failed(e.to_string()))?;
         answer.validate().map_err(|e| failed(e.to_string()))?;
         self.store.borrow_mut().open_room(room_id, version)?;
-        let state_ids: Vec<String> = answer
-            .state
+        // Read before the checks, which wait for keys, and the texts dropped: in a join storm
+        // hundreds of joining servers hold the state of a large room at once, each as the
+        // run's shared events rather than its own megabyte of text.
+        let parse = |texts: Vec<Box<RawValue>>| -> Vec<ParsedPdu> {
+            texts
+                .iter()
+                .map(|text| self.parse_received_pdu_text(text, version))
+                .collect()
+        };
+        let mut known = parse(answer.auth_chain);
+        let state = parse(answer.state);
+        let state_ids: Vec<String> = state
             .iter()
-            .filter_map(|text| self.parse_received_pdu_text(text, version).ok())
+            .filter_map(|parsed| parsed.pdu().ok())
             .map(|pdu| pdu.event_id().to_owned())
             .collect();
-        let mut known = answer.auth_chain;
-        known.extend(answer.state);
+        known.extend(state);
         self.ingest_fetched_outliers(room_id, known)
             .await
             .map_err(failed)?;

@@ -292,34 +292,45 @@ impl Inner {
         text: &RawValue,
         version: &'static RoomVersion,
     ) -> Result<CheckedPdu, DropReason> {
-        let cached = self.pdu_cache.as_ref().map(|cache| {
-            (
-                cache.as_ref(),
-                text_cache_key(text.get().as_bytes(), version),
-            )
-        });
-        let parsed = match &cached {
-            Some((cache, key)) => cache.parse(key, || object_of(text), version),
-            None => object_of(text).and_then(|raw| parse(raw, version)),
-        };
-        self.check_parsed(parsed, cached, version).await
+        let parsed = self.parse_received_pdu_text(text, version);
+        self.check_parsed_pdu(&parsed, version).await
     }
 
-    /// A PDU received as JSON text, parsed but not verified (through the run's [`PduCache`]
-    /// when there is one, so the check that follows finds it parsed): what a joining server
-    /// reads the ids of the state it was sent from.
+    /// The first half of [`Inner::check_received_pdu_text`]: the PDU read from its text
+    /// (through the run's [`PduCache`] when there is one), not yet verified.
     pub(crate) fn parse_received_pdu_text(
         &self,
         text: &RawValue,
         version: &'static RoomVersion,
-    ) -> Parsed {
+    ) -> ParsedPdu {
         match &self.pdu_cache {
             Some(cache) => {
                 let key = text_cache_key(text.get().as_bytes(), version);
-                cache.parse(&key, || object_of(text), version)
+                ParsedPdu {
+                    parsed: cache.parse(&key, || object_of(text), version),
+                    cache_key: Some(key),
+                }
             }
-            None => object_of(text).and_then(|raw| parse(raw, version)),
+            None => ParsedPdu {
+                parsed: object_of(text).and_then(|raw| parse(raw, version)),
+                cache_key: None,
+            },
         }
+    }
+
+    /// The second half of [`Inner::check_received_pdu_text`]: the signature and hash checks.
+    pub(crate) async fn check_parsed_pdu(
+        &self,
+        parsed: &ParsedPdu,
+        version: &'static RoomVersion,
+    ) -> Result<CheckedPdu, DropReason> {
+        let cached = self
+            .pdu_cache
+            .as_ref()
+            .zip(parsed.cache_key)
+            .map(|(cache, key)| (cache.as_ref(), key));
+        self.check_parsed(parsed.parsed.clone(), cached, version)
+            .await
     }
 
     /// Verifies a parsed PDU (through the cache's verdicts when there is one).
@@ -380,6 +391,24 @@ impl Inner {
     }
 }
 
+/// A PDU read from the JSON text a peer sent, before its signatures are checked. It holds no
+/// copy of the text: with a [`PduCache`] it is the run's shared event, so a server that must
+/// wait for keys before checking many events (a join to a large room) holds them for a few
+/// bytes each.
+#[derive(Clone, Debug)]
+pub(crate) struct ParsedPdu {
+    parsed: Parsed,
+    /// The key of the text in the cache, when there is one.
+    cache_key: Option<[u8; 32]>,
+}
+
+impl ParsedPdu {
+    /// The event, or why its text is not one.
+    pub(crate) fn pdu(&self) -> Result<&Arc<Pdu>, &str> {
+        self.parsed.as_ref().map_err(String::as_str)
+    }
+}
+
 /// A PDU as a peer's answer carries it: a JSON object, or its JSON text (checked by its bytes).
 pub(crate) trait ReceivedPdu {
     fn check<'a>(
@@ -406,6 +435,16 @@ impl ReceivedPdu for Box<RawValue> {
         version: &'static RoomVersion,
     ) -> impl Future<Output = Result<CheckedPdu, DropReason>> + 'a {
         server.check_received_pdu_text(self, version)
+    }
+}
+
+impl ReceivedPdu for ParsedPdu {
+    fn check<'a>(
+        &'a self,
+        server: &'a Inner,
+        version: &'static RoomVersion,
+    ) -> impl Future<Output = Result<CheckedPdu, DropReason>> + 'a {
+        server.check_parsed_pdu(self, version)
     }
 }
 

@@ -30,7 +30,14 @@ mod send;
 /// first copy finishes. A sender dropped without an answer (the processing was cancelled)
 /// lets a waiting retry process the transaction itself.
 pub(crate) type TransactionsInFlight =
-    std::collections::BTreeMap<(String, String), once::OnceReceiver<serde_json::Value>>;
+    std::collections::BTreeMap<(String, String), once::OnceReceiver<TransactionAnswer>>;
+
+/// The JSON text of a transaction's answer, shared by the copies that get it.
+///
+/// Memory: a server remembers the answers of its last `transactions_remembered_max`
+/// transactions; as JSON objects each took over a kilobyte (two map nodes), as text it takes
+/// the length of the event ids it lists.
+pub(crate) type TransactionAnswer = std::rc::Rc<str>;
 
 /// Joins in progress, by room id, for rooms the server was not in when the join began. The
 /// join holds the matching sender and drops it when it ends, however it ends (done, failed,

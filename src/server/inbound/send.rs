@@ -3,22 +3,25 @@
 //! A copy of a transaction that arrives while the first is still being processed (the sender
 //! timed out and retried) waits for the first's answer instead of processing it again.
 
+use super::TransactionAnswer;
 use crate::proto::wire::{
     ErrorCode, MatrixError, PduProcessingResult, RawPdu, SendTransactionResponse, Transaction,
 };
 use crate::server::Inner;
-use crate::server::http::{EndpointResult, Incoming};
+use crate::server::http::{Incoming, TextResult};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
 impl Inner {
-    pub(crate) async fn on_send_transaction(self: Rc<Self>, incoming: Incoming) -> EndpointResult {
+    /// The answer is written as text (the bytes its JSON object would be written as, see
+    /// the test), and a copy of it remembered for retries of the transaction.
+    pub(crate) async fn on_send_transaction(self: Rc<Self>, incoming: Incoming) -> TextResult {
         let txn_id = incoming.params[0].clone();
         let key = (incoming.origin.clone(), txn_id);
         if let Some(answer) = self.earlier_answer(&key).await {
             self.metrics.borrow_mut().transactions_duplicate += 1;
-            return Ok(answer);
+            return Ok(answer.to_string());
         }
         let body = incoming.body.unwrap_or(Value::Null);
         let transaction: Transaction = serde_json::from_value(body).map_err(|e| {
@@ -88,23 +91,25 @@ impl Inner {
             self.receive_edu(&incoming.origin, edu);
         }
         self.store.borrow().flush();
-        self.acknowledged.borrow_mut().extend(
-            results
-                .iter()
-                .filter(|(_, result)| result.error.is_none())
-                .map(|(id, _)| id.clone()),
-        );
-        let answer = serde_json::to_value(SendTransactionResponse { pdus: results })
-            .expect("a transaction answer serializes");
+        if self.config.record_acknowledged {
+            self.acknowledged.borrow_mut().extend(
+                results
+                    .iter()
+                    .filter(|(_, result)| result.error.is_none())
+                    .map(|(id, _)| id.clone()),
+            );
+        }
+        let answer: TransactionAnswer =
+            answer_text(&SendTransactionResponse { pdus: results }).into();
         self.remember_transaction(key, answer.clone());
         in_flight.answer.announce(answer.clone());
-        Ok(answer)
+        Ok(answer.to_string())
     }
 
     /// The answer of an earlier copy of transaction `key`: remembered, or awaited when that
     /// copy is still being processed. `None` when this copy must be processed: no copy came
     /// before, or the one in flight was cancelled without an answer.
-    async fn earlier_answer(&self, key: &(String, String)) -> Option<Value> {
+    async fn earlier_answer(&self, key: &(String, String)) -> Option<TransactionAnswer> {
         loop {
             if let Some(answer) = self.transactions_seen.borrow().get(key) {
                 return Some(answer.clone());
@@ -133,7 +138,7 @@ impl Inner {
         Ok(())
     }
 
-    fn remember_transaction(&self, key: (String, String), answer: Value) {
+    fn remember_transaction(&self, key: (String, String), answer: TransactionAnswer) {
         let mut seen = self.transactions_seen.borrow_mut();
         seen.insert(key, answer);
         // Forget the oldest-named entries first; a peer retries a transaction only shortly
@@ -211,7 +216,7 @@ struct InFlight {
     server: Rc<Inner>,
     origin: String,
     key: (String, String),
-    answer: super::once::OnceSender<Value>,
+    answer: super::once::OnceSender<TransactionAnswer>,
 }
 
 impl Drop for InFlight {
@@ -221,5 +226,34 @@ impl Drop for InFlight {
             .transactions_in_flight
             .borrow_mut()
             .remove(&self.key);
+    }
+}
+
+/// The JSON text of a transaction's answer: what `serde_json` writes for its JSON object
+/// (the struct's one field, and each result's one optional field, leave no order to differ).
+fn answer_text(answer: &SendTransactionResponse) -> String {
+    serde_json::to_string(answer).expect("a transaction answer serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_answer_text_is_the_text_of_its_json_object() {
+        let mut pdus = BTreeMap::new();
+        pdus.insert("$b:x".to_owned(), PduProcessingResult::success());
+        pdus.insert(
+            "$a\"\u{1}é".to_owned(),
+            PduProcessingResult::failure("no \"room\"\n"),
+        );
+        pdus.insert(String::new(), PduProcessingResult::failure(""));
+        for answer in [
+            SendTransactionResponse { pdus },
+            SendTransactionResponse::default(),
+        ] {
+            let object = serde_json::to_value(&answer).unwrap();
+            assert_eq!(answer_text(&answer), object.to_string());
+        }
     }
 }
