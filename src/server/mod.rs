@@ -68,7 +68,8 @@ pub(crate) struct Inner {
     pub(crate) store: RefCell<store::ServerStore>,
     pub(crate) edus: RefCell<edu::EduCounters>,
     /// Answers to transactions already processed, by (origin, txn id), for deduplication.
-    pub(crate) transactions_seen: RefCell<BTreeMap<(String, String), inbound::TransactionAnswer>>,
+    pub(crate) transactions_seen:
+        RefCell<BTreeMap<inbound::RememberedKey, inbound::TransactionAnswer>>,
     /// Transactions being processed, by (origin, txn id): a retry waits for the first's answer.
     pub(crate) transactions_in_flight: RefCell<inbound::TransactionsInFlight>,
     /// Rooms this server is joining and not yet in: their PDUs wait for the join to end.

@@ -26,6 +26,8 @@ pub mod limits;
 pub(crate) mod once;
 mod send;
 
+pub(crate) use send::RememberedKey;
+
 /// Answers to transactions still being processed, by (origin, txn id): `None` until the
 /// first copy finishes. A sender dropped without an answer (the processing was cancelled)
 /// lets a waiting retry process the transaction itself.

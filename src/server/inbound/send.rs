@@ -111,8 +111,13 @@ impl Inner {
     /// before, or the one in flight was cancelled without an answer.
     async fn earlier_answer(&self, key: &(String, String)) -> Option<TransactionAnswer> {
         loop {
-            if let Some(answer) = self.transactions_seen.borrow().get(key) {
-                return Some(answer.clone());
+            let remembered = self
+                .transactions_seen
+                .borrow()
+                .get(&RememberedKey::new(&key.0, &key.1))
+                .cloned();
+            if remembered.is_some() {
+                return remembered;
             }
             let in_flight = self.transactions_in_flight.borrow().get(key).cloned();
             if let Some(answer) = in_flight?.recv().await {
@@ -138,9 +143,9 @@ impl Inner {
         Ok(())
     }
 
-    fn remember_transaction(&self, key: (String, String), answer: TransactionAnswer) {
+    fn remember_transaction(&self, (origin, txn_id): (String, String), answer: TransactionAnswer) {
         let mut seen = self.transactions_seen.borrow_mut();
-        seen.insert(key, answer);
+        seen.insert(RememberedKey::new(&origin, &txn_id), answer);
         // Forget the oldest-named entries first; a peer retries a transaction only shortly
         // after sending it, so a bounded memory suffices.
         while seen.len() > self.config.transactions_remembered_max {
@@ -229,6 +234,49 @@ impl Drop for InFlight {
     }
 }
 
+/// The (origin, txn id) of a remembered transaction in one allocation: the pair of strings
+/// took two, and a server remembers thousands of transactions. Ordered and compared as the
+/// pair is, so the oldest-named are forgotten first as before.
+#[derive(Clone, Debug)]
+pub(crate) struct RememberedKey {
+    /// The origin followed by the txn id.
+    text: Box<str>,
+    origin_len: usize,
+}
+
+impl RememberedKey {
+    pub(crate) fn new(origin: &str, txn_id: &str) -> Self {
+        Self {
+            text: format!("{origin}{txn_id}").into_boxed_str(),
+            origin_len: origin.len(),
+        }
+    }
+
+    fn pair(&self) -> (&str, &str) {
+        self.text.split_at(self.origin_len)
+    }
+}
+
+impl PartialEq for RememberedKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.pair() == other.pair()
+    }
+}
+
+impl Eq for RememberedKey {}
+
+impl PartialOrd for RememberedKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for RememberedKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.pair().cmp(&other.pair())
+    }
+}
+
 /// The JSON text of a transaction's answer: what `serde_json` writes for its JSON object
 /// (the struct's one field, and each result's one optional field, leave no order to differ).
 fn answer_text(answer: &SendTransactionResponse) -> String {
@@ -238,6 +286,30 @@ fn answer_text(answer: &SendTransactionResponse) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Keys compare as their pairs do, also where a concatenation would not tell them apart
+    /// (`a` + `bc` and `ab` + `c`) or would order them otherwise (`a` + `\0` against `a\0`).
+    #[test]
+    fn remembered_keys_order_as_their_pairs() {
+        let pairs = [
+            ("a", "bc"),
+            ("ab", "c"),
+            ("a", ""),
+            ("", "a"),
+            ("a", "\0"),
+            ("a\0", ""),
+            ("b", "a"),
+            ("a", "b"),
+        ];
+        for (x_origin, x_txn) in pairs {
+            for (y_origin, y_txn) in pairs {
+                let x = RememberedKey::new(x_origin, x_txn);
+                let y = RememberedKey::new(y_origin, y_txn);
+                assert_eq!(x.cmp(&y), (x_origin, x_txn).cmp(&(y_origin, y_txn)));
+                assert_eq!(x == y, (x_origin, x_txn) == (y_origin, y_txn));
+            }
+        }
+    }
 
     #[test]
     fn the_answer_text_is_the_text_of_its_json_object() {
