@@ -5,7 +5,9 @@
 //! Many servers of one simulation receive the same event as the same signed JSON. A
 //! [`PduCache`], when the lab gives one to every server of a run, parses such an event once and
 //! verifies it once per set of verifying keys, and hands every server the same immutable
-//! `Arc<Pdu>`, so the event is also stored once. Each server still fetches the keys itself,
+//! `Arc<Pdu>`, so the event is also stored once. (The cache also carries the run's other
+//! shared memos: keys, key responses, request signatures and transaction answers.) Each
+//! server still fetches the keys itself,
 //! counts its own drops and redactions, and keeps its own indexes: only pure work is shared.
 //!
 //! Invariants: an event this returns as accepted carries valid signatures from every required
@@ -22,6 +24,7 @@ use crate::proto::room_version::RoomVersion;
 use crate::proto::signing::VerifyingKey;
 use crate::proto::wire::RawPdu;
 use crate::server::Inner;
+use crate::server::inbound::answers::AnswerInterner;
 use crate::server::keys::{KeyInterner, KeyResponseMemo, KeyResponseMemoStats};
 use crate::server::request_memo::{RequestMemo, RequestMemoStats};
 use serde_json::value::RawValue;
@@ -102,6 +105,8 @@ pub struct PduCache {
     key_responses: KeyResponseMemo,
     /// Request signatures made in this run (see `request_memo.rs`).
     requests: RequestMemo,
+    /// Transaction answers given in this run (see `inbound/answers.rs`).
+    answers: AnswerInterner,
 }
 
 impl PduCache {
@@ -115,6 +120,7 @@ impl PduCache {
             keys: Default::default(),
             key_responses: Default::default(),
             requests: Default::default(),
+            answers: Default::default(),
         }
     }
 
@@ -128,6 +134,10 @@ impl PduCache {
 
     pub(crate) fn request_memo(&self) -> &RequestMemo {
         &self.requests
+    }
+
+    pub(crate) fn answers(&self) -> &AnswerInterner {
+        &self.answers
     }
 
     pub fn stats(&self) -> PduCacheStats {

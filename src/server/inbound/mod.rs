@@ -21,6 +21,7 @@
 //! it, since gap filling can outlast the sender's request timeout); a transaction over the spec's limits is refused whole with 400; the answer is sent
 //! only after the durable log holds every accepted event.
 
+pub mod answers;
 mod gap;
 pub mod limits;
 pub(crate) mod once;

@@ -99,8 +99,12 @@ impl Inner {
                     .map(|(id, _)| id.clone()),
             );
         }
-        let answer: TransactionAnswer =
-            answer_text(&SendTransactionResponse { pdus: results }).into();
+        let answer = answer_text(&SendTransactionResponse { pdus: results });
+        // Other servers give the same answer for the same event: one copy for the run.
+        let answer: TransactionAnswer = match &self.pdu_cache {
+            Some(cache) => cache.answers().intern(answer),
+            None => answer.into(),
+        };
         self.remember_transaction(key, answer.clone());
         in_flight.answer.announce(answer.clone());
         Ok(answer.to_string())
