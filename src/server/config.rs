@@ -20,6 +20,11 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// How many (origin, txn id) pairs are remembered for deduplication.
     pub transactions_remembered_max: usize,
+    /// Whether the server keeps the id of every event it acknowledged
+    /// ([`crate::server::Homeserver::acknowledged_events`]), which only a check of durability
+    /// after a crash reads. A server of a large room acknowledges every event of it, so a lab
+    /// turns this off for servers it never crashes.
+    pub record_acknowledged: bool,
     /// How many events one /get_missing_events round may ask for, and how many rounds a gap
     /// may take before the server falls back to /state_ids.
     pub missing_events_limit: u64,
@@ -126,6 +131,7 @@ impl ServerConfig {
             queue_limits: QueueLimits::default(),
             request_timeout: Duration::from_secs(10),
             transactions_remembered_max: 10_000,
+            record_acknowledged: true,
             // Far above the spec's default of 10 so that a gap left by a long partition or a
             // crash closes in a few requests (catch-up sends only the newest event per room);
             // the serving side clamps each answer to 100 events.

@@ -1,11 +1,13 @@
 //! [`FifoMap`]: a map bounded by its number of entries that forgets the oldest entry first, for
-//! the run-wide memos of pure work (parsed PDUs, verified key responses, request signatures),
-//! where forgetting only costs doing the work again.
+//! the run-wide memos of pure work (parsed PDUs, verified key responses, request signatures)
+//! and shared values (transaction answers), where forgetting only costs doing the work again
+//! or holding another copy.
 //!
 //! Invariants: at most `entries_max` entries; `order` lists every key of `entries` exactly once,
 //! oldest first. The hash map is only looked up, never iterated, so its order cannot leak into
 //! a run.
 
+use std::borrow::Borrow;
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
@@ -25,8 +27,19 @@ impl<K: Eq + Hash + Clone, V> FifoMap<K, V> {
         }
     }
 
-    pub(crate) fn get(&self, key: &K) -> Option<&V> {
+    pub(crate) fn get<Q: Eq + Hash + ?Sized>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+    {
         self.entries.get(key)
+    }
+
+    /// The key as held, and its value.
+    pub(crate) fn get_key_value<Q: Eq + Hash + ?Sized>(&self, key: &Q) -> Option<(&K, &V)>
+    where
+        K: Borrow<Q>,
+    {
+        self.entries.get_key_value(key)
     }
 
     pub(crate) fn get_mut(&mut self, key: &K) -> Option<&mut V> {

@@ -232,6 +232,6 @@ fn joined_at(room: &RoomStore, server: &str, event_id: &str) -> bool {
 }
 
 /// The JSON texts of `pdus`, in order (each written once per PDU, see [`Pdu::json_text`]).
-fn texts(pdus: &[Arc<Pdu>]) -> Vec<&RawValue> {
+pub(super) fn texts(pdus: &[Arc<Pdu>]) -> Vec<&RawValue> {
     pdus.iter().map(|pdu| pdu.json_text()).collect()
 }

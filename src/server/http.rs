@@ -156,11 +156,11 @@ impl Inner {
         let text = |result: TextResult| result.map(Answer::Text);
         let value = |result: EndpointResult| result.map(Answer::Value);
         if endpoint == paths::SEND_TRANSACTION {
-            value(self.on_send_transaction(incoming).await)
+            text(self.on_send_transaction(incoming).await)
         } else if endpoint == paths::MAKE_JOIN {
             value(self.on_make_join(&incoming))
         } else if endpoint == paths::SEND_JOIN {
-            value(self.on_send_join(incoming).await)
+            text(self.on_send_join(incoming).await)
         } else if endpoint == paths::EVENT {
             text(self.on_event(&incoming))
         } else if endpoint == paths::STATE_IDS {

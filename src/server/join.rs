@@ -12,16 +12,17 @@ use crate::proto::event::server_of;
 use crate::proto::pdu::{EventRef, NewEvent, Pdu, build_pdu};
 use crate::proto::room_version::{self, ALL as ALL_VERSIONS};
 use crate::proto::wire::paths;
-use crate::proto::wire::text::PduTransactionTexts;
+use crate::proto::wire::text::{PduTransactionTexts, SendJoinText, SendJoinTexts};
 use crate::proto::wire::{
     BackfillQuery, ErrorCode, MakeJoinQuery, MakeMembershipResponse, MatrixError, SendJoinQuery,
-    SendJoinResponse,
 };
 use crate::server::Inner;
-use crate::server::http::{EndpointResult, Incoming};
+use crate::server::history::texts;
+use crate::server::http::{EndpointResult, Incoming, TextResult};
 use crate::server::rooms::LocalError;
 use crate::server::store::{LocalEventDraft, RoomStore, StoreError};
-use crate::server::verify::CheckedPdu;
+use crate::server::verify::{CheckedPdu, ParsedPdu};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
@@ -67,23 +68,32 @@ impl Inner {
             .map_err(|e| failed(e.to_string()))?;
         let uri = paths::send_join_path(room_id, join.event_id(), &SendJoinQuery::default());
         let body = Value::Object(join.json().clone());
-        let answer: SendJoinResponse = self
+        let answer: SendJoinTexts = self
             .federation_request(via, "PUT", &uri, Some(&body))
             .await
             .map_err(|e| failed(e.to_string()))?;
         answer.validate().map_err(|e| failed(e.to_string()))?;
         self.store.borrow_mut().open_room(room_id, version)?;
-        let mut known = answer.auth_chain;
-        known.extend(answer.state.iter().cloned());
+        // Read before the checks, which wait for keys, and the texts dropped: in a join storm
+        // hundreds of joining servers hold the state of a large room at once, each as the
+        // run's shared events rather than its own megabyte of text.
+        let parse = |texts: Vec<Box<RawValue>>| -> Vec<ParsedPdu> {
+            texts
+                .iter()
+                .map(|text| self.parse_received_pdu_text(text, version))
+                .collect()
+        };
+        let mut known = parse(answer.auth_chain);
+        let state = parse(answer.state);
+        let state_ids: Vec<String> = state
+            .iter()
+            .filter_map(|parsed| parsed.pdu().ok())
+            .map(|pdu| pdu.event_id().to_owned())
+            .collect();
+        known.extend(state);
         self.ingest_fetched_outliers(room_id, known)
             .await
             .map_err(failed)?;
-        let state_ids: Vec<String> = answer
-            .state
-            .iter()
-            .filter_map(|raw| Pdu::from_json(raw.clone(), version).ok())
-            .map(|pdu| pdu.event_id().to_owned())
-            .collect();
         let state_before: StateMap = self.state_map_of(room_id, &state_ids).map_err(failed)?;
         let outcome = self
             .store
@@ -306,7 +316,9 @@ impl Inner {
     }
 
     /// `PUT /v2/send_join/{roomId}/{eventId}`: store the join, answer with the state before it.
-    pub(crate) async fn on_send_join(self: Rc<Self>, incoming: Incoming) -> EndpointResult {
+    /// The answer is written from the PDU texts the store holds, not from copies of their
+    /// JSON objects (the same bytes, see [`SendJoinText`]).
+    pub(crate) async fn on_send_join(self: Rc<Self>, incoming: Incoming) -> TextResult {
         let room_id = incoming.params[0].clone();
         let (pdu, before) = self
             .clone()
@@ -321,22 +333,17 @@ impl Inner {
             let state_ids: Vec<String> = state.values().cloned().collect();
             let mut chain_roots = state_ids.clone();
             chain_roots.push(pdu.event_id().to_owned());
-            let raw = |id: &String| room.event(id).map(|pdu| pdu.json().clone());
-            SendJoinResponse {
-                state: state_ids.iter().filter_map(raw).collect(),
-                auth_chain: room
-                    .auth_chain(&chain_roots)
-                    .iter()
-                    .map(|pdu| pdu.json().clone())
-                    .collect(),
-                event: None,
-                members_omitted: false,
-                servers_in_room: None,
-            }
+            let state: Vec<Arc<Pdu>> = state_ids.iter().filter_map(|id| room.event(id)).collect();
+            let auth_chain = room.auth_chain(&chain_roots);
+            let answer = SendJoinText {
+                auth_chain: texts(&auth_chain),
+                state: texts(&state),
+            };
+            serde_json::to_string(&answer).expect("serializes")
         };
         self.store.borrow().flush();
         self.fan_out(&room_id, &pdu, before, Some(&incoming.origin));
-        Ok(serde_json::to_value(answer).expect("serializes"))
+        Ok(answer)
     }
 }
 

@@ -69,7 +69,8 @@ pub(crate) struct Inner {
     pub(crate) store: RefCell<store::ServerStore>,
     pub(crate) edus: RefCell<edu::EduCounters>,
     /// Answers to transactions already processed, by (origin, txn id), for deduplication.
-    pub(crate) transactions_seen: RefCell<BTreeMap<(String, String), serde_json::Value>>,
+    pub(crate) transactions_seen:
+        RefCell<BTreeMap<inbound::RememberedKey, inbound::TransactionAnswer>>,
     /// Transactions being processed, by (origin, txn id): a retry waits for the first's answer.
     pub(crate) transactions_in_flight: RefCell<inbound::TransactionsInFlight>,
     /// Rooms this server is joining and not yet in: their PDUs wait for the join to end.
@@ -78,7 +79,8 @@ pub(crate) struct Inner {
     /// Invites of local users to rooms, by (invitee, room id), until joined or rejected.
     pub(crate) invites: RefCell<BTreeMap<(String, String), invite::PendingInvite>>,
     /// Events this incarnation acknowledged as received (a 200 answer to /send listing them
-    /// without error): the promise that `acked_lost` checks after a crash.
+    /// without error): the promise that `acked_lost` checks after a crash. Empty unless
+    /// `config.record_acknowledged`.
     pub(crate) acknowledged: RefCell<std::collections::BTreeSet<String>>,
     /// Per-origin admission of inbound transactions.
     pub(crate) inbound_gate: RefCell<inbound::limits::InboundGate>,
@@ -177,9 +179,13 @@ impl Homeserver {
             .sum()
     }
 
-    /// The events this incarnation acknowledged receiving.
-    pub fn acknowledged_events(&self) -> std::collections::BTreeSet<String> {
-        self.inner.acknowledged.borrow().clone()
+    /// The events this incarnation acknowledged receiving; `None` when its configuration
+    /// does not record them (`record_acknowledged`).
+    pub fn acknowledged_events(&self) -> Option<std::collections::BTreeSet<String>> {
+        self.inner
+            .config
+            .record_acknowledged
+            .then(|| self.inner.acknowledged.borrow().clone())
     }
 
     /// Reads one room's store, for observers and tests; `None` if the server is not in it.

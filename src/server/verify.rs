@@ -5,7 +5,9 @@
 //! Many servers of one simulation receive the same event as the same signed JSON. A
 //! [`PduCache`], when the lab gives one to every server of a run, parses such an event once and
 //! verifies it once per set of verifying keys, and hands every server the same immutable
-//! `Arc<Pdu>`, so the event is also stored once. Each server still fetches the keys itself,
+//! `Arc<Pdu>`, so the event is also stored once. (The cache also carries the run's other
+//! shared memos: keys, key responses, request signatures and transaction answers.) Each
+//! server still fetches the keys itself,
 //! counts its own drops and redactions, and keeps its own indexes: only pure work is shared.
 //!
 //! Invariants: an event this returns as accepted carries valid signatures from every required
@@ -23,6 +25,7 @@ use crate::proto::signing::VerifyingKey;
 use crate::proto::wire::RawPdu;
 use crate::server::Inner;
 use crate::server::fifo_map::FifoMap;
+use crate::server::inbound::answers::AnswerInterner;
 use crate::server::keys::{KeyInterner, KeyResponseMemo, KeyResponseMemoStats};
 use crate::server::request_memo::{RequestMemo, RequestMemoStats};
 use serde_json::value::RawValue;
@@ -99,6 +102,8 @@ pub struct PduCache {
     key_responses: KeyResponseMemo,
     /// Request signatures made in this run (see `request_memo.rs`).
     requests: RequestMemo,
+    /// Transaction answers given in this run (see `inbound/answers.rs`).
+    answers: AnswerInterner,
 }
 
 impl PduCache {
@@ -110,6 +115,7 @@ impl PduCache {
             keys: Default::default(),
             key_responses: Default::default(),
             requests: Default::default(),
+            answers: Default::default(),
         }
     }
 
@@ -123,6 +129,10 @@ impl PduCache {
 
     pub(crate) fn request_memo(&self) -> &RequestMemo {
         &self.requests
+    }
+
+    pub(crate) fn answers(&self) -> &AnswerInterner {
+        &self.answers
     }
 
     pub fn stats(&self) -> PduCacheStats {
@@ -274,17 +284,45 @@ impl Inner {
         text: &RawValue,
         version: &'static RoomVersion,
     ) -> Result<CheckedPdu, DropReason> {
-        let cached = self.pdu_cache.as_ref().map(|cache| {
-            (
-                cache.as_ref(),
-                text_cache_key(text.get().as_bytes(), version),
-            )
-        });
-        let parsed = match &cached {
-            Some((cache, key)) => cache.parse(key, || object_of(text), version),
-            None => object_of(text).and_then(|raw| parse(raw, version)),
-        };
-        self.check_parsed(parsed, cached, version).await
+        let parsed = self.parse_received_pdu_text(text, version);
+        self.check_parsed_pdu(&parsed, version).await
+    }
+
+    /// The first half of [`Inner::check_received_pdu_text`]: the PDU read from its text
+    /// (through the run's [`PduCache`] when there is one), not yet verified.
+    pub(crate) fn parse_received_pdu_text(
+        &self,
+        text: &RawValue,
+        version: &'static RoomVersion,
+    ) -> ParsedPdu {
+        match &self.pdu_cache {
+            Some(cache) => {
+                let key = text_cache_key(text.get().as_bytes(), version);
+                ParsedPdu {
+                    parsed: cache.parse(&key, || object_of(text), version),
+                    cache_key: Some(key),
+                }
+            }
+            None => ParsedPdu {
+                parsed: object_of(text).and_then(|raw| parse(raw, version)),
+                cache_key: None,
+            },
+        }
+    }
+
+    /// The second half of [`Inner::check_received_pdu_text`]: the signature and hash checks.
+    pub(crate) async fn check_parsed_pdu(
+        &self,
+        parsed: &ParsedPdu,
+        version: &'static RoomVersion,
+    ) -> Result<CheckedPdu, DropReason> {
+        let cached = self
+            .pdu_cache
+            .as_ref()
+            .zip(parsed.cache_key)
+            .map(|(cache, key)| (cache.as_ref(), key));
+        self.check_parsed(parsed.parsed.clone(), cached, version)
+            .await
     }
 
     /// Verifies a parsed PDU (through the cache's verdicts when there is one).
@@ -345,6 +383,24 @@ impl Inner {
     }
 }
 
+/// A PDU read from the JSON text a peer sent, before its signatures are checked. It holds no
+/// copy of the text: with a [`PduCache`] it is the run's shared event, so a server that must
+/// wait for keys before checking many events (a join to a large room) holds them for a few
+/// bytes each.
+#[derive(Clone, Debug)]
+pub(crate) struct ParsedPdu {
+    parsed: Parsed,
+    /// The key of the text in the cache, when there is one.
+    cache_key: Option<[u8; 32]>,
+}
+
+impl ParsedPdu {
+    /// The event, or why its text is not one.
+    pub(crate) fn pdu(&self) -> Result<&Arc<Pdu>, &str> {
+        self.parsed.as_ref().map_err(String::as_str)
+    }
+}
+
 /// A PDU as a peer's answer carries it: a JSON object, or its JSON text (checked by its bytes).
 pub(crate) trait ReceivedPdu {
     fn check<'a>(
@@ -371,6 +427,16 @@ impl ReceivedPdu for Box<RawValue> {
         version: &'static RoomVersion,
     ) -> impl Future<Output = Result<CheckedPdu, DropReason>> + 'a {
         server.check_received_pdu_text(self, version)
+    }
+}
+
+impl ReceivedPdu for ParsedPdu {
+    fn check<'a>(
+        &'a self,
+        server: &'a Inner,
+        version: &'static RoomVersion,
+    ) -> impl Future<Output = Result<CheckedPdu, DropReason>> + 'a {
+        server.check_parsed_pdu(self, version)
     }
 }
 

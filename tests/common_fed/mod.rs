@@ -156,6 +156,7 @@ impl Lab {
             match fault {
                 Fault::Crash(name) => {
                     let acked = self.servers.server(&name).acknowledged_events();
+                    let acked = acked.expect("servers of these tests record acknowledgements");
                     let mut record = self.servers.acked_before_crash.borrow_mut();
                     record.entry(name.clone()).or_default().extend(acked);
                     drop(record);

@@ -179,6 +179,8 @@ pub enum ResponseError {
     ServersInRoomMissing,
     #[error("/event response must hold exactly 1 PDU, got {count}")]
     EventPduCount { count: usize },
+    #[error("a PDU of the response is not a JSON object: {found}")]
+    PduNotObject { found: String },
 }
 
 /// Reads a request or response body, telling malformed JSON apart from well-formed JSON of

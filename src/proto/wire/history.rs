@@ -142,9 +142,10 @@ pub struct EventAuthResponse {
     pub auth_chain: Vec<RawPdu>,
 }
 
-/// The answers above written from PDU texts already at hand ([`crate::proto::pdu::Pdu::json_text`])
-/// instead of copies of their JSON objects. Fields are declared in sorted order, so the bytes
-/// are exactly those `serde_json` writes for the `Value` of the owned answer (a test checks).
+/// The answers above, and the send_join answer ([`super::SendJoinResponse`]), written from PDU
+/// texts already at hand ([`crate::proto::pdu::Pdu::json_text`]) instead of copies of their
+/// JSON objects. Fields are declared in sorted order, so the bytes are exactly those
+/// `serde_json` writes for the `Value` of the owned answer (a test checks).
 pub mod text {
     use super::*;
 
@@ -173,6 +174,14 @@ pub mod text {
     #[derive(Serialize)]
     pub struct EventAuthText<'a> {
         pub auth_chain: Vec<&'a RawValue>,
+    }
+
+    /// [`crate::proto::wire::SendJoinResponse`] with every member listed (no `event`, `members_omitted` false, no
+    /// `servers_in_room`: the fields the owned answer then leaves out).
+    #[derive(Serialize)]
+    pub struct SendJoinText<'a> {
+        pub auth_chain: Vec<&'a RawValue>,
+        pub state: Vec<&'a RawValue>,
     }
 
     // As received: each PDU kept as its JSON text, so a receiver that has seen the same bytes
@@ -214,6 +223,39 @@ pub mod text {
     #[derive(Debug, Deserialize)]
     pub struct EventAuthTexts {
         pub auth_chain: Vec<Box<RawValue>>,
+    }
+
+    /// [`crate::proto::wire::SendJoinResponse`] as received. A joining server of a large room holds this while it
+    /// checks the state (for a thousand members, about a megabyte of text where the JSON
+    /// objects took several).
+    #[derive(Debug, Deserialize)]
+    pub struct SendJoinTexts {
+        pub state: Vec<Box<RawValue>>,
+        pub auth_chain: Vec<Box<RawValue>>,
+        #[serde(default)]
+        pub event: Option<Box<RawValue>>,
+        #[serde(default)]
+        pub members_omitted: bool,
+        #[serde(default)]
+        pub servers_in_room: Option<Vec<String>>,
+    }
+
+    impl SendJoinTexts {
+        /// What [`crate::proto::wire::SendJoinResponse::validate`] checks, and what reading the owned answer
+        /// checks of its PDUs: each is a JSON object (`event` included), so an answer the
+        /// owned form refuses is refused here too.
+        pub fn validate(&self) -> Result<(), ResponseError> {
+            let pdus = self.state.iter().chain(&self.auth_chain).chain(&self.event);
+            if let Some(pdu) = pdus.into_iter().find(|pdu| !pdu.get().starts_with('{')) {
+                return Err(ResponseError::PduNotObject {
+                    found: pdu.get().chars().take(40).collect(),
+                });
+            }
+            if self.members_omitted && self.servers_in_room.is_none() {
+                return Err(ResponseError::ServersInRoomMissing);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -341,7 +383,7 @@ mod tests {
             .collect();
         let refs: Vec<&RawValue> = texts.iter().map(AsRef::as_ref).collect();
         let owned = |value: &dyn erased::Ser| value.to_value().to_string();
-        let cases: [(String, String); 4] = [
+        let cases: [(String, String); 5] = [
             (
                 serde_json::to_string(&text::PduTransactionText {
                     origin: "a.example",
@@ -384,10 +426,66 @@ mod tests {
                     auth_chain: pdus.clone(),
                 }),
             ),
+            (
+                serde_json::to_string(&text::SendJoinText {
+                    auth_chain: refs[1..].to_vec(),
+                    state: refs.clone(),
+                })
+                .unwrap(),
+                owned(&crate::proto::wire::SendJoinResponse {
+                    state: pdus.clone(),
+                    auth_chain: pdus[1..].to_vec(),
+                    event: None,
+                    members_omitted: false,
+                    servers_in_room: None,
+                }),
+            ),
         ];
         for (text, owned) in cases {
             assert_eq!(text, owned);
         }
+    }
+
+    #[test]
+    fn send_join_texts_refuse_what_the_owned_answer_refuses() {
+        let pdu = minimal_pdu();
+        let read = |body: Value| -> Result<(), String> {
+            let texts: text::SendJoinTexts =
+                serde_json::from_str(&body.to_string()).map_err(|e| e.to_string())?;
+            texts.validate().map_err(|e| e.to_string())
+        };
+        assert_eq!(read(json!({"auth_chain": [pdu], "state": [pdu]})), Ok(()));
+        assert!(
+            read(json!({"state": [pdu]})).is_err(),
+            "auth_chain is required"
+        );
+        for bad in [json!(5), json!("x"), json!([pdu]), json!(null)] {
+            let refused = read(json!({"auth_chain": [pdu], "state": [pdu, bad]}));
+            assert!(
+                refused.is_err_and(|e| e.contains("not a JSON object")),
+                "{bad} is not a PDU"
+            );
+            assert!(read(json!({"auth_chain": [bad], "state": []})).is_err());
+            if !bad.is_null() {
+                assert!(read(json!({"auth_chain": [], "state": [], "event": bad})).is_err());
+            }
+        }
+        // A null event is an absent one, in the owned answer too.
+        assert_eq!(
+            read(json!({"auth_chain": [], "state": [], "event": null})),
+            Ok(())
+        );
+        assert_eq!(
+            read(json!({"auth_chain": [], "state": [], "members_omitted": true})),
+            Err(ResponseError::ServersInRoomMissing.to_string())
+        );
+        assert_eq!(
+            read(
+                json!({"auth_chain": [], "state": [], "members_omitted": true,
+                        "servers_in_room": ["a.example"]})
+            ),
+            Ok(())
+        );
     }
 
     mod erased {

@@ -21,16 +21,26 @@
 //! it, since gap filling can outlast the sender's request timeout); a transaction over the spec's limits is refused whole with 400; the answer is sent
 //! only after the durable log holds every accepted event.
 
+pub mod answers;
 mod gap;
 pub mod limits;
 pub(crate) mod once;
 mod send;
 
+pub(crate) use send::RememberedKey;
+
 /// Answers to transactions still being processed, by (origin, txn id): `None` until the
 /// first copy finishes. A sender dropped without an answer (the processing was cancelled)
 /// lets a waiting retry process the transaction itself.
 pub(crate) type TransactionsInFlight =
-    std::collections::BTreeMap<(String, String), once::OnceReceiver<serde_json::Value>>;
+    std::collections::BTreeMap<(String, String), once::OnceReceiver<TransactionAnswer>>;
+
+/// The JSON text of a transaction's answer, shared by the copies that get it.
+///
+/// Memory: a server remembers the answers of its last `transactions_remembered_max`
+/// transactions; as JSON objects each took over a kilobyte (two map nodes), as text it takes
+/// the length of the event ids it lists.
+pub(crate) type TransactionAnswer = std::rc::Rc<str>;
 
 /// Joins in progress, by room id, for rooms the server was not in when the join began. The
 /// join holds the matching sender and drops it when it ends, however it ends (done, failed,

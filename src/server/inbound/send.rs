@@ -3,22 +3,25 @@
 //! A copy of a transaction that arrives while the first is still being processed (the sender
 //! timed out and retried) waits for the first's answer instead of processing it again.
 
+use super::TransactionAnswer;
 use crate::proto::wire::{
     ErrorCode, MatrixError, PduProcessingResult, RawPdu, SendTransactionResponse, Transaction,
 };
 use crate::server::Inner;
-use crate::server::http::{EndpointResult, Incoming};
+use crate::server::http::{Incoming, TextResult};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
 impl Inner {
-    pub(crate) async fn on_send_transaction(self: Rc<Self>, incoming: Incoming) -> EndpointResult {
+    /// The answer is written as text (the bytes its JSON object would be written as, see
+    /// the test), and a copy of it remembered for retries of the transaction.
+    pub(crate) async fn on_send_transaction(self: Rc<Self>, incoming: Incoming) -> TextResult {
         let txn_id = incoming.params[0].clone();
         let key = (incoming.origin.clone(), txn_id);
         if let Some(answer) = self.earlier_answer(&key).await {
             self.metrics.borrow_mut().transactions_duplicate += 1;
-            return Ok(answer);
+            return Ok(answer.to_string());
         }
         let body = incoming.body.unwrap_or(Value::Null);
         let transaction: Transaction = serde_json::from_value(body).map_err(|e| {
@@ -88,26 +91,37 @@ impl Inner {
             self.receive_edu(&incoming.origin, edu);
         }
         self.store.borrow().flush();
-        self.acknowledged.borrow_mut().extend(
-            results
-                .iter()
-                .filter(|(_, result)| result.error.is_none())
-                .map(|(id, _)| id.clone()),
-        );
-        let answer = serde_json::to_value(SendTransactionResponse { pdus: results })
-            .expect("a transaction answer serializes");
+        if self.config.record_acknowledged {
+            self.acknowledged.borrow_mut().extend(
+                results
+                    .iter()
+                    .filter(|(_, result)| result.error.is_none())
+                    .map(|(id, _)| id.clone()),
+            );
+        }
+        let answer = answer_text(&SendTransactionResponse { pdus: results });
+        // Other servers give the same answer for the same event: one copy for the run.
+        let answer: TransactionAnswer = match &self.pdu_cache {
+            Some(cache) => cache.answers().intern(answer),
+            None => answer.into(),
+        };
         self.remember_transaction(key, answer.clone());
         in_flight.answer.announce(answer.clone());
-        Ok(answer)
+        Ok(answer.to_string())
     }
 
     /// The answer of an earlier copy of transaction `key`: remembered, or awaited when that
     /// copy is still being processed. `None` when this copy must be processed: no copy came
     /// before, or the one in flight was cancelled without an answer.
-    async fn earlier_answer(&self, key: &(String, String)) -> Option<Value> {
+    async fn earlier_answer(&self, key: &(String, String)) -> Option<TransactionAnswer> {
         loop {
-            if let Some(answer) = self.transactions_seen.borrow().get(key) {
-                return Some(answer.clone());
+            let remembered = self
+                .transactions_seen
+                .borrow()
+                .get(&RememberedKey::new(&key.0, &key.1))
+                .cloned();
+            if remembered.is_some() {
+                return remembered;
             }
             let in_flight = self.transactions_in_flight.borrow().get(key).cloned();
             if let Some(answer) = in_flight?.recv().await {
@@ -133,9 +147,9 @@ impl Inner {
         Ok(())
     }
 
-    fn remember_transaction(&self, key: (String, String), answer: Value) {
+    fn remember_transaction(&self, (origin, txn_id): (String, String), answer: TransactionAnswer) {
         let mut seen = self.transactions_seen.borrow_mut();
-        seen.insert(key, answer);
+        seen.insert(RememberedKey::new(&origin, &txn_id), answer);
         // Forget the oldest-named entries first; a peer retries a transaction only shortly
         // after sending it, so a bounded memory suffices.
         while seen.len() > self.config.transactions_remembered_max {
@@ -211,7 +225,7 @@ struct InFlight {
     server: Rc<Inner>,
     origin: String,
     key: (String, String),
-    answer: super::once::OnceSender<Value>,
+    answer: super::once::OnceSender<TransactionAnswer>,
 }
 
 impl Drop for InFlight {
@@ -221,5 +235,101 @@ impl Drop for InFlight {
             .transactions_in_flight
             .borrow_mut()
             .remove(&self.key);
+    }
+}
+
+/// The (origin, txn id) of a remembered transaction in one allocation: the pair of strings
+/// took two, and a server remembers thousands of transactions. Ordered and compared as the
+/// pair is, so the oldest-named are forgotten first as before.
+#[derive(Clone, Debug)]
+pub(crate) struct RememberedKey {
+    /// The origin followed by the txn id.
+    text: Box<str>,
+    origin_len: usize,
+}
+
+impl RememberedKey {
+    pub(crate) fn new(origin: &str, txn_id: &str) -> Self {
+        Self {
+            text: format!("{origin}{txn_id}").into_boxed_str(),
+            origin_len: origin.len(),
+        }
+    }
+
+    fn pair(&self) -> (&str, &str) {
+        self.text.split_at(self.origin_len)
+    }
+}
+
+impl PartialEq for RememberedKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.pair() == other.pair()
+    }
+}
+
+impl Eq for RememberedKey {}
+
+impl PartialOrd for RememberedKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for RememberedKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.pair().cmp(&other.pair())
+    }
+}
+
+/// The JSON text of a transaction's answer: what `serde_json` writes for its JSON object
+/// (the struct's one field, and each result's one optional field, leave no order to differ).
+fn answer_text(answer: &SendTransactionResponse) -> String {
+    serde_json::to_string(answer).expect("a transaction answer serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys compare as their pairs do, also where a concatenation would not tell them apart
+    /// (`a` + `bc` and `ab` + `c`) or would order them otherwise (`a` + `\0` against `a\0`).
+    #[test]
+    fn remembered_keys_order_as_their_pairs() {
+        let pairs = [
+            ("a", "bc"),
+            ("ab", "c"),
+            ("a", ""),
+            ("", "a"),
+            ("a", "\0"),
+            ("a\0", ""),
+            ("b", "a"),
+            ("a", "b"),
+        ];
+        for (x_origin, x_txn) in pairs {
+            for (y_origin, y_txn) in pairs {
+                let x = RememberedKey::new(x_origin, x_txn);
+                let y = RememberedKey::new(y_origin, y_txn);
+                assert_eq!(x.cmp(&y), (x_origin, x_txn).cmp(&(y_origin, y_txn)));
+                assert_eq!(x == y, (x_origin, x_txn) == (y_origin, y_txn));
+            }
+        }
+    }
+
+    #[test]
+    fn the_answer_text_is_the_text_of_its_json_object() {
+        let mut pdus = BTreeMap::new();
+        pdus.insert("$b:x".to_owned(), PduProcessingResult::success());
+        pdus.insert(
+            "$a\"\u{1}é".to_owned(),
+            PduProcessingResult::failure("no \"room\"\n"),
+        );
+        pdus.insert(String::new(), PduProcessingResult::failure(""));
+        for answer in [
+            SendTransactionResponse { pdus },
+            SendTransactionResponse::default(),
+        ] {
+            let object = serde_json::to_value(&answer).unwrap();
+            assert_eq!(answer_text(&answer), object.to_string());
+        }
     }
 }

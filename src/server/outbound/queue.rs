@@ -93,7 +93,9 @@ pub struct DestinationQueue {
     limits: QueueLimits,
     pdus: VecDeque<Arc<Pdu>>,
     edus: VecDeque<RawEdu>,
-    in_flight: Option<OutgoingTransaction>,
+    /// Boxed: most destinations of a large room have nothing in flight most of the time,
+    /// and a server of a thousand-server room holds a thousand queues.
+    in_flight: Option<Box<OutgoingTransaction>>,
     failures: u32,
     retry_at_ms: u64,
     /// Newest PDU per room while catching up; empty when not catching up.
@@ -101,9 +103,9 @@ pub struct DestinationQueue {
     catching_up: bool,
     next_txn_number: u64,
     /// Distinguishes this queue's transaction ids from an earlier incarnation's after a restart.
-    txn_prefix: String,
+    txn_prefix: Box<str>,
     /// Seeds the jitter of the backoff; distinct per (sender, destination) pair.
-    jitter_key: String,
+    jitter_key: Box<str>,
     counters: QueueCounters,
 }
 
@@ -120,8 +122,8 @@ impl DestinationQueue {
             catch_up: BTreeMap::new(),
             catching_up: false,
             next_txn_number: 0,
-            jitter_key: txn_prefix.clone(),
-            txn_prefix,
+            jitter_key: txn_prefix.clone().into_boxed_str(),
+            txn_prefix: txn_prefix.into_boxed_str(),
             counters: QueueCounters::default(),
         }
     }
@@ -129,7 +131,7 @@ impl DestinationQueue {
     /// Seeds the backoff jitter with `key` (say "origin>destination"), so that queues of
     /// different servers and destinations retry at different moments.
     pub fn with_jitter_key(mut self, key: &str) -> Self {
-        self.jitter_key = key.to_owned();
+        self.jitter_key = key.into();
         self
     }
 
@@ -175,7 +177,7 @@ impl DestinationQueue {
                     at_ms: self.retry_at_ms,
                 };
             }
-            return NextStep::Send(in_flight.clone());
+            return NextStep::Send(OutgoingTransaction::clone(in_flight));
         }
         if self.pdus.is_empty() && self.edus.is_empty() && self.catch_up.is_empty() {
             return NextStep::Idle;
@@ -186,7 +188,7 @@ impl DestinationQueue {
             };
         }
         let transaction = self.take_batch();
-        self.in_flight = Some(transaction.clone());
+        self.in_flight = Some(Box::new(transaction.clone()));
         NextStep::Send(transaction)
     }
 

@@ -687,7 +687,9 @@ pub fn check_acked_after_restart(world: &World, index: usize) {
             })
         })
         .count() as u64;
-    world.records.borrow_mut().acked_lost += lost;
+    let mut records = world.records.borrow_mut();
+    records.acked_checked += acked.len() as u64;
+    records.acked_lost += lost;
 }
 
 /// Divergence and extremity figures kept by the sampler, for the summary.
