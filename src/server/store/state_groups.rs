@@ -245,22 +245,16 @@ impl StateGroups {
 
     /// Turns `state`, the full state of group `from`, into that of group `to` by the keys
     /// changed on the way through their nearest common ancestor, without reading either
-    /// state whole. `false` (and `state` untouched) when the two chains share no group.
+    /// state whole. `false` (and `state` untouched) when the two lineages share no group.
     pub fn move_state(&self, state: &mut StateMap, from: StateGroupId, to: StateGroupId) -> bool {
-        let from_chain: Vec<StateGroupId> =
-            std::iter::successors(Some(from), |id| self.group(*id).parent).collect();
-        let Some(common) = std::iter::successors(Some(to), |id| self.group(*id).parent)
-            .find(|id| from_chain.contains(id))
-        else {
+        let Some(common) = self.common_ancestor(&[from, to]) else {
             return false;
         };
         let changed_below = |top: StateGroupId| {
-            std::iter::successors(Some(top), |id| self.group(*id).parent)
-                .take_while(move |id| *id != common)
-                .flat_map(|id| self.group(id).delta.iter().map(|(key, _)| key))
+            self.path_below(top, common)
+                .flat_map(|id| self.lineage_delta(id).iter().map(|(key, _)| key))
         };
-        let keys: std::collections::BTreeSet<&StateKey> =
-            changed_below(from).chain(changed_below(to)).collect();
+        let keys: BTreeSet<&StateKey> = changed_below(from).chain(changed_below(to)).collect();
         for key in keys {
             match self.get(to, key) {
                 Some(event_id) => {
@@ -293,9 +287,7 @@ impl StateGroups {
             .iter()
             .map(|&top| {
                 let mut held = BTreeMap::new();
-                let path = std::iter::successors(Some(top), |id| self.lineage_parent(*id))
-                    .take_while(|id| *id != common);
-                for id in path {
+                for id in self.path_below(top, common) {
                     for (key, entry) in self.lineage_delta(id) {
                         held.entry(key).or_insert(entry.as_deref());
                     }
@@ -375,6 +367,16 @@ impl StateGroups {
         })
     }
 
+    /// `top` and its lineage down to `common` (left out), which must be in that lineage.
+    fn path_below(
+        &self,
+        top: StateGroupId,
+        common: StateGroupId,
+    ) -> impl Iterator<Item = StateGroupId> + '_ {
+        std::iter::successors(Some(top), |id| self.lineage_parent(*id))
+            .take_while(move |id| *id != common)
+    }
+
     /// The group's parent, or for a snapshot that stands for a delta, that delta's parent.
     fn lineage_parent(&self, id: StateGroupId) -> Option<StateGroupId> {
         let group = self.group(id);
@@ -393,10 +395,10 @@ impl StateGroups {
         }
     }
 
-    /// `id` and its parents, down to its snapshot.
+    /// `id` and its lineage, down to the root of its tree.
     #[cfg(test)]
-    fn chain_ids(&self, id: StateGroupId) -> impl Iterator<Item = StateGroupId> + '_ {
-        std::iter::successors(Some(id), |id| self.group(*id).parent)
+    fn lineage_ids(&self, id: StateGroupId) -> impl Iterator<Item = StateGroupId> + '_ {
+        std::iter::successors(Some(id), |id| self.lineage_parent(*id))
     }
 
     /// Whether `ancestor` is `id` or on its parent chain.
@@ -666,14 +668,27 @@ mod tests {
 
     #[test]
     fn moving_between_groups_gives_the_target_state() {
-        let GroupTree { groups, all, .. } = group_tree();
+        let GroupTree {
+            groups,
+            root,
+            beyond,
+            all,
+            ..
+        } = group_tree();
+        assert!(groups.group(beyond).is_snapshot(), "made for chain length");
+        let mut state = groups.state(beyond);
+        assert!(
+            groups.move_state(&mut state, beyond, root),
+            "through its lineage"
+        );
+        assert_eq!(state, groups.state(root));
         for from in all {
             for to in all {
                 let mut state = groups.state(from);
                 let moved = groups.move_state(&mut state, from, to);
                 let shared = groups
-                    .chain_ids(from)
-                    .any(|id| groups.chain_ids(to).any(|t| t == id));
+                    .lineage_ids(from)
+                    .any(|id| groups.lineage_ids(to).any(|t| t == id));
                 assert_eq!(moved, shared, "{from:?} -> {to:?}");
                 if moved {
                     assert_eq!(state, groups.state(to), "{from:?} -> {to:?}");
