@@ -17,6 +17,7 @@
 use super::record::EventRecord;
 use super::room::RoomStore;
 use super::state_groups::{StateDelta, StateGroupId, StateGroups};
+use super::state_names::KeyNo;
 use super::views::EventsView;
 use crate::proto::event::{StateKey, StateMap};
 use crate::proto::pdu::Pdu;
@@ -63,17 +64,21 @@ impl AuthCiters {
 struct GroupsUnconflicted<'a> {
     groups: &'a StateGroups,
     base: StateGroupId,
-    conflicted: &'a BTreeMap<StateKey, Vec<Option<String>>>,
+    /// The numbers of the keys at which the groups differ, sorted.
+    conflicted: &'a [KeyNo],
     events: &'a BTreeMap<Arc<str>, EventRecord>,
     citers: &'a AuthCiters,
 }
 
 impl GroupsUnconflicted<'_> {
-    fn get_key(&self, key: &StateKey) -> Option<&str> {
-        if self.conflicted.contains_key(key) {
+    fn get_of(&self, event_type: &str, state_key: &str) -> Option<&str> {
+        let names = self.groups.names();
+        let key = names.key_no_of(event_type, state_key)?;
+        if self.conflicted.binary_search(&key).is_ok() {
             return None;
         }
-        self.groups.get(self.base, key)
+        let event = self.groups.get_no(self.base, key)?;
+        Some(names.event_id(event))
     }
 
     /// Whether the event is one of the unconflicted state map's.
@@ -85,14 +90,13 @@ impl GroupsUnconflicted<'_> {
         let Some(state_key) = &event.state_key else {
             return false;
         };
-        let key = (event.event_type.clone(), state_key.clone());
-        self.get_key(&key) == Some(event_id)
+        self.get_of(&event.event_type, state_key) == Some(event_id)
     }
 }
 
 impl UnconflictedState for GroupsUnconflicted<'_> {
     fn get(&self, event_type: &str, state_key: &str) -> Option<&str> {
-        self.get_key(&(event_type.to_owned(), state_key.to_owned()))
+        self.get_of(event_type, state_key)
     }
 
     /// Walks up from the event through its citers: it is in the map's auth chain exactly when
@@ -122,11 +126,13 @@ impl RoomStore {
         &mut self,
         groups: &[StateGroupId],
     ) -> Result<StateGroupId, ResolveError> {
-        let conflicted = self.groups.differing_keys(groups);
-        if conflicted.is_empty() {
+        let differing = self.groups.differing_numbered(groups);
+        if differing.is_empty() {
             // Equal states: the candidate with the smallest id, as `add_state` would pick.
             return Ok(groups[0]);
         }
+        let conflicted_keys: Vec<KeyNo> = differing.iter().map(|(key, _)| *key).collect();
+        let conflicted = self.groups.name_differing(&differing);
         let sets: Vec<StateMap> = (0..groups.len())
             .map(|index| {
                 conflicted
@@ -138,7 +144,7 @@ impl RoomStore {
         let unconflicted = GroupsUnconflicted {
             groups: &self.groups,
             base: groups[0],
-            conflicted: &conflicted,
+            conflicted: &conflicted_keys,
             events: &self.events,
             citers: &self.auth_citers,
         };

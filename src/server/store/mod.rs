@@ -44,6 +44,7 @@ mod server_store;
 pub mod set_digest;
 mod state;
 pub mod state_groups;
+pub mod state_names;
 #[cfg(test)]
 mod test_support;
 pub mod testkit;

@@ -132,7 +132,7 @@ impl RoomStore {
             Some(group_id) => {
                 let stored = self.groups.group(group_id);
                 if stored.parent().is_some() && stored.parent() == self.current_group {
-                    let entries = stored.delta().iter().map(|(key, entry)| (key, entry));
+                    let entries = self.groups.delta_entries(group_id);
                     apply_entries(&mut self.current_state, entries);
                 } else if !self.current_group.is_some_and(|current| {
                     self.groups

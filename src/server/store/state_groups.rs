@@ -1,43 +1,47 @@
 //! State groups: the state of a room at many points, held as deltas instead of full copies.
 //!
 //! A group is either a *snapshot* (no parent, its delta is the whole state) or a *delta* over a
-//! parent group: for each changed key, the new event id, or `None` where the key was removed
+//! parent group: for each changed key, the new event, or `None` where the key was removed
 //! (state resolution can drop a key). Events that do not change state share their group, so a
 //! room of messages holds one group per state change, not one map per event.
 //!
-//! Memory: every server holds its own groups, so a group keeps its delta as a boxed slice
-//! sorted by key (one allocation sized to its entries) rather than as a map.
+//! Memory: every server holds its own groups, so a group keeps its delta as a boxed slice of
+//! numbered entries (a key's and an event's number in the room, see [`StateNames`]), 8 bytes
+//! each, sorted by key number. Answers leave as maps keyed by the strings, so the numbers'
+//! order never reaches results.
 //!
 //! Invariants:
 //! - Parents always have smaller ids than their children, so every parent chain ends, at a
 //!   snapshot.
 //! - A chain holds at most `snapshot_interval` deltas above its snapshot: a group that would
-//!   exceed it is stored as a snapshot. A lookup therefore reads at most that many maps.
-//! - Groups are never changed once added; each stored delta is sorted by key without
+//!   exceed it is stored as a snapshot. A lookup therefore reads at most that many deltas.
+//! - Groups are never changed once added; each stored delta is sorted by key number without
 //!   duplicates.
 
+use super::state_names::{EventNo, KeyNo, StateNames};
 use crate::proto::event::{StateKey, StateMap};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// The id of a state group; ids are dense and given in creation order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StateGroupId(pub u32);
 
 /// How many deltas a chain may hold above its snapshot, unless told otherwise. Bounds a lookup
-/// to that many map reads; each snapshot costs one full copy of the state.
+/// to that many delta reads; each snapshot costs one full copy of the state.
 pub const SNAPSHOT_INTERVAL_DEFAULT: usize = 64;
 
 /// Changes to a state: the new event id for each key, or `None` for a removed key.
 pub type StateDelta = BTreeMap<StateKey, Option<String>>;
 
-/// One entry of a delta: a key and its new event id, or `None` where the key was removed.
-pub type DeltaEntry = (StateKey, Option<String>);
+/// One stored entry of a delta: a key's number and its new event's, or `None` where the key
+/// was removed.
+pub type DeltaEntry = (KeyNo, Option<EventNo>);
 
 /// One state group.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateGroup {
     parent: Option<StateGroupId>,
-    /// Sorted by key, no key twice.
+    /// Sorted by key number, no key twice.
     delta: Box<[DeltaEntry]>,
     /// How many deltas lie between this group and its snapshot (0 for a snapshot).
     deltas_above_snapshot: u32,
@@ -50,17 +54,14 @@ impl StateGroup {
         self.parent
     }
 
-    /// The group's changes over its parent (its whole state for a snapshot), sorted by key.
+    /// The group's changes over its parent (its whole state for a snapshot), numbered.
     pub fn delta(&self) -> &[DeltaEntry] {
         &self.delta
     }
 
     /// The entry of `key` in this group's delta, if it changes it.
-    fn entry(&self, key: &StateKey) -> Option<&Option<String>> {
-        self.delta
-            .binary_search_by(|(held, _)| held.cmp(key))
-            .ok()
-            .map(|index| &self.delta[index].1)
+    fn entry(&self, key: KeyNo) -> Option<Option<EventNo>> {
+        find_entry(&self.delta, key)
     }
 
     pub fn is_snapshot(&self) -> bool {
@@ -77,6 +78,7 @@ impl StateGroup {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateGroups {
     groups: Vec<StateGroup>,
+    names: StateNames,
     snapshot_interval: u32,
     /// For each snapshot stored only because a delta's chain would have grown too long: the
     /// parent and the delta it stands for. The groups' lineage then stays one tree across
@@ -99,6 +101,7 @@ impl StateGroups {
         );
         Self {
             groups: Vec::new(),
+            names: StateNames::default(),
             lineage: BTreeMap::new(),
             snapshot_interval: u32::try_from(snapshot_interval).unwrap_or(u32::MAX),
         }
@@ -118,34 +121,53 @@ impl StateGroups {
 
     /// Adds a snapshot holding `state` whole.
     pub fn add_snapshot(&mut self, state: &StateMap) -> StateGroupId {
-        // A map iterates in key order, so the slice is sorted.
-        let delta = state
+        let entries = state
             .iter()
-            .map(|(key, event_id)| (key.clone(), Some(event_id.clone())))
+            .map(|(key, event_id)| {
+                let event = self.names.number_event(event_id);
+                (self.names.number_key(key), Some(event))
+            })
             .collect();
+        self.add_snapshot_entries(entries)
+    }
+
+    /// Adds a snapshot of the entries of a whole state (no removals), in any order.
+    fn add_snapshot_entries(&mut self, mut entries: Vec<DeltaEntry>) -> StateGroupId {
+        entries.sort_unstable_by_key(|(key, _)| *key);
+        debug_assert!(entries.iter().all(|(_, event)| event.is_some()));
+        let state_len = len_u32(entries.len());
         self.push(StateGroup {
             parent: None,
-            delta,
+            delta: entries.into_boxed_slice(),
             deltas_above_snapshot: 0,
-            state_len: len_u32(state.len()),
+            state_len,
         })
     }
 
     /// Adds the state of `parent` changed by `delta`; stored as a snapshot when the chain would
     /// grow past the interval.
     pub fn add_delta(&mut self, parent: StateGroupId, delta: StateDelta) -> StateGroupId {
+        let mut entries: Vec<DeltaEntry> = delta
+            .iter()
+            .map(|(key, entry)| {
+                let event = entry
+                    .as_deref()
+                    .map(|event_id| self.names.number_event(event_id));
+                (self.names.number_key(key), event)
+            })
+            .collect();
+        entries.sort_unstable_by_key(|(key, _)| *key);
         let deltas_above_snapshot = self.group(parent).deltas_above_snapshot + 1;
         if deltas_above_snapshot > self.snapshot_interval {
-            let mut state = self.state(parent);
-            apply_delta(&mut state, &delta);
-            let snapshot = self.add_snapshot(&state);
+            let state = apply_numbered(self.full_entries(parent), &entries);
+            let snapshot = self.add_snapshot_entries(state);
             self.lineage
-                .insert(snapshot, (parent, delta.into_iter().collect()));
+                .insert(snapshot, (parent, entries.into_boxed_slice()));
             return snapshot;
         }
         let mut state_len = self.group(parent).state_len;
-        for (key, entry) in &delta {
-            match (self.get(parent, key).is_some(), entry.is_some()) {
+        for (key, entry) in &entries {
+            match (self.get_no(parent, *key).is_some(), entry.is_some()) {
                 (false, true) => state_len += 1,
                 (true, false) => state_len -= 1,
                 _ => {}
@@ -153,7 +175,7 @@ impl StateGroups {
         }
         self.push(StateGroup {
             parent: Some(parent),
-            delta: delta.into_iter().collect(),
+            delta: entries.into_boxed_slice(),
             deltas_above_snapshot,
             state_len,
         })
@@ -193,20 +215,61 @@ impl StateGroups {
 
     /// The event holding `key` in group `id`.
     pub fn get(&self, id: StateGroupId, key: &StateKey) -> Option<&str> {
+        let event = self.get_no(id, self.names.key_no(key)?)?;
+        Some(self.names.event_id(event))
+    }
+
+    /// The event holding (`event_type`, `state_key`) in group `id`, read without building
+    /// the key.
+    pub fn get_of(&self, id: StateGroupId, event_type: &str, state_key: &str) -> Option<&str> {
+        let key = self.names.key_no_of(event_type, state_key)?;
+        let event = self.get_no(id, key)?;
+        Some(self.names.event_id(event))
+    }
+
+    /// The numbers of the keys and events the groups hold.
+    pub fn names(&self) -> &StateNames {
+        &self.names
+    }
+
+    /// The event holding key number `key` in group `id`.
+    pub fn get_no(&self, id: StateGroupId, key: KeyNo) -> Option<EventNo> {
         let mut current = Some(id);
         while let Some(group_id) = current {
             let group = self.group(group_id);
             if let Some(entry) = group.entry(key) {
-                return entry.as_deref();
+                return entry;
             }
             current = group.parent;
         }
         None
     }
 
-    /// The deltas that make up group `id`, from the group itself down to its snapshot: the
-    /// first entry of a key met on the way is its value in the group.
-    pub fn chain(&self, id: StateGroupId) -> impl Iterator<Item = &[DeltaEntry]> {
+    /// The deltas that make up group `id`, from the group itself down to its snapshot, each
+    /// as its keys and events: the first entry of a key met on the way is its value in the
+    /// group.
+    pub fn chain(
+        &self,
+        id: StateGroupId,
+    ) -> impl Iterator<Item = impl Iterator<Item = (&StateKey, Option<&str>)>> {
+        self.chain_numbered(id)
+            .map(|delta| delta.iter().map(|entry| self.named(*entry)))
+    }
+
+    /// The group's own delta over its parent (its whole state for a snapshot), named.
+    pub fn delta_entries(
+        &self,
+        id: StateGroupId,
+    ) -> impl Iterator<Item = (&StateKey, Option<&str>)> {
+        self.group(id).delta.iter().map(|entry| self.named(*entry))
+    }
+
+    fn named(&self, (key, event): DeltaEntry) -> (&StateKey, Option<&str>) {
+        let event_id = event.map(|event| self.names.event_id(event));
+        (self.names.key(key), event_id)
+    }
+
+    fn chain_numbered(&self, id: StateGroupId) -> impl Iterator<Item = &[DeltaEntry]> {
         std::iter::successors(Some(self.group(id)), |group| {
             group.parent.map(|parent| self.group(parent))
         })
@@ -215,32 +278,21 @@ impl StateGroups {
 
     /// The full state of group `id`.
     pub fn state(&self, id: StateGroupId) -> StateMap {
-        let mut chain = vec![self.group(id)];
-        while let Some(parent) = chain.last().and_then(|group| group.parent) {
-            chain.push(self.group(parent));
-        }
-        let mut state = StateMap::new();
-        for group in chain.iter().rev() {
-            apply_entries(
-                &mut state,
-                group.delta.iter().map(|(key, entry)| (key, entry)),
-            );
-        }
-        state
+        self.full_entries(id)
+            .into_iter()
+            .map(|entry| {
+                let (key, event_id) = self.named(entry);
+                let event_id = event_id.expect("a full state holds no removals");
+                (key.clone(), event_id.to_owned())
+            })
+            .collect()
     }
 
-    /// The full state of group `id`, borrowing its keys and event ids.
-    fn state_refs(&self, id: StateGroupId) -> BTreeMap<&StateKey, &str> {
-        let mut state = BTreeMap::new();
-        for delta in self.chain(id) {
-            for (key, entry) in delta {
-                state.entry(key).or_insert(entry.as_deref());
-            }
-        }
-        state
-            .into_iter()
-            .filter_map(|(key, entry)| Some((key, entry?)))
-            .collect()
+    /// The full state of group `id` as numbered entries, sorted by key number.
+    fn full_entries(&self, id: StateGroupId) -> Vec<DeltaEntry> {
+        let mut entries = nearest_entries(self.chain_numbered(id));
+        entries.retain(|(_, event)| event.is_some());
+        entries
     }
 
     /// Turns `state`, the full state of group `from`, into that of group `to` by the keys
@@ -250,20 +302,24 @@ impl StateGroups {
         let Some(common) = self.common_ancestor(&[from, to]) else {
             return false;
         };
-        let changed_below = |top: StateGroupId| {
-            self.path_below(top, common)
-                .flat_map(|id| self.lineage_delta(id).iter().map(|(key, _)| key))
-        };
-        let keys: BTreeSet<&StateKey> = changed_below(from).chain(changed_below(to)).collect();
+        let mut keys: Vec<KeyNo> = [from, to]
+            .into_iter()
+            .flat_map(|top| self.path_below(top, common))
+            .flat_map(|id| self.lineage_delta(id).iter().map(|(key, _)| *key))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
         for key in keys {
-            match self.get(to, key) {
-                Some(event_id) => {
-                    if state.get(key).map(String::as_str) != Some(event_id) {
-                        state.insert(key.clone(), event_id.to_owned());
+            let name = self.names.key(key);
+            match self.get_no(to, key) {
+                Some(event) => {
+                    let event_id = self.names.event_id(event);
+                    if state.get(name).map(String::as_str) != Some(event_id) {
+                        state.insert(name.clone(), event_id.to_owned());
                     }
                 }
                 None => {
-                    state.remove(key);
+                    state.remove(name);
                 }
             }
         }
@@ -277,76 +333,92 @@ impl StateGroups {
         &self,
         groups: &[StateGroupId],
     ) -> BTreeMap<StateKey, Vec<Option<String>>> {
-        let Some(common) = self.common_ancestor(groups) else {
-            return differing_keys_of_states(
-                groups.iter().map(|id| self.state_refs(*id)).collect(),
-            );
-        };
-        // Each group's entries below the common ancestor, the nearest entry of a key winning.
-        let below: Vec<BTreeMap<&StateKey, Option<&str>>> = groups
+        self.name_differing(&self.differing_numbered(groups))
+    }
+
+    /// Differing keys by number (as [`StateGroups::differing_numbered`] gives them), named.
+    pub fn name_differing(
+        &self,
+        differing: &[(KeyNo, Vec<Option<EventNo>>)],
+    ) -> BTreeMap<StateKey, Vec<Option<String>>> {
+        differing
             .iter()
-            .map(|&top| {
-                let mut held = BTreeMap::new();
-                for id in self.path_below(top, common) {
-                    for (key, entry) in self.lineage_delta(id) {
-                        held.entry(key).or_insert(entry.as_deref());
-                    }
-                }
-                held
-            })
-            .collect();
-        let changed: BTreeSet<&StateKey> =
-            below.iter().flat_map(|held| held.keys().copied()).collect();
-        let unchanged_somewhere = changed
-            .iter()
-            .copied()
-            .filter(|key| below.iter().any(|held| !held.contains_key(key)));
-        let at_common: BTreeMap<&StateKey, Option<&str>> = self
-            .get_many(common, unchanged_somewhere)
-            .into_iter()
-            .collect();
-        changed
-            .into_iter()
-            .filter_map(|key| {
-                let held: Vec<Option<&str>> = below
+            .map(|(key, held)| {
+                let held = held
                     .iter()
-                    .map(|held| held.get(key).copied().unwrap_or_else(|| at_common[key]))
+                    .map(|event| event.map(|event| self.names.event_id(event).to_owned()))
                     .collect();
-                let differ = held.iter().any(|event_id| *event_id != held[0]);
-                differ.then(|| {
-                    let held = held.into_iter().map(|id| id.map(str::to_owned)).collect();
-                    (key.clone(), held)
-                })
+                (self.names.key(*key).clone(), held)
             })
             .collect()
     }
 
-    /// The events holding `keys` in group `id`, read in one walk down its chain (a key given
-    /// twice is answered once).
-    pub fn get_many<'k>(
+    /// [`StateGroups::differing_keys`] by number, sorted by key number.
+    pub fn differing_numbered(
         &self,
-        id: StateGroupId,
-        keys: impl IntoIterator<Item = &'k StateKey>,
-    ) -> Vec<(&'k StateKey, Option<&str>)> {
-        let mut pending: Vec<&StateKey> = keys.into_iter().collect();
-        pending.sort_unstable();
-        pending.dedup();
+        groups: &[StateGroupId],
+    ) -> Vec<(KeyNo, Vec<Option<EventNo>>)> {
+        let Some(common) = self.common_ancestor(groups) else {
+            let states: Vec<Vec<DeltaEntry>> =
+                groups.iter().map(|id| self.full_entries(*id)).collect();
+            return differing_of_states(&states);
+        };
+        // Each group's entries below the common ancestor, the nearest entry of a key winning.
+        let below: Vec<Vec<DeltaEntry>> = groups
+            .iter()
+            .map(|&top| {
+                nearest_entries(
+                    self.path_below(top, common)
+                        .map(|id| self.lineage_delta(id)),
+                )
+            })
+            .collect();
+        let mut changed: Vec<KeyNo> = below
+            .iter()
+            .flat_map(|held| held.iter().map(|(key, _)| *key))
+            .collect();
+        changed.sort_unstable();
+        changed.dedup();
+        let unchanged_somewhere = changed
+            .iter()
+            .copied()
+            .filter(|key| below.iter().any(|held| find_entry(held, *key).is_none()));
+        let at_common = self.get_many_numbered(common, unchanged_somewhere.collect());
+        changed
+            .into_iter()
+            .filter_map(|key| {
+                let held: Vec<Option<EventNo>> = below
+                    .iter()
+                    .map(|held| {
+                        find_entry(held, key)
+                            .or_else(|| find_entry(&at_common, key))
+                            .expect("a key unchanged below the ancestor is read there")
+                    })
+                    .collect();
+                let differ = held.iter().any(|event| *event != held[0]);
+                differ.then_some((key, held))
+            })
+            .collect()
+    }
+
+    /// The events holding `keys` (sorted, distinct) in group `id`, read in one walk down its
+    /// chain, sorted by key number.
+    fn get_many_numbered(&self, id: StateGroupId, mut pending: Vec<KeyNo>) -> Vec<DeltaEntry> {
         let mut found = Vec::with_capacity(pending.len());
-        for delta in self.chain(id) {
+        for delta in self.chain_numbered(id) {
             if pending.is_empty() {
                 break;
             }
-            pending.retain(
-                |key| match delta.binary_search_by(|(held, _)| held.cmp(key)) {
-                    Ok(index) => {
-                        found.push((*key, delta[index].1.as_deref()));
-                        false
-                    }
-                    Err(_) => true,
-                },
-            );
+            pending.retain(|key| match find_entry(delta, *key) {
+                Some(entry) => {
+                    found.push((*key, entry));
+                    false
+                }
+                None => true,
+            });
         }
         found.extend(pending.into_iter().map(|key| (key, None)));
+        found.sort_unstable_by_key(|(key, _)| *key);
         found
     }
 
@@ -413,19 +485,16 @@ impl StateGroups {
         false
     }
 
-    /// Approximate bytes held by all deltas: key and id lengths plus per-entry overhead.
+    /// Approximate bytes held: the numbered entries of every delta (and of the deltas that
+    /// snapshots stand for), each group's fixed part, and the names once.
     pub fn bytes_approx(&self) -> usize {
-        const ENTRY_OVERHEAD_BYTES: usize = 72;
-        self.groups
-            .iter()
-            .flat_map(|group| group.delta.iter())
-            .map(|((event_type, state_key), event_id)| {
-                event_type.len()
-                    + state_key.len()
-                    + event_id.as_ref().map_or(0, String::len)
-                    + ENTRY_OVERHEAD_BYTES
-            })
-            .sum()
+        const GROUP_OVERHEAD_BYTES: usize = std::mem::size_of::<StateGroup>();
+        const ENTRY_BYTES: usize = std::mem::size_of::<DeltaEntry>();
+        let entries: usize = self.groups.iter().map(|group| group.delta.len()).sum();
+        let lineage: usize = self.lineage.values().map(|(_, delta)| delta.len()).sum();
+        (entries + lineage) * ENTRY_BYTES
+            + self.groups.len() * GROUP_OVERHEAD_BYTES
+            + self.names.bytes_approx()
     }
 
     /// Checks that every parent has a smaller id (so every chain ends) and that no chain is
@@ -444,7 +513,7 @@ impl StateGroups {
                     ));
                 }
             };
-            let state_len = self.state(StateGroupId(len_u32(index))).len();
+            let state_len = self.full_entries(StateGroupId(len_u32(index))).len();
             if group.state_len() != state_len {
                 return Err(format!(
                     "state group {index} says it holds {} keys but holds {state_len}",
@@ -477,23 +546,51 @@ impl StateGroups {
     }
 }
 
-/// [`StateGroups::differing_keys`] of states held whole.
-fn differing_keys_of_states(
-    states: Vec<BTreeMap<&StateKey, &str>>,
-) -> BTreeMap<StateKey, Vec<Option<String>>> {
-    let keys: BTreeSet<&StateKey> = states
-        .iter()
-        .flat_map(|state| state.keys().copied())
+/// The entry of `key` in a delta sorted by key number.
+fn find_entry(delta: &[DeltaEntry], key: KeyNo) -> Option<Option<EventNo>> {
+    delta
+        .binary_search_by_key(&key, |(held, _)| *held)
+        .ok()
+        .map(|index| delta[index].1)
+}
+
+/// The entries of deltas given nearest first, the nearest entry of each key winning, sorted
+/// by key number (removals kept).
+fn nearest_entries<'a>(deltas: impl Iterator<Item = &'a [DeltaEntry]>) -> Vec<DeltaEntry> {
+    let mut entries: Vec<DeltaEntry> = deltas.flatten().copied().collect();
+    // Stable: of a key's entries, the nearest stays first and is the one kept.
+    entries.sort_by_key(|(key, _)| *key);
+    entries.dedup_by_key(|(key, _)| *key);
+    entries
+}
+
+/// A whole state (sorted by key number) changed by a delta (sorted by key number), as the
+/// entries of the new whole state in any order.
+fn apply_numbered(state: Vec<DeltaEntry>, delta: &[DeltaEntry]) -> Vec<DeltaEntry> {
+    let mut applied: Vec<DeltaEntry> = state
+        .into_iter()
+        .filter(|(key, _)| find_entry(delta, *key).is_none())
         .collect();
+    applied.extend(delta.iter().filter(|(_, event)| event.is_some()));
+    applied
+}
+
+/// [`StateGroups::differing_keys`] of states held whole (each sorted by key number).
+fn differing_of_states(states: &[Vec<DeltaEntry>]) -> Vec<(KeyNo, Vec<Option<EventNo>>)> {
+    let mut keys: Vec<KeyNo> = states
+        .iter()
+        .flat_map(|state| state.iter().map(|(key, _)| *key))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
     keys.into_iter()
         .filter_map(|key| {
-            let held: Vec<Option<&str>> =
-                states.iter().map(|state| state.get(key).copied()).collect();
-            let differ = held.iter().any(|event_id| *event_id != held[0]);
-            differ.then(|| {
-                let held = held.into_iter().map(|id| id.map(str::to_owned)).collect();
-                (key.clone(), held)
-            })
+            let held: Vec<Option<EventNo>> = states
+                .iter()
+                .map(|state| find_entry(state, key).flatten())
+                .collect();
+            let differ = held.iter().any(|event| *event != held[0]);
+            differ.then_some((key, held))
         })
         .collect()
 }
@@ -504,18 +601,21 @@ fn len_u32(len: usize) -> u32 {
 
 /// Applies `delta` to `state`.
 pub fn apply_delta(state: &mut StateMap, delta: &StateDelta) {
-    apply_entries(state, delta);
+    apply_entries(
+        state,
+        delta.iter().map(|(key, entry)| (key, entry.as_deref())),
+    );
 }
 
 /// Applies delta entries (of a map, or of a stored group) to `state`.
 pub fn apply_entries<'a>(
     state: &mut StateMap,
-    entries: impl IntoIterator<Item = (&'a StateKey, &'a Option<String>)>,
+    entries: impl IntoIterator<Item = (&'a StateKey, Option<&'a str>)>,
 ) {
     for (key, entry) in entries {
         match entry {
             Some(event_id) => {
-                state.insert(key.clone(), event_id.clone());
+                state.insert(key.clone(), event_id.to_owned());
             }
             None => {
                 state.remove(key);
@@ -699,6 +799,20 @@ mod tests {
         }
     }
 
+    /// The differing keys of whole states, compared as strings: the oracle.
+    fn differing_keys_of_maps(states: &[StateMap]) -> BTreeMap<StateKey, Vec<Option<String>>> {
+        let keys: std::collections::BTreeSet<&StateKey> =
+            states.iter().flat_map(|state| state.keys()).collect();
+        keys.into_iter()
+            .filter_map(|key| {
+                let held: Vec<Option<String>> =
+                    states.iter().map(|state| state.get(key).cloned()).collect();
+                let differ = held.iter().any(|event_id| *event_id != held[0]);
+                differ.then(|| (key.clone(), held))
+            })
+            .collect()
+    }
+
     #[test]
     fn differing_keys_read_through_chains_equal_those_of_full_states() {
         let GroupTree {
@@ -712,12 +826,17 @@ mod tests {
             all,
         } = group_tree();
         for id in all {
-            let borrowed: StateMap = groups
-                .state_refs(id)
+            let mut read: BTreeMap<&StateKey, Option<&str>> = BTreeMap::new();
+            for delta in groups.chain(id) {
+                for (key, event_id) in delta {
+                    read.entry(key).or_insert(event_id);
+                }
+            }
+            let read: StateMap = read
                 .into_iter()
-                .map(|(key, event_id)| (key.clone(), event_id.to_owned()))
+                .filter_map(|(key, event_id)| Some((key.clone(), event_id?.to_owned())))
                 .collect();
-            assert_eq!(borrowed, groups.state(id), "{id:?}");
+            assert_eq!(read, groups.state(id), "{id:?}");
         }
         for first in all {
             for second in all {
@@ -726,10 +845,10 @@ mod tests {
                         .into_iter()
                         .flatten()
                         .collect();
-                    let states = ids.iter().map(|id| groups.state_refs(*id)).collect();
+                    let states: Vec<StateMap> = ids.iter().map(|id| groups.state(*id)).collect();
                     assert_eq!(
                         groups.differing_keys(&ids),
-                        differing_keys_of_states(states),
+                        differing_keys_of_maps(&states),
                         "{ids:?}"
                     );
                 }

@@ -37,8 +37,7 @@ pub(super) struct GroupState<'a> {
 
 impl AuthState for GroupState<'_> {
     fn get(&self, event_type: &str, state_key: &str) -> Option<&Event> {
-        let key = (event_type.to_owned(), state_key.to_owned());
-        let event_id = self.groups.get(self.group, &key)?;
+        let event_id = self.groups.get_of(self.group, event_type, state_key)?;
         self.events.get(event_id).map(|record| record.pdu.event())
     }
 }

@@ -99,20 +99,15 @@ impl RoomStore {
         server: &str,
         wanted: impl Fn(&str) -> bool,
     ) -> bool {
-        let from = (MEMBER.to_owned(), String::new());
         let mut decided: Vec<&str> = Vec::new();
         for delta in self.groups.chain(group) {
-            let start = delta.partition_point(|(key, _)| *key < from);
-            let members = delta[start..]
-                .iter()
-                .take_while(|((event_type, _), _)| event_type == MEMBER);
+            let members = delta.filter(|((event_type, _), _)| event_type == MEMBER);
             for ((_, user_id), entry) in members {
                 if server_of(user_id) != server || decided.contains(&user_id.as_str()) {
                     continue;
                 }
                 decided.push(user_id);
                 let membership = entry
-                    .as_deref()
                     .and_then(|event_id| self.events.get(event_id))
                     .and_then(|record| record.pdu.event().membership());
                 if membership.is_some_and(&wanted) {

@@ -1,0 +1,126 @@
+//! The names a room's state groups hold, numbered: each state key and each event id is kept
+//! once per room, and groups hold pairs of small numbers instead of strings.
+//!
+//! A room of a thousand members keeps a snapshot of its whole state every so many groups, on
+//! every server; held as strings, such snapshots were most of a large run's memory, and
+//! comparing groups compared strings. Numbered, an entry is 8 bytes and compares as integers.
+//!
+//! Invariants: a name's number never changes once given; numbers are dense, in the order the
+//! names were first seen. That order is the room's history on this server, not the order of
+//! the strings: nothing whose order can reach results may be sorted by number (the groups'
+//! public answers are maps keyed by the strings).
+
+use crate::proto::event::StateKey;
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+/// A state key's number in its room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyNo(u32);
+
+/// An event id's number in its room; never zero, so `Option<EventNo>` is four bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventNo(NonZeroU32);
+
+/// The state keys and event ids of one room's groups, each with its number.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StateNames {
+    keys: Vec<StateKey>,
+    /// By event type, then state key: read with borrowed strings, no key built per lookup.
+    key_numbers: BTreeMap<String, BTreeMap<String, KeyNo>>,
+    event_ids: Vec<Arc<str>>,
+    event_numbers: BTreeMap<Arc<str>, EventNo>,
+}
+
+impl StateNames {
+    /// The number of `key`, if any group has held it.
+    pub fn key_no(&self, key: &StateKey) -> Option<KeyNo> {
+        self.key_no_of(&key.0, &key.1)
+    }
+
+    /// The number of the key (`event_type`, `state_key`), if any group has held it.
+    pub fn key_no_of(&self, event_type: &str, state_key: &str) -> Option<KeyNo> {
+        self.key_numbers.get(event_type)?.get(state_key).copied()
+    }
+
+    /// The number of `key`, given now if it has none yet.
+    pub fn number_key(&mut self, key: &StateKey) -> KeyNo {
+        if let Some(number) = self.key_no(key) {
+            return number;
+        }
+        let number = KeyNo(u32::try_from(self.keys.len()).expect("fewer than 2^32 state keys"));
+        self.keys.push(key.clone());
+        self.key_numbers
+            .entry(key.0.clone())
+            .or_default()
+            .insert(key.1.clone(), number);
+        number
+    }
+
+    pub fn key(&self, number: KeyNo) -> &StateKey {
+        &self.keys[number.0 as usize]
+    }
+
+    /// The number of `event_id`, given now if it has none yet.
+    pub fn number_event(&mut self, event_id: &str) -> EventNo {
+        if let Some(number) = self.event_numbers.get(event_id) {
+            return *number;
+        }
+        let position = u32::try_from(self.event_ids.len() + 1).expect("fewer than 2^32 events");
+        let number = EventNo(NonZeroU32::new(position).expect("positions start at 1"));
+        let event_id: Arc<str> = Arc::from(event_id);
+        self.event_ids.push(event_id.clone());
+        self.event_numbers.insert(event_id, number);
+        number
+    }
+
+    pub fn event_id(&self, number: EventNo) -> &str {
+        &self.event_ids[number.0.get() as usize - 1]
+    }
+
+    /// Approximate bytes held: the strings (a key's twice: listed and in its map), plus each
+    /// name's slot and map entry.
+    pub fn bytes_approx(&self) -> usize {
+        const NAME_OVERHEAD_BYTES: usize = 64;
+        let keys: usize = self
+            .keys
+            .iter()
+            .map(|key| 2 * (key.0.len() + key.1.len()) + NAME_OVERHEAD_BYTES)
+            .sum();
+        let events: usize = self
+            .event_ids
+            .iter()
+            .map(|event_id| event_id.len() + NAME_OVERHEAD_BYTES)
+            .sum();
+        keys + events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_keep_their_numbers_and_read_back() {
+        let mut names = StateNames::default();
+        let member = ("m.room.member".to_owned(), "@a:x".to_owned());
+        let topic = ("m.room.topic".to_owned(), String::new());
+        let first = names.number_key(&member);
+        let second = names.number_key(&topic);
+        assert_ne!(first, second);
+        assert_eq!(names.number_key(&member), first, "numbered once");
+        assert_eq!(names.key(second), &topic);
+        assert_eq!(names.key_no(&topic), Some(second));
+        assert_eq!(names.key_no_of("m.room.member", "@a:x"), Some(first));
+        assert_eq!(
+            names.key_no(&("m.room.name".to_owned(), String::new())),
+            None
+        );
+        let event = names.number_event("$one");
+        assert_eq!(names.number_event("$one"), event);
+        assert_ne!(names.number_event("$two"), event);
+        assert_eq!(names.event_id(event), "$one");
+        assert_eq!(std::mem::size_of::<(KeyNo, Option<EventNo>)>(), 8);
+    }
+}
