@@ -25,6 +25,10 @@ pub struct ServerConfig {
     /// after a crash reads. A server of a large room acknowledges every event of it, so a lab
     /// turns this off for servers it never crashes.
     pub record_acknowledged: bool,
+    /// Whether the server's durable log keeps its records, to replay them after a crash
+    /// ([`crate::server::store::DurableLog::digest_only`] otherwise). A lab turns this off for
+    /// servers it never crashes.
+    pub log_records_kept: bool,
     /// How many events one /get_missing_events round may ask for, and how many rounds a gap
     /// may take before the server falls back to /state_ids.
     pub missing_events_limit: u64,
@@ -132,6 +136,7 @@ impl ServerConfig {
             request_timeout: Duration::from_secs(10),
             transactions_remembered_max: 10_000,
             record_acknowledged: true,
+            log_records_kept: true,
             // Far above the spec's default of 10 so that a gap left by a long partition or a
             // crash closes in a few requests (catch-up sends only the newest event per room);
             // the serving side clamps each answer to 100 events.

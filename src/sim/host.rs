@@ -55,11 +55,15 @@ impl ServerSlot {
         clock: ServerClock,
         pdu_cache: Option<Rc<PduCache>>,
     ) -> Rc<Self> {
+        let log = match config.log_records_kept {
+            true => DurableLog::new(),
+            false => DurableLog::digest_only(),
+        };
         Rc::new(Self {
             name: config.name.clone(),
             config,
             clock,
-            log: DurableLog::new(),
+            log,
             current: RefCell::new(None),
             incarnations: Cell::new(0),
             actions: RefCell::new(VecDeque::new()),

@@ -175,13 +175,15 @@ pub struct Pdu {
 }
 
 /// What is computed from a PDU's JSON the first time it is asked for: its compact JSON text (a
-/// PDU shared by many servers goes on the wire many times, and is serialized once) and the
-/// length of its canonical JSON (which every server holding it counts). Derived from the JSON
-/// alone, so it takes no part in equality.
+/// PDU shared by many servers goes on the wire many times, and is serialized once), the
+/// length of its canonical JSON (which every server holding it counts) and the SHA-256 of the
+/// text (which every server's log digest writes). Derived from the JSON alone, so it takes no
+/// part in equality.
 #[derive(Clone, Default)]
 struct Derived {
     text: std::sync::OnceLock<Box<serde_json::value::RawValue>>,
     canonical_len: std::sync::OnceLock<usize>,
+    text_sha256: std::sync::OnceLock<[u8; 32]>,
 }
 
 impl PartialEq for Derived {
@@ -263,6 +265,14 @@ impl Pdu {
     }
 
     /// The length of [`Pdu::canonical_bytes`], computed once per PDU.
+    /// The SHA-256 of [`Pdu::json_text`]: names these exact bytes in digests.
+    pub fn text_sha256(&self) -> &[u8; 32] {
+        self.derived.text_sha256.get_or_init(|| {
+            use sha2::{Digest, Sha256};
+            Sha256::digest(self.json_text().get().as_bytes()).into()
+        })
+    }
+
     pub fn canonical_len(&self) -> usize {
         *self
             .derived

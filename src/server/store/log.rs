@@ -6,12 +6,19 @@
 //! lives outside the server's runtime: the simulation keeps a handle across a crash and hands
 //! it to the restarted server, whose store recovers by replaying the records.
 //!
+//! A server the run never crashes never replays its log, and at a thousand servers and ten
+//! thousand events its records would be ten million: such a server's log is *digest-only*
+//! ([`DurableLog::digest_only`]) and keeps the digest of its records as they are appended,
+//! the same digest [`DurableLog::digest`] gives for a log holding them.
+//!
 //! Invariants: records are only appended; the durable prefix only grows, except that a crash
-//! truncates the log to it; a record is immutable once appended.
+//! truncates the log to it; a record is immutable once appended; a digest-only log is never
+//! crashed nor replayed.
 
 use crate::proto::event::StateMap;
 use crate::proto::pdu::Pdu;
 use crate::proto::room_version::RoomVersion;
+use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Who made an ingested event.
@@ -90,9 +97,10 @@ impl LogRecord {
     }
 
     /// Writes everything the record holds, for a run's digest: two records write the same
-    /// text exactly when they are equal. An event is written as its JSON text, which is
-    /// written once per event and shared ([`Pdu::json_text`]), where the `Debug` form would
-    /// format the whole JSON object again for every record of every server.
+    /// text exactly when they are equal (up to SHA-256 collisions). An event is written as
+    /// the SHA-256 of its JSON text, computed once per event and shared
+    /// ([`Pdu::text_sha256`]), where the `Debug` form would format the whole JSON object again
+    /// for every record of every server.
     pub fn write_digest(&self, out: &mut impl std::fmt::Write) -> std::fmt::Result {
         match self {
             Self::OpenRoom {
@@ -124,10 +132,29 @@ impl LogRecord {
                     out,
                     "event {room_id} {kind} {verdict:?} redacted={held_redacted} {} {}",
                     pdu.room_version().id,
-                    pdu.json_text().get()
+                    Hex(pdu.text_sha256())
                 )
             }
         }
+    }
+}
+
+/// Lower-case hex of bytes, written without an intermediate string.
+struct Hex<'a>(&'a [u8]);
+
+impl std::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}
+
+/// Feeds formatted text straight into a hash, without an intermediate string.
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl std::fmt::Write for HashWriter<'_> {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        self.0.update(text.as_bytes());
+        Ok(())
     }
 }
 
@@ -135,6 +162,17 @@ impl LogRecord {
 struct Records {
     records: Vec<LogRecord>,
     durable_len: usize,
+    /// For a digest-only log: the hash of every record so far, and how many there were.
+    streamed: Option<(Sha256, usize)>,
+}
+
+impl Records {
+    fn len(&self) -> usize {
+        match &self.streamed {
+            Some((_, appended)) => *appended,
+            None => self.records.len(),
+        }
+    }
 }
 
 /// A shared handle on one server's log; clones see the same records.
@@ -144,8 +182,20 @@ pub struct DurableLog {
 }
 
 impl DurableLog {
+    /// A log that keeps its records, to be replayed after a crash.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A log that keeps only the digest of its records, for a server that never crashes.
+    pub fn digest_only() -> Self {
+        let records = Records {
+            streamed: Some((Sha256::new(), 0)),
+            ..Records::default()
+        };
+        Self {
+            inner: Arc::new(Mutex::new(records)),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Records> {
@@ -157,24 +207,53 @@ impl DurableLog {
     }
 
     pub fn append(&self, record: LogRecord) {
-        self.lock().records.push(record);
+        let mut records = self.lock();
+        match &mut records.streamed {
+            Some((hasher, appended)) => {
+                record
+                    .write_digest(&mut HashWriter(hasher))
+                    .expect("hashing never fails");
+                *appended += 1;
+            }
+            None => records.records.push(record),
+        }
     }
 
     /// Makes every record so far durable.
     pub fn flush(&self) {
         let mut records = self.lock();
-        records.durable_len = records.records.len();
+        records.durable_len = records.len();
     }
 
     /// Drops every record that was not flushed, as a crash does.
     pub fn crash(&self) {
         let mut records = self.lock();
+        assert!(
+            records.streamed.is_none() || records.durable_len == records.len(),
+            "a digest-only log cannot lose records: its server must never crash"
+        );
         let durable_len = records.durable_len;
         records.records.truncate(durable_len);
     }
 
     pub fn len(&self) -> usize {
-        self.lock().records.len()
+        self.lock().len()
+    }
+
+    /// The SHA-256 of every record's [`LogRecord::write_digest`] text, in order: the same for
+    /// a digest-only log as for one holding the same records.
+    pub fn digest(&self) -> [u8; 32] {
+        let records = self.lock();
+        if let Some((hasher, _)) = &records.streamed {
+            return hasher.clone().finalize().into();
+        }
+        let mut hasher = Sha256::new();
+        for record in &records.records {
+            record
+                .write_digest(&mut HashWriter(&mut hasher))
+                .expect("hashing never fails");
+        }
+        hasher.finalize().into()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -188,12 +267,23 @@ impl DurableLog {
     /// Whether every record is durable.
     pub fn is_flushed(&self) -> bool {
         let records = self.lock();
-        records.durable_len == records.records.len()
+        records.durable_len == records.len()
     }
 
-    /// A copy of every record, in order (cheap: events are shared).
+    /// A copy of every record, in order (cheap: events are shared). A digest-only log has
+    /// none to give once it was appended to: its server must never replay it.
     pub fn records(&self) -> Vec<LogRecord> {
-        self.lock().records.clone()
+        let records = self.lock();
+        assert!(
+            records.streamed.is_none() || records.len() == 0,
+            "a digest-only log keeps no records to replay"
+        );
+        records.records.clone()
+    }
+
+    /// Whether the log keeps its records (and so can be replayed after a crash).
+    pub fn keeps_records(&self) -> bool {
+        self.lock().streamed.is_none()
     }
 
     /// Whether `self` and `other` are handles on the same log.
@@ -229,6 +319,34 @@ mod tests {
         assert!(log.is_flushed());
         assert!(log.same_log(&handle));
         assert!(!log.same_log(&DurableLog::new()));
+    }
+
+    #[test]
+    fn a_digest_only_log_digests_as_a_log_holding_the_records() {
+        let held = DurableLog::new();
+        let digested = DurableLog::digest_only();
+        assert!(!digested.keeps_records());
+        assert_eq!(held.digest(), digested.digest(), "empty");
+        for room in ["!a:x", "!b:x"] {
+            held.append(open(room));
+            digested.append(open(room));
+        }
+        digested.flush();
+        assert_eq!(held.digest(), digested.digest());
+        assert_eq!(digested.len(), 2);
+        assert!(digested.is_flushed());
+        held.append(open("!c:x"));
+        assert_ne!(held.digest(), digested.digest(), "one more record");
+        digested.append(open("!d:x"));
+        assert_ne!(held.digest(), digested.digest(), "another record");
+    }
+
+    #[test]
+    #[should_panic(expected = "must never crash")]
+    fn a_digest_only_log_refuses_to_lose_records() {
+        let log = DurableLog::digest_only();
+        log.append(open("!a:x"));
+        log.crash();
     }
 
     #[test]

@@ -264,8 +264,8 @@ fn servers_crashed(plan: &RunPlan) -> BTreeSet<usize> {
 
 /// One slot per planned server, each with its seeded key and a clock on `network_clock`, all
 /// sharing `pdu_cache` when there is one; honest ones with `defences`. Only servers the plan
-/// crashes record the events they acknowledge: nothing else reads them, and at a thousand
-/// servers and ten thousand events they would be ten million ids.
+/// crashes record the events they acknowledge and keep their logs' records: nothing else reads
+/// them, and at a thousand servers and ten thousand events they would be ten million of each.
 fn slots(
     plan: &RunPlan,
     network_clock: Rc<dyn NetworkClock>,
@@ -282,6 +282,7 @@ fn slots(
             let mut config = ServerConfig::new(&server.name, key_seed);
             config.room_version = plan.room_version;
             config.record_acknowledged = crashed.contains(&server.id.0);
+            config.log_records_kept = crashed.contains(&server.id.0);
             if server.honest {
                 config.defences = defences;
             }
