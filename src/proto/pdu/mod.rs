@@ -176,14 +176,16 @@ pub struct Pdu {
 
 /// What is computed from a PDU's JSON the first time it is asked for: its compact JSON text (a
 /// PDU shared by many servers goes on the wire many times, and is serialized once), the
-/// length of its canonical JSON (which every server holding it counts) and the SHA-256 of the
-/// text (which every server's log digest writes). Derived from the JSON alone, so it takes no
+/// length of its canonical JSON (which every server holding it counts), the SHA-256 of the
+/// text (which every server's log digest writes) and its event id as one shared string (which
+/// every server's store keys it by). Derived from the JSON alone, so it takes no
 /// part in equality.
 #[derive(Clone, Default)]
 struct Derived {
     text: std::sync::OnceLock<Box<serde_json::value::RawValue>>,
     canonical_len: std::sync::OnceLock<usize>,
     text_sha256: std::sync::OnceLock<[u8; 32]>,
+    event_id: std::sync::OnceLock<std::sync::Arc<str>>,
 }
 
 impl PartialEq for Derived {
@@ -265,6 +267,15 @@ impl Pdu {
     }
 
     /// The length of [`Pdu::canonical_bytes`], computed once per PDU.
+    /// The event id as a shared string: every holder of this PDU that keeps the id takes this
+    /// one instead of a copy.
+    pub fn shared_event_id(&self) -> std::sync::Arc<str> {
+        self.derived
+            .event_id
+            .get_or_init(|| std::sync::Arc::from(self.event_id()))
+            .clone()
+    }
+
     /// The SHA-256 of [`Pdu::json_text`]: names these exact bytes in digests.
     pub fn text_sha256(&self) -> &[u8; 32] {
         self.derived.text_sha256.get_or_init(|| {

@@ -270,7 +270,7 @@ impl RoomStore {
             _ if !self.auth_rules_enforced => EventStatus::Accepted,
             Err(error) => EventStatus::Rejected {
                 check: Check::AuthEvents,
-                error,
+                error: Box::new(error),
             },
             Ok(()) => {
                 let history = origin == Origin::Backfilled;
@@ -287,7 +287,7 @@ impl RoomStore {
         let accepted = status == EventStatus::Accepted;
         let extremities_changed = self
             .dag
-            .insert_pdu(self.event_key(held.event_id()), &held, accepted)
+            .insert_pdu(self.event_key(&held), &held, accepted)
             .expect("checked insertable above");
         let event_id = event.event_id.clone();
         self.store_record(
@@ -335,7 +335,7 @@ impl RoomStore {
             Ok(()) => EventStatus::Outlier,
             Err(error) => EventStatus::Rejected {
                 check: Check::AuthEvents,
-                error,
+                error: Box::new(error),
             },
         };
         let event_id = held.event_id().to_owned();
@@ -455,7 +455,7 @@ impl RoomStore {
         if let Some(existing) = self.events.get(pdu.event_id())
             && existing.redacted.is_some()
         {
-            return (existing.pdu.clone(), existing.redacted.clone());
+            return (existing.pdu.clone(), existing.redacted.as_deref().cloned());
         }
         if held_redacted {
             (
@@ -566,7 +566,7 @@ impl RoomStore {
         if let Err(error) = check_auth(self.version, event, state_before) {
             return EventStatus::Rejected {
                 check: Check::StateBefore,
-                error,
+                error: Box::new(error),
             };
         }
         // Before the first accepted event there is no current state to hold it against, and
@@ -583,7 +583,7 @@ impl RoomStore {
         };
         match check_auth(self.version, event, &current_state) {
             Ok(()) => EventStatus::Accepted,
-            Err(error) => EventStatus::SoftFailed(error),
+            Err(error) => EventStatus::SoftFailed(Box::new(error)),
         }
     }
 
@@ -621,7 +621,6 @@ impl RoomStore {
         state: Option<EventState>,
         origin: Origin,
     ) {
-        let bytes = pdu.canonical_len();
         let sequence = match self.events.get(pdu.event_id()) {
             Some(old) => {
                 if old.status.is_authorized() {
@@ -631,7 +630,7 @@ impl RoomStore {
                 if old.redacted.is_some() {
                     self.counts.redacted -= 1;
                 }
-                self.event_bytes -= old.bytes;
+                self.event_bytes -= old.pdu.canonical_len();
                 old.sequence
             }
             None => {
@@ -646,17 +645,16 @@ impl RoomStore {
         if redacted.is_some() {
             self.counts.redacted += 1;
         }
-        self.event_bytes += bytes;
+        self.event_bytes += pdu.canonical_len();
         let record = EventRecord {
             pdu: pdu.clone(),
             status,
-            redacted,
+            redacted: redacted.map(Box::new),
             state,
             origin,
             sequence,
-            bytes,
         };
-        let key = self.event_key(pdu.event_id());
+        let key = self.event_key(&pdu);
         if !self.events.contains_key(&key) {
             let events = &self.events;
             let key_of = |id: &str| events.get_key_value(id).map(|(held, _)| held.clone());
@@ -665,16 +663,18 @@ impl RoomStore {
         self.events.insert(key, record);
     }
 
-    /// The one `Arc<str>` the store keeps for `event_id`: of its record or of the DAG, else a
-    /// new one. Shared, so that each server holds each id once whatever indexes name it.
-    fn event_key(&self, event_id: &str) -> Arc<str> {
+    /// The one `Arc<str>` the store keeps for the PDU's event id: of its record or of the DAG,
+    /// else the PDU's own, which every server holding the shared PDU also takes. Shared, so
+    /// that each id is held once whatever indexes name it.
+    fn event_key(&self, pdu: &Pdu) -> Arc<str> {
+        let event_id = pdu.event_id();
         if let Some((key, _)) = self.events.get_key_value(event_id) {
             return key.clone();
         }
         self.dag
             .interned(event_id)
             .cloned()
-            .unwrap_or_else(|| Arc::from(event_id))
+            .unwrap_or_else(|| pdu.shared_event_id())
     }
 }
 
@@ -912,12 +912,12 @@ mod tests {
     fn recorded_verdicts_follow_the_status() {
         let error = AuthError::new(AuthRule::SenderNotJoined, "x");
         assert_eq!(
-            RecordedVerdict::from(&EventStatus::SoftFailed(error.clone())),
+            RecordedVerdict::from(&EventStatus::SoftFailed(Box::new(error.clone()))),
             RecordedVerdict::SoftFailed
         );
         let rejected = EventStatus::Rejected {
             check: Check::StateBefore,
-            error,
+            error: Box::new(error),
         };
         assert_eq!(RecordedVerdict::from(&rejected), RecordedVerdict::Rejected);
         assert!(!rejected.changes_state() && EventStatus::Accepted.changes_state());

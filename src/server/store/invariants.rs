@@ -26,7 +26,7 @@ impl RoomStore {
             if record.redacted.is_some() {
                 counts.redacted += 1;
             }
-            event_bytes += record.bytes;
+            event_bytes += record.pdu.canonical_len();
             self.check_record(event_id)?;
         }
         let authorized = self
@@ -146,7 +146,7 @@ impl RoomStore {
             matches!(
                 self.events
                     .get(id)
-                    .and_then(|record| record.redacted.as_ref()),
+                    .and_then(|record| record.redacted.as_deref()),
                 Some(RedactedBecause::Redaction { .. })
             )
         };

@@ -28,9 +28,9 @@ pub enum EventStatus {
     /// Passed the checks against its auth events and the state before it, failed against the
     /// current state when it arrived: kept in the DAG and in later events' state, never an
     /// extremity, never sent to clients.
-    SoftFailed(AuthError),
+    SoftFailed(Box<AuthError>),
     /// Failed a check that rejects: kept, but changes no state and is never cited.
-    Rejected { check: Check, error: AuthError },
+    Rejected { check: Check, error: Box<AuthError> },
     /// Passed the checks against its auth events; held for auth chains only, without state.
     Outlier,
 }
@@ -74,13 +74,12 @@ pub struct EventState {
 pub struct EventRecord {
     pub(super) pdu: Arc<Pdu>,
     pub(super) status: EventStatus,
-    pub(super) redacted: Option<RedactedBecause>,
+    pub(super) redacted: Option<Box<RedactedBecause>>,
     pub(super) state: Option<EventState>,
     pub(super) origin: Origin,
     /// The order in which the store first learnt of the event; an event's auth events always
     /// have smaller numbers.
     pub(super) sequence: u64,
-    pub(super) bytes: usize,
 }
 
 impl EventRecord {
@@ -94,7 +93,7 @@ impl EventRecord {
     }
 
     pub fn redacted(&self) -> Option<&RedactedBecause> {
-        self.redacted.as_ref()
+        self.redacted.as_deref()
     }
 
     /// `None` for events held without state.

@@ -61,13 +61,11 @@ impl RoomStore {
         }
         let record = self.events.get_mut(target_id).expect("the target is held");
         let pdu = Arc::new(record.pdu.redacted());
-        let bytes = pdu.canonical_len();
-        self.event_bytes = self.event_bytes - record.bytes + bytes;
-        record.bytes = bytes;
+        self.event_bytes = self.event_bytes - record.pdu.canonical_len() + pdu.canonical_len();
         record.pdu = pdu;
-        record.redacted = Some(RedactedBecause::Redaction {
+        record.redacted = Some(Box::new(RedactedBecause::Redaction {
             redaction_id: redaction_id.to_owned(),
-        });
+        }));
         self.counts.redacted += 1;
         true
     }
