@@ -16,8 +16,8 @@
 //! them.
 //!
 //! Invariants: the graph has no cycle (an insert that would close one fails); every extremity
-//! is a timeline node without timeline descendants; `by_depth` holds exactly the nodes; each
-//! list of children is sorted and without duplicates; one id has one `Arc<str>` in the DAG.
+//! is a timeline node without timeline descendants; each list of children is sorted and
+//! without duplicates; one id has one `Arc<str>` in the DAG.
 
 pub use crate::proto::pdu::PREV_EVENTS_MAX;
 use crate::proto::pdu::Pdu;
@@ -76,9 +76,10 @@ pub enum DagError {
 pub struct Dag {
     nodes: BTreeMap<Id, Node>,
     /// For every prev edge target, known or not, the nodes that cite it (sorted).
-    children: BTreeMap<Id, Vec<Id>>,
+    /// Boxed slices sized to their entries: most events have one child, and a `Vec` would
+    /// keep room for four.
+    children: BTreeMap<Id, Box<[Id]>>,
     extremities: BTreeSet<String>,
-    by_depth: BTreeSet<(u64, Id)>,
 }
 
 impl Dag {
@@ -109,7 +110,7 @@ impl Dag {
         self.children
             .get(event_id)
             .into_iter()
-            .flatten()
+            .flat_map(|children| children.iter())
             .map(|id| &**id)
     }
 
@@ -119,18 +120,6 @@ impl Dag {
 
     pub fn extremities(&self) -> &BTreeSet<String> {
         &self.extremities
-    }
-
-    /// Nodes by ascending depth, then event id.
-    pub fn by_depth(&self) -> impl DoubleEndedIterator<Item = (u64, &str)> {
-        self.by_depth
-            .iter()
-            .map(|(depth, event_id)| (*depth, &**event_id))
-    }
-
-    /// The greatest depth of any node.
-    pub fn depth_max(&self) -> Option<u64> {
-        self.by_depth.last().map(|(depth, _)| *depth)
     }
 
     /// Places an event given by its id and prev events. `timeline` says whether it was
@@ -185,10 +174,13 @@ impl Dag {
             let prev = self.intern(prev_event_id);
             let children = self.children.entry(prev).or_default();
             if let Err(at) = children.binary_search(&id) {
-                children.insert(at, id.clone());
+                let mut grown = Vec::with_capacity(children.len() + 1);
+                grown.extend_from_slice(&children[..at]);
+                grown.push(id.clone());
+                grown.extend_from_slice(&children[at..]);
+                *children = grown.into_boxed_slice();
             }
         }
-        self.by_depth.insert((depth, id.clone()));
         self.nodes.insert(
             id.clone(),
             Node {
@@ -375,14 +367,6 @@ impl Dag {
                 "forward extremities are {:?} but should be {:?}",
                 self.extremities, expected
             ));
-        }
-        let indexed: BTreeSet<(u64, Id)> = self
-            .nodes
-            .iter()
-            .map(|(id, node)| (node.depth, id.clone()))
-            .collect();
-        if indexed != self.by_depth {
-            return Err("the depth index does not match the events".to_owned());
         }
         for (target, children) in &self.children {
             if !children.windows(2).all(|pair| pair[0] < pair[1]) {
