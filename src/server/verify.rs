@@ -70,9 +70,41 @@ enum Verdict {
     BadSignature(String),
 }
 
+/// A parsed PDU with what checking its signatures looks up, worked out once per PDU (with a
+/// [`PduCache`], once per run) rather than once per server that receives it.
+#[derive(Debug)]
+struct ParsedEvent {
+    pdu: Arc<Pdu>,
+    /// [`required_signers`], in its order: the servers whose keys the check needs.
+    signers: Vec<String>,
+    /// [`signature_key_queries`], in its order, each as (index into `signers`, key id).
+    queries: Vec<(usize, String)>,
+}
+
+impl ParsedEvent {
+    fn new(pdu: Pdu) -> Self {
+        let signers: Vec<String> = required_signers(&pdu).into_iter().collect();
+        let queries = signature_key_queries(&pdu)
+            .into_iter()
+            .map(|(server, key_id)| {
+                let index = signers
+                    .iter()
+                    .position(|signer| *signer == server)
+                    .expect("every key query is of a required signer");
+                (index, key_id)
+            })
+            .collect();
+        Self {
+            pdu: Arc::new(pdu),
+            signers,
+            queries,
+        }
+    }
+}
+
 /// Everything learnt about one exact JSON object in one room version.
 struct Entry {
-    parsed: Result<Arc<Pdu>, String>,
+    parsed: Parsed,
     verdicts: Vec<(KeysUsed, Verdict)>,
 }
 
@@ -210,11 +242,11 @@ impl PduCache {
     }
 }
 
-type Parsed = Result<Arc<Pdu>, String>;
+type Parsed = Result<Arc<ParsedEvent>, String>;
 
 fn parse(raw: RawPdu, version: &'static RoomVersion) -> Parsed {
     Pdu::from_json(raw, version)
-        .map(Arc::new)
+        .map(|pdu| Arc::new(ParsedEvent::new(pdu)))
         .map_err(|e| e.to_string())
 }
 
@@ -332,19 +364,25 @@ impl Inner {
         cached: Option<(&PduCache, [u8; 32])>,
         version: &'static RoomVersion,
     ) -> Result<CheckedPdu, DropReason> {
-        let pdu = parsed.map_err(|e| {
+        let event = parsed.map_err(|e| {
             self.metrics.borrow_mut().pdus_dropped_bad_format += 1;
             DropReason::Format(e)
         })?;
-        let key_sets = self.key_sets(required_signers(&pdu)).await;
+        let pdu = event.pdu.clone();
+        let held = self.held_keys_in_order(&event.signers).await;
         let lookup = |query: &KeyQuery<'_>| -> Option<VerifyingKey> {
-            let set = key_sets.get(query.server_name)?;
-            set.key_for_event(query.key_id, query.origin_server_ts, version)
+            let index = event
+                .signers
+                .iter()
+                .position(|signer| signer == query.server_name)?;
+            held[index]
+                .as_ref()?
+                .key_for_event(query.key_id, query.origin_server_ts, version)
                 .ok()
         };
         let verdict = match &cached {
             Some((cache, key)) => {
-                let keys_used = keys_used(&pdu, &lookup);
+                let keys_used = keys_used(&event, &lookup);
                 cache.verdict(key, &keys_used).unwrap_or_else(|| {
                     let verdict = verify(&pdu, &lookup);
                     cache.remember_verdict(key, keys_used, verdict.clone());
@@ -397,7 +435,10 @@ pub(crate) struct ParsedPdu {
 impl ParsedPdu {
     /// The event, or why its text is not one.
     pub(crate) fn pdu(&self) -> Result<&Arc<Pdu>, &str> {
-        self.parsed.as_ref().map_err(String::as_str)
+        self.parsed
+            .as_ref()
+            .map(|event| &event.pdu)
+            .map_err(String::as_str)
     }
 }
 
@@ -440,15 +481,19 @@ impl ReceivedPdu for ParsedPdu {
     }
 }
 
-/// The lookup's answer to every query the verification of `pdu` may make.
-fn keys_used(pdu: &Pdu, lookup: &impl Fn(&KeyQuery<'_>) -> Option<VerifyingKey>) -> KeysUsed {
-    let origin_server_ts = pdu.event().origin_server_ts;
-    let enforce_validity_period = pdu.room_version().enforce_key_validity;
-    signature_key_queries(pdu)
+/// The lookup's answer to every query the verification of `event` may make.
+fn keys_used(
+    event: &ParsedEvent,
+    lookup: &impl Fn(&KeyQuery<'_>) -> Option<VerifyingKey>,
+) -> KeysUsed {
+    let origin_server_ts = event.pdu.event().origin_server_ts;
+    let enforce_validity_period = event.pdu.room_version().enforce_key_validity;
+    event
+        .queries
         .iter()
-        .map(|(server_name, key_id)| {
+        .map(|(index, key_id)| {
             lookup(&KeyQuery {
-                server_name,
+                server_name: &event.signers[*index],
                 key_id,
                 origin_server_ts,
                 enforce_validity_period,
@@ -505,16 +550,16 @@ mod tests {
         let cache = PduCache::new(8);
         let raw = signed("hi", &key(1));
         let k = cache_key(&raw, version);
-        let pdu = cache.parse(&k, || Ok(raw.clone()), version).unwrap();
+        let event = cache.parse(&k, || Ok(raw.clone()), version).unwrap();
         let good = key(1).verifying_key();
         let bad = key(2).verifying_key();
         let with = |known: VerifyingKey| move |_: &KeyQuery<'_>| Some(known);
-        let used_good = keys_used(&pdu, &with(good));
-        let used_bad = keys_used(&pdu, &with(bad));
+        let used_good = keys_used(&event, &with(good));
+        let used_bad = keys_used(&event, &with(bad));
         assert_eq!(used_good, vec![Some(good)]);
         assert!(cache.verdict(&k, &used_good).is_none());
-        cache.remember_verdict(&k, used_good.clone(), verify(&pdu, &with(good)));
-        cache.remember_verdict(&k, used_bad.clone(), verify(&pdu, &with(bad)));
+        cache.remember_verdict(&k, used_good.clone(), verify(&event.pdu, &with(good)));
+        cache.remember_verdict(&k, used_bad.clone(), verify(&event.pdu, &with(bad)));
         assert!(matches!(
             cache.verdict(&k, &used_good),
             Some(Verdict::Valid)
@@ -523,6 +568,35 @@ mod tests {
             cache.verdict(&k, &used_bad),
             Some(Verdict::BadSignature(_))
         ));
+    }
+
+    /// The signers and key queries worked out once per event are those the proto functions
+    /// list, also for an event signed by several servers with several keys, some not ed25519.
+    #[test]
+    fn the_parsed_event_holds_the_signers_and_queries_of_its_pdu() {
+        let version = room_version("11").unwrap();
+        let mut raw = signed("multi", &key(1));
+        let signatures = raw["signatures"].as_object_mut().unwrap();
+        signatures.insert("b.example".into(), json!({"ed25519:x": "AAAA"}));
+        let by_a = signatures["a.example"].as_object_mut().unwrap();
+        by_a.insert("ed25519:a_2".into(), json!("AAAA"));
+        by_a.insert("curve25519:z".into(), json!("AAAA"));
+        let event = parse(raw, version).unwrap();
+        let signers: Vec<String> = required_signers(&event.pdu).into_iter().collect();
+        assert_eq!(event.signers, signers);
+        let queries: Vec<(String, String)> = event
+            .queries
+            .iter()
+            .map(|(index, key_id)| (event.signers[*index].clone(), key_id.clone()))
+            .collect();
+        assert_eq!(queries, signature_key_queries(&event.pdu));
+        assert_eq!(
+            queries,
+            [
+                ("a.example".to_owned(), "ed25519:a_2".to_owned()),
+                ("a.example".to_owned(), "ed25519:k".to_owned())
+            ]
+        );
     }
 
     #[test]
