@@ -253,19 +253,42 @@ fn parse(raw: RawPdu, version: &'static RoomVersion) -> Parsed {
 /// The cache key of a raw PDU: the room version and the JSON serialized as serde_json writes
 /// a map (keys sorted, numbers exact), which differs whenever the parsed JSON differs.
 fn cache_key(raw: &RawPdu, version: &RoomVersion) -> [u8; 32] {
-    let bytes = serde_json::to_vec(raw).expect("a JSON map serializes");
-    text_cache_key(&bytes, version)
+    PduDigest::of_raw(raw).0.key(version)
 }
 
 /// The cache key of a PDU received as JSON text: the room version and the exact bytes. An
 /// honest server writes a PDU as serde_json writes its map, so both keys of one event agree;
 /// other bytes for the same JSON only cost a second entry.
 fn text_cache_key(bytes: &[u8], version: &RoomVersion) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update(version.id.as_bytes());
-    hasher.update([0]);
-    hasher.update(bytes);
-    hasher.finalize().into()
+    PduDigest::of_bytes(bytes).key(version)
+}
+
+/// A PDU's bytes hashed, before the room version completes them into its cache key: a
+/// transaction's PDUs are serialized once, for the size check, before their rooms are known.
+///
+/// The key is SHA-256 over the bytes, a zero byte and the version id. JSON text holds no raw
+/// zero byte and no version id does, so the last zero byte tells where the bytes end: two
+/// different (bytes, version) pairs never hash the same stream.
+#[derive(Clone)]
+pub(crate) struct PduDigest(Sha256);
+
+impl PduDigest {
+    fn of_bytes(bytes: &[u8]) -> Self {
+        Self(Sha256::new_with_prefix(bytes))
+    }
+
+    /// The digest of `raw` as serde_json writes it, and the length of that text.
+    pub(crate) fn of_raw(raw: &RawPdu) -> (Self, usize) {
+        let bytes = serde_json::to_vec(raw).expect("a JSON map serializes");
+        (Self::of_bytes(&bytes), bytes.len())
+    }
+
+    fn key(&self, version: &RoomVersion) -> [u8; 32] {
+        let mut hasher = self.0.clone();
+        hasher.update([0]);
+        hasher.update(version.id.as_bytes());
+        hasher.finalize().into()
+    }
 }
 
 /// A PDU's JSON object read from its text.
@@ -298,10 +321,24 @@ impl Inner {
         raw: &RawPdu,
         version: &'static RoomVersion,
     ) -> Result<CheckedPdu, DropReason> {
-        let cached = self
-            .pdu_cache
-            .as_ref()
-            .map(|cache| (cache.as_ref(), cache_key(raw, version)));
+        self.check_received_pdu_digested(raw, None, version).await
+    }
+
+    /// As [`Inner::check_received_pdu_ref`], with the digest of `raw` when the caller has it
+    /// (it is computed here otherwise, when there is a cache).
+    pub(crate) async fn check_received_pdu_digested(
+        &self,
+        raw: &RawPdu,
+        digest: Option<&PduDigest>,
+        version: &'static RoomVersion,
+    ) -> Result<CheckedPdu, DropReason> {
+        let cached = self.pdu_cache.as_ref().map(|cache| {
+            let key = match digest {
+                Some(digest) => digest.key(version),
+                None => cache_key(raw, version),
+            };
+            (cache.as_ref(), key)
+        });
         let parsed = match &cached {
             Some((cache, key)) => cache.parse(key, || Ok(raw.clone()), version),
             None => parse(raw.clone(), version),
@@ -614,6 +651,13 @@ mod tests {
             text_cache_key(spaced.get().as_bytes(), version),
             cache_key(&raw, version),
             "other bytes are another entry"
+        );
+        let (digest, length) = PduDigest::of_raw(&raw);
+        assert_eq!(digest.key(version), cache_key(&raw, version));
+        assert_eq!(length, text.get().len());
+        assert_ne!(
+            digest.key(room_version("10").unwrap()),
+            cache_key(&raw, version)
         );
         let not_an_object = RawValue::from_string("[1]".into()).unwrap();
         assert!(object_of(&not_an_object).is_err());
