@@ -24,7 +24,7 @@ use crate::proto::room_version::RoomVersion;
 use crate::proto::signing::VerifyingKey;
 use crate::proto::wire::RawPdu;
 use crate::server::Inner;
-use crate::server::fifo_map::FifoMap;
+use crate::server::fifo_map::{DigestKeys, FifoMap};
 use crate::server::inbound::answers::AnswerInterner;
 use crate::server::keys::{KeyInterner, KeyResponseMemo, KeyResponseMemoStats};
 use crate::server::request_memo::{RequestMemo, RequestMemoStats};
@@ -126,7 +126,7 @@ pub struct PduCacheStats {
 /// room version and the exact JSON. Bounded: past `entries_max` the oldest entry is
 /// forgotten (first in, first out), which only costs a recomputation.
 pub struct PduCache {
-    entries: RefCell<FifoMap<[u8; 32], Entry>>,
+    entries: RefCell<FifoMap<[u8; 32], Entry, DigestKeys>>,
     stats: Cell<PduCacheStats>,
     /// Peers' parsed keys, held once for the run (see `keys.rs`).
     keys: KeyInterner,
@@ -142,7 +142,7 @@ impl PduCache {
     /// An empty cache holding at most `entries_max` PDUs (at least 1).
     pub fn new(entries_max: usize) -> Self {
         Self {
-            entries: RefCell::new(FifoMap::new(entries_max)),
+            entries: RefCell::new(FifoMap::with_hasher(entries_max)),
             stats: Cell::new(PduCacheStats::default()),
             keys: Default::default(),
             key_responses: Default::default(),
