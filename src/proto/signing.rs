@@ -139,6 +139,11 @@ impl VerifyingKey {
         base64::encode_standard(self.0.as_bytes())
     }
 
+    /// The 32 bytes of the compressed point, as [`VerifyingKey::to_base64`] encodes them.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        self.0.as_bytes()
+    }
+
     /// Checks an unpadded base64 signature over `message`.
     pub fn verify_bytes(&self, message: &[u8], signature_base64: &str) -> bool {
         let Ok(bytes) = base64::decode_standard(signature_base64) else {

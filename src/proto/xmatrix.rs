@@ -16,7 +16,9 @@
 //! `XMatrix::parse(&x.to_header_value()) == Ok(x)`.
 
 use crate::proto::base64;
-use crate::proto::canonical_json::{Numbers, to_canonical_string};
+use crate::proto::canonical_json::{
+    CanonicalJsonError, Numbers, canonicalize_str, to_canonical_string,
+};
 use crate::proto::signing::{SigningError, SigningKey, VerifyingKey, check_key_id};
 use crate::proto::wire::{ErrorCode, MatrixError};
 use serde_json::{Map, Value};
@@ -60,7 +62,7 @@ fn request_signing_bytes(
         .transpose()
         .map_err(|e| XMatrixError::Unsignable(e.into()))?;
     Ok(write_signed_object(
-        request,
+        (request.method, request.uri),
         origin,
         destination,
         content.as_deref(),
@@ -71,7 +73,7 @@ fn request_signing_bytes(
 /// canonical JSON, without copying the content into a new object first. The five keys are
 /// written in canonical (byte) order: `content`, `destination`, `method`, `origin`, `uri`.
 fn write_signed_object(
-    request: &HttpRequest,
+    (method, uri): (&str, &str),
     origin: &str,
     destination: &str,
     content_canonical: Option<&str>,
@@ -86,9 +88,9 @@ fn write_signed_object(
     }
     let strings = [
         ("destination", destination),
-        ("method", request.method),
+        ("method", method),
         ("origin", origin),
-        ("uri", request.uri),
+        ("uri", uri),
     ];
     for (index, (name, text)) in strings.into_iter().enumerate() {
         if index > 0 {
@@ -117,20 +119,35 @@ fn canonical_string(text: &str) -> String {
 /// in the canonical order. Floats are left to the canonical writer, which writes integral
 /// ones without a fraction where serde_json keeps `.0`; the key check keeps this true should
 /// serde_json's `preserve_order` feature ever be switched on.
-fn serializes_canonically(value: &Value) -> bool {
+pub fn serializes_canonically(value: &Value) -> bool {
     match value {
         Value::Null | Value::Bool(_) | Value::String(_) => true,
         Value::Number(number) => !number.is_f64(),
         Value::Array(items) => items.iter().all(serializes_canonically),
-        Value::Object(map) => {
-            let mut previous: Option<&str> = None;
-            map.iter().all(|(key, item)| {
-                let ascending = previous.is_none_or(|before| before.as_bytes() < key.as_bytes());
-                previous = Some(key);
-                ascending && serializes_canonically(item)
-            })
-        }
+        Value::Object(map) => object_serializes_canonically(map),
     }
+}
+
+/// [`serializes_canonically`] for a JSON object.
+pub fn object_serializes_canonically(map: &Map<String, Value>) -> bool {
+    let mut previous: Option<&str> = None;
+    map.iter().all(|(key, item)| {
+        let ascending = previous.is_none_or(|before| before.as_bytes() < key.as_bytes());
+        previous = Some(key);
+        ascending && serializes_canonically(item)
+    })
+}
+
+/// A request whose body is JSON text written already; its content is the value the text
+/// parses to.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TextRequest<'a> {
+    /// Upper-case HTTP method, like `PUT`.
+    pub method: &'a str,
+    /// The request target as sent (see [`HttpRequest::uri`]).
+    pub uri: &'a str,
+    /// The body; `None` when the request has none.
+    pub body: Option<&'a str>,
 }
 
 /// A parsed or freshly signed `X-Matrix` authorization.
@@ -262,9 +279,12 @@ impl XMatrix {
         check_server_name("destination", destination)?;
         let body = request.content.map(Value::to_string);
         let bytes = match (request.content, &body) {
-            (Some(content), Some(text)) if serializes_canonically(content) => {
-                write_signed_object(request, origin, destination, Some(text))
-            }
+            (Some(content), Some(text)) if serializes_canonically(content) => write_signed_object(
+                (request.method, request.uri),
+                origin,
+                destination,
+                Some(text),
+            ),
             _ => request_signing_bytes(request, origin, destination)?,
         };
         debug_assert_eq!(
@@ -279,6 +299,46 @@ impl XMatrix {
             signature: key.sign_bytes(&bytes),
         };
         Ok((authorization, body))
+    }
+
+    /// Signs `request`, whose content is the value its body text parses to, as [`XMatrix::sign`]
+    /// signs that value. With `body_canonical` the caller vouches that the body is already the
+    /// canonical JSON of its content (as serde_json writes a value for which
+    /// [`serializes_canonically`] holds) and it is signed as it is, with no parse; otherwise
+    /// it is parsed and canonicalized first.
+    pub fn sign_text(
+        request: &TextRequest,
+        body_canonical: bool,
+        origin: &str,
+        destination: &str,
+        key: &SigningKey,
+    ) -> Result<Self, XMatrixError> {
+        check_server_name("origin", origin)?;
+        check_server_name("destination", destination)?;
+        let unsignable = |e: CanonicalJsonError| XMatrixError::Unsignable(e.into());
+        let content = match request.body {
+            Some(body) if !body_canonical => {
+                Some(canonicalize_str(body, Numbers::Lenient).map_err(unsignable)?)
+            }
+            _ => None,
+        };
+        let content = content.as_deref().or(request.body);
+        debug_assert_eq!(
+            content,
+            request
+                .body
+                .map(|body| canonicalize_str(body, Numbers::Lenient).expect("our own body parses"))
+                .as_deref(),
+            "a body vouched for as canonical JSON is not"
+        );
+        let bytes =
+            write_signed_object((request.method, request.uri), origin, destination, content);
+        Ok(Self {
+            origin: origin.to_owned(),
+            destination: Some(destination.to_owned()),
+            key_id: key.key_id().to_owned(),
+            signature: key.sign_bytes(&bytes),
+        })
     }
 
     pub fn origin(&self) -> &str {
@@ -1004,6 +1064,27 @@ mod tests {
             prop_assert_eq!(&received, &content);
             let at_receiver = HttpRequest { content: received.as_ref(), ..request };
             prop_assert!(auth.verify(&at_receiver, &destination, &key().verifying_key()).is_ok());
+        }
+
+        /// A body signed as text is signed as its content would be, whether the caller vouches
+        /// for it as canonical (when it is) or has it canonicalized.
+        #[test]
+        fn a_text_body_is_signed_as_its_content(
+            content in prop::option::of(any_json()),
+            origin in server_name(),
+            destination in server_name(),
+        ) {
+            let uri = "/_matrix/federation/v1/send/t1";
+            let body = content.as_ref().map(Value::to_string);
+            let request = HttpRequest { method: "PUT", uri, content: content.as_ref() };
+            let expected = XMatrix::sign(&request, &origin, &destination, &key()).unwrap();
+            let text = TextRequest { method: "PUT", uri, body: body.as_deref() };
+            let parsed = XMatrix::sign_text(&text, false, &origin, &destination, &key()).unwrap();
+            prop_assert_eq!(&parsed, &expected);
+            if content.as_ref().is_none_or(serializes_canonically) {
+                let vouched = XMatrix::sign_text(&text, true, &origin, &destination, &key()).unwrap();
+                prop_assert_eq!(&vouched, &expected);
+            }
         }
 
         #[test]

@@ -5,7 +5,7 @@
 //! X-Matrix signature by this server's key; only the key endpoint goes unsigned.
 
 use crate::proto::wire::{ErrorCode, MatrixError};
-use crate::proto::xmatrix::{HttpRequest, XMatrix};
+use crate::proto::xmatrix::{HttpRequest, TextRequest, XMatrix};
 use crate::server::Inner;
 use crate::server::request_memo::SignedRequest;
 use crate::server::transport::TransportError;
@@ -64,18 +64,30 @@ impl Inner {
         })
     }
 
-    /// As [`Inner::federation_request`], taking the content by value: it is dropped once
-    /// serialized, so a request waiting for its answer holds only its bytes (a server of a
-    /// large room has a transaction in flight to every other server).
-    pub(crate) async fn federation_request_owned<T: DeserializeOwned>(
+    /// As [`Inner::federation_request`], for a body written as JSON text already (see
+    /// [`XMatrix::sign_text`] for `body_canonical`); the text becomes the request body as it is.
+    pub(crate) async fn federation_request_text<T: DeserializeOwned>(
         &self,
         destination: &str,
         method: &str,
         uri: &str,
-        content: Value,
+        body: String,
+        body_canonical: bool,
     ) -> Result<T, RequestError> {
-        let request = self.signed_request(destination, method, uri, Some(&content));
-        drop(content);
+        let to_sign = TextRequest {
+            method,
+            uri,
+            body: Some(&body),
+        };
+        let authorization = XMatrix::sign_text(
+            &to_sign,
+            body_canonical,
+            &self.config.name,
+            destination,
+            &self.config.signing_key,
+        )
+        .expect("this server's own name and request are signable");
+        let request = self.request_with(&authorization, destination, method, uri, body.into());
         let body = self.send_signed(destination, request).await?;
         serde_json::from_slice(&body).map_err(|e| RequestError::BadResponse {
             destination: destination.to_owned(),
@@ -116,7 +128,20 @@ impl Inner {
         )
         .expect("this server's own name and request are signable");
         let body = body.map(Bytes::from).unwrap_or_default();
-        self.remember_signature(&authorization, destination, method, uri, &body);
+        self.request_with(&authorization, destination, method, uri, body)
+    }
+
+    /// The request carrying `body` with `authorization` (made for exactly these), remembered
+    /// in the run's request memo.
+    fn request_with(
+        &self,
+        authorization: &XMatrix,
+        destination: &str,
+        method: &str,
+        uri: &str,
+        body: Bytes,
+    ) -> Request<Bytes> {
+        self.remember_signature(authorization, destination, method, uri, &body);
         Request::builder()
             .method(method)
             .uri(uri)

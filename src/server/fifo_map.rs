@@ -8,11 +8,12 @@
 //! a run.
 
 use std::borrow::Borrow;
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash, Hasher};
 
-pub(crate) struct FifoMap<K, V> {
-    entries: HashMap<K, V>,
+pub(crate) struct FifoMap<K, V, S = RandomState> {
+    entries: HashMap<K, V, S>,
     order: VecDeque<K>,
     entries_max: usize,
 }
@@ -20,8 +21,15 @@ pub(crate) struct FifoMap<K, V> {
 impl<K: Eq + Hash + Clone, V> FifoMap<K, V> {
     /// An empty map holding at most `entries_max` entries (at least 1).
     pub(crate) fn new(entries_max: usize) -> Self {
+        Self::with_hasher(entries_max)
+    }
+}
+
+impl<K: Eq + Hash + Clone, V, S: BuildHasher + Default> FifoMap<K, V, S> {
+    /// An empty map holding at most `entries_max` entries (at least 1), hashing keys with `S`.
+    pub(crate) fn with_hasher(entries_max: usize) -> Self {
         Self {
-            entries: HashMap::new(),
+            entries: HashMap::with_hasher(S::default()),
             order: VecDeque::new(),
             entries_max: entries_max.max(1),
         }
@@ -71,9 +79,57 @@ impl<K: Eq + Hash + Clone, V> FifoMap<K, V> {
     }
 }
 
+/// Hashes keys that are SHA-256 digests by their first eight bytes: those are uniformly
+/// spread already, so hashing them again (with SipHash, for every lookup of the run-wide memos)
+/// buys nothing. For such keys only: any other key would hash badly.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct DigestKeys;
+
+impl BuildHasher for DigestKeys {
+    type Hasher = DigestHasher;
+
+    fn build_hasher(&self) -> DigestHasher {
+        DigestHasher(0)
+    }
+}
+
+/// See [`DigestKeys`]. A `[u8; 32]` key writes its length, then its bytes: each write folds in
+/// its first eight bytes.
+#[derive(Debug)]
+pub(crate) struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut head = [0u8; 8];
+        let taken = bytes.len().min(8);
+        head[..taken].copy_from_slice(&bytes[..taken]);
+        self.0 = self.0.rotate_left(17) ^ u64::from_le_bytes(head);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digest_keys_hash_by_their_leading_bytes() {
+        let hash = |key: [u8; 32]| DigestKeys.hash_one(key);
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&7u64.to_le_bytes());
+        let mut other = key;
+        other[31] = 1;
+        assert_eq!(hash(key), hash(other), "only the leading bytes count");
+        other[0] = 8;
+        assert_ne!(hash(key), hash(other));
+        let mut map: FifoMap<[u8; 32], u8, DigestKeys> = FifoMap::with_hasher(4);
+        map.insert(key, 1);
+        map.insert(other, 2);
+        assert_eq!((map.get(&key), map.get(&other)), (Some(&1), Some(&2)));
+    }
 
     #[test]
     fn the_oldest_entry_is_forgotten_first_and_replacing_keeps_the_place() {

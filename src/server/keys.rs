@@ -380,6 +380,16 @@ impl Inner {
         }
         sets
     }
+
+    /// The keys of each of `servers`, in that order, fetching those not cached (as
+    /// [`Inner::key_sets`] does, in the same order); `None` for a server whose keys cannot be had.
+    pub(crate) async fn held_keys_in_order(&self, servers: &[String]) -> Vec<Option<HeldKeys>> {
+        let mut held = Vec::with_capacity(servers.len());
+        for server in servers {
+            held.push(self.server_keys(server).await.ok());
+        }
+        held
+    }
 }
 
 #[cfg(test)]

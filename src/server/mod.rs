@@ -340,14 +340,17 @@ impl Inner {
         if origin == self.config.name {
             return;
         }
-        let known = self.destinations.borrow().contains_key(origin);
-        if known {
-            self.with_queue(origin, |queue| queue.heard_from());
-            // An idle destination has no sender to wake, and nothing to retry.
-            let sender = self.destinations.borrow()[origin].sender.clone();
-            if let Some(wakeup) = sender {
-                wakeup.notify_one();
+        // One lookup: this runs for every request received.
+        let sender = match self.destinations.borrow_mut().get_mut(origin) {
+            Some(entry) => {
+                entry.queue.heard_from();
+                entry.sender.clone()
             }
+            None => return,
+        };
+        // An idle destination has no sender to wake, and nothing to retry.
+        if let Some(wakeup) = sender {
+            wakeup.notify_one();
         }
     }
 }

@@ -32,7 +32,7 @@
 //! so its order cannot leak into a run; a lookup changes nothing but the counters.
 
 use crate::proto::signing::VerifyingKey;
-use crate::server::fifo_map::FifoMap;
+use crate::server::fifo_map::{DigestKeys, FifoMap};
 use sha2::{Digest as _, Sha256};
 use std::cell::{Cell, RefCell};
 
@@ -60,12 +60,11 @@ impl SignedRequest<'_> {
     /// SHA-256 over every fact, each preceded by its length so that no two different sets of
     /// facts write the same stream.
     fn digest(&self) -> [u8; 32] {
-        let public_key = self.public_key.to_base64();
         let mut hasher = Sha256::new();
         let fields: [&[u8]; 8] = [
             self.origin.as_bytes(),
             self.key_id.as_bytes(),
-            public_key.as_bytes(),
+            self.public_key.as_bytes(),
             self.destination.as_bytes(),
             self.method.as_bytes(),
             self.uri.as_bytes(),
@@ -94,7 +93,7 @@ pub struct RequestMemoStats {
 
 /// Request signatures made by the servers of one run, by the digest of their facts.
 pub struct RequestMemo {
-    digests: RefCell<FifoMap<[u8; 32], ()>>,
+    digests: RefCell<FifoMap<[u8; 32], (), DigestKeys>>,
     stats: Cell<RequestMemoStats>,
 }
 
@@ -108,7 +107,7 @@ impl RequestMemo {
     /// An empty memo holding at most `entries_max` signatures (at least 1).
     pub fn new(entries_max: usize) -> Self {
         Self {
-            digests: RefCell::new(FifoMap::new(entries_max)),
+            digests: RefCell::new(FifoMap::with_hasher(entries_max)),
             stats: Cell::new(RequestMemoStats::default()),
         }
     }

@@ -24,7 +24,7 @@ use crate::proto::room_version::RoomVersion;
 use crate::proto::signing::VerifyingKey;
 use crate::proto::wire::RawPdu;
 use crate::server::Inner;
-use crate::server::fifo_map::FifoMap;
+use crate::server::fifo_map::{DigestKeys, FifoMap};
 use crate::server::inbound::answers::AnswerInterner;
 use crate::server::keys::{KeyInterner, KeyResponseMemo, KeyResponseMemoStats};
 use crate::server::request_memo::{RequestMemo, RequestMemoStats};
@@ -70,9 +70,41 @@ enum Verdict {
     BadSignature(String),
 }
 
+/// A parsed PDU with what checking its signatures looks up, worked out once per PDU (with a
+/// [`PduCache`], once per run) rather than once per server that receives it.
+#[derive(Debug)]
+struct ParsedEvent {
+    pdu: Arc<Pdu>,
+    /// [`required_signers`], in its order: the servers whose keys the check needs.
+    signers: Vec<String>,
+    /// [`signature_key_queries`], in its order, each as (index into `signers`, key id).
+    queries: Vec<(usize, String)>,
+}
+
+impl ParsedEvent {
+    fn new(pdu: Pdu) -> Self {
+        let signers: Vec<String> = required_signers(&pdu).into_iter().collect();
+        let queries = signature_key_queries(&pdu)
+            .into_iter()
+            .map(|(server, key_id)| {
+                let index = signers
+                    .iter()
+                    .position(|signer| *signer == server)
+                    .expect("every key query is of a required signer");
+                (index, key_id)
+            })
+            .collect();
+        Self {
+            pdu: Arc::new(pdu),
+            signers,
+            queries,
+        }
+    }
+}
+
 /// Everything learnt about one exact JSON object in one room version.
 struct Entry {
-    parsed: Result<Arc<Pdu>, String>,
+    parsed: Parsed,
     verdicts: Vec<(KeysUsed, Verdict)>,
 }
 
@@ -94,7 +126,7 @@ pub struct PduCacheStats {
 /// room version and the exact JSON. Bounded: past `entries_max` the oldest entry is
 /// forgotten (first in, first out), which only costs a recomputation.
 pub struct PduCache {
-    entries: RefCell<FifoMap<[u8; 32], Entry>>,
+    entries: RefCell<FifoMap<[u8; 32], Entry, DigestKeys>>,
     stats: Cell<PduCacheStats>,
     /// Peers' parsed keys, held once for the run (see `keys.rs`).
     keys: KeyInterner,
@@ -110,7 +142,7 @@ impl PduCache {
     /// An empty cache holding at most `entries_max` PDUs (at least 1).
     pub fn new(entries_max: usize) -> Self {
         Self {
-            entries: RefCell::new(FifoMap::new(entries_max)),
+            entries: RefCell::new(FifoMap::with_hasher(entries_max)),
             stats: Cell::new(PduCacheStats::default()),
             keys: Default::default(),
             key_responses: Default::default(),
@@ -210,30 +242,53 @@ impl PduCache {
     }
 }
 
-type Parsed = Result<Arc<Pdu>, String>;
+type Parsed = Result<Arc<ParsedEvent>, String>;
 
 fn parse(raw: RawPdu, version: &'static RoomVersion) -> Parsed {
     Pdu::from_json(raw, version)
-        .map(Arc::new)
+        .map(|pdu| Arc::new(ParsedEvent::new(pdu)))
         .map_err(|e| e.to_string())
 }
 
 /// The cache key of a raw PDU: the room version and the JSON serialized as serde_json writes
 /// a map (keys sorted, numbers exact), which differs whenever the parsed JSON differs.
 fn cache_key(raw: &RawPdu, version: &RoomVersion) -> [u8; 32] {
-    let bytes = serde_json::to_vec(raw).expect("a JSON map serializes");
-    text_cache_key(&bytes, version)
+    PduDigest::of_raw(raw).0.key(version)
 }
 
 /// The cache key of a PDU received as JSON text: the room version and the exact bytes. An
 /// honest server writes a PDU as serde_json writes its map, so both keys of one event agree;
 /// other bytes for the same JSON only cost a second entry.
 fn text_cache_key(bytes: &[u8], version: &RoomVersion) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update(version.id.as_bytes());
-    hasher.update([0]);
-    hasher.update(bytes);
-    hasher.finalize().into()
+    PduDigest::of_bytes(bytes).key(version)
+}
+
+/// A PDU's bytes hashed, before the room version completes them into its cache key: a
+/// transaction's PDUs are serialized once, for the size check, before their rooms are known.
+///
+/// The key is SHA-256 over the bytes, a zero byte and the version id. JSON text holds no raw
+/// zero byte and no version id does, so the last zero byte tells where the bytes end: two
+/// different (bytes, version) pairs never hash the same stream.
+#[derive(Clone)]
+pub(crate) struct PduDigest(Sha256);
+
+impl PduDigest {
+    fn of_bytes(bytes: &[u8]) -> Self {
+        Self(Sha256::new_with_prefix(bytes))
+    }
+
+    /// The digest of `raw` as serde_json writes it, and the length of that text.
+    pub(crate) fn of_raw(raw: &RawPdu) -> (Self, usize) {
+        let bytes = serde_json::to_vec(raw).expect("a JSON map serializes");
+        (Self::of_bytes(&bytes), bytes.len())
+    }
+
+    fn key(&self, version: &RoomVersion) -> [u8; 32] {
+        let mut hasher = self.0.clone();
+        hasher.update([0]);
+        hasher.update(version.id.as_bytes());
+        hasher.finalize().into()
+    }
 }
 
 /// A PDU's JSON object read from its text.
@@ -266,10 +321,24 @@ impl Inner {
         raw: &RawPdu,
         version: &'static RoomVersion,
     ) -> Result<CheckedPdu, DropReason> {
-        let cached = self
-            .pdu_cache
-            .as_ref()
-            .map(|cache| (cache.as_ref(), cache_key(raw, version)));
+        self.check_received_pdu_digested(raw, None, version).await
+    }
+
+    /// As [`Inner::check_received_pdu_ref`], with the digest of `raw` when the caller has it
+    /// (it is computed here otherwise, when there is a cache).
+    pub(crate) async fn check_received_pdu_digested(
+        &self,
+        raw: &RawPdu,
+        digest: Option<&PduDigest>,
+        version: &'static RoomVersion,
+    ) -> Result<CheckedPdu, DropReason> {
+        let cached = self.pdu_cache.as_ref().map(|cache| {
+            let key = match digest {
+                Some(digest) => digest.key(version),
+                None => cache_key(raw, version),
+            };
+            (cache.as_ref(), key)
+        });
         let parsed = match &cached {
             Some((cache, key)) => cache.parse(key, || Ok(raw.clone()), version),
             None => parse(raw.clone(), version),
@@ -332,19 +401,25 @@ impl Inner {
         cached: Option<(&PduCache, [u8; 32])>,
         version: &'static RoomVersion,
     ) -> Result<CheckedPdu, DropReason> {
-        let pdu = parsed.map_err(|e| {
+        let event = parsed.map_err(|e| {
             self.metrics.borrow_mut().pdus_dropped_bad_format += 1;
             DropReason::Format(e)
         })?;
-        let key_sets = self.key_sets(required_signers(&pdu)).await;
+        let pdu = event.pdu.clone();
+        let held = self.held_keys_in_order(&event.signers).await;
         let lookup = |query: &KeyQuery<'_>| -> Option<VerifyingKey> {
-            let set = key_sets.get(query.server_name)?;
-            set.key_for_event(query.key_id, query.origin_server_ts, version)
+            let index = event
+                .signers
+                .iter()
+                .position(|signer| signer == query.server_name)?;
+            held[index]
+                .as_ref()?
+                .key_for_event(query.key_id, query.origin_server_ts, version)
                 .ok()
         };
         let verdict = match &cached {
             Some((cache, key)) => {
-                let keys_used = keys_used(&pdu, &lookup);
+                let keys_used = keys_used(&event, &lookup);
                 cache.verdict(key, &keys_used).unwrap_or_else(|| {
                     let verdict = verify(&pdu, &lookup);
                     cache.remember_verdict(key, keys_used, verdict.clone());
@@ -397,7 +472,10 @@ pub(crate) struct ParsedPdu {
 impl ParsedPdu {
     /// The event, or why its text is not one.
     pub(crate) fn pdu(&self) -> Result<&Arc<Pdu>, &str> {
-        self.parsed.as_ref().map_err(String::as_str)
+        self.parsed
+            .as_ref()
+            .map(|event| &event.pdu)
+            .map_err(String::as_str)
     }
 }
 
@@ -440,15 +518,19 @@ impl ReceivedPdu for ParsedPdu {
     }
 }
 
-/// The lookup's answer to every query the verification of `pdu` may make.
-fn keys_used(pdu: &Pdu, lookup: &impl Fn(&KeyQuery<'_>) -> Option<VerifyingKey>) -> KeysUsed {
-    let origin_server_ts = pdu.event().origin_server_ts;
-    let enforce_validity_period = pdu.room_version().enforce_key_validity;
-    signature_key_queries(pdu)
+/// The lookup's answer to every query the verification of `event` may make.
+fn keys_used(
+    event: &ParsedEvent,
+    lookup: &impl Fn(&KeyQuery<'_>) -> Option<VerifyingKey>,
+) -> KeysUsed {
+    let origin_server_ts = event.pdu.event().origin_server_ts;
+    let enforce_validity_period = event.pdu.room_version().enforce_key_validity;
+    event
+        .queries
         .iter()
-        .map(|(server_name, key_id)| {
+        .map(|(index, key_id)| {
             lookup(&KeyQuery {
-                server_name,
+                server_name: &event.signers[*index],
                 key_id,
                 origin_server_ts,
                 enforce_validity_period,
@@ -505,16 +587,16 @@ mod tests {
         let cache = PduCache::new(8);
         let raw = signed("hi", &key(1));
         let k = cache_key(&raw, version);
-        let pdu = cache.parse(&k, || Ok(raw.clone()), version).unwrap();
+        let event = cache.parse(&k, || Ok(raw.clone()), version).unwrap();
         let good = key(1).verifying_key();
         let bad = key(2).verifying_key();
         let with = |known: VerifyingKey| move |_: &KeyQuery<'_>| Some(known);
-        let used_good = keys_used(&pdu, &with(good));
-        let used_bad = keys_used(&pdu, &with(bad));
+        let used_good = keys_used(&event, &with(good));
+        let used_bad = keys_used(&event, &with(bad));
         assert_eq!(used_good, vec![Some(good)]);
         assert!(cache.verdict(&k, &used_good).is_none());
-        cache.remember_verdict(&k, used_good.clone(), verify(&pdu, &with(good)));
-        cache.remember_verdict(&k, used_bad.clone(), verify(&pdu, &with(bad)));
+        cache.remember_verdict(&k, used_good.clone(), verify(&event.pdu, &with(good)));
+        cache.remember_verdict(&k, used_bad.clone(), verify(&event.pdu, &with(bad)));
         assert!(matches!(
             cache.verdict(&k, &used_good),
             Some(Verdict::Valid)
@@ -523,6 +605,35 @@ mod tests {
             cache.verdict(&k, &used_bad),
             Some(Verdict::BadSignature(_))
         ));
+    }
+
+    /// The signers and key queries worked out once per event are those the proto functions
+    /// list, also for an event signed by several servers with several keys, some not ed25519.
+    #[test]
+    fn the_parsed_event_holds_the_signers_and_queries_of_its_pdu() {
+        let version = room_version("11").unwrap();
+        let mut raw = signed("multi", &key(1));
+        let signatures = raw["signatures"].as_object_mut().unwrap();
+        signatures.insert("b.example".into(), json!({"ed25519:x": "AAAA"}));
+        let by_a = signatures["a.example"].as_object_mut().unwrap();
+        by_a.insert("ed25519:a_2".into(), json!("AAAA"));
+        by_a.insert("curve25519:z".into(), json!("AAAA"));
+        let event = parse(raw, version).unwrap();
+        let signers: Vec<String> = required_signers(&event.pdu).into_iter().collect();
+        assert_eq!(event.signers, signers);
+        let queries: Vec<(String, String)> = event
+            .queries
+            .iter()
+            .map(|(index, key_id)| (event.signers[*index].clone(), key_id.clone()))
+            .collect();
+        assert_eq!(queries, signature_key_queries(&event.pdu));
+        assert_eq!(
+            queries,
+            [
+                ("a.example".to_owned(), "ed25519:a_2".to_owned()),
+                ("a.example".to_owned(), "ed25519:k".to_owned())
+            ]
+        );
     }
 
     #[test]
@@ -540,6 +651,13 @@ mod tests {
             text_cache_key(spaced.get().as_bytes(), version),
             cache_key(&raw, version),
             "other bytes are another entry"
+        );
+        let (digest, length) = PduDigest::of_raw(&raw);
+        assert_eq!(digest.key(version), cache_key(&raw, version));
+        assert_eq!(length, text.get().len());
+        assert_ne!(
+            digest.key(room_version("10").unwrap()),
+            cache_key(&raw, version)
         );
         let not_an_object = RawValue::from_string("[1]".into()).unwrap();
         assert!(object_of(&not_an_object).is_err());

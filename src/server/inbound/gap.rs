@@ -40,15 +40,17 @@ impl Inner {
         }
         self.fetch_missing_auth_events(origin, room_id, &checked.pdu)
             .await?;
+        // Asked again only after the walk: with nothing missing now, nothing can go missing
+        // before the ingest below (no await in between).
         if !self.missing_prev_events(room_id, &checked.pdu).is_empty() {
             self.walk_missing_events(origin, room_id, &checked.pdu)
                 .await;
-        }
-        for missing in self.missing_prev_events(room_id, &checked.pdu) {
-            self.metrics.borrow_mut().state_ids_fallbacks += 1;
-            self.clone()
-                .place_with_peer_state(origin, room_id, &missing)
-                .await?;
+            for missing in self.missing_prev_events(room_id, &checked.pdu) {
+                self.metrics.borrow_mut().state_ids_fallbacks += 1;
+                self.clone()
+                    .place_with_peer_state(origin, room_id, &missing)
+                    .await?;
+            }
         }
         self.ingest_checked(room_id, checked)
     }
@@ -145,7 +147,8 @@ impl Inner {
             .map_err(|e| e.to_string())
     }
 
-    /// Rounds of `/get_missing_events`, placing what arrives oldest first. Each round asks
+    /// Rounds of `/get_missing_events`, placing what arrives oldest first; called only when
+    /// some prev events of `pdu` are missing. Each round asks
     /// for what lies behind the fetched events that still cannot be placed, so a gap longer
     /// than one answer closes in several rounds.
     ///
@@ -165,7 +168,8 @@ impl Inner {
         let mut waiting: BTreeMap<String, CheckedPdu> = BTreeMap::new();
         let mut latest = vec![pdu.event_id().to_owned()];
         for round in 0..=self.config.missing_events_rounds_max {
-            if self.missing_prev_events(room_id, pdu).is_empty() {
+            // The caller found prev events missing just before (no await in between).
+            if round > 0 && self.missing_prev_events(room_id, pdu).is_empty() {
                 return;
             }
             let earliest = self.walk_earliest(room_id, pdu, &latest, &waiting);

@@ -5,10 +5,13 @@
 
 use super::TransactionAnswer;
 use crate::proto::wire::{
-    ErrorCode, MatrixError, PduProcessingResult, RawPdu, SendTransactionResponse, Transaction,
+    ErrorCode, MatrixError, PduProcessingResult, RawEdu, RawPdu, SendTransactionResponse,
+    Transaction,
 };
 use crate::server::Inner;
 use crate::server::http::{Incoming, TextResult};
+use crate::server::verify::PduDigest;
+use serde::Deserialize as _;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -24,14 +27,20 @@ impl Inner {
             return Ok(answer.to_string());
         }
         let body = incoming.body.unwrap_or(Value::Null);
-        let transaction: Transaction = serde_json::from_value(body).map_err(|e| {
+        let transaction = transaction_of(body).map_err(|e| {
             self.metrics.borrow_mut().transactions_refused += 1;
             MatrixError::new(ErrorCode::BadJson, format!("not a transaction: {e}"))
         })?;
+        // Each PDU serialized once, for the size check and (hashed) for the run's PDU cache.
+        let mut digests: Vec<Option<PduDigest>> = Vec::new();
         let within_limits = transaction
             .validate()
             .map_err(|e| e.to_string())
-            .and_then(|()| self.check_transaction_bytes(&transaction));
+            .and_then(|()| {
+                let (sized, lengths) = self.digest_pdus(&transaction);
+                digests = sized;
+                check_pdu_bytes(&lengths)
+            });
         if let Err(error) = within_limits
             && self.config.defences.transaction_limits
         {
@@ -83,8 +92,13 @@ impl Inner {
         };
         self.metrics.borrow_mut().transactions_received += 1;
         let mut results = BTreeMap::new();
+        let mut digests = digests.into_iter();
         for raw in transaction.pdus {
-            let (event_id, result) = self.clone().receive_pdu(&incoming.origin, raw).await;
+            let digest = digests.next().flatten();
+            let (event_id, result) = self
+                .clone()
+                .receive_pdu(&incoming.origin, raw, digest)
+                .await;
             results.insert(event_id, result);
         }
         for edu in transaction.edus {
@@ -132,19 +146,22 @@ impl Inner {
         }
     }
 
-    /// A transaction's PDUs are each at most the spec's 65,536 bytes; one over is refused
-    /// whole (the format check would drop it alone, after its siblings were processed).
-    fn check_transaction_bytes(&self, transaction: &Transaction) -> Result<(), String> {
-        for (index, pdu) in transaction.pdus.iter().enumerate() {
-            let bytes = serde_json::to_vec(pdu).map_or(usize::MAX, |bytes| bytes.len());
-            if bytes > crate::proto::pdu::PDU_BYTES_MAX {
-                return Err(format!(
-                    "pdus.{index} is {bytes} bytes; at most {} are allowed",
-                    crate::proto::pdu::PDU_BYTES_MAX
-                ));
-            }
-        }
-        Ok(())
+    /// Each PDU of `transaction` as serde_json writes it: its length, and its digest for the
+    /// run's PDU cache when there is one (`None` each otherwise).
+    fn digest_pdus(&self, transaction: &Transaction) -> (Vec<Option<PduDigest>>, Vec<usize>) {
+        transaction
+            .pdus
+            .iter()
+            .map(|pdu| {
+                if self.pdu_cache.is_some() {
+                    let (digest, length) = PduDigest::of_raw(pdu);
+                    (Some(digest), length)
+                } else {
+                    let length = serde_json::to_vec(pdu).map_or(usize::MAX, |bytes| bytes.len());
+                    (None, length)
+                }
+            })
+            .unzip()
     }
 
     fn remember_transaction(&self, (origin, txn_id): (String, String), answer: TransactionAnswer) {
@@ -162,6 +179,7 @@ impl Inner {
         self: Rc<Self>,
         origin: &str,
         raw: RawPdu,
+        digest: Option<PduDigest>,
     ) -> (String, PduProcessingResult) {
         self.metrics.borrow_mut().pdus_received += 1;
         let claimed_id = raw
@@ -201,7 +219,10 @@ impl Inner {
         if let Err(reason) = self.check_pdu_acl(origin, &room_id, &raw) {
             return (failed_id(&raw), PduProcessingResult::failure(reason));
         }
-        let checked = match self.check_received_pdu_ref(&raw, version).await {
+        let checked = match self
+            .check_received_pdu_digested(&raw, digest.as_ref(), version)
+            .await
+        {
             Ok(checked) => checked,
             Err(reason) => {
                 return (
@@ -216,6 +237,71 @@ impl Inner {
             Err(reason) => (event_id, PduProcessingResult::failure(reason)),
         }
     }
+}
+
+/// A transaction's PDUs are each at most the spec's 65,536 bytes (`lengths`, as serde_json
+/// writes each); one over is refused whole (the format check would drop it alone, after its
+/// siblings were processed).
+fn check_pdu_bytes(lengths: &[usize]) -> Result<(), String> {
+    for (index, &bytes) in lengths.iter().enumerate() {
+        if bytes > crate::proto::pdu::PDU_BYTES_MAX {
+            return Err(format!(
+                "pdus.{index} is {bytes} bytes; at most {} are allowed",
+                crate::proto::pdu::PDU_BYTES_MAX
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The transaction a body holds: what `serde_json::from_value::<Transaction>` gives, with the
+/// PDUs' JSON objects taken as they are (the derived deserializer copies every entry of every
+/// object into a new map, a measurable cost at scale). Only a body of the plain shape, where
+/// that copy is the whole work, takes this way: an object whose `origin` is a string,
+/// `origin_server_ts` a non-negative integer, `pdus` an array of objects and `edus`, if
+/// there, what `Vec<RawEdu>` reads. Any other body goes through `from_value`, for the same
+/// value or the same error; unknown keys are ignored either way.
+fn transaction_of(body: Value) -> Result<Transaction, serde_json::Error> {
+    let Value::Object(map) = &body else {
+        return serde_json::from_value(body);
+    };
+    let plain = map.get("origin").is_some_and(Value::is_string)
+        && map
+            .get("origin_server_ts")
+            .is_some_and(|ts| ts.as_u64().is_some())
+        && map
+            .get("pdus")
+            .and_then(Value::as_array)
+            .is_some_and(|pdus| pdus.iter().all(Value::is_object));
+    let edus = match map.get("edus") {
+        None => Ok(Vec::new()),
+        Some(edus) => Vec::<RawEdu>::deserialize(edus),
+    };
+    let (true, Ok(edus)) = (plain, edus) else {
+        return serde_json::from_value(body);
+    };
+    let Value::Object(mut map) = body else {
+        unreachable!("matched as an object above");
+    };
+    let mut take = |key: &str| map.remove(key).expect("checked present above");
+    let (Value::String(origin), Value::Number(ts), Value::Array(pdus)) =
+        (take("origin"), take("origin_server_ts"), take("pdus"))
+    else {
+        unreachable!("shapes checked above");
+    };
+    let pdus = pdus
+        .into_iter()
+        .map(|pdu| match pdu {
+            Value::Object(object) => object,
+            _ => unreachable!("every PDU checked to be an object above"),
+        })
+        .collect();
+    Ok(Transaction {
+        origin,
+        origin_server_ts: ts.as_u64().expect("checked above"),
+        pdus,
+        edus,
+    })
 }
 
 /// Marks an admitted transaction finished when processing ends, however it ends (a crash
@@ -290,6 +376,9 @@ fn answer_text(answer: &SendTransactionResponse) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::xmatrix::strategies::any_json;
+    use proptest::prelude::*;
+    use serde_json::json;
 
     /// Keys compare as their pairs do, also where a concatenation would not tell them apart
     /// (`a` + `bc` and `ab` + `c`) or would order them otherwise (`a` + `\0` against `a\0`).
@@ -312,6 +401,63 @@ mod tests {
                 assert_eq!(x.cmp(&y), (x_origin, x_txn).cmp(&(y_origin, y_txn)));
                 assert_eq!(x == y, (x_origin, x_txn) == (y_origin, y_txn));
             }
+        }
+    }
+
+    /// What `from_value` makes of `body`, as `transaction_of` must make of it too.
+    fn both_ways(body: Value) -> (Result<Transaction, String>, Result<Transaction, String>) {
+        let direct = serde_json::from_value::<Transaction>(body.clone()).map_err(|e| e.to_string());
+        let taken = transaction_of(body).map_err(|e| e.to_string());
+        (taken, direct)
+    }
+
+    #[test]
+    fn a_transaction_is_read_as_from_value_reads_it() {
+        let pdu = json!({"type": "m.room.message", "content": {"body": "hi", "n": [1, 2.5]}});
+        let edu = json!({"edu_type": "m.typing", "content": {"typing": true}});
+        let bodies = [
+            json!({"origin": "a", "origin_server_ts": 5, "pdus": [pdu, pdu]}),
+            json!({"origin": "a", "origin_server_ts": 5, "pdus": [], "edus": [edu]}),
+            json!({"origin": "a", "origin_server_ts": 5, "pdus": [pdu], "zz": 1, "a": null}),
+            json!({"origin": "a", "origin_server_ts": 5, "pdus": [pdu], "edus": null}),
+            json!({"origin": "a", "origin_server_ts": 5, "pdus": [pdu], "edus": [1]}),
+            json!({"origin": "a", "origin_server_ts": 5.0, "pdus": [pdu]}),
+            json!({"origin": "a", "origin_server_ts": -5, "pdus": [pdu]}),
+            json!({"origin": 1, "origin_server_ts": 5, "pdus": [pdu]}),
+            json!({"origin": "a", "origin_server_ts": 5, "pdus": [pdu, []]}),
+            json!({"origin": "a", "origin_server_ts": 5, "pdus": {}}),
+            json!({"origin": "a", "pdus": [pdu]}),
+            json!(["a", 5, [pdu]]),
+            json!(null),
+            json!("a"),
+        ];
+        for body in bodies {
+            let (taken, direct) = both_ways(body.clone());
+            assert_eq!(taken, direct, "{body}");
+        }
+    }
+
+    proptest! {
+        /// Any value under any of the keys, or a key left out, reads the same both ways.
+        #[test]
+        fn any_transaction_body_reads_as_from_value_reads_it(
+            values in prop::collection::vec(prop::option::of(any_json()), 5),
+            plain_pdus in any::<bool>(),
+        ) {
+            let mut body = serde_json::Map::new();
+            let keys = ["origin", "origin_server_ts", "pdus", "edus", "other"];
+            for (key, value) in keys.iter().zip(values) {
+                if let Some(value) = value {
+                    body.insert((*key).to_owned(), value);
+                }
+            }
+            if plain_pdus {
+                body.insert("origin".into(), json!("a"));
+                body.insert("origin_server_ts".into(), json!(7));
+                body.insert("pdus".into(), json!([{"a": 1}, {}]));
+            }
+            let (taken, direct) = both_ways(Value::Object(body));
+            prop_assert_eq!(taken, direct);
         }
     }
 

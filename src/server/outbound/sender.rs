@@ -5,10 +5,12 @@
 //! it; the task ends only when the queue has nothing to send (no transaction in flight, none
 //! waiting for a retry); the task holds no `RefCell` borrow across an await.
 
+use crate::proto::wire::RawPdu;
 use crate::proto::wire::SendTransactionResponse;
+use crate::proto::xmatrix::{object_serializes_canonically, serializes_canonically};
 use crate::server::Inner;
 use crate::server::outbound::queue::{NextStep, OutgoingTransaction};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -42,12 +44,12 @@ async fn send_one(
     destination: &str,
     transaction: crate::server::outbound::queue::OutgoingTransaction,
 ) {
-    let content = transaction_body(&inner.config.name, inner.clock.now_ms(), &transaction);
+    let body = transaction_body(&inner.config.name, inner.clock.now_ms(), &transaction);
     let uri = crate::proto::wire::paths::SEND_TRANSACTION.path(&[&transaction.txn_id]);
     // The queue keeps the transaction (shared PDUs) for a retry; the request holds only bytes.
     drop(transaction);
     let result: Result<SendTransactionResponse, _> = inner
-        .federation_request_owned(destination, "PUT", &uri, content)
+        .federation_request_text(destination, "PUT", &uri, body.text, body.canonical)
         .await;
     let now_ms = inner.clock.now_ms();
     inner.with_queue(destination, |queue| match &result {
@@ -57,23 +59,47 @@ async fn send_one(
     });
 }
 
-/// The JSON body of `transaction` from `origin`: the value a
-/// [`Transaction`](crate::proto::wire::Transaction) serializes to,
-/// built with one copy of each PDU instead of two.
+/// The JSON text of a transaction's body.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct TransactionBody {
+    /// What serde_json writes for the body's JSON object.
+    pub text: String,
+    /// Whether `text` is that object's canonical JSON too (no float anywhere).
+    pub canonical: bool,
+}
+
+/// The body of a transaction as written: the keys of the object serde_json writes for a
+/// [`Transaction`](crate::proto::wire::Transaction), in its (sorted) order.
+#[derive(serde::Serialize)]
+struct BodyFields<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    edus: Option<Value>,
+    origin: &'a str,
+    origin_server_ts: u64,
+    pdus: Vec<&'a RawPdu>,
+}
+
+/// The JSON body of `transaction` from `origin`: the text of the value a
+/// [`Transaction`](crate::proto::wire::Transaction) serializes to, written from the PDUs'
+/// JSON objects as they are held instead of copying each into a new value first.
 pub(crate) fn transaction_body(
     origin: &str,
     origin_server_ts: u64,
     transaction: &OutgoingTransaction,
-) -> Value {
-    let mut body = Map::new();
-    body.insert("origin".into(), Value::from(origin));
-    body.insert("origin_server_ts".into(), Value::from(origin_server_ts));
-    let pdus = transaction.pdus.iter();
-    let pdus = pdus.map(|pdu| Value::Object(pdu.json().clone()));
-    body.insert("pdus".into(), Value::Array(pdus.collect()));
-    if !transaction.edus.is_empty() {
-        let edus = serde_json::to_value(&transaction.edus).expect("EDUs serialize");
-        body.insert("edus".into(), edus);
-    }
-    Value::Object(body)
+) -> TransactionBody {
+    // Through a value, as before: its keys are sorted, where `RawEdu` writes its fields in
+    // declaration order.
+    let edus = (!transaction.edus.is_empty())
+        .then(|| serde_json::to_value(&transaction.edus).expect("EDUs serialize"));
+    let pdus: Vec<&RawPdu> = transaction.pdus.iter().map(|pdu| pdu.json()).collect();
+    let canonical = pdus.iter().all(|pdu| object_serializes_canonically(pdu))
+        && edus.as_ref().is_none_or(serializes_canonically);
+    let fields = BodyFields {
+        edus,
+        origin,
+        origin_server_ts,
+        pdus,
+    };
+    let text = serde_json::to_string(&fields).expect("a transaction body serializes");
+    TransactionBody { text, canonical }
 }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::proto::canonical_json::{Numbers, to_canonical_string};
 use crate::proto::pdu::{NewEvent, build_pdu};
 use crate::proto::room_version;
 use crate::proto::signing::SigningKey;
@@ -250,7 +251,30 @@ fn a_transaction_body_is_what_the_transaction_serializes_to() {
             edus,
         };
         let body = transaction_body("hs1", 1_700_000_000_123, &outgoing);
-        // The sender signs and sends this value (as it did `to_value` of the transaction).
-        assert_eq!(body, serde_json::to_value(&expected).unwrap());
+        // The sender signs and sends this text (as it did `to_value` of the transaction).
+        let value = serde_json::to_value(&expected).unwrap();
+        assert_eq!(body.text, value.to_string());
+        assert!(body.canonical);
+        let canonical = to_canonical_string(&value, Numbers::Lenient).unwrap();
+        assert_eq!(body.text, canonical);
     }
+}
+
+#[test]
+fn a_transaction_body_with_a_float_is_not_canonical() {
+    use crate::server::outbound::sender::transaction_body;
+    let mut edu_with_float = edu(1);
+    edu_with_float.content = serde_json::json!({"w": 1.5, "v": 2.0});
+    let outgoing = OutgoingTransaction {
+        txn_id: "t.1".into(),
+        pdus: vec![message("r", 1)],
+        edus: vec![edu_with_float],
+    };
+    let body = transaction_body("hs1", 5, &outgoing);
+    assert!(!body.canonical);
+    let value: serde_json::Value = serde_json::from_str(&body.text).unwrap();
+    assert_ne!(
+        body.text,
+        to_canonical_string(&value, Numbers::Lenient).unwrap()
+    );
 }

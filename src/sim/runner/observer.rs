@@ -88,6 +88,16 @@ struct SamplerState {
     previous_sequence_end: BTreeMap<usize, u64>,
     /// Per server, its digests at the last sample its room changed before.
     views: BTreeMap<usize, CachedView>,
+    /// Per server, what the deliveries check last looked at.
+    deliveries_seen: BTreeMap<usize, DeliveriesSeen>,
+}
+
+/// The mark of a server's store when the deliveries check last read it, and how many events
+/// had been sent then. While the mark is the same, the store holds with state exactly the
+/// events it held then, so only events sent since can have reached it.
+struct DeliveriesSeen {
+    mark: (u64, (u64, Option<StateGroupId>)),
+    sent: usize,
 }
 
 /// A server's digests and the mark of the store they were computed from: while the mark is
@@ -256,7 +266,7 @@ fn sample(world: &World, state: &mut SamplerState) {
         state_digests.insert(view.state_digest.clone());
     }
     state.states.retain(|_, held| Rc::strong_count(held) > 1);
-    check_deliveries(world, &servers);
+    check_deliveries(world, &servers, &mut state.deliveries_seen);
     let divergence = state_digests.len() as u32;
     state.divergence_max = state.divergence_max.max(divergence);
     let agreed = digests.len() <= 1;
@@ -613,9 +623,10 @@ fn is_ancestor(room: &RoomStore, ancestor: &str, descendant: &str) -> bool {
 }
 
 /// Notes the first sample at which each honest server holds each sent event. Each server's
-/// room is read once per sample, for every event still open; an event held by every other
-/// honest server is closed and not looked for again.
-fn check_deliveries(world: &World, servers: &[usize]) {
+/// room is read once per sample, for every event still open (only those sent since the
+/// previous sample when its store did not change since, see [`DeliveriesSeen`]); an event
+/// held by every other honest server is closed and not looked for again.
+fn check_deliveries(world: &World, servers: &[usize], seen: &mut BTreeMap<usize, DeliveriesSeen>) {
     let now = world.now_ms();
     for &server in servers {
         let held_before = world
@@ -644,8 +655,22 @@ fn check_deliveries(world: &World, servers: &[usize]) {
         };
         let held_since_ms = records.room_held_since_ms.get(&server).copied();
         let (sent, delivered) = (&records.sent, &mut records.delivered);
+        let incarnation = world.slots[server].incarnations();
         homeserver.with_room(&room, |store| {
-            for &event_index in &open {
+            let mark = (incarnation, store.change_mark());
+            let first_new = match seen.get(&server) {
+                Some(last) if last.mark == mark => last.sent,
+                _ => 0,
+            };
+            seen.insert(
+                server,
+                DeliveriesSeen {
+                    mark,
+                    sent: sent.len(),
+                },
+            );
+            let unseen = &open[open.partition_point(|&event_index| event_index < first_new)..];
+            for &event_index in unseen {
                 let event = &sent[event_index];
                 if event.origin == server || delivered.contains_key(&(event_index, server)) {
                     continue;
