@@ -18,8 +18,9 @@ pub struct ServerConfig {
     pub queue_limits: QueueLimits,
     /// How long a federation request may take before the caller gives up.
     pub request_timeout: Duration,
-    /// How many (origin, txn id) pairs are remembered for deduplication.
-    pub transactions_remembered_max: usize,
+    /// How many of each origin's last transactions are remembered for deduplication (a
+    /// sender retries only the one it has in flight; see `inbound/seen.rs`).
+    pub transactions_remembered_per_origin: usize,
     /// Whether the server keeps the id of every event it acknowledged
     /// ([`crate::server::Homeserver::acknowledged_events`]), which only a check of durability
     /// after a crash reads. A server of a large room acknowledges every event of it, so a lab
@@ -134,7 +135,7 @@ impl ServerConfig {
             room_version: &room_version::DEFAULT,
             queue_limits: QueueLimits::default(),
             request_timeout: Duration::from_secs(10),
-            transactions_remembered_max: 10_000,
+            transactions_remembered_per_origin: 2,
             record_acknowledged: true,
             log_records_kept: true,
             // Far above the spec's default of 10 so that a gap left by a long partition or a

@@ -69,8 +69,7 @@ pub(crate) struct Inner {
     pub(crate) store: RefCell<store::ServerStore>,
     pub(crate) edus: RefCell<edu::EduCounters>,
     /// Answers to transactions already processed, by (origin, txn id), for deduplication.
-    pub(crate) transactions_seen:
-        RefCell<BTreeMap<inbound::RememberedKey, inbound::TransactionAnswer>>,
+    pub(crate) transactions_seen: RefCell<inbound::TransactionsSeen>,
     /// Transactions being processed, by (origin, txn id): a retry waits for the first's answer.
     pub(crate) transactions_in_flight: RefCell<inbound::TransactionsInFlight>,
     /// Rooms this server is joining and not yet in: their PDUs wait for the join to end.
@@ -123,7 +122,7 @@ impl Homeserver {
         let inner = Inner {
             store: RefCell::new(store),
             edus: RefCell::new(edu::EduCounters::default()),
-            transactions_seen: RefCell::new(BTreeMap::new()),
+            transactions_seen: RefCell::new(inbound::TransactionsSeen::default()),
             transactions_in_flight: RefCell::new(BTreeMap::new()),
             joins_in_progress: RefCell::new(BTreeMap::new()),
             rooms_created: RefCell::new(0),

@@ -2,7 +2,7 @@
 //! giving the same answer remember one copy of it.
 //!
 //! Every server remembers the answers of its last transactions, to answer a retry alike
-//! (`transactions_remembered_max`, ten thousand each). In a room of a thousand servers the
+//! (`transactions_remembered_per_origin`, two per origin). In a room of a thousand servers the
 //! same event reaches every server in a transaction of its own, and each accepts it with the
 //! same answer text (`{"pdus":{"$id":{}}}`): a thousand copies of each answer, ten million
 //! at ten thousand events. Handing each server the copy already in the table makes it one.

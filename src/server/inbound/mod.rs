@@ -25,9 +25,10 @@ pub mod answers;
 mod gap;
 pub mod limits;
 pub(crate) mod once;
+mod seen;
 mod send;
 
-pub(crate) use send::RememberedKey;
+pub(crate) use seen::TransactionsSeen;
 
 /// Answers to transactions still being processed, by (origin, txn id): `None` until the
 /// first copy finishes. A sender dropped without an answer (the processing was cancelled)
@@ -37,8 +38,8 @@ pub(crate) type TransactionsInFlight =
 
 /// The JSON text of a transaction's answer, shared by the copies that get it.
 ///
-/// Memory: a server remembers the answers of its last `transactions_remembered_max`
-/// transactions; as JSON objects each took over a kilobyte (two map nodes), as text it takes
+/// Memory: a server remembers the answers of each origin's last
+/// `transactions_remembered_per_origin` transactions; as JSON objects each took over a kilobyte (two map nodes), as text it takes
 /// the length of the event ids it lists.
 pub(crate) type TransactionAnswer = std::rc::Rc<str>;
 

@@ -129,11 +129,7 @@ impl Inner {
     /// before, or the one in flight was cancelled without an answer.
     async fn earlier_answer(&self, key: &(String, String)) -> Option<TransactionAnswer> {
         loop {
-            let remembered = self
-                .transactions_seen
-                .borrow()
-                .get(&RememberedKey::new(&key.0, &key.1))
-                .cloned();
+            let remembered = self.transactions_seen.borrow().get(&key.0, &key.1).cloned();
             if remembered.is_some() {
                 return remembered;
             }
@@ -165,13 +161,10 @@ impl Inner {
     }
 
     fn remember_transaction(&self, (origin, txn_id): (String, String), answer: TransactionAnswer) {
-        let mut seen = self.transactions_seen.borrow_mut();
-        seen.insert(RememberedKey::new(&origin, &txn_id), answer);
-        // Forget the oldest-named entries first; a peer retries a transaction only shortly
-        // after sending it, so a bounded memory suffices.
-        while seen.len() > self.config.transactions_remembered_max {
-            seen.pop_first();
-        }
+        let per_origin_max = self.config.transactions_remembered_per_origin;
+        self.transactions_seen
+            .borrow_mut()
+            .remember(&origin, &txn_id, answer, per_origin_max);
     }
 
     /// Handles one PDU of a transaction and says how it went, under the event id it claims.
@@ -324,49 +317,6 @@ impl Drop for InFlight {
     }
 }
 
-/// The (origin, txn id) of a remembered transaction in one allocation: the pair of strings
-/// took two, and a server remembers thousands of transactions. Ordered and compared as the
-/// pair is, so the oldest-named are forgotten first as before.
-#[derive(Clone, Debug)]
-pub(crate) struct RememberedKey {
-    /// The origin followed by the txn id.
-    text: Box<str>,
-    origin_len: usize,
-}
-
-impl RememberedKey {
-    pub(crate) fn new(origin: &str, txn_id: &str) -> Self {
-        Self {
-            text: format!("{origin}{txn_id}").into_boxed_str(),
-            origin_len: origin.len(),
-        }
-    }
-
-    fn pair(&self) -> (&str, &str) {
-        self.text.split_at(self.origin_len)
-    }
-}
-
-impl PartialEq for RememberedKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.pair() == other.pair()
-    }
-}
-
-impl Eq for RememberedKey {}
-
-impl PartialOrd for RememberedKey {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for RememberedKey {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.pair().cmp(&other.pair())
-    }
-}
-
 /// The JSON text of a transaction's answer: what `serde_json` writes for its JSON object
 /// (the struct's one field, and each result's one optional field, leave no order to differ).
 fn answer_text(answer: &SendTransactionResponse) -> String {
@@ -379,30 +329,6 @@ mod tests {
     use crate::proto::xmatrix::strategies::any_json;
     use proptest::prelude::*;
     use serde_json::json;
-
-    /// Keys compare as their pairs do, also where a concatenation would not tell them apart
-    /// (`a` + `bc` and `ab` + `c`) or would order them otherwise (`a` + `\0` against `a\0`).
-    #[test]
-    fn remembered_keys_order_as_their_pairs() {
-        let pairs = [
-            ("a", "bc"),
-            ("ab", "c"),
-            ("a", ""),
-            ("", "a"),
-            ("a", "\0"),
-            ("a\0", ""),
-            ("b", "a"),
-            ("a", "b"),
-        ];
-        for (x_origin, x_txn) in pairs {
-            for (y_origin, y_txn) in pairs {
-                let x = RememberedKey::new(x_origin, x_txn);
-                let y = RememberedKey::new(y_origin, y_txn);
-                assert_eq!(x.cmp(&y), (x_origin, x_txn).cmp(&(y_origin, y_txn)));
-                assert_eq!(x == y, (x_origin, x_txn) == (y_origin, y_txn));
-            }
-        }
-    }
 
     /// What `from_value` makes of `body`, as `transaction_of` must make of it too.
     fn both_ways(body: Value) -> (Result<Transaction, String>, Result<Transaction, String>) {
