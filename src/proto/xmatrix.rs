@@ -247,6 +247,12 @@ fn check_server_name(which: &'static str, name: &str) -> Result<(), XMatrixError
     Ok(())
 }
 
+/// Checks the origin and destination a request is signed for.
+fn check_server_names(origin: &str, destination: &str) -> Result<(), XMatrixError> {
+    check_server_name("origin", origin)?;
+    check_server_name("destination", destination)
+}
+
 impl XMatrix {
     /// Signs `request` from `origin` to `destination` with `key`.
     pub fn sign(
@@ -255,15 +261,19 @@ impl XMatrix {
         destination: &str,
         key: &SigningKey,
     ) -> Result<Self, XMatrixError> {
-        check_server_name("origin", origin)?;
-        check_server_name("destination", destination)?;
+        check_server_names(origin, destination)?;
         let bytes = request_signing_bytes(request, origin, destination)?;
-        Ok(Self {
+        Ok(Self::signed_by(origin, destination, key, &bytes))
+    }
+
+    /// The header of the request whose signing bytes are `bytes`, signed with `key`.
+    fn signed_by(origin: &str, destination: &str, key: &SigningKey, bytes: &[u8]) -> Self {
+        Self {
             origin: origin.to_owned(),
             destination: Some(destination.to_owned()),
             key_id: key.key_id().to_owned(),
-            signature: key.sign_bytes(&bytes),
-        })
+            signature: key.sign_bytes(bytes),
+        }
     }
 
     /// Signs `request` as [`XMatrix::sign`] does, and returns with it the body to send:
@@ -275,8 +285,7 @@ impl XMatrix {
         destination: &str,
         key: &SigningKey,
     ) -> Result<(Self, Option<String>), XMatrixError> {
-        check_server_name("origin", origin)?;
-        check_server_name("destination", destination)?;
+        check_server_names(origin, destination)?;
         let body = request.content.map(Value::to_string);
         let bytes = match (request.content, &body) {
             (Some(content), Some(text)) if serializes_canonically(content) => write_signed_object(
@@ -313,8 +322,7 @@ impl XMatrix {
         destination: &str,
         key: &SigningKey,
     ) -> Result<Self, XMatrixError> {
-        check_server_name("origin", origin)?;
-        check_server_name("destination", destination)?;
+        check_server_names(origin, destination)?;
         let unsignable = |e: CanonicalJsonError| XMatrixError::Unsignable(e.into());
         let content = match request.body {
             Some(body) if !body_canonical => {
@@ -333,12 +341,7 @@ impl XMatrix {
         );
         let bytes =
             write_signed_object((request.method, request.uri), origin, destination, content);
-        Ok(Self {
-            origin: origin.to_owned(),
-            destination: Some(destination.to_owned()),
-            key_id: key.key_id().to_owned(),
-            signature: key.sign_bytes(&bytes),
-        })
+        Ok(Self::signed_by(origin, destination, key, &bytes))
     }
 
     pub fn origin(&self) -> &str {

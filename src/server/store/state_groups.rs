@@ -373,12 +373,7 @@ impl StateGroups {
                 )
             })
             .collect();
-        let mut changed: Vec<KeyNo> = below
-            .iter()
-            .flat_map(|held| held.iter().map(|(key, _)| *key))
-            .collect();
-        changed.sort_unstable();
-        changed.dedup();
+        let changed = keys_of_all(&below);
         let unchanged_somewhere = changed
             .iter()
             .copied()
@@ -575,15 +570,21 @@ fn apply_numbered(state: Vec<DeltaEntry>, delta: &[DeltaEntry]) -> Vec<DeltaEntr
     applied
 }
 
-/// [`StateGroups::differing_keys`] of states held whole (each sorted by key number).
-fn differing_of_states(states: &[Vec<DeltaEntry>]) -> Vec<(KeyNo, Vec<Option<EventNo>>)> {
-    let mut keys: Vec<KeyNo> = states
+/// Every key that any of the entry lists names, sorted by number, once each.
+fn keys_of_all(lists: &[Vec<DeltaEntry>]) -> Vec<KeyNo> {
+    let mut keys: Vec<KeyNo> = lists
         .iter()
-        .flat_map(|state| state.iter().map(|(key, _)| *key))
+        .flat_map(|entries| entries.iter().map(|(key, _)| *key))
         .collect();
     keys.sort_unstable();
     keys.dedup();
-    keys.into_iter()
+    keys
+}
+
+/// [`StateGroups::differing_keys`] of states held whole (each sorted by key number).
+fn differing_of_states(states: &[Vec<DeltaEntry>]) -> Vec<(KeyNo, Vec<Option<EventNo>>)> {
+    keys_of_all(states)
+        .into_iter()
         .filter_map(|key| {
             let held: Vec<Option<EventNo>> = states
                 .iter()
