@@ -4,8 +4,8 @@
 //! txn id, until it is answered; only then does it send the next. A retry therefore names one
 //! of the last transactions of its origin, and a server needs to remember only those: the
 //! last `per_origin_max` of each origin. The memory is bounded by the number of origins, not
-//! by how long the run lasts (a global cap of ten thousand filled up in a long run of a
-//! thousand servers, a gigabyte in all), and a flood from one origin evicts only its own.
+//! by how long the run lasts (a global cap of ten thousand fills up in a long run; at a
+//! thousand servers that is about a gigabyte in all), and a flood from one origin evicts only its own.
 //!
 //! Invariants: at most `per_origin_max` answers per origin, the newest last; a txn id appears
 //! once per origin.
