@@ -10,6 +10,7 @@ pub mod auth;
 pub mod base64;
 pub mod canonical_json;
 pub mod event;
+pub mod hex;
 pub mod ids;
 pub mod pdu;
 pub mod room_version;

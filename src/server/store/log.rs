@@ -16,6 +16,7 @@
 //! crashed nor replayed.
 
 use crate::proto::event::StateMap;
+use crate::proto::hex::Hex;
 use crate::proto::pdu::Pdu;
 use crate::proto::room_version::RoomVersion;
 use sha2::{Digest, Sha256};
@@ -136,15 +137,6 @@ impl LogRecord {
                 )
             }
         }
-    }
-}
-
-/// Lower-case hex of bytes, written without an intermediate string.
-struct Hex<'a>(&'a [u8]);
-
-impl std::fmt::Display for Hex<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
     }
 }
 

@@ -14,6 +14,7 @@
 use crate::observe::record::Sample;
 use crate::proto::auth::check_auth;
 use crate::proto::event::{Event, StateKey, StateMap};
+pub use crate::proto::hex::hex;
 use crate::proto::pdu::Pdu;
 use crate::proto::state_res::{Replayer, ResolveError, WithRejected, resolve};
 use crate::server::store::set_digest::SetDigest;
@@ -195,16 +196,6 @@ pub fn view_digest_of_set(state_digest: &str, authorized: SetDigest) -> String {
     hasher.update(b"--set\n");
     hasher.update(authorized.to_bytes());
     hex(&hasher.finalize())
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 0xf)]));
-    }
-    text
 }
 
 fn sample(world: &World, state: &mut SamplerState) {
