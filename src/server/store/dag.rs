@@ -19,6 +19,7 @@
 //! is a timeline node without timeline descendants; each list of children is sorted and
 //! without duplicates; one id has one `Arc<str>` in the DAG.
 
+use super::id_map::{IdMap, sorted_by_id};
 pub use crate::proto::pdu::PREV_EVENTS_MAX;
 use crate::proto::pdu::Pdu;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -74,11 +75,11 @@ pub enum DagError {
 /// The DAG of one room.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Dag {
-    nodes: BTreeMap<Id, Node>,
+    nodes: IdMap<Node>,
     /// For every prev edge target, known or not, the nodes that cite it (sorted).
     /// Boxed slices sized to their entries: most events have one child, and a `Vec` would
     /// keep room for four.
-    children: BTreeMap<Id, Box<[Id]>>,
+    children: IdMap<Box<[Id]>>,
     extremities: BTreeSet<String>,
 }
 
@@ -368,7 +369,7 @@ impl Dag {
                 self.extremities, expected
             ));
         }
-        for (target, children) in &self.children {
+        for (target, children) in sorted_by_id(&self.children) {
             if !children.windows(2).all(|pair| pair[0] < pair[1]) {
                 return Err(format!("the children of {target} are not sorted"));
             }

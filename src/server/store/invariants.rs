@@ -8,6 +8,7 @@
 //! the resolution of the extremities' states and equals its group; the counts, the digest of
 //! authorized events and the next sequence number match the records.
 
+use super::id_map::sorted_by_id;
 use super::record::{EventStatus, RedactedBecause};
 use super::room::{Counts, RoomStore};
 use super::set_digest::SetDigest;
@@ -21,7 +22,7 @@ impl RoomStore {
         self.groups.check_invariants()?;
         let mut counts = Counts::default();
         let mut event_bytes = 0;
-        for (event_id, record) in &self.events {
+        for (event_id, record) in sorted_by_id(&self.events) {
             counts.add(&record.status, 1);
             if record.redacted.is_some() {
                 counts.redacted += 1;

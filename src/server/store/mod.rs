@@ -30,6 +30,7 @@
 mod conflicts;
 pub mod dag;
 mod history;
+mod id_map;
 mod ingest;
 mod invariants;
 mod local;

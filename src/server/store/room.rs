@@ -7,6 +7,7 @@
 
 use super::conflicts::AuthCiters;
 use super::dag::Dag;
+use super::id_map::{IdMap, id_map, sorted_by_id};
 use super::log::{DurableLog, LogRecord};
 use super::record::{EventRecord, EventStatus};
 use super::set_digest::SetDigest;
@@ -76,7 +77,7 @@ pub struct RoomStore {
     pub(super) room_id: Arc<str>,
     pub(super) version: &'static RoomVersion,
     /// Keyed by the one `Arc<str>` of each event id, which the DAG shares.
-    pub(super) events: BTreeMap<Arc<str>, EventRecord>,
+    pub(super) events: IdMap<EventRecord>,
     pub(super) dag: Dag,
     /// The auth DAG read upwards, for merging state groups by their differences. Derived from
     /// `events`, so left out of equality.
@@ -188,7 +189,7 @@ impl RoomStore {
             log,
             room_id: room_id.into(),
             version,
-            events: BTreeMap::new(),
+            events: id_map(),
             dag: Dag::default(),
             auth_citers: AuthCiters::default(),
             groups: StateGroups::default(),
@@ -270,8 +271,12 @@ impl RoomStore {
         self.next_sequence
     }
 
+    /// Every held record, in event-id (byte) order. Sorts: for reports and checks, not for
+    /// paths taken per event.
     pub fn records(&self) -> impl Iterator<Item = (&str, &EventRecord)> {
-        self.events.iter().map(|(id, record)| (&**id, record))
+        sorted_by_id(&self.events)
+            .into_iter()
+            .map(|(id, record)| (&**id, record))
     }
 
     /// The ids of accepted events (not soft-failed, not rejected, not outliers).

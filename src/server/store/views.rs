@@ -3,17 +3,16 @@
 //!
 //! Invariant: the views only read; each answers from the store as it was when built.
 
+use super::id_map::IdMap;
 use super::record::EventRecord;
 use super::state_groups::{StateGroupId, StateGroups};
 use crate::proto::auth::AuthState;
 use crate::proto::event::{Event, StateMap};
 use crate::proto::state_res::EventSource;
-use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// Every event of a room, for state resolution.
 pub(super) struct EventsView<'a> {
-    pub events: &'a BTreeMap<Arc<str>, EventRecord>,
+    pub events: &'a IdMap<EventRecord>,
 }
 
 impl EventSource for EventsView<'_> {
@@ -32,7 +31,7 @@ impl EventSource for EventsView<'_> {
 pub(super) struct GroupState<'a> {
     pub groups: &'a StateGroups,
     pub group: StateGroupId,
-    pub events: &'a BTreeMap<Arc<str>, EventRecord>,
+    pub events: &'a IdMap<EventRecord>,
 }
 
 impl AuthState for GroupState<'_> {
@@ -45,7 +44,7 @@ impl AuthState for GroupState<'_> {
 /// A state held as a full map.
 pub(super) struct MapState<'a> {
     pub state: &'a StateMap,
-    pub events: &'a BTreeMap<Arc<str>, EventRecord>,
+    pub events: &'a IdMap<EventRecord>,
 }
 
 impl AuthState for MapState<'_> {
