@@ -22,42 +22,88 @@
 use super::id_map::{IdMap, sorted_by_id};
 pub use crate::proto::pdu::PREV_EVENTS_MAX;
 use crate::proto::pdu::Pdu;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 /// An event id, held once per DAG and shared by its indexes.
 type Id = Arc<str>;
 
-/// A node's prev events: read from its PDU (shared with the store and other servers), or owned
-/// when the node was placed from ids alone.
+/// A node: placed from a PDU (its prev events and depth are read from the PDU, which the run
+/// shares between servers), or from ids alone (boxed: rare, and it keeps the common node at
+/// two words).
 #[derive(Clone, Debug)]
-enum PrevList {
-    Pdu(Arc<Pdu>),
-    Owned(Box<[String]>),
+enum Node {
+    Pdu { pdu: Arc<Pdu>, timeline: bool },
+    Ids(Box<IdsNode>),
 }
 
-impl PrevList {
-    fn as_slice(&self) -> &[String] {
+#[derive(Clone, Debug)]
+struct IdsNode {
+    prev_events: Box<[String]>,
+    depth: u64,
+    timeline: bool,
+}
+
+impl Node {
+    fn prev_events(&self) -> &[String] {
         match self {
-            Self::Pdu(pdu) => &pdu.event().prev_events,
-            Self::Owned(ids) => ids,
+            Self::Pdu { pdu, .. } => &pdu.event().prev_events,
+            Self::Ids(node) => &node.prev_events,
+        }
+    }
+
+    fn depth(&self) -> u64 {
+        match self {
+            Self::Pdu { pdu, .. } => pdu.event().depth,
+            Self::Ids(node) => node.depth,
+        }
+    }
+
+    fn timeline(&self) -> bool {
+        match self {
+            Self::Pdu { timeline, .. } => *timeline,
+            Self::Ids(node) => node.timeline,
         }
     }
 }
 
-impl PartialEq for PrevList {
+impl PartialEq for Node {
     fn eq(&self, other: &Self) -> bool {
-        self.as_slice() == other.as_slice()
+        (self.prev_events(), self.depth(), self.timeline())
+            == (other.prev_events(), other.depth(), other.timeline())
     }
 }
 
-impl Eq for PrevList {}
+impl Eq for Node {}
 
+/// The nodes citing one event, sorted. Most events have one child, kept inline; a boxed
+/// slice would cost an allocation per event.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Node {
-    prev_events: PrevList,
-    depth: u64,
-    timeline: bool,
+enum Children {
+    One(Id),
+    Many(Box<[Id]>),
+}
+
+impl Children {
+    fn as_slice(&self) -> &[Id] {
+        match self {
+            Self::One(id) => std::slice::from_ref(id),
+            Self::Many(ids) => ids,
+        }
+    }
+
+    /// Adds `id` in order, unless it is there already.
+    fn add(&mut self, id: &Id) {
+        let ids = self.as_slice();
+        if let Err(at) = ids.binary_search(id) {
+            let mut grown = Vec::with_capacity(ids.len() + 1);
+            grown.extend_from_slice(&ids[..at]);
+            grown.push(id.clone());
+            grown.extend_from_slice(&ids[at..]);
+            *self = Self::Many(grown.into_boxed_slice());
+        }
+    }
 }
 
 /// Why an event cannot be placed in the DAG.
@@ -77,9 +123,8 @@ pub enum DagError {
 pub struct Dag {
     nodes: IdMap<Node>,
     /// For every prev edge target, known or not, the nodes that cite it (sorted).
-    /// Boxed slices sized to their entries: most events have one child, and a `Vec` would
-    /// keep room for four.
-    children: IdMap<Box<[Id]>>,
+    /// One child inline, more in a slice sized to them (a `Vec` would keep room for four).
+    children: IdMap<Children>,
     extremities: BTreeSet<String>,
 }
 
@@ -97,13 +142,11 @@ impl Dag {
     }
 
     pub fn depth(&self, event_id: &str) -> Option<u64> {
-        self.nodes.get(event_id).map(|node| node.depth)
+        self.nodes.get(event_id).map(Node::depth)
     }
 
     pub fn prev_events(&self, event_id: &str) -> Option<&[String]> {
-        self.nodes
-            .get(event_id)
-            .map(|node| node.prev_events.as_slice())
+        self.nodes.get(event_id).map(Node::prev_events)
     }
 
     /// The nodes citing `event_id` as a prev event, in id order.
@@ -111,12 +154,12 @@ impl Dag {
         self.children
             .get(event_id)
             .into_iter()
-            .flat_map(|children| children.iter())
+            .flat_map(Children::as_slice)
             .map(|id| &**id)
     }
 
     pub fn is_timeline(&self, event_id: &str) -> bool {
-        self.nodes.get(event_id).is_some_and(|node| node.timeline)
+        self.nodes.get(event_id).is_some_and(Node::timeline)
     }
 
     pub fn extremities(&self) -> &BTreeSet<String> {
@@ -134,8 +177,12 @@ impl Dag {
         depth: u64,
         timeline: bool,
     ) -> Result<bool, DagError> {
-        let prevs = PrevList::Owned(prev_events.into());
-        self.insert_node(Id::from(event_id), prevs, depth, timeline)
+        let node = Node::Ids(Box::new(IdsNode {
+            prev_events: prev_events.into(),
+            depth,
+            timeline,
+        }));
+        self.insert_node(Id::from(event_id), node)
     }
 
     /// [`Dag::insert`] for a PDU: its prev events and depth are read from it and not copied.
@@ -147,9 +194,11 @@ impl Dag {
         timeline: bool,
     ) -> Result<bool, DagError> {
         debug_assert_eq!(&*id, pdu.event_id());
-        let event = pdu.event();
-        let prevs = PrevList::Pdu(pdu.clone());
-        self.insert_node(id, prevs, event.depth, timeline)
+        let node = Node::Pdu {
+            pdu: pdu.clone(),
+            timeline,
+        };
+        self.insert_node(id, node)
     }
 
     /// The DAG's `Arc<str>` for `event_id`, if a node or an edge names it.
@@ -160,36 +209,22 @@ impl Dag {
         }
     }
 
-    fn insert_node(
-        &mut self,
-        id: Id,
-        prev_events: PrevList,
-        depth: u64,
-        timeline: bool,
-    ) -> Result<bool, DagError> {
+    fn insert_node(&mut self, id: Id, node: Node) -> Result<bool, DagError> {
         let event_id: &str = &id;
-        self.check_insertable(event_id, prev_events.as_slice())?;
+        self.check_insertable(event_id, node.prev_events())?;
         let has_timeline_descendant = self.has_timeline_descendant(event_id);
+        let timeline = node.timeline();
         let id = self.interned(event_id).cloned().unwrap_or(id);
-        for prev_event_id in prev_events.as_slice() {
+        for prev_event_id in node.prev_events() {
             let prev = self.intern(prev_event_id);
-            let children = self.children.entry(prev).or_default();
-            if let Err(at) = children.binary_search(&id) {
-                let mut grown = Vec::with_capacity(children.len() + 1);
-                grown.extend_from_slice(&children[..at]);
-                grown.push(id.clone());
-                grown.extend_from_slice(&children[at..]);
-                *children = grown.into_boxed_slice();
+            match self.children.entry(prev) {
+                Entry::Occupied(mut children) => children.get_mut().add(&id),
+                Entry::Vacant(slot) => {
+                    slot.insert(Children::One(id.clone()));
+                }
             }
         }
-        self.nodes.insert(
-            id.clone(),
-            Node {
-                prev_events,
-                depth,
-                timeline,
-            },
-        );
+        self.nodes.insert(id.clone(), node);
         let event_id: &str = &id;
         let mut changed = false;
         if timeline || has_timeline_descendant {
@@ -226,7 +261,7 @@ impl Dag {
         let mut chosen: Vec<(u64, &String)> = self
             .extremities
             .iter()
-            .map(|event_id| (self.nodes[event_id.as_str()].depth, event_id))
+            .map(|event_id| (self.nodes[event_id.as_str()].depth(), event_id))
             .collect();
         chosen
             .sort_by(|(a_depth, a_id), (b_depth, b_id)| b_depth.cmp(a_depth).then(a_id.cmp(b_id)));
@@ -286,8 +321,7 @@ impl Dag {
         let mut retired = false;
         let mut seen: BTreeSet<&str> = BTreeSet::new();
         let mut queue: VecDeque<&str> = self.nodes[event_id]
-            .prev_events
-            .as_slice()
+            .prev_events()
             .iter()
             .map(String::as_str)
             .collect();
@@ -299,10 +333,10 @@ impl Dag {
             let Some(node) = self.nodes.get(next) else {
                 continue;
             };
-            if node.timeline {
+            if node.timeline() {
                 timeline_ancestors.push(next);
             } else {
-                queue.extend(node.prev_events.as_slice().iter().map(String::as_str));
+                queue.extend(node.prev_events().iter().map(String::as_str));
             }
         }
         let timeline_ancestors: Vec<String> =
@@ -322,8 +356,7 @@ impl Dag {
             .iter()
             .map(|(id, node)| {
                 let known = node
-                    .prev_events
-                    .as_slice()
+                    .prev_events()
                     .iter()
                     .filter(|p| self.contains(p))
                     .count();
@@ -341,8 +374,7 @@ impl Dag {
             for child in self.children(id) {
                 let count = unplaced_prevs.get_mut(child).expect("children are nodes");
                 *count -= self.nodes[child]
-                    .prev_events
-                    .as_slice()
+                    .prev_events()
                     .iter()
                     .filter(|p| p.as_str() == id)
                     .count();
@@ -360,7 +392,7 @@ impl Dag {
         let expected: BTreeSet<String> = self
             .nodes
             .iter()
-            .filter(|(id, node)| node.timeline && !self.has_timeline_descendant(id))
+            .filter(|(id, node)| node.timeline() && !self.has_timeline_descendant(id))
             .map(|(id, _)| id.to_string())
             .collect();
         if expected != self.extremities {
@@ -370,7 +402,7 @@ impl Dag {
             ));
         }
         for (target, children) in sorted_by_id(&self.children) {
-            if !children.windows(2).all(|pair| pair[0] < pair[1]) {
+            if !children.as_slice().windows(2).all(|pair| pair[0] < pair[1]) {
                 return Err(format!("the children of {target} are not sorted"));
             }
         }
