@@ -35,6 +35,7 @@ mod power;
 mod power_change;
 #[cfg(test)]
 mod properties;
+mod read_once;
 mod rules;
 mod selection;
 mod third_party;
@@ -259,6 +260,15 @@ pub fn check_auth(
     if event.event_type == "m.room.create" {
         return create::check_create(version, event);
     }
+    let keys = auth_keys_for_event(
+        version,
+        &event.event_type,
+        event.state_key.as_deref(),
+        &event.sender,
+        &event.content,
+    );
+    let read_once = read_once::ReadOnce::new(state, &keys);
+    let state: &dyn AuthState = &read_once;
     let Some(create_event) = state.get("m.room.create", "") else {
         return reject(
             AuthRule::NoCreateEvent,

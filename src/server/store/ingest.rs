@@ -171,6 +171,9 @@ impl RoomStore {
     /// Auth events of `pdu` that the store does not hold (in room v12 including the create
     /// event the room id implies).
     pub fn missing_auth_events(&self, pdu: &Pdu) -> Vec<String> {
+        if self.holds_cited_auth_events(pdu.event()) {
+            return Vec::new();
+        }
         let mut missing: Vec<String> = self
             .cited_auth_events(pdu.event())
             .into_iter()
@@ -190,6 +193,14 @@ impl RoomStore {
         self.room_id
             .strip_prefix('!')
             .map(|hash| format!("${hash}"))
+    }
+
+    /// Whether every event of [`RoomStore::cited_auth_events`] is held, without listing them:
+    /// the common case, asked for every received event.
+    fn holds_cited_auth_events(&self, event: &Event) -> bool {
+        event.auth_events.iter().all(|id| self.contains(id))
+            && (event.event_type == "m.room.create"
+                || self.implied_create_id().is_none_or(|id| self.contains(&id)))
     }
 
     /// The auth events an event depends on: its list, and the implied create event.
