@@ -10,72 +10,58 @@
 //! no timeline descendant. They therefore form an antichain, and a soft-failed or rejected
 //! event between an extremity and a later event does not keep the older one alive.
 //!
-//! Memory: every server of a run holds a DAG of the same events, so the DAG keeps one string
-//! per event id (an `Arc<str>` shared by every index that names the event) and reads an
-//! event's prev events from its PDU, which the run shares between servers, instead of copying
-//! them.
+//! Memory: every server of a run holds a DAG of the same events. The DAG keeps no nodes of its
+//! own: it reads them from the store's records through [`Nodes`] (a record held with state is
+//! a node; its prev events and depth are its PDU's, shared by the run), and keeps only what the
+//! records do not say: the children of each event and the extremities. Each id is one
+//! `Arc<str>` shared with the records.
 //!
-//! Invariants: the graph has no cycle (an insert that would close one fails); every extremity
-//! is a timeline node without timeline descendants; each list of children is sorted and
-//! without duplicates; one id has one `Arc<str>` in the DAG.
+//! Invariants: the graph has no cycle (an insert that would close one is refused before the
+//! node is added); every extremity is a timeline node without timeline descendants; each list
+//! of children is sorted and without duplicates.
 
 use super::id_map::{IdMap, sorted_by_id};
 pub use crate::proto::pdu::PREV_EVENTS_MAX;
-use crate::proto::pdu::Pdu;
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
-/// An event id, held once per DAG and shared by its indexes.
+/// An event id, shared with the store's records.
 type Id = Arc<str>;
 
-/// A node: placed from a PDU (its prev events and depth are read from the PDU, which the run
-/// shares between servers), or from ids alone (boxed: rare, and it keeps the common node at
-/// two words).
-#[derive(Clone, Debug)]
-enum Node {
-    Pdu { pdu: Arc<Pdu>, timeline: bool },
-    Ids(Box<IdsNode>),
+/// What the DAG knows of a node: read from its record.
+#[derive(Clone, Copy, Debug)]
+pub struct Node<'a> {
+    pub prev_events: &'a [String],
+    pub depth: u64,
+    /// Accepted and not soft-failed: may be cited by new events.
+    pub timeline: bool,
 }
 
-#[derive(Clone, Debug)]
-struct IdsNode {
-    prev_events: Box<[String]>,
-    depth: u64,
-    timeline: bool,
+/// Where the DAG reads its nodes (the store's records; a map in tests).
+pub trait Nodes {
+    /// The node `event_id`, if it is one.
+    fn node(&self, event_id: &str) -> Option<Node<'_>>;
+
+    /// Every node's id, in any order (to check invariants).
+    fn node_ids(&self) -> Vec<&str>;
+
+    /// The one `Arc<str>` the nodes' holder keeps for `event_id`, if it holds the event
+    /// (as a node or not): edges share it instead of allocating their own.
+    fn shared_id(&self, event_id: &str) -> Option<&Arc<str>>;
 }
 
-impl Node {
-    fn prev_events(&self) -> &[String] {
-        match self {
-            Self::Pdu { pdu, .. } => &pdu.event().prev_events,
-            Self::Ids(node) => &node.prev_events,
-        }
-    }
-
-    fn depth(&self) -> u64 {
-        match self {
-            Self::Pdu { pdu, .. } => pdu.event().depth,
-            Self::Ids(node) => node.depth,
-        }
-    }
-
-    fn timeline(&self) -> bool {
-        match self {
-            Self::Pdu { timeline, .. } => *timeline,
-            Self::Ids(node) => node.timeline,
-        }
-    }
+/// Why an event cannot be placed in the DAG.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DagError {
+    #[error("event {event_id} is already in the DAG")]
+    Duplicate { event_id: String },
+    #[error("event {event_id} would close a cycle through prev event {prev_event_id}")]
+    Cycle {
+        event_id: String,
+        prev_event_id: String,
+    },
 }
-
-impl PartialEq for Node {
-    fn eq(&self, other: &Self) -> bool {
-        (self.prev_events(), self.depth(), self.timeline())
-            == (other.prev_events(), other.depth(), other.timeline())
-    }
-}
-
-impl Eq for Node {}
 
 /// The nodes citing one event, sorted. Most events have one child, kept inline; a boxed
 /// slice would cost an allocation per event.
@@ -106,49 +92,15 @@ impl Children {
     }
 }
 
-/// Why an event cannot be placed in the DAG.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum DagError {
-    #[error("event {event_id} is already in the DAG")]
-    Duplicate { event_id: String },
-    #[error("event {event_id} would close a cycle through prev event {prev_event_id}")]
-    Cycle {
-        event_id: String,
-        prev_event_id: String,
-    },
-}
-
-/// The DAG of one room.
+/// The edges and extremities of one room's DAG, over nodes read from [`Nodes`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Dag {
-    nodes: IdMap<Node>,
     /// For every prev edge target, known or not, the nodes that cite it (sorted).
-    /// One child inline, more in a slice sized to them (a `Vec` would keep room for four).
     children: IdMap<Children>,
     extremities: BTreeSet<String>,
 }
 
 impl Dag {
-    pub fn contains(&self, event_id: &str) -> bool {
-        self.nodes.contains_key(event_id)
-    }
-
-    pub fn len(&self) -> usize {
-        self.nodes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
-    }
-
-    pub fn depth(&self, event_id: &str) -> Option<u64> {
-        self.nodes.get(event_id).map(Node::depth)
-    }
-
-    pub fn prev_events(&self, event_id: &str) -> Option<&[String]> {
-        self.nodes.get(event_id).map(Node::prev_events)
-    }
-
     /// The nodes citing `event_id` as a prev event, in id order.
     pub fn children(&self, event_id: &str) -> impl Iterator<Item = &str> {
         self.children
@@ -158,96 +110,23 @@ impl Dag {
             .map(|id| &**id)
     }
 
-    pub fn is_timeline(&self, event_id: &str) -> bool {
-        self.nodes.get(event_id).is_some_and(Node::timeline)
-    }
-
     pub fn extremities(&self) -> &BTreeSet<String> {
         &self.extremities
     }
 
-    /// Places an event given by its id and prev events. `timeline` says whether it was
-    /// accepted and not soft-failed. Returns whether the forward extremities changed (a late
-    /// event that is not accepted changes them too, when it links accepted events already
-    /// placed to older ones).
-    pub fn insert(
-        &mut self,
+    /// The DAG's `Arc<str>` for `event_id`, if an edge names it.
+    pub fn interned(&self, event_id: &str) -> Option<&Arc<str>> {
+        self.children.get_key_value(event_id).map(|(id, _)| id)
+    }
+
+    /// Whether the event may be added as a node: it is not one yet and closes no cycle.
+    pub fn check_insertable(
+        &self,
+        nodes: &impl Nodes,
         event_id: &str,
         prev_events: &[String],
-        depth: u64,
-        timeline: bool,
-    ) -> Result<bool, DagError> {
-        let node = Node::Ids(Box::new(IdsNode {
-            prev_events: prev_events.into(),
-            depth,
-            timeline,
-        }));
-        self.insert_node(Id::from(event_id), node)
-    }
-
-    /// [`Dag::insert`] for a PDU: its prev events and depth are read from it and not copied.
-    /// `id` is its event id as the caller holds it, kept unless the DAG already holds one.
-    pub fn insert_pdu(
-        &mut self,
-        id: Arc<str>,
-        pdu: &Arc<Pdu>,
-        timeline: bool,
-    ) -> Result<bool, DagError> {
-        debug_assert_eq!(&*id, pdu.event_id());
-        let node = Node::Pdu {
-            pdu: pdu.clone(),
-            timeline,
-        };
-        self.insert_node(id, node)
-    }
-
-    /// The DAG's `Arc<str>` for `event_id`, if a node or an edge names it.
-    pub fn interned(&self, event_id: &str) -> Option<&Arc<str>> {
-        match self.nodes.get_key_value(event_id) {
-            Some((id, _)) => Some(id),
-            None => self.children.get_key_value(event_id).map(|(id, _)| id),
-        }
-    }
-
-    fn insert_node(&mut self, id: Id, node: Node) -> Result<bool, DagError> {
-        let event_id: &str = &id;
-        self.check_insertable(event_id, node.prev_events())?;
-        let has_timeline_descendant = self.has_timeline_descendant(event_id);
-        let timeline = node.timeline();
-        let id = self.interned(event_id).cloned().unwrap_or(id);
-        for prev_event_id in node.prev_events() {
-            let prev = self.intern(prev_event_id);
-            match self.children.entry(prev) {
-                Entry::Occupied(mut children) => children.get_mut().add(&id),
-                Entry::Vacant(slot) => {
-                    slot.insert(Children::One(id.clone()));
-                }
-            }
-        }
-        self.nodes.insert(id.clone(), node);
-        let event_id: &str = &id;
-        let mut changed = false;
-        if timeline || has_timeline_descendant {
-            changed = self.retire_ancestor_extremities(event_id);
-        }
-        if timeline && !has_timeline_descendant {
-            changed |= self.extremities.insert(event_id.to_owned());
-        }
-        Ok(changed)
-    }
-
-    /// The DAG's one `Arc<str>` for `event_id`: of its node or of the edges citing it, else a
-    /// new one.
-    fn intern(&self, event_id: &str) -> Id {
-        self.interned(event_id)
-            .cloned()
-            .unwrap_or_else(|| Id::from(event_id))
-    }
-
-    /// Whether [`Dag::insert`] would accept the event: it is not yet a node and closes no
-    /// cycle.
-    pub fn check_insertable(&self, event_id: &str, prev_events: &[String]) -> Result<(), DagError> {
-        if self.nodes.contains_key(event_id) {
+    ) -> Result<(), DagError> {
+        if nodes.node(event_id).is_some() {
             return Err(DagError::Duplicate {
                 event_id: event_id.to_owned(),
             });
@@ -255,13 +134,56 @@ impl Dag {
         self.check_no_cycle(event_id, prev_events)
     }
 
+    /// Links the node `id`, just added to `nodes` after [`Dag::check_insertable`] allowed it:
+    /// its edges and the extremities. Returns whether the forward extremities changed (a late
+    /// event that is not accepted changes them too, when it links accepted events already
+    /// placed to older ones).
+    pub fn link(&mut self, nodes: &impl Nodes, id: &Id) -> bool {
+        let node = nodes.node(id).expect("a node is added before it is linked");
+        debug_assert!(self.check_no_cycle(id, node.prev_events).is_ok());
+        let has_timeline_descendant = self.has_timeline_descendant(nodes, id);
+        let id = self.interned(id).cloned().unwrap_or_else(|| id.clone());
+        for prev_event_id in node.prev_events {
+            let prev = self.intern(nodes, prev_event_id);
+            match self.children.entry(prev) {
+                Entry::Occupied(mut children) => children.get_mut().add(&id),
+                Entry::Vacant(slot) => {
+                    slot.insert(Children::One(id.clone()));
+                }
+            }
+        }
+        let mut changed = false;
+        if node.timeline || has_timeline_descendant {
+            changed = self.retire_ancestor_extremities(nodes, node.prev_events);
+        }
+        if node.timeline && !has_timeline_descendant {
+            changed |= self.extremities.insert(id.to_string());
+        }
+        changed
+    }
+
+    /// The one `Arc<str>` for `event_id`: of the edges citing it, else of the nodes' holder,
+    /// else a new one (for an event not held).
+    fn intern(&self, nodes: &impl Nodes, event_id: &str) -> Id {
+        self.interned(event_id)
+            .or_else(|| nodes.shared_id(event_id))
+            .cloned()
+            .unwrap_or_else(|| Id::from(event_id))
+    }
+
     /// Up to [`PREV_EVENTS_MAX`] extremities for a new event to cite, deepest first, ties by
     /// event id, and the depth the new event gets (one more than the deepest prev event).
-    pub fn prev_events_for_new_event(&self) -> (Vec<String>, u64) {
+    pub fn prev_events_for_new_event(&self, nodes: &impl Nodes) -> (Vec<String>, u64) {
+        let depth_of = |event_id: &str| {
+            nodes
+                .node(event_id)
+                .expect("every extremity is a node")
+                .depth
+        };
         let mut chosen: Vec<(u64, &String)> = self
             .extremities
             .iter()
-            .map(|event_id| (self.nodes[event_id.as_str()].depth(), event_id))
+            .map(|event_id| (depth_of(event_id), event_id))
             .collect();
         chosen
             .sort_by(|(a_depth, a_id), (b_depth, b_id)| b_depth.cmp(a_depth).then(a_id.cmp(b_id)));
@@ -308,59 +230,52 @@ impl Dag {
         seen
     }
 
-    fn has_timeline_descendant(&self, event_id: &str) -> bool {
+    fn has_timeline_descendant(&self, nodes: &impl Nodes, event_id: &str) -> bool {
         self.descendants(event_id)
             .into_iter()
-            .any(|descendant| self.is_timeline(descendant))
+            .any(|descendant| nodes.node(descendant).is_some_and(|node| node.timeline))
     }
 
-    /// Removes from the extremities the nearest timeline ancestors of `event_id`: those reached
-    /// through non-timeline nodes only. Farther ones already left when those nearer were placed
-    /// (or were never extremities, having a timeline descendant when they came).
-    fn retire_ancestor_extremities(&mut self, event_id: &str) -> bool {
+    /// Removes from the extremities the nearest timeline ancestors of a node whose prev events
+    /// are `prev_events`: those reached through non-timeline nodes only. Farther ones already
+    /// left when those nearer were placed (or were never extremities, having a timeline
+    /// descendant when they came).
+    fn retire_ancestor_extremities(&mut self, nodes: &impl Nodes, prev_events: &[String]) -> bool {
         let mut retired = false;
         let mut seen: BTreeSet<&str> = BTreeSet::new();
-        let mut queue: VecDeque<&str> = self.nodes[event_id]
-            .prev_events()
-            .iter()
-            .map(String::as_str)
-            .collect();
-        let mut timeline_ancestors: Vec<&str> = Vec::new();
+        let mut queue: VecDeque<&str> = prev_events.iter().map(String::as_str).collect();
         while let Some(next) = queue.pop_front() {
             if !seen.insert(next) {
                 continue;
             }
-            let Some(node) = self.nodes.get(next) else {
+            let Some(node) = nodes.node(next) else {
                 continue;
             };
-            if node.timeline() {
-                timeline_ancestors.push(next);
+            if node.timeline {
+                retired |= self.extremities.remove(next);
             } else {
-                queue.extend(node.prev_events().iter().map(String::as_str));
+                queue.extend(node.prev_events.iter().map(String::as_str));
             }
-        }
-        let timeline_ancestors: Vec<String> =
-            timeline_ancestors.into_iter().map(str::to_owned).collect();
-        for ancestor in timeline_ancestors {
-            retired |= self.extremities.remove(&ancestor);
         }
         retired
     }
 
-    /// Checks the invariants from scratch: no cycle (Kahn's algorithm over the known nodes),
-    /// the extremities are exactly the timeline nodes without timeline descendants, and the
-    /// depth index matches the nodes. Names the first problem found.
-    pub fn check_invariants(&self) -> Result<(), String> {
-        let mut unplaced_prevs: BTreeMap<&str, usize> = self
-            .nodes
+    /// Checks the invariants from scratch: no cycle (Kahn's algorithm over the nodes), the
+    /// extremities are exactly the timeline nodes without timeline descendants, every child is
+    /// a node citing its parent, lists of children are sorted. Names the first problem found.
+    pub fn check_invariants(&self, nodes: &impl Nodes) -> Result<(), String> {
+        let mut ids = nodes.node_ids();
+        ids.sort_unstable();
+        let node = |id: &str| nodes.node(id).expect("listed as a node");
+        let mut unplaced_prevs: BTreeMap<&str, usize> = ids
             .iter()
-            .map(|(id, node)| {
-                let known = node
-                    .prev_events()
+            .map(|&id| {
+                let known = node(id)
+                    .prev_events
                     .iter()
-                    .filter(|p| self.contains(p))
+                    .filter(|p| nodes.node(p).is_some())
                     .count();
-                (&**id, known)
+                (id, known)
             })
             .collect();
         let mut ready: Vec<&str> = unplaced_prevs
@@ -372,9 +287,11 @@ impl Dag {
         while let Some(id) = ready.pop() {
             placed += 1;
             for child in self.children(id) {
-                let count = unplaced_prevs.get_mut(child).expect("children are nodes");
-                *count -= self.nodes[child]
-                    .prev_events()
+                let Some(count) = unplaced_prevs.get_mut(child) else {
+                    return Err(format!("{child}, a child of {id}, is not a node"));
+                };
+                *count -= node(child)
+                    .prev_events
                     .iter()
                     .filter(|p| p.as_str() == id)
                     .count();
@@ -383,17 +300,16 @@ impl Dag {
                 }
             }
         }
-        if placed != self.nodes.len() {
+        if placed != ids.len() {
             return Err(format!(
                 "the DAG has a cycle among {} events",
-                self.nodes.len() - placed
+                ids.len() - placed
             ));
         }
-        let expected: BTreeSet<String> = self
-            .nodes
+        let expected: BTreeSet<String> = ids
             .iter()
-            .filter(|(id, node)| node.timeline() && !self.has_timeline_descendant(id))
-            .map(|(id, _)| id.to_string())
+            .filter(|&&id| node(id).timeline && !self.has_timeline_descendant(nodes, id))
+            .map(|id| id.to_string())
             .collect();
         if expected != self.extremities {
             return Err(format!(
@@ -414,17 +330,81 @@ impl Dag {
 mod tests {
     use super::*;
 
+    type TestNodes = BTreeMap<String, (Vec<String>, u64, bool)>;
+
+    impl Nodes for TestNodes {
+        fn node(&self, event_id: &str) -> Option<Node<'_>> {
+            self.get(event_id)
+                .map(|(prev_events, depth, timeline)| Node {
+                    prev_events,
+                    depth: *depth,
+                    timeline: *timeline,
+                })
+        }
+
+        fn node_ids(&self) -> Vec<&str> {
+            self.keys().map(String::as_str).collect()
+        }
+
+        fn shared_id(&self, _: &str) -> Option<&Arc<str>> {
+            None
+        }
+    }
+
+    /// A DAG with its nodes, added as the store adds them: checked, added, then linked.
+    #[derive(Default)]
+    struct TestDag {
+        dag: Dag,
+        nodes: TestNodes,
+    }
+
+    impl TestDag {
+        fn insert(
+            &mut self,
+            event_id: &str,
+            prev_events: &[String],
+            depth: u64,
+            timeline: bool,
+        ) -> Result<bool, DagError> {
+            self.dag
+                .check_insertable(&self.nodes, event_id, prev_events)?;
+            let node = (prev_events.to_vec(), depth, timeline);
+            self.nodes.insert(event_id.to_owned(), node);
+            Ok(self.dag.link(&self.nodes, &Id::from(event_id)))
+        }
+
+        fn extremities(&self) -> &BTreeSet<String> {
+            self.dag.extremities()
+        }
+
+        fn children(&self, event_id: &str) -> impl Iterator<Item = &str> {
+            self.dag.children(event_id)
+        }
+
+        fn depth(&self, event_id: &str) -> Option<u64> {
+            self.nodes.node(event_id).map(|node| node.depth)
+        }
+
+        fn prev_events_for_new_event(&self) -> (Vec<String>, u64) {
+            self.dag.prev_events_for_new_event(&self.nodes)
+        }
+
+        fn check_invariants(&self) -> Result<(), String> {
+            self.dag.check_invariants(&self.nodes)
+        }
+    }
+
     fn ids(list: &[&str]) -> Vec<String> {
         list.iter().map(|id| (*id).to_owned()).collect()
     }
 
-    fn extremities(dag: &Dag) -> Vec<&str> {
+    fn extremities(dag: &TestDag) -> Vec<&str> {
         dag.extremities().iter().map(String::as_str).collect()
     }
 
     #[test]
     fn a_linear_chain_has_one_extremity() {
-        let mut dag = Dag::default();
+        let mut dag = TestDag::default();
         dag.insert("$a", &[], 1, true).unwrap();
         dag.insert("$b", &ids(&["$a"]), 2, true).unwrap();
         dag.insert("$c", &ids(&["$b"]), 3, true).unwrap();
@@ -435,7 +415,7 @@ mod tests {
 
     #[test]
     fn a_fork_has_two_extremities_until_merged() {
-        let mut dag = Dag::default();
+        let mut dag = TestDag::default();
         dag.insert("$a", &[], 1, true).unwrap();
         dag.insert("$b", &ids(&["$a"]), 2, true).unwrap();
         dag.insert("$c", &ids(&["$a"]), 5, true).unwrap();
@@ -448,7 +428,7 @@ mod tests {
 
     #[test]
     fn rejected_and_soft_failed_events_are_never_extremities() {
-        let mut dag = Dag::default();
+        let mut dag = TestDag::default();
         dag.insert("$a", &[], 1, true).unwrap();
         assert!(!dag.insert("$rejected", &ids(&["$a"]), 2, false).unwrap());
         assert_eq!(extremities(&dag), ["$a"]);
@@ -460,7 +440,7 @@ mod tests {
 
     #[test]
     fn a_late_ancestor_is_not_an_extremity() {
-        let mut dag = Dag::default();
+        let mut dag = TestDag::default();
         dag.insert("$a", &[], 1, true).unwrap();
         // $c was placed with state from a peer; its prev $b was not known then.
         dag.insert("$c", &ids(&["$b"]), 3, true).unwrap();
@@ -473,7 +453,7 @@ mod tests {
 
     #[test]
     fn a_late_rejected_event_retires_its_ancestors_when_it_has_accepted_children() {
-        let mut dag = Dag::default();
+        let mut dag = TestDag::default();
         dag.insert("$a", &[], 1, true).unwrap();
         dag.insert("$c", &ids(&["$r"]), 3, true).unwrap();
         assert!(
@@ -486,7 +466,7 @@ mod tests {
 
     #[test]
     fn cycles_and_duplicates_are_refused() {
-        let mut dag = Dag::default();
+        let mut dag = TestDag::default();
         assert!(matches!(
             dag.insert("$a", &ids(&["$a"]), 1, true),
             Err(DagError::Cycle { .. })
@@ -509,7 +489,7 @@ mod tests {
 
     #[test]
     fn at_most_twenty_prev_events_deepest_first() {
-        let mut dag = Dag::default();
+        let mut dag = TestDag::default();
         dag.insert("$root", &[], 1, true).unwrap();
         for index in 0..25u64 {
             let id = format!("$e{index:02}");

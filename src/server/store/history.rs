@@ -29,7 +29,7 @@ impl RoomStore {
         let mut queued: BTreeSet<&str> = BTreeSet::new();
         let mut queue: BinaryHeap<(u64, Reverse<&str>)> = BinaryHeap::new();
         for event_id in from {
-            if let Some(depth) = self.dag.depth(event_id)
+            if let Some(depth) = self.dag().depth(event_id)
                 && queued.insert(event_id)
             {
                 queue.push((depth, Reverse(event_id)));
@@ -41,8 +41,8 @@ impl RoomStore {
                 break;
             };
             events.push(self.events[event_id].pdu.clone());
-            for prev_id in self.dag.prev_events(event_id).into_iter().flatten() {
-                if let Some(depth) = self.dag.depth(prev_id)
+            for prev_id in self.dag().prev_events(event_id).into_iter().flatten() {
+                if let Some(depth) = self.dag().depth(prev_id)
                     && queued.insert(prev_id)
                 {
                     queue.push((depth, Reverse(prev_id)));
@@ -71,11 +71,11 @@ impl RoomStore {
         while !frontier.is_empty() && found.len() < limit {
             let mut step: Vec<(Reverse<u64>, &str)> = Vec::new();
             for event_id in &frontier {
-                for prev_id in self.dag.prev_events(event_id).into_iter().flatten() {
+                for prev_id in self.dag().prev_events(event_id).into_iter().flatten() {
                     if !seen.insert(prev_id) {
                         continue;
                     }
-                    match self.dag.depth(prev_id) {
+                    match self.dag().depth(prev_id) {
                         Some(depth) if depth >= min_depth => step.push((Reverse(depth), prev_id)),
                         _ => {}
                     }

@@ -261,7 +261,7 @@ impl RoomStore {
         self.check_present(pdu, given_state)?;
         let event = pdu.event();
         self.dag
-            .check_insertable(&event.event_id, &event.prev_events)?;
+            .check_insertable(&self.events, &event.event_id, &event.prev_events)?;
         if let Some(state) = given_state {
             self.check_given_state(event, state)?;
         }
@@ -295,11 +295,6 @@ impl RoomStore {
             }
             _ => before,
         };
-        let accepted = status == EventStatus::Accepted;
-        let extremities_changed = self
-            .dag
-            .insert_pdu(self.event_key(&held), &held, accepted)
-            .expect("checked insertable above");
         let event_id = event.event_id.clone();
         self.store_record(
             held,
@@ -308,6 +303,12 @@ impl RoomStore {
             Some(EventState { before, after }),
             origin,
         );
+        // Held with state now, so a node: link it (checked insertable above).
+        let (key, _) = self
+            .events
+            .get_key_value(event_id.as_str())
+            .expect("stored above");
+        let extremities_changed = self.dag.link(&self.events, &key.clone());
         if extremities_changed && self.current_state_deferred {
             self.current_state_stale = true;
         } else if extremities_changed {

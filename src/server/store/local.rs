@@ -36,7 +36,7 @@ pub struct LocalEventDraft {
 impl RoomStore {
     /// The fields of a new event for `draft`, if its sender may send it now.
     pub fn prepare_local_event(&self, draft: LocalEventDraft) -> Result<NewEvent, StoreError> {
-        let (prev_events, depth) = self.dag.prev_events_for_new_event();
+        let (prev_events, depth) = self.dag().prev_events_for_new_event();
         let auth_events: Vec<String> = auth_types_for_event(
             self.version,
             &draft.event_type,

@@ -29,6 +29,7 @@
 
 mod conflicts;
 pub mod dag;
+mod dag_view;
 mod history;
 mod id_map;
 mod ingest;

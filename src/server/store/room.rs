@@ -7,6 +7,7 @@
 
 use super::conflicts::AuthCiters;
 use super::dag::Dag;
+use super::dag_view::DagView;
 use super::id_map::{IdMap, id_map, sorted_by_id};
 use super::log::{DurableLog, LogRecord};
 use super::record::{EventRecord, EventStatus};
@@ -293,8 +294,11 @@ impl RoomStore {
     }
 
     /// The DAG of events held with state.
-    pub fn dag(&self) -> &Dag {
-        &self.dag
+    pub fn dag(&self) -> DagView<'_> {
+        DagView {
+            dag: &self.dag,
+            nodes: &self.events,
+        }
     }
 
     pub fn state_groups(&self) -> &StateGroups {
