@@ -95,28 +95,26 @@ impl Children {
 /// The edges and extremities of one room's DAG, over nodes read from [`Nodes`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Dag {
-    /// For every prev edge target, known or not, the nodes that cite it (sorted).
-    children: IdMap<Children>,
+    /// Events cited as prev events while they were not nodes: target -> the nodes citing it
+    /// (sorted). An entry leaves when its target becomes a node. Edges between nodes are read
+    /// from the nodes' prev events and not indexed: a full index of children cost about 70
+    /// bytes per event per server, and only an event that arrives after its children needs
+    /// one (see [`Dag::descendants`]).
+    cited_unheld: IdMap<Children>,
     extremities: BTreeSet<String>,
 }
 
-impl Dag {
-    /// The nodes citing `event_id` as a prev event, in id order.
-    pub fn children(&self, event_id: &str) -> impl Iterator<Item = &str> {
-        self.children
-            .get(event_id)
-            .into_iter()
-            .flat_map(Children::as_slice)
-            .map(|id| &**id)
-    }
+/// Every node's children: the prev edges read backwards, built by one pass over the nodes.
+type ChildIndex<'a> = BTreeMap<&'a str, Vec<&'a str>>;
 
+impl Dag {
     pub fn extremities(&self) -> &BTreeSet<String> {
         &self.extremities
     }
 
-    /// The DAG's `Arc<str>` for `event_id`, if an edge names it.
+    /// The DAG's `Arc<str>` for `event_id`, if it was cited while not held.
     pub fn interned(&self, event_id: &str) -> Option<&Arc<str>> {
-        self.children.get_key_value(event_id).map(|(id, _)| id)
+        self.cited_unheld.get_key_value(event_id).map(|(id, _)| id)
     }
 
     /// Whether the event may be added as a node: it is not one yet and closes no cycle.
@@ -131,7 +129,7 @@ impl Dag {
                 event_id: event_id.to_owned(),
             });
         }
-        self.check_no_cycle(event_id, prev_events)
+        self.check_no_cycle(nodes, event_id, prev_events)
     }
 
     /// Links the node `id`, just added to `nodes` after [`Dag::check_insertable`] allowed it:
@@ -140,13 +138,16 @@ impl Dag {
     /// placed to older ones).
     pub fn link(&mut self, nodes: &impl Nodes, id: &Id) -> bool {
         let node = nodes.node(id).expect("a node is added before it is linked");
-        debug_assert!(self.check_no_cycle(id, node.prev_events).is_ok());
+        debug_assert!(self.check_no_cycle(nodes, id, node.prev_events).is_ok());
         let has_timeline_descendant = self.has_timeline_descendant(nodes, id);
-        let id = self.interned(id).cloned().unwrap_or_else(|| id.clone());
+        self.cited_unheld.remove(&**id);
         for prev_event_id in node.prev_events {
+            if nodes.node(prev_event_id).is_some() {
+                continue;
+            }
             let prev = self.intern(nodes, prev_event_id);
-            match self.children.entry(prev) {
-                Entry::Occupied(mut children) => children.get_mut().add(&id),
+            match self.cited_unheld.entry(prev) {
+                Entry::Occupied(mut citing) => citing.get_mut().add(id),
                 Entry::Vacant(slot) => {
                     slot.insert(Children::One(id.clone()));
                 }
@@ -162,7 +163,7 @@ impl Dag {
         changed
     }
 
-    /// The one `Arc<str>` for `event_id`: of the edges citing it, else of the nodes' holder,
+    /// The one `Arc<str>` for `event_id`: of the entry citing it, else of the nodes' holder,
     /// else a new one (for an event not held).
     fn intern(&self, nodes: &impl Nodes, event_id: &str) -> Id {
         self.interned(event_id)
@@ -200,17 +201,26 @@ impl Dag {
     }
 
     /// An insert of `event_id` closes a cycle if one of its prev events is the event itself or
-    /// descends from it, which only events already citing it (placed with state) can make.
-    fn check_no_cycle(&self, event_id: &str, prev_events: &[String]) -> Result<(), DagError> {
-        let prevs: BTreeSet<&str> = prev_events.iter().map(String::as_str).collect();
+    /// descends from it, which only nodes already citing it (placed with state) can make.
+    fn check_no_cycle(
+        &self,
+        nodes: &impl Nodes,
+        event_id: &str,
+        prev_events: &[String],
+    ) -> Result<(), DagError> {
         let cycle = |prev_event_id: &str| DagError::Cycle {
             event_id: event_id.to_owned(),
             prev_event_id: prev_event_id.to_owned(),
         };
-        if prevs.contains(event_id) {
+        if prev_events.iter().any(|prev| prev == event_id) {
             return Err(cycle(event_id));
         }
-        for descendant in self.descendants(event_id) {
+        if !self.cited_unheld.contains_key(event_id) {
+            return Ok(());
+        }
+        let prevs: BTreeSet<&str> = prev_events.iter().map(String::as_str).collect();
+        let index = child_index(nodes);
+        for descendant in descendants(&index, event_id) {
             if prevs.contains(descendant) {
                 return Err(cycle(descendant));
             }
@@ -218,22 +228,20 @@ impl Dag {
         Ok(())
     }
 
-    /// Every node reachable from `event_id` through child edges (not `event_id` itself).
-    fn descendants(&self, event_id: &str) -> BTreeSet<&str> {
-        let mut seen = BTreeSet::new();
-        let mut queue: VecDeque<&str> = self.children(event_id).collect();
-        while let Some(next) = queue.pop_front() {
-            if seen.insert(next) {
-                queue.extend(self.children(next));
-            }
-        }
-        seen
-    }
-
+    /// Whether a timeline node descends from `event_id`. Only nodes that cited it before it
+    /// was a node can: none for an event that came after its prev events, the common case.
+    /// The rare late event pays one pass over the nodes, unless a node citing it directly is
+    /// a timeline node.
     fn has_timeline_descendant(&self, nodes: &impl Nodes, event_id: &str) -> bool {
-        self.descendants(event_id)
-            .into_iter()
-            .any(|descendant| nodes.node(descendant).is_some_and(|node| node.timeline))
+        let Some(citing) = self.cited_unheld.get(event_id) else {
+            return false;
+        };
+        let is_timeline = |id: &str| nodes.node(id).is_some_and(|node| node.timeline);
+        if citing.as_slice().iter().any(|id| is_timeline(id)) {
+            return true;
+        }
+        let index = child_index(nodes);
+        descendants(&index, event_id).into_iter().any(is_timeline)
     }
 
     /// Removes from the extremities the nearest timeline ancestors of a node whose prev events
@@ -261,21 +269,25 @@ impl Dag {
     }
 
     /// Checks the invariants from scratch: no cycle (Kahn's algorithm over the nodes), the
-    /// extremities are exactly the timeline nodes without timeline descendants, every child is
-    /// a node citing its parent, lists of children are sorted. Names the first problem found.
+    /// extremities are exactly the timeline nodes without timeline descendants, the entries
+    /// of events cited while not held name non-nodes, cited by nodes, in sorted lists. Names
+    /// the first problem found.
     pub fn check_invariants(&self, nodes: &impl Nodes) -> Result<(), String> {
+        let index = child_index(nodes);
+        let node = |id: &str| nodes.node(id).expect("listed as a node");
         let mut ids = nodes.node_ids();
         ids.sort_unstable();
-        let node = |id: &str| nodes.node(id).expect("listed as a node");
         let mut unplaced_prevs: BTreeMap<&str, usize> = ids
             .iter()
             .map(|&id| {
-                let known = node(id)
+                // Distinct, as the index lists a child once per parent.
+                let known: BTreeSet<&str> = node(id)
                     .prev_events
                     .iter()
+                    .map(String::as_str)
                     .filter(|p| nodes.node(p).is_some())
-                    .count();
-                (id, known)
+                    .collect();
+                (id, known.len())
             })
             .collect();
         let mut ready: Vec<&str> = unplaced_prevs
@@ -286,15 +298,9 @@ impl Dag {
         let mut placed = 0;
         while let Some(id) = ready.pop() {
             placed += 1;
-            for child in self.children(id) {
-                let Some(count) = unplaced_prevs.get_mut(child) else {
-                    return Err(format!("{child}, a child of {id}, is not a node"));
-                };
-                *count -= node(child)
-                    .prev_events
-                    .iter()
-                    .filter(|p| p.as_str() == id)
-                    .count();
+            for &child in index.get(id).into_iter().flatten() {
+                let count = unplaced_prevs.get_mut(child).expect("children are nodes");
+                *count -= 1;
                 if *count == 0 {
                     ready.push(child);
                 }
@@ -308,7 +314,12 @@ impl Dag {
         }
         let expected: BTreeSet<String> = ids
             .iter()
-            .filter(|&&id| node(id).timeline && !self.has_timeline_descendant(nodes, id))
+            .filter(|&&id| node(id).timeline)
+            .filter(|&&id| {
+                !descendants(&index, id)
+                    .into_iter()
+                    .any(|d| node(d).timeline)
+            })
             .map(|id| id.to_string())
             .collect();
         if expected != self.extremities {
@@ -317,13 +328,53 @@ impl Dag {
                 self.extremities, expected
             ));
         }
-        for (target, children) in sorted_by_id(&self.children) {
-            if !children.as_slice().windows(2).all(|pair| pair[0] < pair[1]) {
-                return Err(format!("the children of {target} are not sorted"));
+        for (target, citing) in sorted_by_id(&self.cited_unheld) {
+            let citing = citing.as_slice();
+            if nodes.node(target).is_some() {
+                return Err(format!("{target} is a node but still listed as not held"));
+            }
+            if !citing.windows(2).all(|pair| pair[0] < pair[1]) {
+                return Err(format!("the nodes citing {target} are not sorted"));
+            }
+            if let Some(stray) = citing.iter().find(|id| {
+                nodes
+                    .node(id)
+                    .is_none_or(|node| !node.prev_events.iter().any(|p| p.as_str() == &**target))
+            }) {
+                return Err(format!("{stray} is listed as citing {target} but does not"));
             }
         }
         Ok(())
     }
+}
+
+/// The children of every node, from one pass over the nodes' prev events: each list sorted
+/// and without duplicates (an event may list a prev event twice).
+fn child_index(nodes: &impl Nodes) -> ChildIndex<'_> {
+    let mut index: ChildIndex<'_> = BTreeMap::new();
+    for id in nodes.node_ids() {
+        let node = nodes.node(id).expect("listed as a node");
+        for prev in node.prev_events {
+            index.entry(prev.as_str()).or_default().push(id);
+        }
+    }
+    for children in index.values_mut() {
+        children.sort_unstable();
+        children.dedup();
+    }
+    index
+}
+
+/// Every node reachable from `event_id` through child edges (not `event_id` itself).
+fn descendants<'a>(index: &ChildIndex<'a>, event_id: &str) -> BTreeSet<&'a str> {
+    let mut seen = BTreeSet::new();
+    let mut queue: VecDeque<&str> = index.get(event_id).into_iter().flatten().copied().collect();
+    while let Some(next) = queue.pop_front() {
+        if seen.insert(next) {
+            queue.extend(index.get(next).into_iter().flatten().copied());
+        }
+    }
+    seen
 }
 
 #[cfg(test)]
@@ -377,8 +428,11 @@ mod tests {
             self.dag.extremities()
         }
 
-        fn children(&self, event_id: &str) -> impl Iterator<Item = &str> {
-            self.dag.children(event_id)
+        fn children(&self, event_id: &str) -> Vec<&str> {
+            child_index(&self.nodes)
+                .get(event_id)
+                .cloned()
+                .unwrap_or_default()
         }
 
         fn depth(&self, event_id: &str) -> Option<u64> {
@@ -447,7 +501,7 @@ mod tests {
         assert_eq!(extremities(&dag), ["$a", "$c"]);
         dag.insert("$b", &ids(&["$a"]), 2, true).unwrap();
         assert_eq!(extremities(&dag), ["$c"]);
-        assert_eq!(dag.children("$b").collect::<Vec<_>>(), ["$c"]);
+        assert_eq!(dag.children("$b"), ["$c"]);
         dag.check_invariants().unwrap();
     }
 
@@ -460,6 +514,39 @@ mod tests {
             dag.insert("$r", &ids(&["$a"]), 2, false).unwrap(),
             "$a retired"
         );
+        assert_eq!(extremities(&dag), ["$c"]);
+        dag.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_late_event_sees_timeline_nodes_beyond_the_nodes_citing_it() {
+        let mut dag = TestDag::default();
+        dag.insert("$a", &[], 1, true).unwrap();
+        // $c (rejected) cites $r before $r is held; $d (accepted) cites $c.
+        dag.insert("$c", &ids(&["$r"]), 3, false).unwrap();
+        dag.insert("$d", &ids(&["$c"]), 4, true).unwrap();
+        assert_eq!(extremities(&dag), ["$a", "$d"]);
+        assert!(
+            dag.insert("$r", &ids(&["$a"]), 2, false).unwrap(),
+            "$a retired"
+        );
+        assert_eq!(extremities(&dag), ["$d"]);
+        dag.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn a_cycle_through_descendants_of_descendants_is_refused() {
+        let mut dag = TestDag::default();
+        dag.insert("$b", &ids(&["$x"]), 2, true).unwrap();
+        dag.insert("$c", &ids(&["$b"]), 3, true).unwrap();
+        assert_eq!(
+            dag.insert("$x", &ids(&["$c"]), 1, true),
+            Err(DagError::Cycle {
+                event_id: "$x".into(),
+                prev_event_id: "$c".into()
+            })
+        );
+        dag.insert("$x", &[], 1, true).unwrap();
         assert_eq!(extremities(&dag), ["$c"]);
         dag.check_invariants().unwrap();
     }

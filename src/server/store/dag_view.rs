@@ -68,11 +68,6 @@ impl<'a> DagView<'a> {
         self.nodes.node(event_id).map(|node| node.prev_events)
     }
 
-    /// The nodes citing `event_id` as a prev event, in id order.
-    pub fn children(&self, event_id: &str) -> impl Iterator<Item = &'a str> {
-        self.dag.children(event_id)
-    }
-
     pub fn extremities(&self) -> &'a BTreeSet<String> {
         self.dag.extremities()
     }
