@@ -1,24 +1,26 @@
-//! The room DAG: prev-event edges, children, depths and forward extremities.
+//! The room DAG: prev-event edges, depths and forward extremities.
 //!
 //! Nodes are the events placed in the timeline (everything but outliers), whatever their
 //! verdict. A node is a *timeline* node when it was accepted and not soft-failed: only those
 //! may be cited as prev events of new events. An edge may point at an event the store does not
-//! hold (an event placed with state from a peer, whose gap could not be closed); such a
-//! dangling edge is kept, so that the event, if it arrives later, finds its children.
+//! hold (an event placed with state from a peer, whose gap could not be closed); such an
+//! event is listed with the nodes citing it, so that if it arrives later it finds them.
 //!
 //! Forward extremities are defined without reference to arrival order: the timeline nodes with
 //! no timeline descendant. They therefore form an antichain, and a soft-failed or rejected
 //! event between an extremity and a later event does not keep the older one alive.
 //!
-//! Memory: every server of a run holds a DAG of the same events. The DAG keeps no nodes of its
-//! own: it reads them from the store's records through [`Nodes`] (a record held with state is
-//! a node; its prev events and depth are its PDU's, shared by the run), and keeps only what the
-//! records do not say: the children of each event and the extremities. Each id is one
-//! `Arc<str>` shared with the records.
+//! Memory: every server of a run holds a DAG of the same events, so the DAG keeps almost
+//! nothing of its own. It reads nodes from the store's records through [`Nodes`] (a record
+//! held with state is a node; its prev events and depth are its PDU's, shared by the run),
+//! indexes no children (edges are read from prev events; only an event that arrives after its
+//! children needs them, and builds them in one pass), and keeps the extremities and the
+//! events cited while not held. Ids are the records' `Arc<str>`s.
 //!
 //! Invariants: the graph has no cycle (an insert that would close one is refused before the
-//! node is added); every extremity is a timeline node without timeline descendants; each list
-//! of children is sorted and without duplicates.
+//! node is added); every extremity is a timeline node without timeline descendants; an event
+//! listed as cited while not held is not a node, and the nodes listed as citing it do, sorted
+//! and without duplicates.
 
 use super::id_map::{IdMap, sorted_by_id};
 pub use crate::proto::pdu::PREV_EVENTS_MAX;
