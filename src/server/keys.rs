@@ -28,12 +28,13 @@ use crate::proto::server_keys::{
 use crate::proto::signing::VerifyingKey;
 use crate::proto::wire::paths::SERVER_KEYS;
 use crate::server::fifo_map::FifoMap;
+use crate::server::store::id_map::IdKeys;
 use crate::server::{Inner, PduCache};
 use hyper::Request;
 use hyper::body::Bytes;
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// Why a peer's key could not be had.
@@ -52,7 +53,9 @@ pub enum KeyError {
 /// Peers' keys by server name, and this server's own key response.
 #[derive(Debug, Default)]
 pub(crate) struct KeyCache {
-    peers: BTreeMap<String, HeldKeys>,
+    /// Read per received request and event, never iterated: hashed (server names share long
+    /// prefixes, which an ordered map compares byte by byte).
+    peers: HashMap<String, HeldKeys, IdKeys>,
     own_response: Option<OwnResponse>,
 }
 

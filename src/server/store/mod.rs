@@ -31,7 +31,7 @@ mod conflicts;
 pub mod dag;
 mod dag_view;
 mod history;
-mod id_map;
+pub(crate) mod id_map;
 mod ingest;
 mod invariants;
 mod local;
