@@ -266,14 +266,17 @@ impl Pdu {
         (self.json, self.event)
     }
 
-    /// The length of [`Pdu::canonical_bytes`], computed once per PDU.
     /// The event id as a shared string: every holder of this PDU that keeps the id takes this
     /// one instead of a copy.
     pub fn shared_event_id(&self) -> std::sync::Arc<str> {
+        self.shared_event_id_ref().clone()
+    }
+
+    /// [`Pdu::shared_event_id`] without taking a reference count.
+    pub fn shared_event_id_ref(&self) -> &std::sync::Arc<str> {
         self.derived
             .event_id
             .get_or_init(|| std::sync::Arc::from(self.event_id()))
-            .clone()
     }
 
     /// The SHA-256 of [`Pdu::json_text`]: names these exact bytes in digests.
@@ -284,6 +287,7 @@ impl Pdu {
         })
     }
 
+    /// The length of [`Pdu::canonical_bytes`], computed once per PDU.
     pub fn canonical_len(&self) -> usize {
         *self
             .derived

@@ -14,8 +14,7 @@
 //! groups' full states (property test in `tests/store_state_fast_path.rs`); every event the
 //! store holds is in the citer index under each of its auth events, once.
 
-use super::id_map::IdMap;
-use super::record::EventRecord;
+use super::records::Records;
 use super::room::RoomStore;
 use super::state_groups::{StateDelta, StateGroupId, StateGroups};
 use super::state_names::KeyNo;
@@ -67,7 +66,7 @@ struct GroupsUnconflicted<'a> {
     base: StateGroupId,
     /// The numbers of the keys at which the groups differ, sorted.
     conflicted: &'a [KeyNo],
-    events: &'a IdMap<EventRecord>,
+    events: &'a Records,
     citers: &'a AuthCiters,
 }
 

@@ -7,12 +7,12 @@
 //! DAG's extremities stay right without being told about records.
 
 use super::dag::{Dag, Node, Nodes};
-use super::id_map::IdMap;
-use super::record::{EventRecord, EventStatus};
+use super::record::EventStatus;
+use super::records::Records;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-impl Nodes for IdMap<EventRecord> {
+impl Nodes for Records {
     fn node(&self, event_id: &str) -> Option<Node<'_>> {
         let record = self.get(event_id)?;
         record.state?;
@@ -25,9 +25,9 @@ impl Nodes for IdMap<EventRecord> {
     }
 
     fn node_ids(&self) -> Vec<&str> {
-        self.iter()
-            .filter(|(_, record)| record.state.is_some())
-            .map(|(id, _)| &**id)
+        self.values()
+            .filter(|record| record.state.is_some())
+            .map(|record| record.pdu.event_id())
             .collect()
     }
 
@@ -40,7 +40,7 @@ impl Nodes for IdMap<EventRecord> {
 #[derive(Clone, Copy)]
 pub struct DagView<'a> {
     pub(super) dag: &'a Dag,
-    pub(super) nodes: &'a IdMap<EventRecord>,
+    pub(super) nodes: &'a Records,
 }
 
 impl<'a> DagView<'a> {

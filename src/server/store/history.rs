@@ -125,7 +125,7 @@ impl RoomStore {
         }
         let create_id = self.implied_create_id();
         let implied = create_id.as_deref().filter(|create_id| {
-            self.events.contains_key(*create_id) && event_ids.iter().any(|id| id != create_id)
+            self.events.contains_key(create_id) && event_ids.iter().any(|id| id != create_id)
         });
         reached.extend(implied);
         let mut chain: Vec<(u64, &str)> = reached

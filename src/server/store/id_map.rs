@@ -17,11 +17,6 @@ use std::sync::Arc;
 /// A map keyed by event id (see the module comment for how it may be iterated).
 pub(crate) type IdMap<V> = HashMap<Arc<str>, V, IdKeys>;
 
-/// An empty [`IdMap`].
-pub(crate) fn id_map<V>() -> IdMap<V> {
-    HashMap::with_hasher(IdKeys)
-}
-
 /// The entries of `map` in event-id (byte) order.
 pub(crate) fn sorted_by_id<V>(map: &IdMap<V>) -> Vec<(&Arc<str>, &V)> {
     let mut entries: Vec<(&Arc<str>, &V)> = map.iter().collect();
@@ -109,7 +104,7 @@ mod tests {
 
     #[test]
     fn sorted_entries_are_in_byte_order() {
-        let mut map = id_map();
+        let mut map = IdMap::default();
         for id in ["$c", "$a", "$b", "$B"] {
             map.insert(Arc::<str>::from(id), id.len());
         }

@@ -672,7 +672,7 @@ impl RoomStore {
             let key_of = |id: &str| events.get_key_value(id).map(|(held, _)| held.clone());
             self.auth_citers.add(&key, &pdu, key_of);
         }
-        self.events.insert(key, record);
+        self.events.insert(record);
     }
 
     /// The one `Arc<str>` the store keeps for the PDU's event id: of its record or of the DAG,

@@ -8,7 +8,6 @@
 //! the resolution of the extremities' states and equals its group; the counts, the digest of
 //! authorized events and the next sequence number match the records.
 
-use super::id_map::sorted_by_id;
 use super::record::{EventStatus, RedactedBecause};
 use super::room::{Counts, RoomStore};
 use super::set_digest::SetDigest;
@@ -22,7 +21,7 @@ impl RoomStore {
         self.groups.check_invariants()?;
         let mut counts = Counts::default();
         let mut event_bytes = 0;
-        for (event_id, record) in sorted_by_id(&self.events) {
+        for (event_id, record) in self.events.sorted() {
             counts.add(&record.status, 1);
             if record.redacted.is_some() {
                 counts.redacted += 1;
@@ -32,9 +31,9 @@ impl RoomStore {
         }
         let authorized = self
             .events
-            .iter()
-            .filter(|(_, record)| record.status.is_authorized())
-            .map(|(event_id, _)| &**event_id);
+            .values()
+            .filter(|record| record.status.is_authorized())
+            .map(|record| record.pdu.event_id());
         if SetDigest::of(authorized) != self.authorized_digest {
             return Err("the digest of authorized events does not match the records".to_owned());
         }

@@ -39,6 +39,7 @@ pub mod log;
 mod metrics;
 mod outliers;
 mod record;
+mod records;
 mod recover;
 mod redaction;
 mod room;

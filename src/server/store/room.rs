@@ -8,9 +8,9 @@
 use super::conflicts::AuthCiters;
 use super::dag::Dag;
 use super::dag_view::DagView;
-use super::id_map::{IdMap, id_map, sorted_by_id};
 use super::log::{DurableLog, LogRecord};
 use super::record::{EventRecord, EventStatus};
+use super::records::Records;
 use super::set_digest::SetDigest;
 use super::state_groups::{StateGroupId, StateGroups};
 use crate::proto::event::{StateKey, StateMap};
@@ -78,7 +78,7 @@ pub struct RoomStore {
     pub(super) room_id: Arc<str>,
     pub(super) version: &'static RoomVersion,
     /// Keyed by the one `Arc<str>` of each event id, which the DAG shares.
-    pub(super) events: IdMap<EventRecord>,
+    pub(super) events: Records,
     pub(super) dag: Dag,
     /// The auth DAG read upwards, for merging state groups by their differences. Derived from
     /// `events`, so left out of equality.
@@ -190,7 +190,7 @@ impl RoomStore {
             log,
             room_id: room_id.into(),
             version,
-            events: id_map(),
+            events: Records::default(),
             dag: Dag::default(),
             auth_citers: AuthCiters::default(),
             groups: StateGroups::default(),
@@ -275,17 +275,15 @@ impl RoomStore {
     /// Every held record, in event-id (byte) order. Sorts: for reports and checks, not for
     /// paths taken per event.
     pub fn records(&self) -> impl Iterator<Item = (&str, &EventRecord)> {
-        sorted_by_id(&self.events)
-            .into_iter()
-            .map(|(id, record)| (&**id, record))
+        self.events.sorted().into_iter()
     }
 
     /// The ids of accepted events (not soft-failed, not rejected, not outliers).
     pub fn accepted_event_ids(&self) -> BTreeSet<String> {
         self.events
-            .iter()
-            .filter(|(_, record)| record.is_accepted() && record.state.is_some())
-            .map(|(id, _)| id.to_string())
+            .values()
+            .filter(|record| record.is_accepted() && record.state.is_some())
+            .map(|record| record.pdu.event_id().to_owned())
             .collect()
     }
 

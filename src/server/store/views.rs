@@ -3,8 +3,7 @@
 //!
 //! Invariant: the views only read; each answers from the store as it was when built.
 
-use super::id_map::IdMap;
-use super::record::EventRecord;
+use super::records::Records;
 use super::state_groups::{StateGroupId, StateGroups};
 use crate::proto::auth::AuthState;
 use crate::proto::event::{Event, StateMap};
@@ -12,7 +11,7 @@ use crate::proto::state_res::EventSource;
 
 /// Every event of a room, for state resolution.
 pub(super) struct EventsView<'a> {
-    pub events: &'a IdMap<EventRecord>,
+    pub events: &'a Records,
 }
 
 impl EventSource for EventsView<'_> {
@@ -31,7 +30,7 @@ impl EventSource for EventsView<'_> {
 pub(super) struct GroupState<'a> {
     pub groups: &'a StateGroups,
     pub group: StateGroupId,
-    pub events: &'a IdMap<EventRecord>,
+    pub events: &'a Records,
 }
 
 impl AuthState for GroupState<'_> {
@@ -44,7 +43,7 @@ impl AuthState for GroupState<'_> {
 /// A state held as a full map.
 pub(super) struct MapState<'a> {
     pub state: &'a StateMap,
-    pub events: &'a IdMap<EventRecord>,
+    pub events: &'a Records,
 }
 
 impl AuthState for MapState<'_> {
