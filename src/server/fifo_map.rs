@@ -10,7 +10,7 @@
 use std::borrow::Borrow;
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
 
 pub(crate) struct FifoMap<K, V, S = RandomState> {
     entries: HashMap<K, V, S>,
@@ -79,57 +79,9 @@ impl<K: Eq + Hash + Clone, V, S: BuildHasher + Default> FifoMap<K, V, S> {
     }
 }
 
-/// Hashes keys that are SHA-256 digests by their first eight bytes: those are uniformly
-/// spread already, so hashing them again (with SipHash, for every lookup of the run-wide memos)
-/// buys nothing. For such keys only: any other key would hash badly.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct DigestKeys;
-
-impl BuildHasher for DigestKeys {
-    type Hasher = DigestHasher;
-
-    fn build_hasher(&self) -> DigestHasher {
-        DigestHasher(0)
-    }
-}
-
-/// See [`DigestKeys`]. A `[u8; 32]` key writes its length, then its bytes: each write folds in
-/// its first eight bytes.
-#[derive(Debug)]
-pub(crate) struct DigestHasher(u64);
-
-impl Hasher for DigestHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut head = [0u8; 8];
-        let taken = bytes.len().min(8);
-        head[..taken].copy_from_slice(&bytes[..taken]);
-        self.0 = self.0.rotate_left(17) ^ u64::from_le_bytes(head);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn digest_keys_hash_by_their_leading_bytes() {
-        let hash = |key: [u8; 32]| DigestKeys.hash_one(key);
-        let mut key = [0u8; 32];
-        key[..8].copy_from_slice(&7u64.to_le_bytes());
-        let mut other = key;
-        other[31] = 1;
-        assert_eq!(hash(key), hash(other), "only the leading bytes count");
-        other[0] = 8;
-        assert_ne!(hash(key), hash(other));
-        let mut map: FifoMap<[u8; 32], u8, DigestKeys> = FifoMap::with_hasher(4);
-        map.insert(key, 1);
-        map.insert(other, 2);
-        assert_eq!((map.get(&key), map.get(&other)), (Some(&1), Some(&2)));
-    }
 
     #[test]
     fn the_oldest_entry_is_forgotten_first_and_replacing_keeps_the_place() {

@@ -32,7 +32,8 @@
 //! so its order cannot leak into a run; a lookup changes nothing but the counters.
 
 use crate::proto::signing::VerifyingKey;
-use crate::server::fifo_map::{DigestKeys, FifoMap};
+use crate::server::fifo_map::FifoMap;
+use crate::server::store::id_map::IdKeys;
 use sha2::{Digest as _, Sha256};
 use std::cell::{Cell, RefCell};
 
@@ -93,7 +94,7 @@ pub struct RequestMemoStats {
 
 /// Request signatures made by the servers of one run, by the digest of their facts.
 pub struct RequestMemo {
-    digests: RefCell<FifoMap<[u8; 32], (), DigestKeys>>,
+    digests: RefCell<FifoMap<[u8; 32], (), IdKeys>>,
     stats: Cell<RequestMemoStats>,
 }
 

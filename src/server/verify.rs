@@ -24,10 +24,11 @@ use crate::proto::room_version::RoomVersion;
 use crate::proto::signing::VerifyingKey;
 use crate::proto::wire::RawPdu;
 use crate::server::Inner;
-use crate::server::fifo_map::{DigestKeys, FifoMap};
+use crate::server::fifo_map::FifoMap;
 use crate::server::inbound::answers::AnswerInterner;
 use crate::server::keys::{KeyInterner, KeyResponseMemo, KeyResponseMemoStats};
 use crate::server::request_memo::{RequestMemo, RequestMemoStats};
+use crate::server::store::id_map::IdKeys;
 use serde_json::value::RawValue;
 use sha2::{Digest as _, Sha256};
 use std::cell::{Cell, RefCell};
@@ -126,7 +127,7 @@ pub struct PduCacheStats {
 /// room version and the exact JSON. Bounded: past `entries_max` the oldest entry is
 /// forgotten (first in, first out), which only costs a recomputation.
 pub struct PduCache {
-    entries: RefCell<FifoMap<[u8; 32], Entry, DigestKeys>>,
+    entries: RefCell<FifoMap<[u8; 32], Entry, IdKeys>>,
     stats: Cell<PduCacheStats>,
     /// Peers' parsed keys, held once for the run (see `keys.rs`).
     keys: KeyInterner,

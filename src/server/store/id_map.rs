@@ -1,5 +1,6 @@
 //! [`IdMap`]: the store's maps keyed by event id, read by lookup on every placed event; its
-//! hasher [`IdKeys`] also serves other lookup-only maps keyed by names (peers' keys by server).
+//! hasher [`IdKeys`] also serves the other lookup-only maps keyed by names or digests (peers'
+//! keys by server name, the run-wide memos by SHA-256).
 //!
 //! A hash map with a fixed, fast hasher over the id's bytes. An ordered map of string keys
 //! compared the ids byte by byte a dozen times per lookup (measured at 100 servers: 13% of the
@@ -100,6 +101,16 @@ mod tests {
         let b = "$aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab";
         assert_ne!(IdKeys.hash_one(a), IdKeys.hash_one(b));
         assert_ne!(IdKeys.hash_one("$a"), IdKeys.hash_one("$a\0"));
+    }
+
+    #[test]
+    fn digests_differing_in_any_byte_hash_apart() {
+        let key = [7u8; 32];
+        for at in 0..32 {
+            let mut other = key;
+            other[at] ^= 1;
+            assert_ne!(IdKeys.hash_one(key), IdKeys.hash_one(other), "byte {at}");
+        }
     }
 
     #[test]
