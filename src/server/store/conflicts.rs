@@ -176,13 +176,28 @@ impl RoomStore {
                 .map(|(key, event_id)| (key.clone(), Some(event_id.clone())));
             changed.chain(added).collect()
         };
+        // Each candidate's delta is counted first and only the closest one's is built (its
+        // keys and event ids are copied): merges at a thousand servers spent a third of their
+        // time allocating.
+        let added = resolved
+            .keys()
+            .filter(|key| !conflicted.contains_key(*key))
+            .count();
+        let delta_len = |index: usize| {
+            let changed = conflicted
+                .iter()
+                .filter(|(key, held)| resolved.get(*key) != held[index].as_ref())
+                .count();
+            changed + added
+        };
         let base_len = self.groups.group(groups[0]).state_len();
         let base_conflicted = conflicted.values().filter(|held| held[0].is_some()).count();
         let state_len = base_len - base_conflicted + resolved.len();
-        let (delta, parent) = (0..groups.len())
-            .map(|index| (delta_over(index), groups[index]))
-            .min_by_key(|(delta, parent)| (delta.len(), *parent))
+        let closest = (0..groups.len())
+            .min_by_key(|&index| (delta_len(index), groups[index]))
             .expect("at least two groups are merged");
+        let (delta, parent) = (delta_over(closest), groups[closest]);
+        debug_assert_eq!(delta.len(), delta_len(closest));
         if delta.is_empty() {
             return parent;
         }
