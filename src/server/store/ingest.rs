@@ -308,7 +308,7 @@ impl RoomStore {
             .events
             .get_key_value(event_id.as_str())
             .expect("stored above");
-        let extremities_changed = self.dag.link(&self.events, &key.clone());
+        let extremities_changed = self.dag.link(&self.events, key);
         if extremities_changed && self.current_state_deferred {
             self.current_state_stale = true;
         } else if extremities_changed {
