@@ -24,6 +24,10 @@ fn three_servers_join_chat_and_converge() {
                 .call(move |hs| async move { hs.join_remote(&member, &room, &via).await })
                 .await??;
         }
+        // A server sends its events to the servers it knows are in the room: one that sends
+        // before it has heard of a join reaches the joiner only once a later event cites its
+        // events. Let the joins reach everyone first, as a person would wait to be seen.
+        tokio::time::sleep(Duration::from_secs(2)).await;
         for round in 0..5 {
             for name in &names {
                 let (sender, room) = (user(name), room.clone());

@@ -141,10 +141,19 @@ impl Inner {
             };
             let fetched_before = fetched.len();
             let taken = self.answer_events_max(query_limit);
-            for text in answer.pdus.iter().take(taken) {
-                if let Ok(checked) = self.check_received_pdu_text(text, version).await {
-                    fetched.insert(checked.pdu.event_id().to_owned(), checked);
-                }
+            let parsed: Vec<ParsedPdu> = answer
+                .pdus
+                .iter()
+                .take(taken)
+                .map(|text| self.parse_received_pdu_text(text, version))
+                .collect();
+            for checked in self
+                .check_parsed_batch(&parsed, version)
+                .await
+                .into_iter()
+                .flatten()
+            {
+                fetched.insert(checked.pdu.event_id().to_owned(), checked);
             }
             if fetched.len() == fetched_before {
                 break;

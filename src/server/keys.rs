@@ -34,7 +34,7 @@ use hyper::Request;
 use hyper::body::Bytes;
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// Why a peer's key could not be had.
@@ -384,6 +384,21 @@ impl Inner {
         sets
     }
 
+    /// The keys of each of `servers`, fetching all those not cached at once (the requests
+    /// leave in the servers' order); `None` for a server whose keys cannot be had.
+    pub(crate) async fn held_keys_of(
+        &self,
+        servers: BTreeSet<&str>,
+    ) -> BTreeMap<String, Option<HeldKeys>> {
+        let fetches = servers.iter().map(|server| self.server_keys(server));
+        let held = futures_util::future::join_all(fetches).await;
+        servers
+            .into_iter()
+            .map(str::to_owned)
+            .zip(held.into_iter().map(Result::ok))
+            .collect()
+    }
+
     /// The keys of each of `servers`, in that order, fetching those not cached (as
     /// [`Inner::key_sets`] does, in the same order); `None` for a server whose keys cannot be had.
     pub(crate) async fn held_keys_in_order(&self, servers: &[String]) -> Vec<Option<HeldKeys>> {
@@ -587,6 +602,90 @@ mod tests {
                 })
             })
         }
+    }
+
+    /// Key servers that each answer after 100 ms; `down.example` never answers.
+    struct SlowKeyServers {
+        asked: std::rc::Rc<RefCell<Vec<String>>>,
+    }
+
+    impl crate::server::transport::Transport for SlowKeyServers {
+        fn send(
+            &self,
+            destination: &str,
+            _request: Request<Bytes>,
+        ) -> crate::server::transport::LocalFuture<
+            Result<hyper::Response<Bytes>, crate::server::transport::TransportError>,
+        > {
+            self.asked.borrow_mut().push(destination.to_owned());
+            let destination = destination.to_owned();
+            Box::pin(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                if destination == "down.example" {
+                    return Err(crate::server::transport::TransportError::Broken {
+                        destination,
+                        reason: "down".into(),
+                    });
+                }
+                let body = response_of(&destination, &signing_key(9), 5_000_000);
+                Ok(hyper::Response::new(body))
+            })
+        }
+    }
+
+    #[test]
+    fn the_keys_of_many_servers_are_fetched_at_once_in_name_order() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&runtime, async {
+            let asked = std::rc::Rc::new(RefCell::new(Vec::new()));
+            let transport = SlowKeyServers {
+                asked: asked.clone(),
+            };
+            let config = crate::server::config::ServerConfig::new("a.example", [1; 32]);
+            let clock =
+                crate::server::clock::ServerClock::new(std::rc::Rc::new(FixedNetwork(1_000_000)));
+            let server = crate::server::Homeserver::new(
+                config,
+                clock,
+                std::rc::Rc::new(transport),
+                crate::server::store::DurableLog::new(),
+                1,
+            )
+            .unwrap();
+            let servers = ["d.example", "b.example", "down.example", "c.example"];
+            let started = tokio::time::Instant::now();
+            let held = server.inner.held_keys_of(servers.into()).await;
+            assert_eq!(
+                started.elapsed(),
+                std::time::Duration::from_millis(100),
+                "one round trip for all"
+            );
+            assert_eq!(
+                *asked.borrow(),
+                ["b.example", "c.example", "d.example", "down.example"]
+            );
+            let fetched: Vec<(&str, bool)> = held
+                .iter()
+                .map(|(name, keys)| (name.as_str(), keys.is_some()))
+                .collect();
+            assert_eq!(
+                fetched,
+                [
+                    ("b.example", true),
+                    ("c.example", true),
+                    ("d.example", true),
+                    ("down.example", false)
+                ]
+            );
+            // Held keys are not asked again.
+            server.inner.held_keys_of(["b.example"].into()).await;
+            assert_eq!(asked.borrow().len(), 4);
+        });
     }
 
     /// The body `server` answers to `GET /_matrix/key/v2/server`.

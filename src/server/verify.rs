@@ -26,12 +26,13 @@ use crate::proto::wire::RawPdu;
 use crate::server::Inner;
 use crate::server::fifo_map::FifoMap;
 use crate::server::inbound::answers::AnswerInterner;
-use crate::server::keys::{KeyInterner, KeyResponseMemo, KeyResponseMemoStats};
+use crate::server::keys::{HeldKeys, KeyInterner, KeyResponseMemo, KeyResponseMemoStats};
 use crate::server::request_memo::{RequestMemo, RequestMemoStats};
 use crate::server::store::id_map::IdKeys;
 use serde_json::value::RawValue;
 use sha2::{Digest as _, Sha256};
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// A received PDU that passed the signature check.
@@ -167,6 +168,7 @@ impl PduCache {
     pub(crate) fn answers(&self) -> &AnswerInterner {
         &self.answers
     }
+
 
     pub fn stats(&self) -> PduCacheStats {
         PduCacheStats {
@@ -347,6 +349,27 @@ impl Inner {
         self.check_parsed(parsed, cached, version).await
     }
 
+    /// A raw PDU read (through the run's [`PduCache`] when there is one), not yet verified.
+    pub(crate) fn parse_received_pdu(
+        &self,
+        raw: &RawPdu,
+        version: &'static RoomVersion,
+    ) -> ParsedPdu {
+        match &self.pdu_cache {
+            Some(cache) => {
+                let key = cache_key(raw, version);
+                ParsedPdu {
+                    parsed: cache.parse(&key, || Ok(raw.clone()), version),
+                    cache_key: Some(key),
+                }
+            }
+            None => ParsedPdu {
+                parsed: parse(raw.clone(), version),
+                cache_key: None,
+            },
+        }
+    }
+
     /// As [`Inner::check_received_pdu_ref`] for a PDU received as JSON text: with a cache,
     /// an event seen before costs a hash of its bytes, not a parse.
     pub(crate) async fn check_received_pdu_text(
@@ -402,12 +425,62 @@ impl Inner {
         cached: Option<(&PduCache, [u8; 32])>,
         version: &'static RoomVersion,
     ) -> Result<CheckedPdu, DropReason> {
+        let held = match &parsed {
+            Ok(event) => self.held_keys_in_order(&event.signers).await,
+            Err(_) => Vec::new(),
+        };
+        self.check_parsed_with_keys(parsed, cached, version, &held)
+    }
+
+    /// Checks each of a batch of parsed PDUs, in order, after fetching the keys of all their
+    /// signers at once: checking the events of many servers (a join to a large room, a page
+    /// of history) waits for one round of key fetches, not one per server, as Synapse's key
+    /// fetcher batches them.
+    pub(crate) async fn check_parsed_batch(
+        &self,
+        batch: &[ParsedPdu],
+        version: &'static RoomVersion,
+    ) -> Vec<Result<CheckedPdu, DropReason>> {
+        let signers: BTreeSet<&str> = batch
+            .iter()
+            .filter_map(|parsed| parsed.parsed.as_ref().ok())
+            .flat_map(|event| event.signers.iter().map(String::as_str))
+            .collect();
+        let keys = self.held_keys_of(signers).await;
+        batch
+            .iter()
+            .map(|parsed| {
+                let held: Vec<Option<HeldKeys>> = match &parsed.parsed {
+                    Ok(event) => event
+                        .signers
+                        .iter()
+                        .map(|signer| keys.get(signer.as_str()).cloned().flatten())
+                        .collect(),
+                    Err(_) => Vec::new(),
+                };
+                let cached = self
+                    .pdu_cache
+                    .as_ref()
+                    .zip(parsed.cache_key)
+                    .map(|(cache, key)| (cache.as_ref(), key));
+                self.check_parsed_with_keys(parsed.parsed.clone(), cached, version, &held)
+            })
+            .collect()
+    }
+
+    /// Verifies a parsed PDU under `held`, the keys of its signers in order.
+    fn check_parsed_with_keys(
+        &self,
+        parsed: Parsed,
+        cached: Option<(&PduCache, [u8; 32])>,
+        version: &'static RoomVersion,
+        held: &[Option<HeldKeys>],
+    ) -> Result<CheckedPdu, DropReason> {
         let event = parsed.map_err(|e| {
             self.metrics.borrow_mut().pdus_dropped_bad_format += 1;
             DropReason::Format(e)
         })?;
         let pdu = event.pdu.clone();
-        let held = self.held_keys_in_order(&event.signers).await;
         let lookup = |query: &KeyQuery<'_>| -> Option<VerifyingKey> {
             let index = event
                 .signers
@@ -482,40 +555,25 @@ impl ParsedPdu {
 
 /// A PDU as a peer's answer carries it: a JSON object, or its JSON text (checked by its bytes).
 pub(crate) trait ReceivedPdu {
-    fn check<'a>(
-        &'a self,
-        server: &'a Inner,
-        version: &'static RoomVersion,
-    ) -> impl Future<Output = Result<CheckedPdu, DropReason>> + 'a;
+    /// The PDU read (through the run's [`PduCache`] when there is one), not yet verified.
+    fn parse(self, server: &Inner, version: &'static RoomVersion) -> ParsedPdu;
 }
 
 impl ReceivedPdu for RawPdu {
-    fn check<'a>(
-        &'a self,
-        server: &'a Inner,
-        version: &'static RoomVersion,
-    ) -> impl Future<Output = Result<CheckedPdu, DropReason>> + 'a {
-        server.check_received_pdu_ref(self, version)
+    fn parse(self, server: &Inner, version: &'static RoomVersion) -> ParsedPdu {
+        server.parse_received_pdu(&self, version)
     }
 }
 
 impl ReceivedPdu for Box<RawValue> {
-    fn check<'a>(
-        &'a self,
-        server: &'a Inner,
-        version: &'static RoomVersion,
-    ) -> impl Future<Output = Result<CheckedPdu, DropReason>> + 'a {
-        server.check_received_pdu_text(self, version)
+    fn parse(self, server: &Inner, version: &'static RoomVersion) -> ParsedPdu {
+        server.parse_received_pdu_text(&self, version)
     }
 }
 
 impl ReceivedPdu for ParsedPdu {
-    fn check<'a>(
-        &'a self,
-        server: &'a Inner,
-        version: &'static RoomVersion,
-    ) -> impl Future<Output = Result<CheckedPdu, DropReason>> + 'a {
-        server.check_parsed_pdu(self, version)
+    fn parse(self, _server: &Inner, _version: &'static RoomVersion) -> ParsedPdu {
+        self
     }
 }
 

@@ -17,7 +17,7 @@ use crate::proto::wire::{
     GET_MISSING_EVENTS_LIMIT_DEFAULT, GetMissingEventsRequest, StateIdsResponse, StateQuery,
 };
 use crate::server::Inner;
-use crate::server::verify::{CheckedPdu, ReceivedPdu};
+use crate::server::verify::{CheckedPdu, ParsedPdu, ReceivedPdu};
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -126,9 +126,13 @@ impl Inner {
         raws: Vec<impl ReceivedPdu>,
     ) -> Result<(), String> {
         let version = self.room_version(room_id)?;
+        let parsed: Vec<ParsedPdu> = raws
+            .into_iter()
+            .map(|raw| raw.parse(self, version))
+            .collect();
         let mut batch: Vec<(Arc<Pdu>, bool)> = Vec::new();
-        for raw in raws {
-            let Ok(checked) = raw.check(self, version).await else {
+        for checked in self.check_parsed_batch(&parsed, version).await {
+            let Ok(checked) = checked else {
                 continue;
             };
             if !self
@@ -200,8 +204,14 @@ impl Inner {
             };
             let mut new_events = 0;
             let taken = self.answer_events_max(limit);
-            for text in response.events.iter().take(taken) {
-                let Ok(checked) = self.check_received_pdu_text(text, version).await else {
+            let parsed: Vec<ParsedPdu> = response
+                .events
+                .iter()
+                .take(taken)
+                .map(|text| self.parse_received_pdu_text(text, version))
+                .collect();
+            for checked in self.check_parsed_batch(&parsed, version).await {
+                let Ok(checked) = checked else {
                     continue;
                 };
                 let event_id = checked.pdu.event_id().to_owned();
