@@ -68,8 +68,8 @@ fn print_named_summary() {
     println!("{}", serde_json::to_string_pretty(&output.summary).unwrap());
 }
 
-/// Sharing parsed and verified events (and known-good request signatures) between servers
-/// saves work only: the summary (with its trace digest over every server's durable log), the
+/// Sharing parsed and verified events (and known-good request signatures and state
+/// resolutions) between servers saves work only: the summary (with its trace digest over every server's durable log), the
 /// timeline and the trace are the same bytes when every server parses, verifies and holds its
 /// own copy, and verifies every request signature itself.
 #[test]
@@ -103,6 +103,8 @@ fn sharing_events_between_servers_changes_no_result() {
     // its receiver unless changed on the way.
     let requests = saved.requests;
     assert!(requests.hits > requests.misses, "{saved:?}");
+    // And state resolutions: the servers merge the partition's two sides alike.
+    assert!(saved.resolutions.hits > 0, "{saved:?}");
     assert_eq!(alone.perf.pdu_cache, None);
 }
 

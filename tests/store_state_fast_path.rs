@@ -11,9 +11,11 @@ mod store_common;
 use fedlab::proto::event::{Event, StateMap};
 use fedlab::proto::state_res::{EventSource, resolve};
 use fedlab::server::store::RoomStore;
+use fedlab::server::store::shared_resolutions::SharedResolutions;
 use fedlab::server::store::testkit::EventSpec;
 use proptest::prelude::*;
 use serde_json::json;
+use std::sync::Arc;
 use store_common::*;
 
 fn spec(step: &Step, index: usize) -> EventSpec {
@@ -102,5 +104,40 @@ proptest! {
             );
         }
         store.check_invariants().unwrap();
+    }
+
+    /// Stores that share resolutions hold exactly what a store resolving on its own holds
+    /// (their state groups included), whether they made a resolution or found it made.
+    #[test]
+    fn shared_resolutions_change_nothing_a_store_holds(
+        version in prop::sample::select(vec!["2", "11", "12"]),
+        steps in prop::collection::vec(step(4, 7, USERS.len()), 1..16),
+    ) {
+        let room = random_room(version, &steps, spec);
+        let shared = Arc::new(SharedResolutions::default());
+        let mut alone = fresh_store(&room);
+        let mut first = fresh_store(&room);
+        let mut second = fresh_store(&room);
+        first.share_resolutions(Some(shared.clone()));
+        second.share_resolutions(Some(shared.clone()));
+        for pdu in room.built() {
+            alone.ingest(pdu.clone(), false).unwrap();
+            first.ingest(pdu.clone(), false).unwrap();
+        }
+        let made = shared.stats();
+        for pdu in room.built() {
+            second.ingest(pdu.clone(), false).unwrap();
+        }
+        prop_assert!(alone == first, "the store that made the resolutions");
+        prop_assert!(alone == second, "the store that found them made");
+        second.check_invariants().unwrap();
+        let found = shared.stats();
+        if version == "2" {
+            // Ids chosen by senders name no one event: nothing is shared.
+            prop_assert_eq!(found.hits + found.misses, 0);
+        } else {
+            prop_assert_eq!(found.misses, made.misses, "the second store made none");
+            prop_assert_eq!(found.hits - made.hits, made.misses + made.hits);
+        }
     }
 }

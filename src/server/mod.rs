@@ -119,6 +119,12 @@ impl Homeserver {
     ) -> Result<Self, store::RecoverError> {
         let mut store = store::ServerStore::recover(log)?;
         store.set_auth_rules_enforced(config.defences.auth_rules);
+        // Only a server that checks every event it receives holds events exactly as their
+        // ids name them, and may share resolutions (see `store/shared_resolutions.rs`).
+        let defences = config.defences;
+        if defences.pdu_signatures && defences.content_hashes && defences.auth_rules {
+            store.share_resolutions(pdu_cache.as_ref().map(|cache| cache.resolutions().clone()));
+        }
         let inner = Inner {
             store: RefCell::new(store),
             edus: RefCell::new(edu::EduCounters::default()),

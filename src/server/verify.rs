@@ -29,6 +29,7 @@ use crate::server::inbound::answers::AnswerInterner;
 use crate::server::keys::{HeldKeys, KeyInterner, KeyResponseMemo, KeyResponseMemoStats};
 use crate::server::request_memo::{RequestMemo, RequestMemoStats};
 use crate::server::store::id_map::IdKeys;
+use crate::server::store::shared_resolutions::{SharedResolutionStats, SharedResolutions};
 use serde_json::value::RawValue;
 use sha2::{Digest as _, Sha256};
 use std::cell::{Cell, RefCell};
@@ -122,6 +123,8 @@ pub struct PduCacheStats {
     pub requests: RequestMemoStats,
     /// Key responses whose check was skipped through the run's [`KeyResponseMemo`].
     pub key_responses: KeyResponseMemoStats,
+    /// State resolutions found in the run's [`SharedResolutions`].
+    pub resolutions: SharedResolutionStats,
 }
 
 /// Parsed and verified PDUs shared by the servers of one run, keyed by the SHA-256 of the
@@ -138,6 +141,8 @@ pub struct PduCache {
     requests: RequestMemo,
     /// Transaction answers given in this run (see `inbound/answers.rs`).
     answers: AnswerInterner,
+    /// State resolutions made in this run (see `store/shared_resolutions.rs`).
+    resolutions: Arc<SharedResolutions>,
 }
 
 impl PduCache {
@@ -150,6 +155,7 @@ impl PduCache {
             key_responses: Default::default(),
             requests: Default::default(),
             answers: Default::default(),
+            resolutions: Default::default(),
         }
     }
 
@@ -169,11 +175,15 @@ impl PduCache {
         &self.answers
     }
 
+    pub(crate) fn resolutions(&self) -> &Arc<SharedResolutions> {
+        &self.resolutions
+    }
 
     pub fn stats(&self) -> PduCacheStats {
         PduCacheStats {
             requests: self.requests.stats(),
             key_responses: self.key_responses.stats(),
+            resolutions: self.resolutions.stats(),
             ..self.stats.get()
         }
     }

@@ -16,11 +16,13 @@
 
 use super::records::Records;
 use super::room::RoomStore;
-use super::state_groups::{StateDelta, StateGroupId, StateGroups};
-use super::state_names::KeyNo;
+use super::shared_resolutions::{ResolutionKey, SharedResolutions};
+use super::state_groups::{DeltaEntry, StateGroupId, StateGroups};
+use super::state_names::{EventNo, KeyNo};
 use super::views::EventsView;
-use crate::proto::event::{StateKey, StateMap};
+use crate::proto::event::StateMap;
 use crate::proto::pdu::Pdu;
+use crate::proto::room_version::EventIdFormat;
 use crate::proto::state_res::{ResolveError, UnconflictedState, resolve_conflicts};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -121,7 +123,8 @@ impl UnconflictedState for GroupsUnconflicted<'_> {
 
 impl RoomStore {
     /// The group of the resolution of `groups` (sorted, distinct, at least two), found from
-    /// the keys at which they differ.
+    /// the keys at which they differ, through the run's shared resolutions when the store
+    /// takes part.
     pub(super) fn resolve_groups_by_conflicts(
         &mut self,
         groups: &[StateGroupId],
@@ -131,13 +134,54 @@ impl RoomStore {
             // Equal states: the candidate with the smallest id, as `add_state` would pick.
             return Ok(groups[0]);
         }
+        let shared = self.shared_resolution_key(groups);
+        let found = shared.as_ref().and_then(|(memo, key)| memo.get(key));
+        let resolved = match found {
+            Some(resolved) => resolved,
+            None => {
+                let resolved = Arc::new(self.resolve_differing(groups, &differing)?);
+                if let Some((memo, key)) = shared {
+                    memo.insert(key, resolved.clone());
+                }
+                resolved
+            }
+        };
+        Ok(self.add_resolved(groups, &differing, &resolved))
+    }
+
+    /// The run's shared resolutions and the key of `groups` there, when this store may share
+    /// (see `shared_resolutions.rs`): ids are the events' hashes, no event is held redacted,
+    /// the authorization rules are enforced.
+    fn shared_resolution_key(
+        &self,
+        groups: &[StateGroupId],
+    ) -> Option<(Arc<SharedResolutions>, ResolutionKey)> {
+        let memo = self.shared_resolutions.as_ref()?;
+        let shares = self.version.event_id_format != EventIdFormat::ServerMade
+            && self.auth_rules_enforced
+            && self.counts.redacted == 0;
+        let digests = groups.iter().map(|id| self.groups.group(*id).digest());
+        shares.then(|| (memo.clone(), ResolutionKey::new(self.version.id, digests)))
+    }
+
+    /// Resolves the groups' conflicted keys, `differing` (by number, as
+    /// [`StateGroups::differing_numbered`] gives them): the resolved state at those keys and
+    /// at any key the unconflicted map lacks.
+    fn resolve_differing(
+        &self,
+        groups: &[StateGroupId],
+        differing: &[(KeyNo, Vec<Option<EventNo>>)],
+    ) -> Result<StateMap, ResolveError> {
+        let names = self.groups.names();
         let conflicted_keys: Vec<KeyNo> = differing.iter().map(|(key, _)| *key).collect();
-        let conflicted = self.groups.name_differing(&differing);
         let sets: Vec<StateMap> = (0..groups.len())
             .map(|index| {
-                conflicted
+                differing
                     .iter()
-                    .filter_map(|(key, held)| Some((key.clone(), held[index].clone()?)))
+                    .filter_map(|(key, held)| {
+                        let event_id = names.event_id(held[index]?);
+                        Some((names.key(*key).clone(), event_id.to_owned()))
+                    })
                     .collect()
             })
             .collect();
@@ -153,59 +197,90 @@ impl RoomStore {
         };
         let algorithm = self.version.state_res;
         let resolved = resolve_conflicts(self.version, algorithm, &unconflicted, &sets, &events)?;
-        Ok(self.add_resolved(groups, &conflicted, resolved.state))
+        Ok(resolved.state)
     }
 
     /// Stores the state that is the groups' unconflicted map plus `resolved` (the result at
     /// the keys the map lacks), choosing as `add_state` does: an equal group, else a delta over
-    /// the closest group when it is at most half the state, else a snapshot.
+    /// the closest group when it is at most half the state, else a snapshot. Works on numbers:
+    /// a merge at a thousand servers allocates no names.
     fn add_resolved(
         &mut self,
         groups: &[StateGroupId],
-        conflicted: &BTreeMap<StateKey, Vec<Option<String>>>,
-        resolved: StateMap,
+        differing: &[(KeyNo, Vec<Option<EventNo>>)],
+        resolved: &StateMap,
     ) -> StateGroupId {
-        let delta_over = |index: usize| -> StateDelta {
-            let changed = conflicted.iter().filter_map(|(key, held)| {
-                let new = resolved.get(key);
-                (new != held[index].as_ref()).then(|| (key.clone(), new.cloned()))
-            });
-            let added = resolved
+        // The result at each conflicted key, by number: read by the key's name and matched
+        // to a held event by id, so only events no group holds there are numbered anew.
+        let mut resolved_at: Vec<Option<EventNo>> = Vec::with_capacity(differing.len());
+        let mut unnumbered: Vec<(usize, &str)> = Vec::new();
+        let mut found = 0;
+        let names = self.groups.names();
+        for (index, (key, held)) in differing.iter().enumerate() {
+            let Some(event_id) = resolved.get(names.key(*key)) else {
+                resolved_at.push(None);
+                continue;
+            };
+            found += 1;
+            let held_event = held
                 .iter()
-                .filter(|(key, _)| !conflicted.contains_key(*key))
-                .map(|(key, event_id)| (key.clone(), Some(event_id.clone())));
-            changed.chain(added).collect()
+                .flatten()
+                .find(|event| names.event_id(**event) == event_id);
+            if held_event.is_none() {
+                unnumbered.push((index, event_id));
+            }
+            resolved_at.push(held_event.copied());
+        }
+        for (index, event_id) in unnumbered {
+            resolved_at[index] = Some(self.groups.number_event(event_id));
+        }
+        // Keys the unconflicted map lacks that the result holds (rare): numbered by name.
+        let is_conflicted = |key: KeyNo| {
+            differing
+                .binary_search_by_key(&key, |(held, _)| *held)
+                .is_ok()
         };
-        // Each candidate's delta is counted first and only the closest one's is built (its
-        // keys and event ids are copied): merges at a thousand servers spent a third of their
-        // time allocating.
-        let added = resolved
-            .keys()
-            .filter(|key| !conflicted.contains_key(*key))
-            .count();
+        let mut added: Vec<DeltaEntry> = Vec::new();
+        if found < resolved.len() {
+            for (key, event_id) in resolved {
+                let (key, event) = self.groups.number_entry(key, event_id);
+                if !is_conflicted(key) {
+                    added.push((key, Some(event)));
+                }
+            }
+        }
+        // Each candidate's delta is counted first and only the closest one's is built.
         let delta_len = |index: usize| {
-            let changed = conflicted
+            let changed = differing
                 .iter()
-                .filter(|(key, held)| resolved.get(*key) != held[index].as_ref())
+                .zip(&resolved_at)
+                .filter(|((_, held), new)| **new != held[index])
                 .count();
-            changed + added
+            changed + added.len()
         };
         let base_len = self.groups.group(groups[0]).state_len();
-        let base_conflicted = conflicted.values().filter(|held| held[0].is_some()).count();
+        let base_conflicted = differing
+            .iter()
+            .filter(|(_, held)| held[0].is_some())
+            .count();
         let state_len = base_len - base_conflicted + resolved.len();
         let closest = (0..groups.len())
             .min_by_key(|&index| (delta_len(index), groups[index]))
             .expect("at least two groups are merged");
-        let (delta, parent) = (delta_over(closest), groups[closest]);
+        let parent = groups[closest];
+        let changed = differing
+            .iter()
+            .zip(&resolved_at)
+            .filter_map(|((key, held), new)| (*new != held[closest]).then_some((*key, *new)));
+        let mut delta: Vec<DeltaEntry> = changed.chain(added.iter().copied()).collect();
+        delta.sort_unstable_by_key(|(key, _)| *key);
         debug_assert_eq!(delta.len(), delta_len(closest));
         if delta.is_empty() {
             return parent;
         }
         if delta.len() <= state_len / 2 {
-            return self.groups.add_delta(parent, delta);
+            return self.groups.add_delta_entries(parent, delta);
         }
-        let mut state = self.groups.state(parent);
-        super::state_groups::apply_delta(&mut state, &delta);
-        self.groups.add_snapshot(&state)
+        self.groups.add_snapshot_over(parent, &delta)
     }
 }

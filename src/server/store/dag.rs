@@ -217,14 +217,30 @@ impl Dag {
         if prev_events.iter().any(|prev| prev == event_id) {
             return Err(cycle(event_id));
         }
-        if !self.cited_unheld.contains_key(event_id) {
+        let Some(citing) = self.cited_unheld.get(event_id) else {
             return Ok(());
-        }
+        };
+        // A prev event descends from the event exactly when it is, or has among its
+        // ancestors, a node citing the event: walked up from each prev event (in id order, so
+        // the one named is the first in that order), through nodes only. A late event's prev
+        // events are older than it, so the walk covers older history, not the whole DAG.
+        let citing: BTreeSet<&str> = citing.as_slice().iter().map(|id| &**id).collect();
         let prevs: BTreeSet<&str> = prev_events.iter().map(String::as_str).collect();
-        let index = child_index(nodes);
-        for descendant in descendants(&index, event_id) {
-            if prevs.contains(descendant) {
-                return Err(cycle(descendant));
+        // Nodes from which no citing node is reachable upwards, shared by the walks.
+        let mut cleared: BTreeSet<&str> = BTreeSet::new();
+        for prev in prevs {
+            let mut stack = vec![prev];
+            while let Some(next) = stack.pop() {
+                if !cleared.insert(next) {
+                    continue;
+                }
+                let Some(node) = nodes.node(next) else {
+                    continue;
+                };
+                if citing.contains(next) {
+                    return Err(cycle(prev));
+                }
+                stack.extend(node.prev_events.iter().map(String::as_str));
             }
         }
         Ok(())

@@ -45,6 +45,7 @@ mod redaction;
 mod room;
 mod server_store;
 pub mod set_digest;
+pub mod shared_resolutions;
 mod state;
 pub mod state_groups;
 pub mod state_names;

@@ -12,6 +12,7 @@ use super::log::{DurableLog, LogRecord};
 use super::record::{EventRecord, EventStatus};
 use super::records::Records;
 use super::set_digest::SetDigest;
+use super::shared_resolutions::SharedResolutions;
 use super::state_groups::{StateGroupId, StateGroups};
 use crate::proto::event::{StateKey, StateMap};
 use crate::proto::pdu::Pdu;
@@ -109,6 +110,9 @@ pub struct RoomStore {
     /// outside a batch, so they are not compared.
     pub(super) current_state_deferred: bool,
     pub(super) current_state_stale: bool,
+    /// The run's shared resolutions, when the store takes part (see `shared_resolutions.rs`).
+    /// Configuration, not state: not logged, not compared.
+    pub(super) shared_resolutions: Option<Arc<SharedResolutions>>,
 }
 
 /// The servers with a user joined in the state of a current group.
@@ -144,6 +148,7 @@ impl PartialEq for RoomStore {
             auth_rules_enforced: _,
             current_state_deferred: _,
             current_state_stale: _,
+            shared_resolutions: _,
         } = self;
         *room_id == other.room_id
             && version.id == other.version.id
@@ -207,7 +212,14 @@ impl RoomStore {
             auth_rules_enforced: true,
             current_state_deferred: false,
             current_state_stale: false,
+            shared_resolutions: None,
         }
+    }
+
+    /// Shares state resolutions with the other stores given the same `shared` (see
+    /// `shared_resolutions.rs`); `None` shares nothing.
+    pub fn share_resolutions(&mut self, shared: Option<Arc<SharedResolutions>>) {
+        self.shared_resolutions = shared;
     }
 
     pub fn room_id(&self) -> &str {

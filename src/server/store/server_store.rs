@@ -8,8 +8,10 @@ use super::log::{DurableLog, LogRecord};
 use super::metrics::RoomMetrics;
 use super::recover::RecoverError;
 use super::room::RoomStore;
+use super::shared_resolutions::SharedResolutions;
 use crate::proto::room_version::RoomVersion;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Every room one server holds.
 #[derive(Debug)]
@@ -18,6 +20,8 @@ pub struct ServerStore {
     rooms: BTreeMap<String, RoomStore>,
     /// See [`ServerStore::set_auth_rules_enforced`].
     auth_rules_enforced: bool,
+    /// See [`ServerStore::share_resolutions`].
+    shared_resolutions: Option<Arc<SharedResolutions>>,
 }
 
 /// Equal when the rooms are equal; the log is not compared (see [`RoomStore`]'s equality).
@@ -34,6 +38,7 @@ impl ServerStore {
             log,
             rooms: BTreeMap::new(),
             auth_rules_enforced: true,
+            shared_resolutions: None,
         }
     }
 
@@ -71,6 +76,7 @@ impl ServerStore {
             log,
             rooms,
             auth_rules_enforced: true,
+            shared_resolutions: None,
         })
     }
 
@@ -82,6 +88,17 @@ impl ServerStore {
         for room in self.rooms.values_mut() {
             room.auth_rules_enforced = enforced;
         }
+    }
+
+    /// Shares state resolutions with the other stores given the same `shared` (see
+    /// `shared_resolutions.rs`), in every room held and opened later; `None` shares nothing.
+    /// Only a server whose checks of received events are all on may share: its rooms then
+    /// hold events exactly as their ids name them.
+    pub fn share_resolutions(&mut self, shared: Option<Arc<SharedResolutions>>) {
+        for room in self.rooms.values_mut() {
+            room.share_resolutions(shared.clone());
+        }
+        self.shared_resolutions = shared;
     }
 
     pub fn log(&self) -> &DurableLog {
@@ -110,9 +127,11 @@ impl ServerStore {
         }
         let log = &self.log;
         let enforced = self.auth_rules_enforced;
+        let shared = &self.shared_resolutions;
         Ok(self.rooms.entry(room_id.to_owned()).or_insert_with(|| {
             let mut room = RoomStore::new(room_id, room_version, log.clone());
             room.auth_rules_enforced = enforced;
+            room.share_resolutions(shared.clone());
             room
         }))
     }

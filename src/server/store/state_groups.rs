@@ -18,6 +18,7 @@
 //! - Groups are never changed once added; each stored delta is sorted by key number without
 //!   duplicates.
 
+use super::set_digest::SetDigest;
 use super::state_names::{EventNo, KeyNo, StateNames};
 use crate::proto::event::{StateKey, StateMap};
 use std::collections::BTreeMap;
@@ -47,6 +48,10 @@ pub struct StateGroup {
     deltas_above_snapshot: u32,
     /// How many keys the group's full state holds.
     state_len: u32,
+    /// The digest of the set of event ids of the group's full state: equal digests, equal
+    /// states (an event id names one event, hence one key, in rooms v3 on), whichever server
+    /// holds the groups and however they were made.
+    digest: SetDigest,
 }
 
 impl StateGroup {
@@ -71,6 +76,11 @@ impl StateGroup {
     /// How many keys the group's full state holds.
     pub fn state_len(&self) -> usize {
         self.state_len as usize
+    }
+
+    /// The digest of the event ids of the group's full state.
+    pub fn digest(&self) -> SetDigest {
+        self.digest
     }
 }
 
@@ -132,7 +142,21 @@ impl StateGroups {
     }
 
     /// Adds a snapshot of the entries of a whole state (no removals), in any order.
-    fn add_snapshot_entries(&mut self, mut entries: Vec<DeltaEntry>) -> StateGroupId {
+    fn add_snapshot_entries(&mut self, entries: Vec<DeltaEntry>) -> StateGroupId {
+        let digest = SetDigest::of(
+            entries
+                .iter()
+                .filter_map(|(_, event)| Some(self.names.event_id((*event)?))),
+        );
+        self.add_snapshot_with_digest(entries, digest)
+    }
+
+    /// As [`StateGroups::add_snapshot_entries`], given the digest of the state.
+    fn add_snapshot_with_digest(
+        &mut self,
+        mut entries: Vec<DeltaEntry>,
+        digest: SetDigest,
+    ) -> StateGroupId {
         entries.sort_unstable_by_key(|(key, _)| *key);
         debug_assert!(entries.iter().all(|(_, event)| event.is_some()));
         let state_len = len_u32(entries.len());
@@ -141,6 +165,7 @@ impl StateGroups {
             delta: entries.into_boxed_slice(),
             deltas_above_snapshot: 0,
             state_len,
+            digest,
         })
     }
 
@@ -157,27 +182,49 @@ impl StateGroups {
             })
             .collect();
         entries.sort_unstable_by_key(|(key, _)| *key);
-        let deltas_above_snapshot = self.group(parent).deltas_above_snapshot + 1;
-        if deltas_above_snapshot > self.snapshot_interval {
-            let state = apply_numbered(self.full_entries(parent), &entries);
-            let snapshot = self.add_snapshot_entries(state);
-            self.lineage
-                .insert(snapshot, (parent, entries.into_boxed_slice()));
-            return snapshot;
-        }
+        self.add_delta_entries(parent, entries)
+    }
+
+    /// As [`StateGroups::add_delta`], given the delta as numbered entries sorted by key
+    /// number, no key twice.
+    pub(super) fn add_delta_entries(
+        &mut self,
+        parent: StateGroupId,
+        entries: Vec<DeltaEntry>,
+    ) -> StateGroupId {
+        debug_assert!(entries.windows(2).all(|pair| pair[0].0 < pair[1].0));
         let mut state_len = self.group(parent).state_len;
+        let mut digest = self.group(parent).digest;
         for (key, entry) in &entries {
-            match (self.get_no(parent, *key).is_some(), entry.is_some()) {
+            let old = self.get_no(parent, *key);
+            match (old.is_some(), entry.is_some()) {
                 (false, true) => state_len += 1,
                 (true, false) => state_len -= 1,
                 _ => {}
             }
+            if old != *entry {
+                if let Some(old) = old {
+                    digest.remove(self.names.event_id(old));
+                }
+                if let Some(new) = entry {
+                    digest.add(self.names.event_id(*new));
+                }
+            }
+        }
+        let deltas_above_snapshot = self.group(parent).deltas_above_snapshot + 1;
+        if deltas_above_snapshot > self.snapshot_interval {
+            let state = apply_numbered(self.full_entries(parent), &entries);
+            let snapshot = self.add_snapshot_with_digest(state, digest);
+            self.lineage
+                .insert(snapshot, (parent, entries.into_boxed_slice()));
+            return snapshot;
         }
         self.push(StateGroup {
             parent: Some(parent),
             delta: entries.into_boxed_slice(),
             deltas_above_snapshot,
             state_len,
+            digest,
         })
     }
 
@@ -211,6 +258,29 @@ impl StateGroups {
             }
             _ => self.add_snapshot(state),
         }
+    }
+
+    /// The number of an event, numbering it if new.
+    pub(super) fn number_event(&mut self, event_id: &str) -> EventNo {
+        self.names.number_event(event_id)
+    }
+
+    /// The numbers of a key and an event, numbering them if new.
+    pub(super) fn number_entry(&mut self, key: &StateKey, event_id: &str) -> (KeyNo, EventNo) {
+        (
+            self.names.number_key(key),
+            self.names.number_event(event_id),
+        )
+    }
+
+    /// Adds a snapshot of the state of `parent` changed by `delta` (numbered entries).
+    pub(super) fn add_snapshot_over(
+        &mut self,
+        parent: StateGroupId,
+        delta: &[DeltaEntry],
+    ) -> StateGroupId {
+        let state = apply_numbered(self.full_entries(parent), delta);
+        self.add_snapshot_entries(state)
     }
 
     /// The event holding `key` in group `id`.
@@ -363,6 +433,80 @@ impl StateGroups {
                 groups.iter().map(|id| self.full_entries(*id)).collect();
             return differing_of_states(&states);
         };
+        if groups.len() <= MASK_GROUPS_MAX {
+            return self.differing_by_tree(groups, common);
+        }
+        self.differing_by_paths(groups, common)
+    }
+
+    /// [`StateGroups::differing_numbered`] for groups below `common`, reading each group
+    /// between them and `common` once: the groups are visited from the newest down (a parent
+    /// always has a smaller id than its child), each with the set of `groups` it lies below, so
+    /// the history the groups share is read once, not once per group. A key's first entry met
+    /// for a group is the nearest on its way down, hence its value there.
+    fn differing_by_tree(
+        &self,
+        groups: &[StateGroupId],
+        common: StateGroupId,
+    ) -> Vec<(KeyNo, Vec<Option<EventNo>>)> {
+        debug_assert!(groups.len() <= MASK_GROUPS_MAX);
+        let mut seen: BTreeMap<KeyNo, KeyValuesBelow> = BTreeMap::new();
+        let mut frontier: BTreeMap<StateGroupId, u64> = BTreeMap::new();
+        for (index, top) in groups.iter().enumerate() {
+            *frontier.entry(*top).or_default() |= 1 << index;
+        }
+        while let Some((id, below)) = frontier.pop_last() {
+            if id == common {
+                continue;
+            }
+            for (key, event) in self.lineage_delta(id) {
+                let (given, values) = seen.entry(*key).or_default();
+                let new = below & !*given;
+                if new != 0 {
+                    values.push((new, *event));
+                    *given |= new;
+                }
+            }
+            let parent = self
+                .lineage_parent(id)
+                .expect("every group between the groups and their common ancestor has a parent");
+            *frontier.entry(parent).or_default() |= below;
+        }
+        let all = u64::MAX >> (u64::BITS as usize - groups.len());
+        let gaps: Vec<KeyNo> = seen
+            .iter()
+            .filter(|(_, (given, _))| *given != all)
+            .map(|(key, _)| *key)
+            .collect();
+        let at_common = self.get_many_numbered(common, gaps);
+        seen.into_iter()
+            .filter_map(|(key, (given, values))| {
+                let mut held: Vec<Option<EventNo>> = vec![None; groups.len()];
+                if given != all {
+                    let unchanged = find_entry(&at_common, key)
+                        .expect("a key unchanged below the ancestor is read there");
+                    held.fill(unchanged);
+                }
+                for (mask, event) in values {
+                    for (index, slot) in held.iter_mut().enumerate() {
+                        if mask & (1 << index) != 0 {
+                            *slot = event;
+                        }
+                    }
+                }
+                let differ = held.iter().any(|event| *event != held[0]);
+                differ.then_some((key, held))
+            })
+            .collect()
+    }
+
+    /// [`StateGroups::differing_numbered`] for groups below `common`, reading each group's way
+    /// down to `common` on its own (for more groups than [`MASK_GROUPS_MAX`]).
+    fn differing_by_paths(
+        &self,
+        groups: &[StateGroupId],
+        common: StateGroupId,
+    ) -> Vec<(KeyNo, Vec<Option<EventNo>>)> {
         // Each group's entries below the common ancestor, the nearest entry of a key winning.
         let below: Vec<Vec<DeltaEntry>> = groups
             .iter()
@@ -508,7 +652,16 @@ impl StateGroups {
                     ));
                 }
             };
-            let state_len = self.full_entries(StateGroupId(len_u32(index))).len();
+            let full = self.full_entries(StateGroupId(len_u32(index)));
+            let event_ids = full
+                .iter()
+                .filter_map(|(_, event)| Some(self.names.event_id((*event)?)));
+            if group.digest != SetDigest::of(event_ids) {
+                return Err(format!(
+                    "state group {index}'s digest is not that of its state"
+                ));
+            }
+            let state_len = full.len();
             if group.state_len() != state_len {
                 return Err(format!(
                     "state group {index} says it holds {} keys but holds {state_len}",
@@ -540,6 +693,13 @@ impl StateGroups {
         id
     }
 }
+
+/// For a key changed below the groups' common ancestor: the groups (one bit each) given a
+/// value so far, and the values given, each with the groups it went to.
+type KeyValuesBelow = (u64, Vec<(u64, Option<EventNo>)>);
+
+/// How many groups [`StateGroups::differing_numbered`] tells apart with one bit each.
+const MASK_GROUPS_MAX: usize = u64::BITS as usize;
 
 /// The entry of `key` in a delta sorted by key number.
 fn find_entry(delta: &[DeltaEntry], key: KeyNo) -> Option<Option<EventNo>> {
@@ -871,6 +1031,55 @@ mod tests {
         );
         assert!(groups.differing_keys(&[back, root]).is_empty());
         groups.check_invariants().unwrap();
+    }
+
+    /// Random trees of groups (short chains, so snapshots with lineage come often): the keys
+    /// at which any choice of groups differ are those of their full states, with one bit per
+    /// group (up to 64) or one walk per group (more).
+    fn random_tree(changes: &[(usize, u8, Option<u8>)]) -> StateGroups {
+        let mut groups = StateGroups::new(3);
+        groups.add_snapshot(&map(&[("a", "$0")]));
+        for (index, (parent, key_name, event)) in changes.iter().enumerate() {
+            let parent = StateGroupId(len_u32(parent % groups.len()));
+            let name = ["a", "b", "c", "d", "e"][*key_name as usize % 5];
+            let event = event.map(|event| format!("${}", u32::from(event) % 7));
+            let delta = StateDelta::from([(key(name), event)]);
+            assert_eq!(groups.len(), index + 1);
+            groups.add_delta(parent, delta);
+        }
+        groups
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn differing_keys_of_random_trees_equal_those_of_full_states(
+            changes in proptest::collection::vec(
+                (0..usize::MAX, proptest::prelude::any::<u8>(), proptest::option::of(proptest::prelude::any::<u8>())),
+                1..40,
+            ),
+            picks in proptest::collection::vec(0..usize::MAX, 2..7),
+        ) {
+            let groups = random_tree(&changes);
+            let ids: Vec<StateGroupId> = picks
+                .iter()
+                .map(|pick| StateGroupId(len_u32(pick % groups.len())))
+                .collect();
+            let states: Vec<StateMap> = ids.iter().map(|id| groups.state(*id)).collect();
+            proptest::prop_assert_eq!(groups.differing_keys(&ids), differing_keys_of_maps(&states));
+        }
+    }
+
+    #[test]
+    fn more_groups_than_bits_are_told_apart_too() {
+        let changes: Vec<(usize, u8, Option<u8>)> = (0..120_u8)
+            .map(|n| (usize::from(n) * 7 / 3, n % 5, (n % 4 != 0).then_some(n)))
+            .collect();
+        let groups = random_tree(&changes);
+        let ids: Vec<StateGroupId> = (0..70).map(|n| StateGroupId(50 + n)).collect();
+        let states: Vec<StateMap> = ids.iter().map(|id| groups.state(*id)).collect();
+        let differing = groups.differing_keys(&ids);
+        assert!(!differing.is_empty());
+        assert_eq!(differing, differing_keys_of_maps(&states));
     }
 
     #[test]
