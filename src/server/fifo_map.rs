@@ -58,6 +58,16 @@ impl<K: Eq + Hash + Clone, V, S: BuildHasher + Default> FifoMap<K, V, S> {
         self.entries.len()
     }
 
+    /// Removes and returns the oldest entry.
+    pub(crate) fn pop_oldest(&mut self) -> Option<(K, V)> {
+        let oldest = self.order.pop_front()?;
+        let value = self
+            .entries
+            .remove(&oldest)
+            .expect("every key in the order is held");
+        Some((oldest, value))
+    }
+
     /// Inserts or replaces the entry of `key` (a replaced entry keeps its place in the order);
     /// returns how many of the oldest entries were forgotten to stay within the bound.
     pub(crate) fn insert(&mut self, key: K, value: V) -> u64 {
@@ -96,6 +106,9 @@ mod tests {
         *map.get_mut(&"b").unwrap() = 5;
         assert_eq!(map.get(&"b"), Some(&5));
         assert_eq!(map.len(), 2);
+        assert_eq!(map.pop_oldest(), Some(("b", 5)));
+        assert_eq!(map.len(), 1);
+        assert_eq!(map.insert("d", 6), 0, "room again");
         assert_eq!(
             FifoMap::<u8, ()>::new(0).insert(1, ()),
             0,

@@ -13,9 +13,11 @@
 //! Memory: every server of a run holds a DAG of the same events, so the DAG keeps almost
 //! nothing of its own. It reads nodes from the store's records through [`Nodes`] (a record
 //! held with state is a node; its prev events and depth are its PDU's, shared by the run),
-//! indexes no children (edges are read from prev events; only an event that arrives after its
-//! children needs them, and builds them in one pass), and keeps the extremities and the
-//! events cited while not held. Ids are the records' `Arc<str>`s.
+//! indexes no children (edges are read from prev events; an event that arrives after its
+//! children checks for a cycle by walking up from its prev events to a node citing it, and
+//! only one cited by rejected or soft-failed nodes alone builds the children in one pass to
+//! find a timeline descendant), and keeps the extremities and the events cited while not
+//! held. Ids are the records' `Arc<str>`s.
 //!
 //! Invariants: the graph has no cycle (an insert that would close one is refused before the
 //! node is added); every extremity is a timeline node without timeline descendants; an event

@@ -27,9 +27,10 @@ use crate::proto::event::StateMap;
 use crate::server::fifo_map::FifoMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-/// How many resolutions a run keeps unless told otherwise: a few minutes of forks in a large
-/// room, each entry the resolved keys only.
-pub const SHARED_RESOLUTIONS_MAX_DEFAULT: usize = 16_384;
+/// How many resolved keys (summed over the resolutions) a run keeps unless told otherwise:
+/// about 50 MB. At 1,000 servers a fork is resolved by every server within a second or two
+/// of the first, and a join storm makes a few thousand distinct resolutions a second.
+pub const SHARED_RESOLVED_KEYS_MAX_DEFAULT: usize = 262_144;
 
 /// The inputs of one resolution: the room version and the sorted digests of its states.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -64,7 +65,11 @@ pub struct SharedResolutions {
 }
 
 struct Shared {
+    /// Bounded by `resolved_keys_max` below, not by its count of entries.
     entries: FifoMap<ResolutionKey, Arc<StateMap>, IdKeys>,
+    /// The keys of every held resolution, summed.
+    resolved_keys: usize,
+    resolved_keys_max: usize,
     stats: SharedResolutionStats,
 }
 
@@ -80,15 +85,19 @@ impl std::fmt::Debug for SharedResolutions {
 
 impl Default for SharedResolutions {
     fn default() -> Self {
-        Self::new(SHARED_RESOLUTIONS_MAX_DEFAULT)
+        Self::new(SHARED_RESOLVED_KEYS_MAX_DEFAULT)
     }
 }
 
 impl SharedResolutions {
-    pub fn new(entries_max: usize) -> Self {
+    /// An empty memo holding resolutions of at most `resolved_keys_max` keys in all (but
+    /// always the newest one).
+    pub fn new(resolved_keys_max: usize) -> Self {
         Self {
             shared: Mutex::new(Shared {
-                entries: FifoMap::with_hasher(entries_max),
+                entries: FifoMap::with_hasher(usize::MAX),
+                resolved_keys: 0,
+                resolved_keys_max,
                 stats: SharedResolutionStats::default(),
             }),
         }
@@ -110,10 +119,21 @@ impl SharedResolutions {
         found
     }
 
-    /// Keeps the resolution of the key's states for the other stores.
+    /// Keeps the resolution of the key's states for the other stores, forgetting the oldest
+    /// ones past the bound.
     pub fn insert(&self, key: ResolutionKey, resolved: Arc<StateMap>) {
         let mut shared = self.lock();
-        shared.stats.evictions += shared.entries.insert(key, resolved);
+        let shared = &mut *shared;
+        shared.resolved_keys += resolved.len().max(1);
+        if let Some(replaced) = shared.entries.get(&key) {
+            shared.resolved_keys -= replaced.len().max(1);
+        }
+        shared.entries.insert(key, resolved);
+        while shared.resolved_keys > shared.resolved_keys_max && shared.entries.len() > 1 {
+            let (_, oldest) = shared.entries.pop_oldest().expect("more than one entry");
+            shared.resolved_keys -= oldest.len().max(1);
+            shared.stats.evictions += 1;
+        }
     }
 
     pub fn stats(&self) -> SharedResolutionStats {
@@ -144,27 +164,44 @@ mod tests {
         );
     }
 
+    fn resolved(keys: &[&str]) -> Arc<StateMap> {
+        let entries = keys.iter().map(|key| {
+            (
+                ("m.room.member".to_owned(), (*key).to_owned()),
+                format!("${key}"),
+            )
+        });
+        Arc::new(entries.collect())
+    }
+
     #[test]
-    fn resolutions_are_found_counted_and_forgotten_oldest_first() {
-        let shared = SharedResolutions::new(1);
-        let first = ResolutionKey::new("11", [digest("$a"), digest("$b")]);
-        let second = ResolutionKey::new("11", [digest("$a"), digest("$c")]);
-        assert!(shared.get(&first).is_none());
-        let resolved = Arc::new(StateMap::from([(
-            ("m.room.topic".to_owned(), String::new()),
-            "$b".to_owned(),
-        )]));
-        shared.insert(first.clone(), resolved.clone());
-        assert_eq!(shared.get(&first), Some(resolved));
-        shared.insert(second.clone(), Arc::new(StateMap::new()));
-        assert!(shared.get(&first).is_none(), "the oldest is forgotten");
-        assert!(shared.get(&second).is_some());
+    fn resolutions_are_found_counted_and_forgotten_oldest_first_by_their_keys() {
+        let shared = SharedResolutions::new(3);
+        let key = |other: &str| ResolutionKey::new("11", [digest("$a"), digest(other)]);
+        assert!(shared.get(&key("$b")).is_none());
+        shared.insert(key("$b"), resolved(&["@x", "@y"]));
+        shared.insert(key("$c"), resolved(&["@z"]));
+        assert_eq!(shared.get(&key("$b")), Some(resolved(&["@x", "@y"])));
+        assert!(
+            shared.get(&key("$c")).is_some(),
+            "three keys held: within the bound"
+        );
+        shared.insert(key("$d"), resolved(&["@v", "@w"]));
+        assert!(shared.get(&key("$b")).is_none(), "the oldest is forgotten");
+        assert!(shared.get(&key("$c")).is_some());
+        assert!(shared.get(&key("$d")).is_some());
+        shared.insert(key("$e"), resolved(&["@1", "@2", "@3", "@4"]));
+        assert!(
+            shared.get(&key("$e")).is_some(),
+            "the newest is kept, even past the bound"
+        );
+        assert!(shared.get(&key("$d")).is_none());
         assert_eq!(
             shared.stats(),
             SharedResolutionStats {
-                hits: 2,
-                misses: 2,
-                evictions: 1
+                hits: 5,
+                misses: 3,
+                evictions: 3
             }
         );
     }

@@ -17,6 +17,8 @@
 //!   exceed it is stored as a snapshot. A lookup therefore reads at most that many deltas.
 //! - Groups are never changed once added; each stored delta is sorted by key number without
 //!   duplicates.
+//! - A group's digest is that of the set of its full state's event ids, kept from its
+//!   parent's by the delta (so equal states have equal digests on every server).
 
 use super::set_digest::SetDigest;
 use super::state_names::{EventNo, KeyNo, StateNames};
@@ -450,7 +452,10 @@ impl StateGroups {
         common: StateGroupId,
     ) -> Vec<(KeyNo, Vec<Option<EventNo>>)> {
         debug_assert!(groups.len() <= MASK_GROUPS_MAX);
-        let mut seen: BTreeMap<KeyNo, KeyValuesBelow> = BTreeMap::new();
+        // Most keys get one value for every group (they changed in the shared history): the
+        // first value is held inline, any later ones in `more`, so such keys cost no vector.
+        let mut seen: BTreeMap<KeyNo, KeyBelow> = BTreeMap::new();
+        let mut more: Vec<(KeyNo, u64, Option<EventNo>)> = Vec::new();
         let mut frontier: BTreeMap<StateGroupId, u64> = BTreeMap::new();
         for (index, top) in groups.iter().enumerate() {
             *frontier.entry(*top).or_default() |= 1 << index;
@@ -460,12 +465,23 @@ impl StateGroups {
                 continue;
             }
             for (key, event) in self.lineage_delta(id) {
-                let (given, values) = seen.entry(*key).or_default();
-                let new = below & !*given;
-                if new != 0 {
-                    values.push((new, *event));
-                    *given |= new;
+                let seen = seen.entry(*key).or_insert(KeyBelow {
+                    given: 0,
+                    first: *event,
+                    first_to: 0,
+                    more: false,
+                });
+                let new = below & !seen.given;
+                if new == 0 {
+                    continue;
                 }
+                if seen.given == 0 {
+                    (seen.first, seen.first_to) = (*event, new);
+                } else {
+                    seen.more = true;
+                    more.push((*key, new, *event));
+                }
+                seen.given |= new;
             }
             let parent = self
                 .lineage_parent(id)
@@ -475,29 +491,39 @@ impl StateGroups {
         let all = u64::MAX >> (u64::BITS as usize - groups.len());
         let gaps: Vec<KeyNo> = seen
             .iter()
-            .filter(|(_, (given, _))| *given != all)
+            .filter(|(_, seen)| seen.given != all)
             .map(|(key, _)| *key)
             .collect();
         let at_common = self.get_many_numbered(common, gaps);
-        seen.into_iter()
-            .filter_map(|(key, (given, values))| {
-                let mut held: Vec<Option<EventNo>> = vec![None; groups.len()];
-                if given != all {
-                    let unchanged = find_entry(&at_common, key)
-                        .expect("a key unchanged below the ancestor is read there");
-                    held.fill(unchanged);
-                }
-                for (mask, event) in values {
-                    for (index, slot) in held.iter_mut().enumerate() {
-                        if mask & (1 << index) != 0 {
-                            *slot = event;
-                        }
+        // Stable: a key's later values keep the order they were met in.
+        more.sort_by_key(|(key, _, _)| *key);
+        let mut more = more.into_iter().peekable();
+        let mut differing = Vec::new();
+        for (key, seen) in seen {
+            let unchanged = (seen.given != all).then(|| {
+                find_entry(&at_common, key)
+                    .expect("a key unchanged below the ancestor is read there")
+            });
+            if !seen.more && unchanged.is_none_or(|unchanged| unchanged == seen.first) {
+                continue;
+            }
+            let mut held: Vec<Option<EventNo>> = vec![unchanged.flatten(); groups.len()];
+            let mut give = |to: u64, event: Option<EventNo>| {
+                for (index, slot) in held.iter_mut().enumerate() {
+                    if to & (1 << index) != 0 {
+                        *slot = event;
                     }
                 }
-                let differ = held.iter().any(|event| *event != held[0]);
-                differ.then_some((key, held))
-            })
-            .collect()
+            };
+            give(seen.first_to, seen.first);
+            while let Some((_, to, event)) = more.next_if(|(more_key, _, _)| *more_key == key) {
+                give(to, event);
+            }
+            if held.iter().any(|event| *event != held[0]) {
+                differing.push((key, held));
+            }
+        }
+        differing
     }
 
     /// [`StateGroups::differing_numbered`] for groups below `common`, reading each group's way
@@ -694,9 +720,15 @@ impl StateGroups {
     }
 }
 
-/// For a key changed below the groups' common ancestor: the groups (one bit each) given a
-/// value so far, and the values given, each with the groups it went to.
-type KeyValuesBelow = (u64, Vec<(u64, Option<EventNo>)>);
+/// A key changed below the groups' common ancestor, in [`StateGroups::differing_numbered`]:
+/// the groups (one bit each) given a value so far, the first value given and to which groups,
+/// and whether other values were given to others.
+struct KeyBelow {
+    given: u64,
+    first: Option<EventNo>,
+    first_to: u64,
+    more: bool,
+}
 
 /// How many groups [`StateGroups::differing_numbered`] tells apart with one bit each.
 const MASK_GROUPS_MAX: usize = u64::BITS as usize;
