@@ -30,8 +30,9 @@ pub struct RunArgs {
     /// and saved under results/swarm/ for replay.
     #[arg(long, conflicts_with = "experiment")]
     pub swarm: bool,
-    /// Every server parses, verifies and stores its own copy of each event instead of sharing
-    /// one per run: slower, same results (for checking that sharing changes nothing).
+    /// Every server parses, verifies and stores its own copy of each event and resolves every
+    /// merge itself instead of sharing the work with the run's other servers: slower, same
+    /// results (for checking that sharing changes nothing).
     #[arg(long)]
     pub no_sharing: bool,
 }

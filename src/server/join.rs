@@ -141,14 +141,9 @@ impl Inner {
             };
             let fetched_before = fetched.len();
             let taken = self.answer_events_max(query_limit);
-            let parsed: Vec<ParsedPdu> = answer
-                .pdus
-                .iter()
-                .take(taken)
-                .map(|text| self.parse_received_pdu_text(text, version))
-                .collect();
+            let texts = answer.pdus.iter().take(taken).map(|text| &**text);
             for checked in self
-                .check_parsed_batch(&parsed, version)
+                .check_texts_batch(texts, version)
                 .await
                 .into_iter()
                 .flatten()

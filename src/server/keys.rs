@@ -583,28 +583,8 @@ mod tests {
         }
     }
 
-    /// A peer that is never reachable: these tests only serve.
-    struct Unreachable;
-
-    impl crate::server::transport::Transport for Unreachable {
-        fn send(
-            &self,
-            destination: &str,
-            _request: Request<Bytes>,
-        ) -> crate::server::transport::LocalFuture<
-            Result<hyper::Response<Bytes>, crate::server::transport::TransportError>,
-        > {
-            let destination = destination.to_owned();
-            Box::pin(async move {
-                Err(crate::server::transport::TransportError::Broken {
-                    destination,
-                    reason: "no network in this test".into(),
-                })
-            })
-        }
-    }
-
-    /// Key servers that each answer after 100 ms; `down.example` never answers.
+    /// Key servers that each answer after 100 ms; `down.example` never answers. (Tests that
+    /// only serve never call them.)
     struct SlowKeyServers {
         asked: std::rc::Rc<RefCell<Vec<String>>>,
     }
@@ -713,7 +693,9 @@ mod tests {
             let server = crate::server::Homeserver::new(
                 config,
                 clock.clone(),
-                std::rc::Rc::new(Unreachable),
+                std::rc::Rc::new(SlowKeyServers {
+                    asked: Default::default(),
+                }),
                 log,
                 1,
             )

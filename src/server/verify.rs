@@ -478,6 +478,20 @@ impl Inner {
             .collect()
     }
 
+    /// Reads PDUs received as JSON texts and checks them as one batch (see
+    /// [`Inner::check_parsed_batch`]), in order.
+    pub(crate) async fn check_texts_batch<'a>(
+        &self,
+        texts: impl IntoIterator<Item = &'a RawValue>,
+        version: &'static RoomVersion,
+    ) -> Vec<Result<CheckedPdu, DropReason>> {
+        let parsed: Vec<ParsedPdu> = texts
+            .into_iter()
+            .map(|text| self.parse_received_pdu_text(text, version))
+            .collect();
+        self.check_parsed_batch(&parsed, version).await
+    }
+
     /// Verifies a parsed PDU under `held`, the keys of its signers in order.
     fn check_parsed_with_keys(
         &self,

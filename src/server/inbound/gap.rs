@@ -204,13 +204,8 @@ impl Inner {
             };
             let mut new_events = 0;
             let taken = self.answer_events_max(limit);
-            let parsed: Vec<ParsedPdu> = response
-                .events
-                .iter()
-                .take(taken)
-                .map(|text| self.parse_received_pdu_text(text, version))
-                .collect();
-            for checked in self.check_parsed_batch(&parsed, version).await {
+            let texts = response.events.iter().take(taken).map(|text| &**text);
+            for checked in self.check_texts_batch(texts, version).await {
                 let Ok(checked) = checked else {
                     continue;
                 };
