@@ -141,7 +141,8 @@ impl Inner {
             };
             let fetched_before = fetched.len();
             let taken = self.answer_events_max(query_limit);
-            let texts = answer.pdus.iter().take(taken).map(|text| &**text);
+            let mut texts = answer.pdus;
+            texts.truncate(taken);
             for checked in self
                 .check_texts_batch(texts, version)
                 .await

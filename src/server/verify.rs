@@ -479,15 +479,17 @@ impl Inner {
     }
 
     /// Reads PDUs received as JSON texts and checks them as one batch (see
-    /// [`Inner::check_parsed_batch`]), in order.
-    pub(crate) async fn check_texts_batch<'a>(
+    /// [`Inner::check_parsed_batch`]), in order. The texts are dropped once read, before the
+    /// checks wait for keys: in a join storm thousands of answers wait at once, and each read
+    /// event is the run's shared one.
+    pub(crate) async fn check_texts_batch(
         &self,
-        texts: impl IntoIterator<Item = &'a RawValue>,
+        texts: Vec<Box<RawValue>>,
         version: &'static RoomVersion,
     ) -> Vec<Result<CheckedPdu, DropReason>> {
         let parsed: Vec<ParsedPdu> = texts
             .into_iter()
-            .map(|text| self.parse_received_pdu_text(text, version))
+            .map(|text| self.parse_received_pdu_text(&text, version))
             .collect();
         self.check_parsed_batch(&parsed, version).await
     }

@@ -204,7 +204,8 @@ impl Inner {
             };
             let mut new_events = 0;
             let taken = self.answer_events_max(limit);
-            let texts = response.events.iter().take(taken).map(|text| &**text);
+            let mut texts = response.events;
+            texts.truncate(taken);
             for checked in self.check_texts_batch(texts, version).await {
                 let Ok(checked) = checked else {
                     continue;
