@@ -34,7 +34,7 @@ use hyper::Request;
 use hyper::body::Bytes;
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// Why a peer's key could not be had.
@@ -384,29 +384,18 @@ impl Inner {
         sets
     }
 
-    /// The keys of each of `servers`, fetching all those not cached at once (the requests
-    /// leave in the servers' order); `None` for a server whose keys cannot be had.
-    pub(crate) async fn held_keys_of(
+    /// The keys of each of `servers`, in that order, fetching all those not cached at once
+    /// (the requests leave in that order), as Synapse's key fetcher batches them; `None` for a
+    /// server whose keys cannot be had.
+    pub(crate) async fn held_keys_in_order(
         &self,
-        servers: BTreeSet<&str>,
-    ) -> BTreeMap<String, Option<HeldKeys>> {
-        let fetches = servers.iter().map(|server| self.server_keys(server));
+        servers: &[impl AsRef<str>],
+    ) -> Vec<Option<HeldKeys>> {
+        let fetches = servers
+            .iter()
+            .map(|server| self.server_keys(server.as_ref()));
         let held = futures_util::future::join_all(fetches).await;
-        servers
-            .into_iter()
-            .map(str::to_owned)
-            .zip(held.into_iter().map(Result::ok))
-            .collect()
-    }
-
-    /// The keys of each of `servers`, in that order, fetching those not cached (as
-    /// [`Inner::key_sets`] does, in the same order); `None` for a server whose keys cannot be had.
-    pub(crate) async fn held_keys_in_order(&self, servers: &[String]) -> Vec<Option<HeldKeys>> {
-        let mut held = Vec::with_capacity(servers.len());
-        for server in servers {
-            held.push(self.server_keys(server).await.ok());
-        }
-        held
+        held.into_iter().map(Result::ok).collect()
     }
 }
 
@@ -614,7 +603,7 @@ mod tests {
     }
 
     #[test]
-    fn the_keys_of_many_servers_are_fetched_at_once_in_name_order() {
+    fn the_keys_of_many_servers_are_fetched_at_once_in_their_order() {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .start_paused(true)
@@ -639,31 +628,17 @@ mod tests {
             .unwrap();
             let servers = ["d.example", "b.example", "down.example", "c.example"];
             let started = tokio::time::Instant::now();
-            let held = server.inner.held_keys_of(servers.into()).await;
+            let held = server.inner.held_keys_in_order(&servers).await;
             assert_eq!(
                 started.elapsed(),
                 std::time::Duration::from_millis(100),
                 "one round trip for all"
             );
-            assert_eq!(
-                *asked.borrow(),
-                ["b.example", "c.example", "d.example", "down.example"]
-            );
-            let fetched: Vec<(&str, bool)> = held
-                .iter()
-                .map(|(name, keys)| (name.as_str(), keys.is_some()))
-                .collect();
-            assert_eq!(
-                fetched,
-                [
-                    ("b.example", true),
-                    ("c.example", true),
-                    ("d.example", true),
-                    ("down.example", false)
-                ]
-            );
+            assert_eq!(*asked.borrow(), servers);
+            let fetched: Vec<bool> = held.iter().map(Option::is_some).collect();
+            assert_eq!(fetched, [true, true, false, true], "down.example has none");
             // Held keys are not asked again.
-            server.inner.held_keys_of(["b.example"].into()).await;
+            server.inner.held_keys_in_order(&["b.example"]).await;
             assert_eq!(asked.borrow().len(), 4);
         });
     }

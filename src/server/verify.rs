@@ -345,29 +345,24 @@ impl Inner {
         digest: Option<&PduDigest>,
         version: &'static RoomVersion,
     ) -> Result<CheckedPdu, DropReason> {
-        let cached = self.pdu_cache.as_ref().map(|cache| {
-            let key = match digest {
-                Some(digest) => digest.key(version),
-                None => cache_key(raw, version),
-            };
-            (cache.as_ref(), key)
-        });
-        let parsed = match &cached {
-            Some((cache, key)) => cache.parse(key, || Ok(raw.clone()), version),
-            None => parse(raw.clone(), version),
-        };
-        self.check_parsed(parsed, cached, version).await
+        let parsed = self.parse_received_pdu(raw, digest, version);
+        self.check_parsed_pdu(&parsed, version).await
     }
 
-    /// A raw PDU read (through the run's [`PduCache`] when there is one), not yet verified.
+    /// A raw PDU read (through the run's [`PduCache`] when there is one, by `digest` when the
+    /// caller has it), not yet verified.
     pub(crate) fn parse_received_pdu(
         &self,
         raw: &RawPdu,
+        digest: Option<&PduDigest>,
         version: &'static RoomVersion,
     ) -> ParsedPdu {
         match &self.pdu_cache {
             Some(cache) => {
-                let key = cache_key(raw, version);
+                let key = match digest {
+                    Some(digest) => digest.key(version),
+                    None => cache_key(raw, version),
+                };
                 ParsedPdu {
                     parsed: cache.parse(&key, || Ok(raw.clone()), version),
                     cache_key: Some(key),
@@ -419,27 +414,11 @@ impl Inner {
         parsed: &ParsedPdu,
         version: &'static RoomVersion,
     ) -> Result<CheckedPdu, DropReason> {
-        let cached = self
-            .pdu_cache
-            .as_ref()
-            .zip(parsed.cache_key)
-            .map(|(cache, key)| (cache.as_ref(), key));
-        self.check_parsed(parsed.parsed.clone(), cached, version)
-            .await
-    }
-
-    /// Verifies a parsed PDU (through the cache's verdicts when there is one).
-    async fn check_parsed(
-        &self,
-        parsed: Parsed,
-        cached: Option<(&PduCache, [u8; 32])>,
-        version: &'static RoomVersion,
-    ) -> Result<CheckedPdu, DropReason> {
-        let held = match &parsed {
+        let held = match &parsed.parsed {
             Ok(event) => self.held_keys_in_order(&event.signers).await,
             Err(_) => Vec::new(),
         };
-        self.check_parsed_with_keys(parsed, cached, version, &held)
+        self.check_parsed_with_keys(parsed, version, &held)
     }
 
     /// Checks each of a batch of parsed PDUs, in order, after fetching the keys of all their
@@ -456,24 +435,20 @@ impl Inner {
             .filter_map(|parsed| parsed.parsed.as_ref().ok())
             .flat_map(|event| event.signers.iter().map(String::as_str))
             .collect();
-        let keys = self.held_keys_of(signers).await;
+        let signers: Vec<&str> = signers.into_iter().collect();
+        let held = self.held_keys_in_order(&signers).await;
+        let keys_of = |signer: &str| {
+            let index = signers.binary_search(&signer).ok()?;
+            held[index].clone()
+        };
         batch
             .iter()
             .map(|parsed| {
                 let held: Vec<Option<HeldKeys>> = match &parsed.parsed {
-                    Ok(event) => event
-                        .signers
-                        .iter()
-                        .map(|signer| keys.get(signer.as_str()).cloned().flatten())
-                        .collect(),
+                    Ok(event) => event.signers.iter().map(|signer| keys_of(signer)).collect(),
                     Err(_) => Vec::new(),
                 };
-                let cached = self
-                    .pdu_cache
-                    .as_ref()
-                    .zip(parsed.cache_key)
-                    .map(|(cache, key)| (cache.as_ref(), key));
-                self.check_parsed_with_keys(parsed.parsed.clone(), cached, version, &held)
+                self.check_parsed_with_keys(parsed, version, &held)
             })
             .collect()
     }
@@ -494,15 +469,20 @@ impl Inner {
         self.check_parsed_batch(&parsed, version).await
     }
 
-    /// Verifies a parsed PDU under `held`, the keys of its signers in order.
+    /// Verifies a parsed PDU (through the cache's verdicts when there is one) under `held`,
+    /// the keys of its signers in order.
     fn check_parsed_with_keys(
         &self,
-        parsed: Parsed,
-        cached: Option<(&PduCache, [u8; 32])>,
+        parsed: &ParsedPdu,
         version: &'static RoomVersion,
         held: &[Option<HeldKeys>],
     ) -> Result<CheckedPdu, DropReason> {
-        let event = parsed.map_err(|e| {
+        let cached = self
+            .pdu_cache
+            .as_ref()
+            .zip(parsed.cache_key)
+            .map(|(cache, key)| (cache.as_ref(), key));
+        let event = parsed.parsed.clone().map_err(|e| {
             self.metrics.borrow_mut().pdus_dropped_bad_format += 1;
             DropReason::Format(e)
         })?;
@@ -587,7 +567,7 @@ pub(crate) trait ReceivedPdu {
 
 impl ReceivedPdu for RawPdu {
     fn parse(self, server: &Inner, version: &'static RoomVersion) -> ParsedPdu {
-        server.parse_received_pdu(&self, version)
+        server.parse_received_pdu(&self, None, version)
     }
 }
 
