@@ -2,11 +2,14 @@
 //! the transport, and turn the answer into a typed value or an error.
 //!
 //! Invariant: every request this server sends to a federation endpoint carries a valid
-//! X-Matrix signature by this server's key; only the key endpoint goes unsigned.
+//! X-Matrix signature by this server's key, or (on an in-memory fabric, in a run that shares
+//! work) a pending one that yields exactly that header when read; only the key endpoint goes
+//! unsigned.
 
 use crate::proto::wire::{ErrorCode, MatrixError};
 use crate::proto::xmatrix::{HttpRequest, TextRequest, XMatrix};
 use crate::server::Inner;
+use crate::server::pending_signature::PendingSignature;
 use crate::server::request_memo::SignedRequest;
 use crate::server::transport::TransportError;
 use hyper::body::Bytes;
@@ -74,20 +77,25 @@ impl Inner {
         body: String,
         body_canonical: bool,
     ) -> Result<T, RequestError> {
-        let to_sign = TextRequest {
-            method,
-            uri,
-            body: Some(&body),
+        let request = match self.defers_signatures() {
+            true => self.request_pending(destination, method, uri, body.into()),
+            false => {
+                let to_sign = TextRequest {
+                    method,
+                    uri,
+                    body: Some(&body),
+                };
+                let authorization = XMatrix::sign_text(
+                    &to_sign,
+                    body_canonical,
+                    &self.config.name,
+                    destination,
+                    &self.config.signing_key,
+                )
+                .expect("this server's own name and request are signable");
+                self.request_with(&authorization, destination, method, uri, body.into())
+            }
         };
-        let authorization = XMatrix::sign_text(
-            &to_sign,
-            body_canonical,
-            &self.config.name,
-            destination,
-            &self.config.signing_key,
-        )
-        .expect("this server's own name and request are signable");
-        let request = self.request_with(&authorization, destination, method, uri, body.into());
         let body = self.send_signed(destination, request).await?;
         serde_json::from_slice(&body).map_err(|e| RequestError::BadResponse {
             destination: destination.to_owned(),
@@ -115,6 +123,10 @@ impl Inner {
         uri: &str,
         content: Option<&Value>,
     ) -> Request<Bytes> {
+        if self.defers_signatures() {
+            let body = content.map(|value| Bytes::from(value.to_string()));
+            return self.request_pending(destination, method, uri, body.unwrap_or_default());
+        }
         let signed = HttpRequest {
             method,
             uri,
@@ -149,6 +161,43 @@ impl Inner {
             .header(header::CONTENT_TYPE, "application/json")
             .body(body)
             .expect("method, uri and headers are valid")
+    }
+
+    /// Whether this server's requests carry a [`PendingSignature`] rather than a signed
+    /// header: on a transport that hands the request value itself to its receiver, in a run
+    /// whose servers share their work (the same runs as the request memo's).
+    fn defers_signatures(&self) -> bool {
+        self.pdu_cache.is_some() && self.transport.delivers_request_values()
+    }
+
+    /// The request carrying `body` (JSON text, or empty for none) with a signature made only
+    /// when read (see `pending_signature.rs`), instead of an `Authorization` header.
+    fn request_pending(
+        &self,
+        destination: &str,
+        method: &str,
+        uri: &str,
+        body: Bytes,
+    ) -> Request<Bytes> {
+        let pending = PendingSignature::new(
+            &self.config.name,
+            destination,
+            &self.config.signing_key,
+            method,
+            uri,
+            body.clone(),
+        );
+        if let Some(cache) = &self.pdu_cache {
+            cache.request_memo().count_deferred();
+        }
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .expect("method, uri and headers are valid");
+        request.extensions_mut().insert(pending);
+        request
     }
 
     /// Sends a signed request and returns the body of a 200 answer.

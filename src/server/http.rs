@@ -3,7 +3,8 @@
 //!
 //! Invariants: every federation endpoint except the key endpoint runs only after the request's
 //! signature verified against the origin's published key (else 401), or is one its signer
-//! recorded in the run's request memo, which would verify; a body that is not JSON gets 400
+//! recorded in the run's request memo, which would verify, or carries a pending signature
+//! whose facts are exactly the request's, which would verify too; a body that is not JSON gets 400
 //! before any endpoint code runs; nothing a peer sends can panic the server.
 
 use crate::proto::signing::VerifyingKey;
@@ -11,11 +12,35 @@ use crate::proto::wire::paths::{self, Endpoint};
 use crate::proto::wire::{ErrorCode, MatrixError};
 use crate::proto::xmatrix::{HttpRequest, XMatrix, XMatrixError};
 use crate::server::Inner;
+use crate::server::pending_signature::PendingSignature;
 use crate::server::request_memo::SignedRequest;
 use hyper::body::Bytes;
 use hyper::{Request, Response, StatusCode, header};
 use serde_json::Value;
 use std::rc::Rc;
+
+/// Who a request says signed it: its `Authorization` header, or, on an in-memory fabric, the
+/// pending signature its sender attached.
+enum Claim<'a> {
+    Header(XMatrix),
+    Pending(&'a PendingSignature),
+}
+
+impl Claim<'_> {
+    fn origin(&self) -> &str {
+        match self {
+            Self::Header(authorization) => authorization.origin(),
+            Self::Pending(pending) => pending.origin(),
+        }
+    }
+
+    fn key_id(&self) -> &str {
+        match self {
+            Self::Header(authorization) => authorization.key_id(),
+            Self::Pending(pending) => pending.key_id(),
+        }
+    }
+}
 
 /// An authenticated federation request, ready for an endpoint.
 pub(crate) struct Incoming {
@@ -87,13 +112,18 @@ impl Inner {
             self.metrics.borrow_mut().requests_unauthorized += 1;
             MatrixError::new(ErrorCode::Unauthorized, reason)
         };
-        let header_value = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .ok_or_else(|| unauthorized("missing X-Matrix Authorization header".into()))?;
-        let authorization =
-            XMatrix::parse(header_value).map_err(|e| unauthorized(e.to_string()))?;
+        let claim = match request.headers().get(header::AUTHORIZATION) {
+            Some(value) => {
+                let text = value.to_str().map_err(|_| {
+                    unauthorized("the Authorization header is not visible ASCII".into())
+                })?;
+                Claim::Header(XMatrix::parse(text).map_err(|e| unauthorized(e.to_string()))?)
+            }
+            None => match request.extensions().get::<PendingSignature>() {
+                Some(pending) => Claim::Pending(pending),
+                None => return Err(unauthorized("missing X-Matrix Authorization header".into())),
+            },
+        };
         let uri = request.uri().path_and_query().map_or("/", |p| p.as_str());
         let signed = HttpRequest {
             method: request.method().as_str(),
@@ -101,13 +131,20 @@ impl Inner {
             content: body.as_ref(),
         };
         let key = self
-            .request_key(authorization.origin(), authorization.key_id())
+            .request_key(claim.origin(), claim.key_id())
             .await
             .map_err(|e| unauthorized(e.to_string()))?;
-        self.check_request_signature(&authorization, &signed, request.body(), &key)
-            .map_err(|e| unauthorized(e.to_string()))?;
+        match &claim {
+            Claim::Header(authorization) => {
+                self.check_request_signature(authorization, &signed, request.body(), &key)
+            }
+            Claim::Pending(pending) => {
+                self.check_pending_signature(pending, &signed, request.body(), &key)
+            }
+        }
+        .map_err(|e| unauthorized(e.to_string()))?;
         Ok(Incoming {
-            origin: authorization.origin().to_owned(),
+            origin: claim.origin().to_owned(),
             endpoint,
             params,
             query: query_pairs(request.uri().query().unwrap_or("")),
@@ -147,6 +184,33 @@ impl Inner {
             return Ok(());
         }
         authorization.verify(signed, &self.config.name, key)
+    }
+
+    /// Checks a request that came with a pending signature instead of a header (see
+    /// `pending_signature.rs`): accepted unsigned when it is exactly what would be signed, with
+    /// the key the sender would sign with; otherwise its header is signed now and checked in
+    /// full, as if it had come with the request.
+    fn check_pending_signature(
+        &self,
+        pending: &PendingSignature,
+        signed: &HttpRequest,
+        body: &[u8],
+        key: &VerifyingKey,
+    ) -> Result<(), XMatrixError> {
+        let ours = &self.config.name;
+        let vouched = pending.vouches_for(ours, key, signed.method, signed.uri, body);
+        if let Some(cache) = &self.pdu_cache {
+            cache.request_memo().count_deferred_check(vouched);
+        }
+        let verify = || {
+            let authorization = pending.header().map_err(Clone::clone)?;
+            authorization.verify(signed, ours, key)
+        };
+        if vouched {
+            debug_assert_eq!(verify(), Ok(()), "a vouched-for request does not verify");
+            return Ok(());
+        }
+        verify()
     }
 
     /// Runs the endpoint's handler.

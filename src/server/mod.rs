@@ -23,6 +23,7 @@ pub mod keys;
 mod leave;
 pub mod metrics;
 pub mod outbound;
+pub mod pending_signature;
 pub mod request_memo;
 pub mod rooms;
 pub mod store;

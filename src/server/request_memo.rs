@@ -1,5 +1,8 @@
 //! A run-wide memo of the X-Matrix request signatures that servers of one run made, so that a
 //! receiver can skip canonicalizing and verifying a request its sender signed in this run.
+//! (On the fast fabric honest senders do not sign at all: `pending_signature.rs`. The memo
+//! serves the turmoil fabric, whose requests cross a connection as bytes; it also counts the
+//! pending signatures, for perf figures.)
 //!
 //! Every federation request is signed by its sender and verified by its receiver: canonical
 //! JSON of the request and one ed25519 operation at each end. Within one simulation both ends
@@ -90,6 +93,13 @@ pub struct RequestMemoStats {
     /// Receivers that verified in full: an unknown or forgotten signature.
     pub misses: u64,
     pub evictions: u64,
+    /// Requests sent with a pending signature instead of a signed header
+    /// (`pending_signature.rs`).
+    pub deferred: u64,
+    /// Pending signatures a receiver accepted without anyone signing or verifying.
+    pub deferred_vouched: u64,
+    /// Pending signatures signed when read (and then checked in full).
+    pub deferred_signed: u64,
 }
 
 /// Request signatures made by the servers of one run, by the digest of their facts.
@@ -142,6 +152,19 @@ impl RequestMemo {
         self.count(|stats| stats.recorded += 1);
         let evicted = digests.insert(digest, ());
         self.count(|stats| stats.evictions += evicted);
+    }
+
+    /// Counts a request sent with a pending signature.
+    pub(crate) fn count_deferred(&self) {
+        self.count(|stats| stats.deferred += 1);
+    }
+
+    /// Counts a pending signature accepted unsigned (`vouched`) or signed on reading.
+    pub(crate) fn count_deferred_check(&self, vouched: bool) {
+        match vouched {
+            true => self.count(|stats| stats.deferred_vouched += 1),
+            false => self.count(|stats| stats.deferred_signed += 1),
+        }
     }
 
     /// Whether exactly this signature was recorded: if so, verifying it would succeed.

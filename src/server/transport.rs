@@ -43,6 +43,14 @@ pub trait Transport {
         destination: &str,
         request: Request<Bytes>,
     ) -> LocalFuture<Result<Response<Bytes>, TransportError>>;
+
+    /// Whether the destination's handler receives the very request value sent, extensions
+    /// included (an in-memory fabric), rather than bytes read off a connection. Only then may
+    /// a sender attach a [`PendingSignature`](crate::server::pending_signature::PendingSignature)
+    /// instead of signing its header.
+    fn delivers_request_values(&self) -> bool {
+        false
+    }
 }
 
 /// Answers one HTTP request. The fabric tells the handler nothing about who sent it: the

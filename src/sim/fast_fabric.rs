@@ -112,6 +112,10 @@ impl Transport for FastTransport {
             }
         })
     }
+
+    fn delivers_request_values(&self) -> bool {
+        true
+    }
 }
 
 /// Carries the request and its response; `None` when either never arrives.

@@ -9,6 +9,7 @@
 
 use crate::proto::event::server_of;
 use crate::proto::wire::paths::{self, Endpoint};
+use crate::server::pending_signature::PendingSignature;
 use crate::server::transport::HttpHandler;
 use hyper::body::Bytes;
 use hyper::{Request, Response, StatusCode};
@@ -279,13 +280,14 @@ fn is_relay(endpoint: Endpoint) -> bool {
     .contains(&endpoint)
 }
 
-/// The server that signed the request, from its X-Matrix header.
+/// The server that signed the request, from its X-Matrix header (or the pending signature
+/// that stands for it on the fast fabric).
 fn asking_server(request: &Request<Bytes>) -> Option<String> {
-    let header = request
-        .headers()
-        .get(hyper::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
+    let Some(header) = request.headers().get(hyper::header::AUTHORIZATION) else {
+        let pending = request.extensions().get::<PendingSignature>()?;
+        return Some(pending.origin().to_owned());
+    };
+    let header = header.to_str().ok()?;
     let parsed = crate::proto::xmatrix::XMatrix::parse(header).ok()?;
     Some(parsed.origin().to_owned())
 }
