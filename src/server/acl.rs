@@ -24,10 +24,9 @@
 use crate::proto::acl::{AclDecision, SERVER_ACL_EVENT_TYPE, check_server_acl};
 use crate::proto::event::server_of;
 use crate::proto::wire::paths;
-use crate::proto::wire::{ErrorCode, MatrixError, RawPdu};
+use crate::proto::wire::{ErrorCode, MatrixError};
 use crate::server::Inner;
 use crate::server::http::Incoming;
-use serde_json::Value;
 
 impl Inner {
     /// What the current server ACL of `room_id` says about `server`; `NoAcl` if this server
@@ -87,9 +86,9 @@ impl Inner {
         &self,
         origin: &str,
         room_id: &str,
-        raw: &RawPdu,
+        sender: Option<&str>,
     ) -> Result<(), String> {
-        let sender_server = raw.get("sender").and_then(Value::as_str).map(server_of);
+        let sender_server = sender.map(server_of);
         for server in std::iter::once(origin).chain(sender_server) {
             let decision = self.acl_decision(room_id, server);
             if !decision.is_allowed() {

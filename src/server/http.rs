@@ -9,8 +9,8 @@
 
 use crate::proto::signing::VerifyingKey;
 use crate::proto::wire::paths::{self, Endpoint};
-use crate::proto::wire::{ErrorCode, MatrixError};
-use crate::proto::xmatrix::{HttpRequest, XMatrix, XMatrixError};
+use crate::proto::wire::{ErrorCode, MatrixError, TransactionTexts};
+use crate::proto::xmatrix::{HttpRequest, XMatrix};
 use crate::server::Inner;
 use crate::server::pending_signature::PendingSignature;
 use crate::server::request_memo::SignedRequest;
@@ -50,7 +50,10 @@ pub(crate) struct Incoming {
     pub params: Vec<String>,
     /// Query pairs, percent-decoded.
     pub query: Vec<(String, String)>,
+    /// The body as JSON, unless it was read as `transaction`.
     pub body: Option<Value>,
+    /// A `/send` body of the plain shape, read with each PDU kept as its text.
+    pub transaction: Option<TransactionTexts>,
 }
 
 /// The answer of an endpoint.
@@ -99,15 +102,7 @@ impl Inner {
         params: Vec<String>,
         request: &Request<Bytes>,
     ) -> Result<Incoming, MatrixError> {
-        let body = if request.body().is_empty() {
-            None
-        } else {
-            let parsed = serde_json::from_slice::<Value>(request.body()).map_err(|e| {
-                self.metrics.borrow_mut().requests_bad += 1;
-                MatrixError::new(ErrorCode::NotJson, format!("body is not JSON: {e}"))
-            })?;
-            Some(parsed)
-        };
+        let (body, transaction) = self.read_body(endpoint, request.body())?;
         let unauthorized = |reason: String| {
             self.metrics.borrow_mut().requests_unauthorized += 1;
             MatrixError::new(ErrorCode::Unauthorized, reason)
@@ -124,93 +119,126 @@ impl Inner {
                 None => return Err(unauthorized("missing X-Matrix Authorization header".into())),
             },
         };
+        let method = request.method().as_str();
         let uri = request.uri().path_and_query().map_or("/", |p| p.as_str());
-        let signed = HttpRequest {
-            method: request.method().as_str(),
-            uri,
-            content: body.as_ref(),
-        };
         let key = self
             .request_key(claim.origin(), claim.key_id())
             .await
             .map_err(|e| unauthorized(e.to_string()))?;
-        match &claim {
+        let ours = &self.config.name;
+        let verify_in_full = || {
+            // A transaction read as texts is parsed whole only for a full check.
+            let parsed: Option<Value> = match (&body, &transaction) {
+                (None, Some(_)) => serde_json::from_slice(request.body()).ok(),
+                _ => None,
+            };
+            let signed = HttpRequest {
+                method,
+                uri,
+                content: body.as_ref().or(parsed.as_ref()),
+            };
+            match &claim {
+                Claim::Header(authorization) => authorization.verify(&signed, ours, &key),
+                Claim::Pending(pending) => {
+                    let authorization = pending.header().map_err(Clone::clone)?;
+                    authorization.verify(&signed, ours, &key)
+                }
+            }
+        };
+        let vouched = match &claim {
             Claim::Header(authorization) => {
-                self.check_request_signature(authorization, &signed, request.body(), &key)
+                // The destination is not covered by the signature: checked either way.
+                authorization
+                    .check_destination(ours)
+                    .map_err(|e| unauthorized(e.to_string()))?;
+                self.memo_vouches_for(authorization, method, uri, request.body(), &key)
             }
             Claim::Pending(pending) => {
-                self.check_pending_signature(pending, &signed, request.body(), &key)
+                self.pending_vouched(pending, method, uri, request.body(), &key)
             }
+        };
+        if vouched {
+            debug_assert_eq!(
+                verify_in_full(),
+                Ok(()),
+                "a vouched-for request does not verify"
+            );
+        } else {
+            verify_in_full().map_err(|e| unauthorized(e.to_string()))?;
         }
-        .map_err(|e| unauthorized(e.to_string()))?;
         Ok(Incoming {
             origin: claim.origin().to_owned(),
             endpoint,
             params,
             query: query_pairs(request.uri().query().unwrap_or("")),
             body,
+            transaction,
         })
     }
 
-    /// Checks the signature of a request whose body arrived as `body`, with the origin's
-    /// `key`. When the run's request memo (`request_memo.rs`) holds exactly this signature,
-    /// made by its signer in this run, the verification is known to succeed and is skipped;
-    /// the header's destination, which the signature does not cover, is checked either way.
-    fn check_request_signature(
+    /// The body as JSON (none when empty), or, for a transaction of the plain shape, as its
+    /// PDUs' texts (see `inbound/pdu_text.rs`); 400 for a body that is not JSON.
+    fn read_body(
+        &self,
+        endpoint: Endpoint,
+        bytes: &[u8],
+    ) -> Result<(Option<Value>, Option<TransactionTexts>), MatrixError> {
+        if bytes.is_empty() {
+            return Ok((None, None));
+        }
+        if endpoint == paths::SEND_TRANSACTION
+            && let Some(texts) = TransactionTexts::read(bytes)
+        {
+            return Ok((None, Some(texts)));
+        }
+        let parsed = serde_json::from_slice::<Value>(bytes).map_err(|e| {
+            self.metrics.borrow_mut().requests_bad += 1;
+            MatrixError::new(ErrorCode::NotJson, format!("body is not JSON: {e}"))
+        })?;
+        Ok((Some(parsed), None))
+    }
+
+    /// Whether the run's request memo (`request_memo.rs`) holds exactly this signature, made
+    /// by its signer in this run: then verifying it would succeed.
+    fn memo_vouches_for(
         &self,
         authorization: &XMatrix,
-        signed: &HttpRequest,
+        method: &str,
+        uri: &str,
         body: &[u8],
         key: &VerifyingKey,
-    ) -> Result<(), XMatrixError> {
-        authorization.check_destination(&self.config.name)?;
+    ) -> bool {
         let received = SignedRequest {
             origin: authorization.origin(),
             key_id: authorization.key_id(),
             public_key: key,
             destination: &self.config.name,
-            method: signed.method,
-            uri: signed.uri,
+            method,
+            uri,
             body,
             signature: authorization.signature(),
         };
         let memo = self.pdu_cache.as_ref().map(|cache| cache.request_memo());
-        if memo.is_some_and(|memo| memo.vouches_for(&received)) {
-            debug_assert_eq!(
-                authorization.verify(signed, &self.config.name, key),
-                Ok(()),
-                "the request memo vouched for a signature that does not verify"
-            );
-            return Ok(());
-        }
-        authorization.verify(signed, &self.config.name, key)
+        memo.is_some_and(|memo| memo.vouches_for(&received))
     }
 
-    /// Checks a request that came with a pending signature instead of a header (see
-    /// `pending_signature.rs`): accepted unsigned when it is exactly what would be signed, with
-    /// the key the sender would sign with; otherwise its header is signed now and checked in
-    /// full, as if it had come with the request.
-    fn check_pending_signature(
+    /// Whether a request that came with a pending signature instead of a header (see
+    /// `pending_signature.rs`) is exactly what would be signed, with the key the sender would
+    /// sign with: then its header would verify. Otherwise the caller signs it now and checks
+    /// it in full, as if it had come with the request.
+    fn pending_vouched(
         &self,
         pending: &PendingSignature,
-        signed: &HttpRequest,
+        method: &str,
+        uri: &str,
         body: &[u8],
         key: &VerifyingKey,
-    ) -> Result<(), XMatrixError> {
-        let ours = &self.config.name;
-        let vouched = pending.vouches_for(ours, key, signed.method, signed.uri, body);
+    ) -> bool {
+        let vouched = pending.vouches_for(&self.config.name, key, method, uri, body);
         if let Some(cache) = &self.pdu_cache {
             cache.request_memo().count_deferred_check(vouched);
         }
-        let verify = || {
-            let authorization = pending.header().map_err(Clone::clone)?;
-            authorization.verify(signed, ours, key)
-        };
-        if vouched {
-            debug_assert_eq!(verify(), Ok(()), "a vouched-for request does not verify");
-            return Ok(());
-        }
-        verify()
+        vouched
     }
 
     /// Runs the endpoint's handler.

@@ -26,6 +26,7 @@ use crate::proto::wire::RawPdu;
 use crate::server::Inner;
 use crate::server::fifo_map::FifoMap;
 use crate::server::inbound::answers::AnswerInterner;
+use crate::server::inbound::pdu_text::PduTextMemo;
 use crate::server::keys::{HeldKeys, KeyInterner, KeyResponseMemo, KeyResponseMemoStats};
 use crate::server::request_memo::{RequestMemo, RequestMemoStats};
 use crate::server::store::id_map::IdKeys;
@@ -141,6 +142,8 @@ pub struct PduCache {
     requests: RequestMemo,
     /// Transaction answers given in this run (see `inbound/answers.rs`).
     answers: AnswerInterner,
+    /// What was read from PDU texts received in transactions (see `inbound/pdu_text.rs`).
+    pdu_texts: PduTextMemo,
     /// State resolutions made in this run (see `store/shared_resolutions.rs`).
     resolutions: Arc<SharedResolutions>,
 }
@@ -155,6 +158,7 @@ impl PduCache {
             key_responses: Default::default(),
             requests: Default::default(),
             answers: Default::default(),
+            pdu_texts: Default::default(),
             resolutions: Default::default(),
         }
     }
@@ -173,6 +177,10 @@ impl PduCache {
 
     pub(crate) fn answers(&self) -> &AnswerInterner {
         &self.answers
+    }
+
+    pub(crate) fn pdu_texts(&self) -> &PduTextMemo {
+        &self.pdu_texts
     }
 
     pub(crate) fn resolutions(&self) -> &Arc<SharedResolutions> {
@@ -286,8 +294,13 @@ fn text_cache_key(bytes: &[u8], version: &RoomVersion) -> [u8; 32] {
 pub(crate) struct PduDigest(Sha256);
 
 impl PduDigest {
-    fn of_bytes(bytes: &[u8]) -> Self {
+    pub(crate) fn of_bytes(bytes: &[u8]) -> Self {
         Self(Sha256::new_with_prefix(bytes))
+    }
+
+    /// The SHA-256 of the bytes alone (no version): a key for facts that hold in every room.
+    pub(crate) fn finish(&self) -> [u8; 32] {
+        self.0.clone().finalize().into()
     }
 
     /// The digest of `raw` as serde_json writes it, and the length of that text.
@@ -370,6 +383,30 @@ impl Inner {
             }
             None => ParsedPdu {
                 parsed: parse(raw.clone(), version),
+                cache_key: None,
+            },
+        }
+    }
+
+    /// A PDU of a transaction read (through the run's [`PduCache`] when there is one, by
+    /// `digest`, that of its object as serde_json writes it; `object` gives the object on a
+    /// miss), not yet verified.
+    pub(crate) fn parse_received_pdu_by(
+        &self,
+        digest: &PduDigest,
+        object: impl FnOnce() -> RawPdu,
+        version: &'static RoomVersion,
+    ) -> ParsedPdu {
+        match &self.pdu_cache {
+            Some(cache) => {
+                let key = digest.key(version);
+                ParsedPdu {
+                    parsed: cache.parse(&key, || Ok(object()), version),
+                    cache_key: Some(key),
+                }
+            }
+            None => ParsedPdu {
+                parsed: parse(object(), version),
                 cache_key: None,
             },
         }

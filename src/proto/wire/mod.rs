@@ -34,7 +34,7 @@ pub use membership::{
 };
 pub use transaction::{
     PduProcessingResult, SendTransactionResponse, TRANSACTION_EDUS_MAX, TRANSACTION_PDUS_MAX,
-    Transaction, TransactionError,
+    Transaction, TransactionError, TransactionTexts,
 };
 
 /// A PDU as it travels: a JSON object whose fields depend on the room version.

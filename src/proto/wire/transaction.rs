@@ -27,6 +27,52 @@ pub struct Transaction {
     pub edus: Vec<RawEdu>,
 }
 
+/// A transaction as read from its body with each PDU kept as the exact text it arrived as:
+/// what a receiver needs to look each one up by its bytes before parsing it. Read only from
+/// bodies whose `pdus` are all JSON objects (see `server/inbound/send.rs`).
+#[derive(Debug, Deserialize)]
+pub struct TransactionTexts {
+    pub origin: String,
+    pub origin_server_ts: u64,
+    pub pdus: Vec<Box<serde_json::value::RawValue>>,
+    #[serde(default)]
+    pub edus: Vec<RawEdu>,
+}
+
+impl TransactionTexts {
+    /// The transaction whose body is `bytes`, when it is one of the plain shape: an object
+    /// with no key twice, `origin` a string, `origin_server_ts` a non-negative integer, `pdus`
+    /// an array of objects, and `edus`, if there, what `Vec<RawEdu>` reads. `None` otherwise
+    /// (also for a body that is not JSON); such a body is read as a [`Transaction`].
+    pub fn read(bytes: &[u8]) -> Option<Self> {
+        let texts: Self = serde_json::from_slice(bytes).ok()?;
+        let all_objects = texts.pdus.iter().all(|pdu| pdu.get().starts_with('{'));
+        all_objects.then_some(texts)
+    }
+
+    /// As [`Transaction::validate`].
+    pub fn validate(&self) -> Result<(), TransactionError> {
+        check_counts(self.pdus.len(), self.edus.len())
+    }
+}
+
+impl From<Transaction> for TransactionTexts {
+    /// Each PDU written as serde_json writes its object.
+    fn from(transaction: Transaction) -> Self {
+        let pdus = transaction
+            .pdus
+            .into_iter()
+            .map(|pdu| serde_json::value::to_raw_value(&pdu).expect("a JSON object serializes"))
+            .collect();
+        Self {
+            origin: transaction.origin,
+            origin_server_ts: transaction.origin_server_ts,
+            pdus,
+            edus: transaction.edus,
+        }
+    }
+}
+
 /// Why a transaction breaks the spec's limits.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum TransactionError {
@@ -40,18 +86,18 @@ impl Transaction {
     /// Checks the spec's count limits. An empty transaction is valid: senders use one to
     /// probe a destination and the spec sets no lower bound.
     pub fn validate(&self) -> Result<(), TransactionError> {
-        if self.pdus.len() > TRANSACTION_PDUS_MAX {
-            return Err(TransactionError::TooManyPdus {
-                count: self.pdus.len(),
-            });
-        }
-        if self.edus.len() > TRANSACTION_EDUS_MAX {
-            return Err(TransactionError::TooManyEdus {
-                count: self.edus.len(),
-            });
-        }
-        Ok(())
+        check_counts(self.pdus.len(), self.edus.len())
     }
+}
+
+fn check_counts(pdus: usize, edus: usize) -> Result<(), TransactionError> {
+    if pdus > TRANSACTION_PDUS_MAX {
+        return Err(TransactionError::TooManyPdus { count: pdus });
+    }
+    if edus > TRANSACTION_EDUS_MAX {
+        return Err(TransactionError::TooManyEdus { count: edus });
+    }
+    Ok(())
 }
 
 /// How the receiver handled one PDU: `{}` for success, `{"error": "..."}` otherwise.

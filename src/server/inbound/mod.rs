@@ -25,6 +25,7 @@ pub mod answers;
 mod gap;
 pub mod limits;
 pub(crate) mod once;
+pub(crate) mod pdu_text;
 mod seen;
 mod send;
 

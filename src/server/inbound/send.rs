@@ -4,13 +4,13 @@
 //! timed out and retried) waits for the first's answer instead of processing it again.
 
 use super::TransactionAnswer;
+use super::pdu_text::PduText;
 use crate::proto::wire::{
-    ErrorCode, MatrixError, PduProcessingResult, RawEdu, RawPdu, SendTransactionResponse,
-    Transaction,
+    ErrorCode, MatrixError, PduProcessingResult, RawEdu, SendTransactionResponse, Transaction,
+    TransactionTexts,
 };
 use crate::server::Inner;
 use crate::server::http::{Incoming, TextResult};
-use crate::server::verify::PduDigest;
 use serde::Deserialize as _;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -26,35 +26,51 @@ impl Inner {
             self.metrics.borrow_mut().transactions_duplicate += 1;
             return Ok(answer.to_string());
         }
-        let body = incoming.body.unwrap_or(Value::Null);
-        let transaction = transaction_of(body).map_err(|e| {
+        let transaction = match incoming.transaction {
+            Some(texts) => texts,
+            None => {
+                let body = incoming.body.unwrap_or(Value::Null);
+                let transaction = transaction_of(body).map_err(|e| {
+                    self.metrics.borrow_mut().transactions_refused += 1;
+                    MatrixError::new(ErrorCode::BadJson, format!("not a transaction: {e}"))
+                })?;
+                TransactionTexts::from(transaction)
+            }
+        };
+        // The spec's limits are a malformed request, not an oversized body: 400.
+        let refuse = |error: String| {
             self.metrics.borrow_mut().transactions_refused += 1;
-            MatrixError::new(ErrorCode::BadJson, format!("not a transaction: {e}"))
-        })?;
-        // Each PDU serialized once, for the size check and (hashed) for the run's PDU cache.
-        let mut digests: Vec<Option<PduDigest>> = Vec::new();
-        let within_limits = transaction
-            .validate()
-            .map_err(|e| e.to_string())
-            .and_then(|()| {
-                let (sized, lengths) = self.digest_pdus(&transaction);
-                digests = sized;
-                check_pdu_bytes(&lengths)
-            });
-        if let Err(error) = within_limits
-            && self.config.defences.transaction_limits
+            Err(MatrixError::new(ErrorCode::BadJson, error))
+        };
+        let limits = self.config.defences.transaction_limits;
+        let counts = transaction.validate().map_err(|e| e.to_string());
+        if let Err(error) = &counts
+            && limits
         {
-            self.metrics.borrow_mut().transactions_refused += 1;
-            // The spec's limits are a malformed request, not an oversized body: 400.
-            return Err(MatrixError::new(ErrorCode::BadJson, error));
+            return refuse(error.clone());
         }
-        if transaction.origin != incoming.origin {
+        // Each PDU's facts read once (by its text's hash, when seen before in this run), for
+        // the size check and for the checks of `receive_pdu`.
+        let TransactionTexts {
+            origin, pdus, edus, ..
+        } = transaction;
+        let pdus: Vec<PduText> = pdus
+            .into_iter()
+            .map(|text| self.read_pdu_text(text))
+            .collect();
+        if counts.is_ok()
+            && limits
+            && let Err(error) = check_pdu_bytes(pdus.iter().map(|pdu| pdu.facts.length))
+        {
+            return refuse(error);
+        }
+        if origin != incoming.origin {
             self.metrics.borrow_mut().transactions_refused += 1;
             return Err(MatrixError::new(
                 ErrorCode::Forbidden,
                 format!(
                     "transaction origin {} is not the signing server {}",
-                    transaction.origin, incoming.origin
+                    origin, incoming.origin
                 ),
             ));
         }
@@ -63,7 +79,7 @@ impl Inner {
             let admitted = gate.admit(
                 &self.config.inbound_limits,
                 &incoming.origin,
-                transaction.pdus.len(),
+                pdus.len(),
                 self.clock.now_ms(),
                 self.config.defences.rate_limits,
             );
@@ -92,16 +108,11 @@ impl Inner {
         };
         self.metrics.borrow_mut().transactions_received += 1;
         let mut results = BTreeMap::new();
-        let mut digests = digests.into_iter();
-        for raw in transaction.pdus {
-            let digest = digests.next().flatten();
-            let (event_id, result) = self
-                .clone()
-                .receive_pdu(&incoming.origin, raw, digest)
-                .await;
+        for pdu in pdus {
+            let (event_id, result) = self.clone().receive_pdu(&incoming.origin, pdu).await;
             results.insert(event_id, result);
         }
-        for edu in transaction.edus {
+        for edu in edus {
             self.receive_edu(&incoming.origin, edu);
         }
         self.store.borrow().flush();
@@ -142,24 +153,6 @@ impl Inner {
         }
     }
 
-    /// Each PDU of `transaction` as serde_json writes it: its length, and its digest for the
-    /// run's PDU cache when there is one (`None` each otherwise).
-    fn digest_pdus(&self, transaction: &Transaction) -> (Vec<Option<PduDigest>>, Vec<usize>) {
-        transaction
-            .pdus
-            .iter()
-            .map(|pdu| {
-                if self.pdu_cache.is_some() {
-                    let (digest, length) = PduDigest::of_raw(pdu);
-                    (Some(digest), length)
-                } else {
-                    let length = serde_json::to_vec(pdu).map_or(usize::MAX, |bytes| bytes.len());
-                    (None, length)
-                }
-            })
-            .unzip()
-    }
-
     fn remember_transaction(&self, (origin, txn_id): (String, String), answer: TransactionAnswer) {
         let per_origin_max = self.config.transactions_remembered_per_origin;
         self.transactions_seen
@@ -171,19 +164,12 @@ impl Inner {
     async fn receive_pdu(
         self: Rc<Self>,
         origin: &str,
-        raw: RawPdu,
-        digest: Option<PduDigest>,
+        mut pdu: PduText,
     ) -> (String, PduProcessingResult) {
         self.metrics.borrow_mut().pdus_received += 1;
-        let claimed_id = raw
-            .get("event_id")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let room_id = raw
-            .get("room_id")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        let Some(room_id) = room_id else {
+        let facts = pdu.facts.clone();
+        let claimed_id = facts.claimed_id.clone();
+        let Some(room_id) = facts.room_id.clone() else {
             let id = claimed_id.unwrap_or_default();
             return (id, PduProcessingResult::failure("PDU has no room_id"));
         };
@@ -203,23 +189,22 @@ impl Inner {
         // From room v3 on the id is the reference hash, which a dropped PDU still has: the
         // sender learns which of its PDUs failed, and two failures never share a key. Only
         // computed on failure: hashing every PDU again is a measurable cost at scale.
-        let failed_id = |raw| {
-            crate::proto::pdu::event_id(raw, version)
+        let failed_id = |pdu: &mut PduText| {
+            crate::proto::pdu::event_id(&pdu.take_object(), version)
                 .ok()
                 .or_else(|| claimed_id.clone())
                 .unwrap_or_default()
         };
-        if let Err(reason) = self.check_pdu_acl(origin, &room_id, &raw) {
-            return (failed_id(&raw), PduProcessingResult::failure(reason));
+        if let Err(reason) = self.check_pdu_acl(origin, &room_id, facts.sender.as_deref()) {
+            return (failed_id(&mut pdu), PduProcessingResult::failure(reason));
         }
-        let checked = match self
-            .check_received_pdu_digested(&raw, digest.as_ref(), version)
-            .await
-        {
+        let digest = pdu.digest.clone();
+        let parsed = self.parse_received_pdu_by(&digest, || pdu.take_object(), version);
+        let checked = match self.check_parsed_pdu(&parsed, version).await {
             Ok(checked) => checked,
             Err(reason) => {
                 return (
-                    failed_id(&raw),
+                    failed_id(&mut pdu),
                     PduProcessingResult::failure(reason.to_string()),
                 );
             }
@@ -235,8 +220,8 @@ impl Inner {
 /// A transaction's PDUs are each at most the spec's 65,536 bytes (`lengths`, as serde_json
 /// writes each); one over is refused whole (the format check would drop it alone, after its
 /// siblings were processed).
-fn check_pdu_bytes(lengths: &[usize]) -> Result<(), String> {
-    for (index, &bytes) in lengths.iter().enumerate() {
+fn check_pdu_bytes(lengths: impl Iterator<Item = usize>) -> Result<(), String> {
+    for (index, bytes) in lengths.enumerate() {
         if bytes > crate::proto::pdu::PDU_BYTES_MAX {
             return Err(format!(
                 "pdus.{index} is {bytes} bytes; at most {} are allowed",
@@ -326,6 +311,7 @@ fn answer_text(answer: &SendTransactionResponse) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::wire::RawPdu;
     use crate::proto::xmatrix::strategies::any_json;
     use proptest::prelude::*;
     use serde_json::json;
@@ -382,8 +368,59 @@ mod tests {
                 body.insert("origin_server_ts".into(), json!(7));
                 body.insert("pdus".into(), json!([{"a": 1}, {}]));
             }
-            let (taken, direct) = both_ways(Value::Object(body));
+            let body = Value::Object(body);
+            check_read_as_texts(&body, &body.to_string())?;
+            check_read_as_texts(&body, &serde_json::to_string_pretty(&body).unwrap())?;
+            let (taken, direct) = both_ways(body);
             prop_assert_eq!(taken, direct);
+        }
+    }
+
+    /// What `TransactionTexts::read` makes of `text` (whose JSON is `body`), checked against
+    /// `transaction_of`: read only when that reads the body too, with equal fields and each
+    /// PDU's text parsing to the object `transaction_of` holds.
+    fn check_read_as_texts(body: &Value, text: &str) -> Result<bool, TestCaseError> {
+        let Some(texts) = TransactionTexts::read(text.as_bytes()) else {
+            return Ok(false);
+        };
+        let direct = transaction_of(body.clone());
+        prop_assert!(
+            direct.is_ok(),
+            "read as texts only what reads as a transaction"
+        );
+        let direct = direct.unwrap();
+        prop_assert_eq!(&texts.origin, &direct.origin);
+        prop_assert_eq!(texts.origin_server_ts, direct.origin_server_ts);
+        prop_assert_eq!(&texts.edus, &direct.edus);
+        let objects: Vec<RawPdu> = texts
+            .pdus
+            .iter()
+            .map(|pdu| serde_json::from_str(pdu.get()).unwrap())
+            .collect();
+        prop_assert_eq!(objects, direct.pdus);
+        Ok(true)
+    }
+
+    #[test]
+    fn plain_bodies_are_read_as_texts_and_others_are_not() {
+        let pdu = json!({"type": "m.room.message", "content": {"body": "hi"}});
+        let plain = json!({"origin": "a", "origin_server_ts": 5, "pdus": [pdu, {}], "z": 1});
+        for text in [
+            plain.to_string(),
+            serde_json::to_string_pretty(&plain).unwrap(),
+        ] {
+            assert!(check_read_as_texts(&plain, &text).unwrap(), "{text}");
+        }
+        let duplicated = r#"{"origin": "a", "origin": "b", "origin_server_ts": 5, "pdus": []}"#;
+        let not_objects = json!({"origin": "a", "origin_server_ts": 5, "pdus": [[], 1]});
+        let bad_edus = json!({"origin": "a", "origin_server_ts": 5, "pdus": [], "edus": null});
+        for text in [
+            duplicated.to_owned(),
+            not_objects.to_string(),
+            bad_edus.to_string(),
+            "{".to_owned(),
+        ] {
+            assert!(TransactionTexts::read(text.as_bytes()).is_none(), "{text}");
         }
     }
 
