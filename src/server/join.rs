@@ -129,6 +129,9 @@ impl Inner {
             .map(|room| room.forward_extremities().iter().cloned().collect())
             .unwrap_or_default();
         let mut fetched: BTreeMap<String, CheckedPdu> = BTreeMap::new();
+        // The prev events the fetched pages cite, each once: which of them are still unheld is
+        // asked again after each page (other tasks place events meanwhile).
+        let mut cited: BTreeSet<String> = BTreeSet::new();
         while !from.is_empty() && (fetched.len() as u64) < self.config.backfill_on_join_max {
             let query_limit = self.config.backfill_on_join_max - fetched.len() as u64;
             let query = BackfillQuery {
@@ -149,12 +152,13 @@ impl Inner {
                 .into_iter()
                 .flatten()
             {
+                cited.extend(checked.pdu.event().prev_events.iter().cloned());
                 fetched.insert(checked.pdu.event_id().to_owned(), checked);
             }
             if fetched.len() == fetched_before {
                 break;
             }
-            from = self.unheld_prev_events(room_id, &fetched);
+            from = self.unheld_prev_events(room_id, &cited, &fetched);
         }
         self.place_backfilled(room_id, fetched);
         self.store.borrow().flush();
@@ -178,22 +182,23 @@ impl Inner {
         None
     }
 
-    /// The prev events of `fetched` that are neither fetched nor held with state.
+    /// The prev events `cited` by the `fetched` events that are neither fetched nor held
+    /// with state, in order.
     fn unheld_prev_events(
         &self,
         room_id: &str,
+        cited: &BTreeSet<String>,
         fetched: &BTreeMap<String, CheckedPdu>,
     ) -> Vec<String> {
         let store = self.store.borrow();
         let Some(room) = store.room(room_id) else {
             return Vec::new();
         };
-        let cited: BTreeSet<String> = fetched
-            .values()
-            .flat_map(|checked| room.missing_prev_events(&checked.pdu))
-            .filter(|prev| !fetched.contains_key(prev))
-            .collect();
-        cited.into_iter().collect()
+        cited
+            .iter()
+            .filter(|prev| !room.has_state(prev) && !fetched.contains_key(*prev))
+            .cloned()
+            .collect()
     }
 
     /// Places backfilled events oldest first, each once all its prev events are held.

@@ -42,7 +42,7 @@ impl Inner {
             .await?;
         // Asked again only after the walk: with nothing missing now, nothing can go missing
         // before the ingest below (no await in between).
-        if !self.missing_prev_events(room_id, &checked.pdu).is_empty() {
+        if !self.holds_prev_events(room_id, &checked.pdu) {
             self.walk_missing_events(origin, room_id, &checked.pdu)
                 .await;
             for missing in self.missing_prev_events(room_id, &checked.pdu) {
@@ -60,6 +60,15 @@ impl Inner {
             .borrow()
             .room(room_id)
             .is_some_and(|room| room.has_state(event_id))
+    }
+
+    /// Whether every prev event of `pdu` is held with state (true when the room is not held,
+    /// as [`Inner::missing_prev_events`] then lists none).
+    fn holds_prev_events(&self, room_id: &str, pdu: &Pdu) -> bool {
+        self.store
+            .borrow()
+            .room(room_id)
+            .is_none_or(|room| room.holds_prev_events(pdu))
     }
 
     fn missing_prev_events(&self, room_id: &str, pdu: &Pdu) -> Vec<String> {
@@ -173,7 +182,7 @@ impl Inner {
         let mut latest = vec![pdu.event_id().to_owned()];
         for round in 0..=self.config.missing_events_rounds_max {
             // The caller found prev events missing just before (no await in between).
-            if round > 0 && self.missing_prev_events(room_id, pdu).is_empty() {
+            if round > 0 && self.holds_prev_events(room_id, pdu) {
                 return;
             }
             let earliest = self.walk_earliest(room_id, pdu, &latest, &waiting);
@@ -264,7 +273,7 @@ impl Inner {
         loop {
             let mut ready: Vec<(u64, String)> = waiting
                 .iter()
-                .filter(|(_, checked)| self.missing_prev_events(room_id, &checked.pdu).is_empty())
+                .filter(|(_, checked)| self.holds_prev_events(room_id, &checked.pdu))
                 .map(|(id, checked)| (checked.pdu.event().depth, id.clone()))
                 .collect();
             if ready.is_empty() {
@@ -274,7 +283,7 @@ impl Inner {
             for (_, event_id) in ready {
                 let checked = waiting.remove(&event_id).expect("listed above");
                 if self.holds_with_state(room_id, &event_id)
-                    || !self.missing_prev_events(room_id, &checked.pdu).is_empty()
+                    || !self.holds_prev_events(room_id, &checked.pdu)
                 {
                     continue;
                 }

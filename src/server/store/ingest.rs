@@ -92,7 +92,7 @@ impl RoomStore {
         self.begin_history_batch(true);
         let mut outcomes = Vec::new();
         for (pdu, held_redacted) in events {
-            if self.has_state(pdu.event_id()) || !self.missing_prev_events(&pdu).is_empty() {
+            if self.has_state(pdu.event_id()) || !self.holds_prev_events(&pdu) {
                 continue;
             }
             if let Ok(outcome) = self.ingest_backfilled(pdu, held_redacted) {
@@ -155,6 +155,12 @@ impl RoomStore {
     }
 
     /// Prev events of `pdu` that the store does not hold with state.
+    /// Whether every prev event of `pdu` is held with state ([`RoomStore::missing_prev_events`]
+    /// is empty), without listing them.
+    pub fn holds_prev_events(&self, pdu: &Pdu) -> bool {
+        pdu.event().prev_events.iter().all(|id| self.has_state(id))
+    }
+
     pub fn missing_prev_events(&self, pdu: &Pdu) -> Vec<String> {
         let mut missing: Vec<String> = pdu
             .event()
@@ -412,8 +418,8 @@ impl RoomStore {
 
     fn check_present(&self, pdu: &Pdu, given_state: Option<&StateMap>) -> Result<(), StoreError> {
         let prev_events = match given_state {
-            Some(_) => Vec::new(),
-            None => self.missing_prev_events(pdu),
+            None if !self.holds_prev_events(pdu) => self.missing_prev_events(pdu),
+            _ => Vec::new(),
         };
         let auth_events = self.missing_auth_events(pdu);
         let state_events: Vec<String> = given_state
