@@ -1,7 +1,7 @@
 //! [`FifoMap`]: a map bounded by its number of entries that forgets the oldest entry first, for
-//! the run-wide memos of pure work (parsed PDUs, verified key responses, request signatures)
-//! and shared values (transaction answers), where forgetting only costs doing the work again
-//! or holding another copy.
+//! the run-wide memos of pure work (parsed PDUs, verified key responses, request signatures),
+//! a store's memo of its merges, and shared values (transaction answers), where forgetting
+//! only costs doing the work again or holding another copy.
 //!
 //! Invariants: at most `entries_max` entries; `order` lists every key of `entries` exactly once,
 //! oldest first. The hash map is only looked up, never iterated, so its order cannot leak into
@@ -12,10 +12,20 @@ use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash};
 
+#[derive(Debug)]
 pub(crate) struct FifoMap<K, V, S = RandomState> {
     entries: HashMap<K, V, S>,
     order: VecDeque<K>,
     entries_max: usize,
+}
+
+/// Equal when they hold the same entries in the same order under the same bound.
+impl<K: Eq + Hash, V: PartialEq, S: BuildHasher> PartialEq for FifoMap<K, V, S> {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries_max == other.entries_max
+            && self.order == other.order
+            && self.entries == other.entries
+    }
 }
 
 impl<K: Eq + Hash + Clone, V> FifoMap<K, V> {

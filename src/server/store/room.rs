@@ -17,6 +17,7 @@ use super::state_groups::{StateGroupId, StateGroups};
 use crate::proto::event::{StateKey, StateMap};
 use crate::proto::pdu::Pdu;
 use crate::proto::room_version::RoomVersion;
+use crate::server::fifo_map::FifoMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -87,7 +88,9 @@ pub struct RoomStore {
     pub(super) groups: StateGroups,
     /// The group of the empty state, the state before the create event.
     pub(super) empty_group: Option<StateGroupId>,
-    pub(super) resolutions: BTreeMap<Vec<StateGroupId>, StateGroupId>,
+    /// The group each recent merge gave, by its sorted input groups: bounded (see
+    /// `state.rs`), so a long run does not keep one entry per merge it ever made.
+    pub(super) resolutions: FifoMap<Arc<[StateGroupId]>, StateGroupId>,
     pub(super) current_group: Option<StateGroupId>,
     pub(super) current_state: StateMap,
     /// Accepted redactions whose target the store does not hold yet: target -> redactions.
@@ -200,7 +203,7 @@ impl RoomStore {
             auth_citers: AuthCiters::default(),
             groups: StateGroups::default(),
             empty_group: None,
-            resolutions: BTreeMap::new(),
+            resolutions: FifoMap::new(super::state::MERGES_REMEMBERED),
             current_group: None,
             current_state: StateMap::new(),
             pending_redactions: BTreeMap::new(),

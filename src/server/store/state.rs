@@ -6,7 +6,8 @@
 //! Resolutions are memoised by the sorted set of input groups, so two events merging the same
 //! states, or current state after a merge event, cost one resolution.
 //!
-//! Invariants: a memoised resolution is never recomputed; `current_state` always equals the
+//! Invariants: a remembered resolution is not recomputed (the memo holds the latest
+//! [`MERGES_REMEMBERED`]); `current_state` always equals the
 //! full state of `current_group`, kept by applying a delta when the new group's parent is the
 //! old one, and by reading the group whole otherwise.
 
@@ -17,6 +18,13 @@ use super::views::EventsView;
 use crate::proto::event::{Event, StateMap};
 use crate::proto::room_version::StateResAlgorithm;
 use crate::proto::state_res::{ResolveError, resolve};
+
+/// How many merges a room's store remembers (the group each gave, by its input groups), the
+/// oldest forgotten first. A merge is asked for again soon after it is made (current state
+/// over the extremities, then the next event citing them), and a forgotten one is resolved
+/// again to the same state. At a thousand servers every event makes a merge at every server:
+/// unbounded, the memo grew by an entry per event per server.
+pub(super) const MERGES_REMEMBERED: usize = 1024;
 
 impl RoomStore {
     /// The group of the empty state (the state before the create event), made on first use.
@@ -72,7 +80,7 @@ impl RoomStore {
     }
 
     fn resolve_groups(&mut self, groups: Vec<StateGroupId>) -> Result<StateGroupId, ResolveError> {
-        if let Some(resolved) = self.resolutions.get(&groups) {
+        if let Some(resolved) = self.resolutions.get(groups.as_slice()) {
             return Ok(*resolved);
         }
         let group = match self.version.state_res {
@@ -81,7 +89,7 @@ impl RoomStore {
                 self.resolve_groups_by_conflicts(&groups)?
             }
         };
-        self.resolutions.insert(groups, group);
+        self.resolutions.insert(groups.into(), group);
         Ok(group)
     }
 
@@ -196,5 +204,37 @@ mod tests {
         let current = store.current_group.unwrap();
         assert_eq!(store.groups.group(current).parent(), Some(merged));
         assert_eq!(store.current_state, store.groups.state(current));
+    }
+
+    /// A forgotten merge is resolved again to the same state, and a store whose current
+    /// merge was forgotten still checks out.
+    #[test]
+    fn forgotten_merges_resolve_to_the_same_state() {
+        let mut room = RoomBuilder::standard(v("11"), ALICE);
+        let fork = room.join(BOB).event_id().to_owned();
+        let topic = |text: &str| {
+            EventSpec::new(ALICE, "m.room.topic")
+                .state_key("")
+                .content(json!({"topic": text}))
+                .prev(&[&fork])
+        };
+        let a = room.event(topic("a"));
+        let b = room.event(topic("b"));
+        let c = room.event(topic("c"));
+        let mut store = store_with_all(&room);
+        store.resolutions = crate::server::fifo_map::FifoMap::new(1);
+        let group = |store: &RoomStore, event: &std::sync::Arc<crate::proto::pdu::Pdu>| {
+            store.group_after(event.event_id())
+        };
+        let (ga, gb, gc) = (group(&store, &a), group(&store, &b), group(&store, &c));
+        let current = store.current_group.unwrap();
+        // Another merge takes the memo's one place: the current merge is forgotten.
+        let other = store.merge_groups(vec![ga, gb]).unwrap();
+        assert_eq!(store.resolutions.len(), 1);
+        assert_eq!(store.check_invariants(), Ok(()));
+        let again = store.merge_groups(vec![ga, gb, gc]).unwrap();
+        assert_eq!(store.groups.state(again), store.groups.state(current));
+        assert_eq!(store.groups.state(again), store.current_state);
+        assert_ne!(store.groups.state(other), store.current_state);
     }
 }
