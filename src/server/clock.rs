@@ -9,6 +9,18 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
+/// Runs `future` (and the tasks it spawns locally) to completion on a current-thread tokio
+/// runtime whose time is paused: simulated time that jumps to the next timer when every task
+/// waits. How the fast fabric runs, and how tests drive servers through time.
+pub fn block_on_paused<F: std::future::Future>(future: F) -> F::Output {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a current-thread runtime builds");
+    tokio::task::LocalSet::new().block_on(&runtime, future)
+}
+
 /// Simulated time in milliseconds since the Unix epoch, as the network sees it.
 pub trait NetworkClock {
     fn network_now_ms(&self) -> u64;

@@ -604,13 +604,7 @@ mod tests {
 
     #[test]
     fn the_keys_of_many_servers_are_fetched_at_once_in_their_order() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        let local = tokio::task::LocalSet::new();
-        local.block_on(&runtime, async {
+        crate::server::clock::block_on_paused(async {
             let asked = std::rc::Rc::new(RefCell::new(Vec::new()));
             let transport = SlowKeyServers {
                 asked: asked.clone(),
@@ -655,11 +649,7 @@ mod tests {
 
     #[test]
     fn a_server_serves_its_held_response_until_half_its_validity_is_gone() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let local = tokio::task::LocalSet::new();
-        local.block_on(&runtime, async {
+        crate::server::clock::block_on_paused(async {
             let mut config = crate::server::config::ServerConfig::new("a.example", [1; 32]);
             config.key_validity = std::time::Duration::from_secs(100);
             let clock =

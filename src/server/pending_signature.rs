@@ -256,13 +256,7 @@ mod tests {
     /// refused as a bad header would be.
     #[test]
     fn a_receiver_accepts_exactly_what_would_verify() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
-        let local = tokio::task::LocalSet::new();
-        local.block_on(&runtime, async {
+        crate::server::clock::block_on_paused(async {
             let config = crate::server::config::ServerConfig::new("b.example", [2; 32]);
             let clock = crate::server::clock::ServerClock::new(std::rc::Rc::new(FixedNetwork));
             let cache = std::rc::Rc::new(crate::server::PduCache::new(8));

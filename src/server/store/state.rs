@@ -157,22 +157,35 @@ impl RoomStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::pdu::Pdu;
     use crate::server::store::test_support::*;
     use crate::server::store::testkit::{EventSpec, RoomBuilder};
     use serde_json::json;
+    use std::sync::Arc;
+
+    /// A room where Bob's join is followed by one topic change per text, each citing only
+    /// the join: as many forward extremities as texts.
+    fn topics_on_a_fork(texts: &[&str]) -> (RoomBuilder, Vec<Arc<Pdu>>) {
+        let mut room = RoomBuilder::standard(v("11"), ALICE);
+        let fork = room.join(BOB).event_id().to_owned();
+        let topics = texts
+            .iter()
+            .map(|text| {
+                room.event(
+                    EventSpec::new(ALICE, "m.room.topic")
+                        .state_key("")
+                        .content(json!({"topic": text}))
+                        .prev(&[&fork]),
+                )
+            })
+            .collect();
+        (room, topics)
+    }
 
     #[test]
     fn merges_are_memoised_and_current_state_follows_deltas() {
-        let mut room = RoomBuilder::standard(v("11"), ALICE);
-        let fork = room.join(BOB).event_id().to_owned();
-        let topic = |text: &str| {
-            EventSpec::new(ALICE, "m.room.topic")
-                .state_key("")
-                .content(json!({"topic": text}))
-                .prev(&[&fork])
-        };
-        let a = room.event(topic("a"));
-        let b = room.event(topic("b"));
+        let (mut room, topics) = topics_on_a_fork(&["a", "b"]);
+        let (a, b) = (&topics[0], &topics[1]);
         let mut store = store_with_all(&room);
         let groups = vec![
             store.group_after(a.event_id()),
@@ -210,23 +223,14 @@ mod tests {
     /// merge was forgotten still checks out.
     #[test]
     fn forgotten_merges_resolve_to_the_same_state() {
-        let mut room = RoomBuilder::standard(v("11"), ALICE);
-        let fork = room.join(BOB).event_id().to_owned();
-        let topic = |text: &str| {
-            EventSpec::new(ALICE, "m.room.topic")
-                .state_key("")
-                .content(json!({"topic": text}))
-                .prev(&[&fork])
-        };
-        let a = room.event(topic("a"));
-        let b = room.event(topic("b"));
-        let c = room.event(topic("c"));
+        let (room, topics) = topics_on_a_fork(&["a", "b", "c"]);
         let mut store = store_with_all(&room);
         store.resolutions = crate::server::fifo_map::FifoMap::new(1);
-        let group = |store: &RoomStore, event: &std::sync::Arc<crate::proto::pdu::Pdu>| {
-            store.group_after(event.event_id())
-        };
-        let (ga, gb, gc) = (group(&store, &a), group(&store, &b), group(&store, &c));
+        let groups: Vec<StateGroupId> = topics
+            .iter()
+            .map(|topic| store.group_after(topic.event_id()))
+            .collect();
+        let (ga, gb, gc) = (groups[0], groups[1], groups[2]);
         let current = store.current_group.unwrap();
         // Another merge takes the memo's one place: the current merge is forgotten.
         let other = store.merge_groups(vec![ga, gb]).unwrap();

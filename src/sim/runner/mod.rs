@@ -135,14 +135,8 @@ async fn drive(world: Rc<World>, duration_ms: u64) -> Driven {
 
 /// A run on the fast fabric: one current-thread runtime with paused time.
 fn run_fast(plan: RunPlan, setup: Setup) -> (Rc<World>, Driven) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .expect("a current-thread runtime builds");
-    let local = tokio::task::LocalSet::new();
     let duration_ms = plan.duration.as_ms();
-    local.block_on(&runtime, async move {
+    crate::server::clock::block_on_paused(async move {
         let world = World::boot(plan, setup);
         let result = drive(world.clone(), duration_ms).await;
         (world, result)
