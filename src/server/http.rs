@@ -4,8 +4,8 @@
 //! Invariants: every federation endpoint except the key endpoint runs only after the request's
 //! signature verified against the origin's published key (else 401), or is one its signer
 //! recorded in the run's request memo, which would verify, or carries a pending signature
-//! whose facts are exactly the request's, which would verify too; a body that is not JSON gets 400
-//! before any endpoint code runs; nothing a peer sends can panic the server.
+//! whose facts are exactly the request's, which would verify too; a body that is not JSON gets
+//! 400 before any endpoint code runs; nothing a peer sends can panic the server.
 
 use crate::proto::signing::VerifyingKey;
 use crate::proto::wire::paths::{self, Endpoint};
