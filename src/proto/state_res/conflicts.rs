@@ -18,7 +18,9 @@
 //! sets (a property test checks it on random rooms).
 
 use super::auth_chain::{AuthGraph, NeededBy, Node};
-use super::{EventSource, PartialState, ResolveError, Resolved, state_sets_as_nodes, v2};
+use super::{
+    EventSource, PartialState, ResolveError, Resolved, StateSetEntries, state_sets_as_nodes, v2,
+};
 use crate::proto::auth::auth_keys_of;
 use crate::proto::event::{Event, StateMap};
 use crate::proto::room_version::{RoomVersion, StateResAlgorithm};
@@ -42,7 +44,7 @@ pub fn resolve_conflicts(
     version: &RoomVersion,
     algorithm: StateResAlgorithm,
     unconflicted: &dyn UnconflictedState,
-    conflicted: &[StateMap],
+    conflicted: &[impl StateSetEntries],
     events: &dyn EventSource,
 ) -> Result<Resolved, ResolveError> {
     assert!(
@@ -50,8 +52,8 @@ pub fn resolve_conflicts(
         "resolution from the conflicted part is defined for v2 and v2.1 only"
     );
     let roots = conflicted.iter().enumerate().flat_map(|(index, set)| {
-        set.values()
-            .map(move |event_id| (event_id.as_str(), NeededBy::StateSet(index)))
+        set.entries()
+            .map(move |(_, _, event_id)| (event_id, NeededBy::StateSet(index)))
     });
     let graph = AuthGraph::build_with_extra_roots(version, roots, events, |interned| {
         match algorithm {

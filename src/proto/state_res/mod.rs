@@ -129,16 +129,50 @@ pub fn resolve(
     Ok(resolved)
 }
 
+/// A state set read as its entries, `(event type, state key, event id)` in the order of a
+/// [`StateMap`] (by type, then state key): a state map, or a list of borrowed entries in that
+/// order, which a caller holding its states in another form builds without copying strings.
+pub trait StateSetEntries {
+    fn entries(&self) -> impl Iterator<Item = (&str, &str, &str)>;
+    fn entry_count(&self) -> usize;
+}
+
+impl StateSetEntries for StateMap {
+    fn entries(&self) -> impl Iterator<Item = (&str, &str, &str)> {
+        self.iter().map(|((event_type, state_key), event_id)| {
+            (event_type.as_str(), state_key.as_str(), event_id.as_str())
+        })
+    }
+
+    fn entry_count(&self) -> usize {
+        self.len()
+    }
+}
+
+impl StateSetEntries for Vec<(&str, &str, &str)> {
+    fn entries(&self) -> impl Iterator<Item = (&str, &str, &str)> {
+        debug_assert!(
+            self.is_sorted_by(|a, b| (a.0, a.1) < (b.0, b.1)),
+            "entries by key"
+        );
+        self.iter().copied()
+    }
+
+    fn entry_count(&self) -> usize {
+        self.len()
+    }
+}
+
 /// The state sets as lists of nodes, checked: every value is a state event that holds the key
 /// it is listed under.
 fn state_sets_as_nodes(
     graph: &AuthGraph<'_>,
-    state_sets: &[StateMap],
+    state_sets: &[impl StateSetEntries],
 ) -> Result<Vec<Vec<Node>>, ResolveError> {
     let mut sets = Vec::with_capacity(state_sets.len());
     for (index, set) in state_sets.iter().enumerate() {
-        let mut nodes = Vec::with_capacity(set.len());
-        for ((event_type, state_key), event_id) in set {
+        let mut nodes = Vec::with_capacity(set.entry_count());
+        for (event_type, state_key, event_id) in set.entries() {
             let node = graph.node(event_id).expect("the graph holds every root");
             // Comparing key ids spares reading the event's own strings when all is well.
             let listed_key = graph.key_id(event_type, state_key);
@@ -150,15 +184,15 @@ fn state_sets_as_nodes(
             let Some(held_key) = event.state_key.as_deref() else {
                 return Err(ResolveError::NotAStateEvent {
                     state_set: index,
-                    event_id: event_id.clone(),
+                    event_id: event_id.to_owned(),
                 });
             };
-            if event.event_type != *event_type || held_key != state_key {
+            if event.event_type != event_type || held_key != state_key {
                 return Err(ResolveError::StateKeyMismatch {
                     state_set: index,
-                    event_id: event_id.clone(),
+                    event_id: event_id.to_owned(),
                     held: Box::new((event.event_type.clone(), held_key.to_owned())),
-                    listed: Box::new((event_type.clone(), state_key.clone())),
+                    listed: Box::new((event_type.to_owned(), state_key.to_owned())),
                 });
             }
             nodes.push(node);

@@ -174,15 +174,22 @@ impl RoomStore {
     ) -> Result<StateMap, ResolveError> {
         let names = self.groups.names();
         let conflicted_keys: Vec<KeyNo> = differing.iter().map(|(key, _)| *key).collect();
-        let sets: Vec<StateMap> = (0..groups.len())
+        // Each group's events at the conflicted keys, borrowed, in a state map's key order.
+        let sets: Vec<Vec<(&str, &str, &str)>> = (0..groups.len())
             .map(|index| {
-                differing
+                let mut set: Vec<(&str, &str, &str)> = differing
                     .iter()
                     .filter_map(|(key, held)| {
-                        let event_id = names.event_id(held[index]?);
-                        Some((names.key(*key).clone(), event_id.to_owned()))
+                        let (event_type, state_key) = names.key(*key);
+                        Some((
+                            event_type.as_str(),
+                            state_key.as_str(),
+                            names.event_id(held[index]?),
+                        ))
                     })
-                    .collect()
+                    .collect();
+                set.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+                set
             })
             .collect();
         let unconflicted = GroupsUnconflicted {
