@@ -16,11 +16,11 @@
 
 use super::records::Records;
 use super::room::RoomStore;
-use super::shared_resolutions::{ResolutionKey, SharedResolutions};
+use super::shared_resolutions::{ResolutionKey, ResolvedEvents, SharedResolutions};
 use super::state_groups::{DeltaEntry, StateGroupId, StateGroups};
 use super::state_names::{EventNo, KeyNo};
 use super::views::EventsView;
-use crate::proto::event::StateMap;
+use crate::proto::event::{StateKey, StateMap};
 use crate::proto::pdu::Pdu;
 use crate::proto::room_version::EventIdFormat;
 use crate::proto::state_res::{ResolveError, UnconflictedState, resolve_conflicts};
@@ -139,7 +139,8 @@ impl RoomStore {
         let resolved = match found {
             Some(resolved) => resolved,
             None => {
-                let resolved = Arc::new(self.resolve_differing(groups, &differing)?);
+                let resolved = self.resolve_differing(groups, &differing)?;
+                let resolved = self.resolved_events(&resolved);
                 if let Some((memo, key)) = shared {
                     memo.insert(key, resolved.clone());
                 }
@@ -147,6 +148,18 @@ impl RoomStore {
             }
         };
         Ok(self.add_resolved(groups, &differing, &resolved))
+    }
+
+    /// A resolution's result as the ids of its events, each the `Arc<str>` this store holds
+    /// the event by (a resolution picks held events; another id would be copied).
+    fn resolved_events(&self, resolved: &StateMap) -> ResolvedEvents {
+        resolved
+            .values()
+            .map(|event_id| match self.events.get_key_value(event_id) {
+                Some((held_id, _)) => held_id.clone(),
+                None => Arc::from(event_id.as_str()),
+            })
+            .collect()
     }
 
     /// The run's shared resolutions and the key of `groups` there, when this store may share
@@ -207,55 +220,59 @@ impl RoomStore {
         Ok(resolved.state)
     }
 
-    /// Stores the state that is the groups' unconflicted map plus `resolved` (the result at
-    /// the keys the map lacks), choosing as `add_state` does: an equal group, else a delta over
-    /// the closest group when it is at most half the state, else a snapshot. Works on numbers:
-    /// a merge at a thousand servers allocates no names.
+    /// Stores the state that is the groups' unconflicted map plus `resolved` (the events of
+    /// the result at the keys the map lacks, each at the key of its type and state key),
+    /// choosing as `add_state` does: an equal group, else a delta over the closest group when
+    /// it is at most half the state, else a snapshot. Works on numbers: a merge at a thousand
+    /// servers allocates no names.
     fn add_resolved(
         &mut self,
         groups: &[StateGroupId],
         differing: &[(KeyNo, Vec<Option<EventNo>>)],
-        resolved: &StateMap,
+        resolved: &[Arc<str>],
     ) -> StateGroupId {
-        // The result at each conflicted key, by number: read by the key's name and matched
-        // to a held event by id, so only events no group holds there are numbered anew.
-        let mut resolved_at: Vec<Option<EventNo>> = Vec::with_capacity(differing.len());
+        // The result at each conflicted key, by number, matched to a held event by id, so
+        // only events no group holds there are numbered anew; entries at keys the groups do
+        // not differ at (rare: keys the unconflicted map lacks) are numbered by name.
+        let mut resolved_at: Vec<Option<EventNo>> = vec![None; differing.len()];
         let mut unnumbered: Vec<(usize, &str)> = Vec::new();
-        let mut found = 0;
+        let mut others: Vec<(StateKey, &str)> = Vec::new();
         let names = self.groups.names();
-        for (index, (key, held)) in differing.iter().enumerate() {
-            let Some(event_id) = resolved.get(names.key(*key)) else {
-                resolved_at.push(None);
+        for event_id in resolved {
+            let Some(record) = self.events.get(event_id) else {
                 continue;
             };
-            found += 1;
-            let held_event = held
+            let event = record.pdu.event();
+            let Some(state_key) = event.state_key.as_deref() else {
+                continue;
+            };
+            let conflicted = names
+                .key_no_of(&event.event_type, state_key)
+                .and_then(|key| differing.binary_search_by_key(&key, |(held, _)| *held).ok());
+            let Some(index) = conflicted else {
+                others.push(((event.event_type.clone(), state_key.to_owned()), event_id));
+                continue;
+            };
+            let held_event = differing[index]
+                .1
                 .iter()
                 .flatten()
-                .find(|event| names.event_id(**event) == event_id);
-            if held_event.is_none() {
-                unnumbered.push((index, event_id));
+                .find(|event| names.event_id(**event) == &**event_id);
+            match held_event {
+                Some(held) => resolved_at[index] = Some(*held),
+                None => unnumbered.push((index, event_id)),
             }
-            resolved_at.push(held_event.copied());
         }
         for (index, event_id) in unnumbered {
             resolved_at[index] = Some(self.groups.number_event(event_id));
         }
-        // Keys the unconflicted map lacks that the result holds (rare): numbered by name.
-        let is_conflicted = |key: KeyNo| {
-            differing
-                .binary_search_by_key(&key, |(held, _)| *held)
-                .is_ok()
-        };
-        let mut added: Vec<DeltaEntry> = Vec::new();
-        if found < resolved.len() {
-            for (key, event_id) in resolved {
-                let (key, event) = self.groups.number_entry(key, event_id);
-                if !is_conflicted(key) {
-                    added.push((key, Some(event)));
-                }
-            }
-        }
+        let added: Vec<DeltaEntry> = others
+            .into_iter()
+            .map(|(key, event_id)| {
+                let (key, event) = self.groups.number_entry(&key, event_id);
+                (key, Some(event))
+            })
+            .collect();
         // Each candidate's delta is counted first and only the closest one's is built.
         let delta_len = |index: usize| {
             let changed = differing

@@ -23,16 +23,22 @@
 
 use super::id_map::IdKeys;
 use super::set_digest::SetDigest;
-use crate::proto::event::StateMap;
 use crate::server::fifo_map::FifoMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// How many resolved keys (summed over the resolutions) a run keeps unless told otherwise:
-/// about 200 MB once full (a small run never fills it). At 1,000 servers a fork is resolved
+/// about 40 MB once full, each key an event id shared with a store (a small run never fills
+/// it). At 1,000 servers a fork is resolved
 /// by every server within a second or two of the first, and a join storm makes a few thousand
 /// distinct resolutions a second. Measured there (30 s, joins over 15 s): a quarter of this
-/// bound missed 79,739 times, this bound 61,769 times, 15% less CPU for 200 MB more memory.
+/// bound missed 79,739 times, this bound 61,769 times: 15% less CPU.
 pub const SHARED_RESOLVED_KEYS_MAX_DEFAULT: usize = 1_048_576;
+
+/// A resolution's result, as the ids of the events it holds (what `resolve_conflicts` returns
+/// as a state map: each event holds the key of its type and state key, so the ids alone say
+/// it), each the `Arc<str>` the resolving store knows the event by: 16 bytes an entry, where a
+/// state map of strings took about 190.
+pub type ResolvedEvents = Arc<[Arc<str>]>;
 
 /// The inputs of one resolution: the room version and the sorted digests of its states.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -68,7 +74,7 @@ pub struct SharedResolutions {
 
 struct Shared {
     /// Bounded by `resolved_keys_max` below, not by its count of entries.
-    entries: FifoMap<ResolutionKey, Arc<StateMap>, IdKeys>,
+    entries: FifoMap<ResolutionKey, ResolvedEvents, IdKeys>,
     /// The keys of every held resolution, summed.
     resolved_keys: usize,
     resolved_keys_max: usize,
@@ -111,7 +117,7 @@ impl SharedResolutions {
     }
 
     /// The resolution of the key's states, if a store of this run made it.
-    pub fn get(&self, key: &ResolutionKey) -> Option<Arc<StateMap>> {
+    pub fn get(&self, key: &ResolutionKey) -> Option<ResolvedEvents> {
         let mut shared = self.lock();
         let found = shared.entries.get(key).cloned();
         match found {
@@ -123,7 +129,7 @@ impl SharedResolutions {
 
     /// Keeps the resolution of the key's states for the other stores, forgetting the oldest
     /// ones past the bound.
-    pub fn insert(&self, key: ResolutionKey, resolved: Arc<StateMap>) {
+    pub fn insert(&self, key: ResolutionKey, resolved: ResolvedEvents) {
         let mut shared = self.lock();
         let shared = &mut *shared;
         shared.resolved_keys += resolved.len().max(1);
@@ -166,14 +172,8 @@ mod tests {
         );
     }
 
-    fn resolved(keys: &[&str]) -> Arc<StateMap> {
-        let entries = keys.iter().map(|key| {
-            (
-                ("m.room.member".to_owned(), (*key).to_owned()),
-                format!("${key}"),
-            )
-        });
-        Arc::new(entries.collect())
+    fn resolved(ids: &[&str]) -> ResolvedEvents {
+        ids.iter().map(|id| Arc::from(format!("${id}"))).collect()
     }
 
     #[test]
