@@ -208,6 +208,14 @@ impl DestinationQueue {
         }
         let edu_count = self.edus.len().min(TRANSACTION_EDUS_MAX);
         let edus: Vec<RawEdu> = self.edus.drain(..edu_count).collect();
+        // A drained queue gives its buffers back: a server of a thousand-server room holds a
+        // thousand queues, each of which grew in the join storm and then idles.
+        if self.pdus.is_empty() {
+            self.pdus = VecDeque::new();
+        }
+        if self.edus.is_empty() {
+            self.edus = VecDeque::new();
+        }
         self.next_txn_number += 1;
         let txn_id = format!("{}.{}", self.txn_prefix, self.next_txn_number);
         OutgoingTransaction { txn_id, pdus, edus }
