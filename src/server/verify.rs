@@ -272,7 +272,9 @@ fn parse(raw: RawPdu, version: &'static RoomVersion) -> Parsed {
 }
 
 /// The cache key of a raw PDU: the room version and the JSON serialized as serde_json writes
-/// a map (keys sorted, numbers exact), which differs whenever the parsed JSON differs.
+/// a map (keys sorted, numbers exact), which differs whenever the parsed JSON differs (as
+/// [`Inner::parse_received_pdu`] keys it).
+#[cfg(test)]
 fn cache_key(raw: &RawPdu, version: &RoomVersion) -> [u8; 32] {
     PduDigest::of_raw(raw).0.key(version)
 }
@@ -347,59 +349,31 @@ impl Inner {
         raw: &RawPdu,
         version: &'static RoomVersion,
     ) -> Result<CheckedPdu, DropReason> {
-        self.check_received_pdu_digested(raw, None, version).await
-    }
-
-    /// As [`Inner::check_received_pdu_ref`], with the digest of `raw` when the caller has it
-    /// (it is computed here otherwise, when there is a cache).
-    pub(crate) async fn check_received_pdu_digested(
-        &self,
-        raw: &RawPdu,
-        digest: Option<&PduDigest>,
-        version: &'static RoomVersion,
-    ) -> Result<CheckedPdu, DropReason> {
-        let parsed = self.parse_received_pdu(raw, digest, version);
+        let parsed = self.parse_received_pdu(raw, version);
         self.check_parsed_pdu(&parsed, version).await
     }
 
-    /// A raw PDU read (through the run's [`PduCache`] when there is one, by `digest` when the
-    /// caller has it), not yet verified.
+    /// A raw PDU read (through the run's [`PduCache`] when there is one), not yet verified.
     pub(crate) fn parse_received_pdu(
         &self,
         raw: &RawPdu,
-        digest: Option<&PduDigest>,
         version: &'static RoomVersion,
     ) -> ParsedPdu {
-        match &self.pdu_cache {
-            Some(cache) => {
-                let key = match digest {
-                    Some(digest) => digest.key(version),
-                    None => cache_key(raw, version),
-                };
-                ParsedPdu {
-                    parsed: cache.parse(&key, || Ok(raw.clone()), version),
-                    cache_key: Some(key),
-                }
-            }
-            None => ParsedPdu {
-                parsed: parse(raw.clone(), version),
-                cache_key: None,
-            },
-        }
+        self.parse_received_pdu_by(|| PduDigest::of_raw(raw).0, || raw.clone(), version)
     }
 
-    /// A PDU of a transaction read (through the run's [`PduCache`] when there is one, by
-    /// `digest`, that of its object as serde_json writes it; `object` gives the object on a
+    /// A PDU read (through the run's [`PduCache`] when there is one, by `digest`, that of its
+    /// object as serde_json writes it, asked for only then; `object` gives the object on a
     /// miss), not yet verified.
     pub(crate) fn parse_received_pdu_by(
         &self,
-        digest: &PduDigest,
+        digest: impl FnOnce() -> PduDigest,
         object: impl FnOnce() -> RawPdu,
         version: &'static RoomVersion,
     ) -> ParsedPdu {
         match &self.pdu_cache {
             Some(cache) => {
-                let key = digest.key(version);
+                let key = digest().key(version);
                 ParsedPdu {
                     parsed: cache.parse(&key, || Ok(object()), version),
                     cache_key: Some(key),
@@ -604,7 +578,7 @@ pub(crate) trait ReceivedPdu {
 
 impl ReceivedPdu for RawPdu {
     fn parse(self, server: &Inner, version: &'static RoomVersion) -> ParsedPdu {
-        server.parse_received_pdu(&self, None, version)
+        server.parse_received_pdu(&self, version)
     }
 }
 

@@ -199,7 +199,7 @@ impl Inner {
             return (failed_id(&mut pdu), PduProcessingResult::failure(reason));
         }
         let digest = pdu.digest.clone();
-        let parsed = self.parse_received_pdu_by(&digest, || pdu.take_object(), version);
+        let parsed = self.parse_received_pdu_by(|| digest, || pdu.take_object(), version);
         let checked = match self.check_parsed_pdu(&parsed, version).await {
             Ok(checked) => checked,
             Err(reason) => {
