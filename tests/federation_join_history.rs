@@ -39,6 +39,49 @@ fn a_late_joiner_backfills_history_longer_than_one_page() {
     });
 }
 
+/// History longer than a joiner takes (`backfill_on_join_max`) does not cost it the history it
+/// did take: the oldest fetched event, whose prev events it will never hold, is placed with
+/// the state before it as the resident reports it (`/state_ids`), and the newer events on top
+/// of it; only the history before the bound stays unknown. The room's current state is not
+/// changed by placing old history.
+#[test]
+fn a_late_joiner_keeps_the_newest_history_when_the_room_holds_more_than_it_takes() {
+    const TAKEN: usize = 50;
+    Lab::with_config(2, 9, Duration::from_secs(600), |config| {
+        config.backfill_on_join_max = TAKEN as u64;
+    })
+    .run(|servers| async move {
+        let room = servers.create_room(HS1).await;
+        let mut sent = Vec::new();
+        for i in 0..160 {
+            sent.push(
+                servers
+                    .message(HS1, &room, &format!("before the join {i}"))
+                    .await,
+            );
+        }
+        servers.join(HS2, &room, HS1).await;
+        let held =
+            |id: &String| servers.server(HS2).with_room(&room, |r| r.has_state(id)) == Some(true);
+        // The first page starts at the join itself, which counts among the events taken.
+        let (older, newest) = sent.split_at(sent.len() - (TAKEN - 1));
+        let newest_missing = newest.iter().filter(|id| !held(id)).count();
+        assert_eq!(newest_missing, 0, "of the newest events before the join");
+        let older_held = older.iter().filter(|id| held(id)).count();
+        assert_eq!(older_held, 0, "events beyond the bound were fetched");
+        let after = servers.message(HS1, &room, "after the join").await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(held(&after), "an event after the join was not placed");
+        let state = |name: &str| {
+            servers
+                .server(name)
+                .with_room(&room, |r| r.current_state().clone())
+        };
+        assert_eq!(state(HS1), state(HS2), "current states differ");
+        Ok(())
+    });
+}
+
 /// A `/backfill` request that goes unanswered does not cost the joiner the room's history:
 /// nothing else fetches the history from before a join, so the joiner asks again.
 #[test]

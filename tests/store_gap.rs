@@ -108,3 +108,67 @@ fn a_state_handed_in_must_be_held_and_consistent() {
     assert!(matches!(error, StoreError::BadState { .. }), "{error}");
     assert!(!store.contains(latest.event_id()));
 }
+
+/// History fetched after a join that does not reach what the joiner holds: its oldest event
+/// is placed with the state a peer reports before it, the rest on top of it, in one batch.
+/// The joiner ends with that history held with state, the resident's current state and its
+/// join as the only extremity; the log replays to an equal store.
+#[test]
+fn history_cut_off_is_placed_from_its_oldest_event_with_state() {
+    for id in ["2", "11", "12"] {
+        let mut room = standard_room(v(id));
+        let mut history = Vec::new();
+        for index in 0..20 {
+            history.push(room.message(ALICE, &format!("before the join {index}")));
+        }
+        let carol_join = room.join(CAROL);
+
+        // The joiner: its join with the state before it (send_join), and that state's chain.
+        let mut store = fresh_store(&room);
+        let needed = |event_id: &str| {
+            let (state_ids, auth_chain_ids) = room.author().state_ids_at(event_id).unwrap();
+            state_ids
+                .into_iter()
+                .chain(auth_chain_ids)
+                .collect::<BTreeSet<String>>()
+        };
+        let outliers = needed(carol_join.event_id())
+            .iter()
+            .map(|event_id| (room.pdu(event_id), false))
+            .collect();
+        store.ingest_outliers(outliers).unwrap();
+        let join_state = room.author().state_before(carol_join.event_id()).unwrap();
+        store
+            .ingest_with_state(carol_join.clone(), false, join_state)
+            .unwrap();
+        let current = store.current_state().clone();
+
+        // Backfill took the newest ten messages; the oldest of them cites one never fetched.
+        let (beyond, taken) = history.split_at(10);
+        let cut = &taken[0];
+        let cut_state = room.author().state_before(cut.event_id()).unwrap();
+        assert!(needed(cut.event_id()).iter().all(|id| store.contains(id)));
+        let mut rest: Vec<(std::sync::Arc<_>, bool)> =
+            taken[1..].iter().map(|pdu| (pdu.clone(), false)).collect();
+        rest.reverse();
+        rest.sort_by_key(|(pdu, _)| pdu.event().depth);
+        let outcomes = store.ingest_history(vec![(cut.clone(), false, cut_state)], rest);
+
+        assert_eq!(outcomes.len(), taken.len(), "room v{id}");
+        assert!(outcomes.iter().all(|o| o.status == EventStatus::Accepted));
+        assert!(taken.iter().all(|pdu| store.has_state(pdu.event_id())));
+        assert!(!beyond.iter().any(|pdu| store.contains(pdu.event_id())));
+        assert_eq!(store.current_state(), &current, "room v{id}");
+        assert_eq!(
+            store.forward_extremities().iter().collect::<Vec<_>>(),
+            [carol_join.event_id()],
+            "room v{id}"
+        );
+        store.check_invariants().unwrap();
+        let recovered = fedlab::server::store::RoomStore::recover(store.log().clone()).unwrap();
+        assert!(
+            recovered == store,
+            "room v{id}: replay places the cut alike"
+        );
+    }
+}

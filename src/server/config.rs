@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub missing_events_limit: u64,
     pub missing_events_rounds_max: u32,
     /// How many events of history a server fetches from the resident after joining a room.
+    /// Within it a joiner holds the room's whole timeline, as convergence asks; beyond it the
+    /// newest events are placed from the oldest fetched ones with the state a peer reports.
     pub backfill_on_join_max: u64,
     /// How long a server's published key says it stays valid.
     pub key_validity: Duration,
@@ -143,7 +145,9 @@ impl ServerConfig {
             // the serving side clamps each answer to 100 events.
             missing_events_limit: 100,
             missing_events_rounds_max: 10,
-            backfill_on_join_max: 1_000,
+            // Above the largest room a shipped experiment builds (about 10,000 events at 1,000
+            // servers), so that every joiner can hold the whole history.
+            backfill_on_join_max: 20_000,
             key_validity: Duration::from_secs(7 * 24 * 3600),
             auth_chain_fetched_max: 5_000,
             inbound_limits: InboundLimits::default(),

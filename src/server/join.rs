@@ -32,6 +32,9 @@ use std::sync::Arc;
 const BACKFILL_ATTEMPTS_MAX: u32 = 4;
 /// The pause before the second attempt; it doubles before each further one.
 const BACKFILL_RETRY_PAUSE_MS_MIN: u64 = 1_000;
+/// The most events of fetched history placed with the state a peer reports before them,
+/// when the history does not reach what is held (see `place_backfilled`).
+const HISTORY_CUTS_PLACED_MAX: usize = 16;
 
 impl Inner {
     /// The joining side.
@@ -117,7 +120,10 @@ impl Inner {
     /// answers at most a page of history per request, and history can only be placed oldest
     /// first from events held with state: so pages are asked, each from the prev events the
     /// pages so far cite but nobody holds, until the history connects to what is held or
-    /// `backfill_on_join_max` events were fetched; history beyond that stays unknown.
+    /// `backfill_on_join_max` events were fetched. History that does not connect (the bound
+    /// was reached, or `via` stopped answering) is placed from its oldest events, each with
+    /// the state before it as `via` reports it, as Synapse places backfilled events whose prev
+    /// events it lacks; what lies beyond stays unknown.
     async fn backfill_after_join(self: &Rc<Self>, room_id: &str, via: &str) {
         let Ok(version) = self.room_version(room_id) else {
             return;
@@ -160,8 +166,52 @@ impl Inner {
             }
             from = self.unheld_prev_events(room_id, &cited, &fetched);
         }
-        self.place_backfilled(room_id, fetched);
+        let cuts = self.history_cuts(room_id, &fetched, via).await;
+        self.place_backfilled(room_id, cuts, fetched);
         self.store.borrow().flush();
+    }
+
+    /// The oldest `fetched` events, those citing a prev event neither held with state nor
+    /// fetched, each with the state before it as `via` reports it (at most
+    /// `HISTORY_CUTS_PLACED_MAX`, deepest first; one whose state cannot be had is left out).
+    async fn history_cuts(
+        &self,
+        room_id: &str,
+        fetched: &BTreeMap<String, CheckedPdu>,
+        via: &str,
+    ) -> Vec<(Arc<Pdu>, bool, StateMap)> {
+        let mut oldest: Vec<&CheckedPdu> = {
+            let store = self.store.borrow();
+            let Some(room) = store.room(room_id) else {
+                return Vec::new();
+            };
+            fetched
+                .values()
+                .filter(|checked| {
+                    checked
+                        .pdu
+                        .event()
+                        .prev_events
+                        .iter()
+                        .any(|prev| !room.has_state(prev) && !fetched.contains_key(prev))
+                })
+                .collect()
+        };
+        let deepest_first = |c: &&CheckedPdu| {
+            (
+                std::cmp::Reverse(c.pdu.event().depth),
+                c.pdu.event_id().to_owned(),
+            )
+        };
+        oldest.sort_by_key(deepest_first);
+        oldest.truncate(HISTORY_CUTS_PLACED_MAX);
+        let mut cuts = Vec::new();
+        for checked in oldest {
+            if let Ok(state) = self.peer_state_before(via, room_id, &checked.pdu).await {
+                cuts.push((checked.pdu.clone(), checked.held_redacted, state));
+            }
+        }
+        cuts
     }
 
     /// One page of history from `via`. Nothing fetches this history later if it is not
@@ -201,8 +251,14 @@ impl Inner {
             .collect()
     }
 
-    /// Places backfilled events oldest first, each once all its prev events are held.
-    fn place_backfilled(&self, room_id: &str, fetched: BTreeMap<String, CheckedPdu>) {
+    /// Places backfilled history: the `cuts` with the states given, then the `fetched` events
+    /// oldest first, each once all its prev events are held.
+    fn place_backfilled(
+        &self,
+        room_id: &str,
+        cuts: Vec<(Arc<Pdu>, bool, StateMap)>,
+        fetched: BTreeMap<String, CheckedPdu>,
+    ) {
         let mut ordered: Vec<CheckedPdu> = fetched.into_values().collect();
         ordered.sort_by(|a, b| {
             let key = |c: &CheckedPdu| (c.pdu.event().depth, c.pdu.event_id().to_owned());
@@ -216,7 +272,7 @@ impl Inner {
             .store
             .borrow_mut()
             .room_mut(room_id)
-            .map(|room| room.ingest_history(history))
+            .map(|room| room.ingest_history(cuts, history))
             .unwrap_or_default();
         for outcome in &outcomes {
             self.count_outcome(outcome);

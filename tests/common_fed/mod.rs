@@ -388,9 +388,10 @@ fn record_line(record: &LogRecord) -> String {
                 EventInput::WithState {
                     held_redacted,
                     state_before,
+                    origin,
                     ..
                 } => (
-                    "with-state".to_owned(),
+                    format!("with-state {origin:?}"),
                     *held_redacted,
                     format!("{state_before:?}"),
                 ),

@@ -326,17 +326,62 @@ impl Inner {
         event_id: &str,
     ) -> Result<(), String> {
         let version = self.room_version(room_id)?;
+        let ids = self.fetch_state_ids(origin, room_id, event_id).await?;
+        let event = self.fetch_event(origin, event_id, version).await?;
+        let state_before = self
+            .hold_peer_state(origin, room_id, &ids, &event.pdu)
+            .await?;
+        let mut store = self.store.borrow_mut();
+        let room = store.room_mut(room_id).map_err(|e| e.to_string())?;
+        let outcome = room
+            .ingest_with_state(event.pdu, event.held_redacted, state_before)
+            .map_err(|e| e.to_string())?;
+        drop(store);
+        self.count_outcome(&outcome);
+        Ok(())
+    }
+
+    /// The state before `pdu` as `origin` reports it, held as [`Inner::hold_peer_state`]
+    /// holds it.
+    pub(crate) async fn peer_state_before(
+        &self,
+        origin: &str,
+        room_id: &str,
+        pdu: &Pdu,
+    ) -> Result<StateMap, String> {
+        let ids = self
+            .fetch_state_ids(origin, room_id, pdu.event_id())
+            .await?;
+        self.hold_peer_state(origin, room_id, &ids, pdu).await
+    }
+
+    async fn fetch_state_ids(
+        &self,
+        origin: &str,
+        room_id: &str,
+        event_id: &str,
+    ) -> Result<StateIdsResponse, String> {
         let query = StateQuery {
             event_id: event_id.to_owned(),
         };
-        let ids: StateIdsResponse = self
-            .federation_request(origin, "GET", &paths::state_ids_path(room_id, &query), None)
+        self.federation_request(origin, "GET", &paths::state_ids_path(room_id, &query), None)
             .await
-            .map_err(|e| format!("cannot fetch the state before {event_id}: {e}"))?;
-        let event = self.fetch_event(origin, event_id, version).await?;
+            .map_err(|e| format!("cannot fetch the state before {event_id}: {e}"))
+    }
+
+    /// The state `ids` reports before `pdu`, with every event of it, of its auth chain and of
+    /// the auth events of `pdu` held afterwards: those unknown are fetched one by one from
+    /// `origin` with `/event`, at most `STATE_EVENTS_FETCHED_MAX`.
+    async fn hold_peer_state(
+        &self,
+        origin: &str,
+        room_id: &str,
+        ids: &StateIdsResponse,
+        pdu: &Pdu,
+    ) -> Result<StateMap, String> {
         let mut wanted: BTreeSet<String> = ids.auth_chain_ids.iter().cloned().collect();
         wanted.extend(ids.pdu_ids.iter().cloned());
-        wanted.extend(event.pdu.event().auth_events.iter().cloned());
+        wanted.extend(pdu.event().auth_events.iter().cloned());
         wanted.retain(|id| {
             !self
                 .store
@@ -346,7 +391,8 @@ impl Inner {
         });
         if wanted.len() > STATE_EVENTS_FETCHED_MAX {
             return Err(format!(
-                "the state before {event_id} needs {} unknown events",
+                "the state before {} needs {} unknown events",
+                pdu.event_id(),
                 wanted.len()
             ));
         }
@@ -360,15 +406,7 @@ impl Inner {
             raws.extend(response.pdus);
         }
         self.ingest_fetched_outliers(room_id, raws).await?;
-        let state_before = self.state_map_of(room_id, &ids.pdu_ids)?;
-        let mut store = self.store.borrow_mut();
-        let room = store.room_mut(room_id).map_err(|e| e.to_string())?;
-        let outcome = room
-            .ingest_with_state(event.pdu, event.held_redacted, state_before)
-            .map_err(|e| e.to_string())?;
-        drop(store);
-        self.count_outcome(&outcome);
-        Ok(())
+        self.state_map_of(room_id, &ids.pdu_ids)
     }
 
     async fn fetch_event(

@@ -78,19 +78,39 @@ impl RoomStore {
         })
     }
 
-    /// Places a batch of history fetched with `/backfill`, given oldest first: each event whose
-    /// prev events are all held with state and that is not held with state itself, as
-    /// [`RoomStore::ingest_backfilled`]. Current state is recomputed once, after the batch:
-    /// a backfilled event is judged without it, and each one placed would otherwise resolve
-    /// the states of extremities that exist only until its successor is placed. Returns the
-    /// outcome of each event placed, in order; an event that cannot be placed (its auth
-    /// events are missing, say) is skipped, as history is best effort.
-    pub fn ingest_history(&mut self, events: Vec<(Arc<Pdu>, bool)>) -> Vec<IngestOutcome> {
-        if events.is_empty() {
+    /// Places a batch of history fetched with `/backfill`: first the `oldest` events, whose
+    /// prev events lie beyond what was fetched, each with the state before it as a peer
+    /// reported it; then the `events`, given oldest first, each whose prev events are all held
+    /// with state and that is not held with state itself, as [`RoomStore::ingest_backfilled`].
+    /// Current state is recomputed once, after the batch: a backfilled event is judged without
+    /// it, and each one placed would otherwise resolve the states of extremities that exist
+    /// only until its successor is placed. Returns the outcome of each event placed, in order;
+    /// an event that cannot be placed (its auth events are missing, say) is skipped, as
+    /// history is best effort.
+    pub fn ingest_history(
+        &mut self,
+        oldest: Vec<(Arc<Pdu>, bool, StateMap)>,
+        events: Vec<(Arc<Pdu>, bool)>,
+    ) -> Vec<IngestOutcome> {
+        if oldest.is_empty() && events.is_empty() {
             return Vec::new();
         }
         self.begin_history_batch(true);
         let mut outcomes = Vec::new();
+        for (pdu, held_redacted, state_before) in oldest {
+            if self.has_state(pdu.event_id()) {
+                continue;
+            }
+            let input = EventInput::WithState {
+                pdu,
+                held_redacted,
+                state_before,
+                origin: Origin::Backfilled,
+            };
+            if let Ok(outcome) = self.ingest_input(input) {
+                outcomes.push(outcome);
+            }
+        }
         for (pdu, held_redacted) in events {
             if self.has_state(pdu.event_id()) || !self.holds_prev_events(&pdu) {
                 continue;
@@ -151,6 +171,7 @@ impl RoomStore {
             pdu: pdu.into(),
             held_redacted,
             state_before,
+            origin: Origin::Remote,
         })
     }
 
@@ -246,7 +267,8 @@ impl RoomStore {
                 pdu,
                 held_redacted,
                 state_before,
-            } => self.place(pdu, *held_redacted, Origin::Remote, Some(state_before)),
+                origin,
+            } => self.place(pdu, *held_redacted, *origin, Some(state_before)),
         }
     }
 
@@ -271,9 +293,12 @@ impl RoomStore {
         if let Some(state) = given_state {
             self.check_given_state(event, state)?;
         }
+        // History is not held against the current state, so it needs no current state.
         let gap_current_state = match given_state {
-            Some(state) => self.current_state_across_gap(&pdu.event().event_id, state)?,
-            None => None,
+            Some(state) if origin != Origin::Backfilled => {
+                self.current_state_across_gap(&pdu.event().event_id, state)?
+            }
+            _ => None,
         };
         let (held, redacted) = self.held_form(pdu, held_redacted);
         let event = held.event();
@@ -782,7 +807,7 @@ mod tests {
         let mut batched = store_for(&room);
         let mut shuffled = events.clone();
         shuffled.push(events[1].clone());
-        let outcomes = batched.ingest_history(shuffled);
+        let outcomes = batched.ingest_history(Vec::new(), shuffled);
 
         assert_eq!(
             outcomes, singles,

@@ -45,11 +45,14 @@ pub enum EventInput {
     },
     /// An event of an auth chain, without state.
     Outlier { pdu: Arc<Pdu>, held_redacted: bool },
-    /// A PDU placed with the state before it as a peer told it.
+    /// A PDU placed with the state before it as a peer told it: `Remote` for an event after a
+    /// gap or our own join, `Backfilled` for the oldest event of history fetched after a join
+    /// (whose prev events lie beyond what was fetched).
     WithState {
         pdu: Arc<Pdu>,
         held_redacted: bool,
         state_before: StateMap,
+        origin: Origin,
     },
 }
 
@@ -127,7 +130,18 @@ impl LogRecord {
                         pdu,
                         held_redacted,
                         state_before,
+                        origin: Origin::Remote,
                     } => (format!("with state {state_before:?}"), pdu, held_redacted),
+                    EventInput::WithState {
+                        pdu,
+                        held_redacted,
+                        state_before,
+                        origin,
+                    } => (
+                        format!("with state {origin:?} {state_before:?}"),
+                        pdu,
+                        held_redacted,
+                    ),
                 };
                 writeln!(
                     out,
