@@ -87,6 +87,8 @@ pub(crate) struct Inner {
     /// Set when the incarnation is crashed: it answers nothing and sends nothing more.
     pub(crate) shut_down: std::cell::Cell<bool>,
     destinations: RefCell<BTreeMap<String, Destination>>,
+    /// The bounds of every destination queue, shared by them.
+    queue_limits: Rc<outbound::queue::QueueLimits>,
     /// Parsing and verification shared with the other servers of the run, if the lab gives it.
     pub(crate) pdu_cache: Option<Rc<PduCache>>,
     /// Distinguishes transaction ids of this incarnation from those of earlier ones.
@@ -126,6 +128,7 @@ impl Homeserver {
         if defences.pdu_signatures && defences.content_hashes && defences.auth_rules {
             store.share_resolutions(pdu_cache.as_ref().map(|cache| cache.resolutions().clone()));
         }
+        let queue_limits = Rc::new(config.queue_limits);
         let inner = Inner {
             store: RefCell::new(store),
             edus: RefCell::new(edu::EduCounters::default()),
@@ -143,6 +146,7 @@ impl Homeserver {
             metrics: RefCell::new(ServerMetrics::default()),
             keys: RefCell::new(keys::KeyCache::default()),
             destinations: RefCell::new(BTreeMap::new()),
+            queue_limits,
             pdu_cache,
             incarnation,
         };
@@ -267,8 +271,7 @@ impl Inner {
         let mut destinations = self.destinations.borrow_mut();
         if !destinations.contains_key(destination) {
             let prefix = format!("{}.{}", self.incarnation, destinations.len());
-            let queue = DestinationQueue::new(self.config.queue_limits, prefix)
-                .with_jitter_key(&format!("{}>{destination}", self.config.name));
+            let queue = DestinationQueue::new(self.queue_limits.clone(), prefix);
             let entry = Destination {
                 queue,
                 sender: None,

@@ -26,6 +26,7 @@ use crate::proto::pdu::Pdu;
 use crate::proto::wire::{RawEdu, TRANSACTION_EDUS_MAX, TRANSACTION_PDUS_MAX};
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
 use std::sync::Arc;
 
 /// The tunable bounds of a destination queue.
@@ -87,52 +88,73 @@ pub struct QueueCounters {
     pub queued_pdus_peak: usize,
 }
 
-/// The queue of one destination.
+/// The queue of one destination. A server of a thousand-server room holds a thousand of them,
+/// mostly idle: what only a queue with EDUs, failures or a catch-up needs is boxed apart
+/// ([`Troubles`]), the limits are shared by the server's queues, and the backoff's jitter
+/// key is handed in when a failure needs it.
 #[derive(Debug)]
 pub struct DestinationQueue {
-    limits: QueueLimits,
+    limits: Rc<QueueLimits>,
     pdus: VecDeque<Arc<Pdu>>,
-    edus: VecDeque<RawEdu>,
-    /// Boxed: most destinations of a large room have nothing in flight most of the time,
-    /// and a server of a thousand-server room holds a thousand queues.
+    /// Boxed: most destinations of a large room have nothing in flight most of the time.
     in_flight: Option<Box<OutgoingTransaction>>,
+    next_txn_number: u64,
+    /// Distinguishes this queue's transaction ids from an earlier incarnation's after a restart.
+    txn_prefix: Box<str>,
+    counters: QueueCounters,
+    /// `None` while every field of it would be its default.
+    troubles: Option<Box<Troubles>>,
+}
+
+/// The part of a queue that is not at its default only while it holds EDUs, has failed, or
+/// catches up.
+#[derive(Debug, Default, PartialEq)]
+struct Troubles {
+    edus: VecDeque<RawEdu>,
     failures: u32,
     retry_at_ms: u64,
     /// Newest PDU per room while catching up; empty when not catching up.
     catch_up: BTreeMap<String, Arc<Pdu>>,
     catching_up: bool,
-    next_txn_number: u64,
-    /// Distinguishes this queue's transaction ids from an earlier incarnation's after a restart.
-    txn_prefix: Box<str>,
-    /// Seeds the jitter of the backoff; distinct per (sender, destination) pair.
-    jitter_key: Box<str>,
-    counters: QueueCounters,
 }
 
+/// What [`DestinationQueue::troubles`] reads for a queue without troubles.
+static NO_TROUBLES: Troubles = Troubles {
+    edus: VecDeque::new(),
+    failures: 0,
+    retry_at_ms: 0,
+    catch_up: BTreeMap::new(),
+    catching_up: false,
+};
+
 impl DestinationQueue {
-    pub fn new(limits: QueueLimits, txn_prefix: String) -> Self {
+    pub fn new(limits: impl Into<Rc<QueueLimits>>, txn_prefix: String) -> Self {
+        let limits = limits.into();
         assert!(limits.backoff_ms_min > 0 && limits.backoff_ms_min <= limits.backoff_ms_max);
         Self {
             limits,
             pdus: VecDeque::new(),
-            edus: VecDeque::new(),
             in_flight: None,
-            failures: 0,
-            retry_at_ms: 0,
-            catch_up: BTreeMap::new(),
-            catching_up: false,
             next_txn_number: 0,
-            jitter_key: txn_prefix.clone().into_boxed_str(),
             txn_prefix: txn_prefix.into_boxed_str(),
             counters: QueueCounters::default(),
+            troubles: None,
         }
     }
 
-    /// Seeds the backoff jitter with `key` (say "origin>destination"), so that queues of
-    /// different servers and destinations retry at different moments.
-    pub fn with_jitter_key(mut self, key: &str) -> Self {
-        self.jitter_key = key.into();
-        self
+    fn troubles(&self) -> &Troubles {
+        self.troubles.as_deref().unwrap_or(&NO_TROUBLES)
+    }
+
+    fn troubles_mut(&mut self) -> &mut Troubles {
+        self.troubles.get_or_insert_with(Box::default)
+    }
+
+    /// Frees the troubles once they are all over.
+    fn forget_troubles_if_over(&mut self) {
+        if self.troubles.as_deref() == Some(&NO_TROUBLES) {
+            self.troubles = None;
+        }
     }
 
     pub fn counters(&self) -> QueueCounters {
@@ -140,15 +162,15 @@ impl DestinationQueue {
     }
 
     pub fn queued_pdus(&self) -> usize {
-        self.pdus.len() + self.catch_up.len()
+        self.pdus.len() + self.troubles().catch_up.len()
     }
 
     pub fn is_catching_up(&self) -> bool {
-        self.catching_up
+        self.troubles().catching_up
     }
 
     pub fn push_pdu(&mut self, pdu: Arc<Pdu>) {
-        if self.catching_up {
+        if self.is_catching_up() {
             self.remember_for_catch_up(pdu);
             return;
         }
@@ -162,30 +184,32 @@ impl DestinationQueue {
     }
 
     pub fn push_edu(&mut self, edu: RawEdu) {
-        self.edus.push_back(edu);
-        while self.edus.len() > self.limits.edus_queued_max {
-            self.edus.pop_front();
-            self.counters.edus_dropped += 1;
+        let edus_queued_max = self.limits.edus_queued_max;
+        let edus = &mut self.troubles_mut().edus;
+        edus.push_back(edu);
+        let mut dropped = 0;
+        while edus.len() > edus_queued_max {
+            edus.pop_front();
+            dropped += 1;
         }
+        self.counters.edus_dropped += dropped;
     }
 
     /// What to do at `now_ms`.
     pub fn next_step(&mut self, now_ms: u64) -> NextStep {
+        let retry_at_ms = self.troubles().retry_at_ms;
         if let Some(in_flight) = &self.in_flight {
-            if now_ms < self.retry_at_ms {
-                return NextStep::WaitUntil {
-                    at_ms: self.retry_at_ms,
-                };
+            if now_ms < retry_at_ms {
+                return NextStep::WaitUntil { at_ms: retry_at_ms };
             }
             return NextStep::Send(OutgoingTransaction::clone(in_flight));
         }
-        if self.pdus.is_empty() && self.edus.is_empty() && self.catch_up.is_empty() {
+        let troubles = self.troubles();
+        if self.pdus.is_empty() && troubles.edus.is_empty() && troubles.catch_up.is_empty() {
             return NextStep::Idle;
         }
-        if now_ms < self.retry_at_ms {
-            return NextStep::WaitUntil {
-                at_ms: self.retry_at_ms,
-            };
+        if now_ms < retry_at_ms {
+            return NextStep::WaitUntil { at_ms: retry_at_ms };
         }
         let transaction = self.take_batch();
         self.in_flight = Some(Box::new(transaction.clone()));
@@ -194,10 +218,11 @@ impl DestinationQueue {
 
     fn take_batch(&mut self) -> OutgoingTransaction {
         let mut pdus: Vec<Arc<Pdu>> = Vec::new();
-        if self.catching_up {
+        if self.is_catching_up() {
             // Newest event per room, in room id order; the rest waits for the next round.
+            let catch_up = &mut self.troubles_mut().catch_up;
             while pdus.len() < TRANSACTION_PDUS_MAX {
-                let Some((_, pdu)) = self.catch_up.pop_first() else {
+                let Some((_, pdu)) = catch_up.pop_first() else {
                     break;
                 };
                 pdus.push(pdu);
@@ -206,16 +231,20 @@ impl DestinationQueue {
             let count = self.pdus.len().min(TRANSACTION_PDUS_MAX);
             pdus.extend(self.pdus.drain(..count));
         }
-        let edu_count = self.edus.len().min(TRANSACTION_EDUS_MAX);
-        let edus: Vec<RawEdu> = self.edus.drain(..edu_count).collect();
+        let mut edus: Vec<RawEdu> = Vec::new();
+        if let Some(troubles) = self.troubles.as_deref_mut() {
+            let edu_count = troubles.edus.len().min(TRANSACTION_EDUS_MAX);
+            edus.extend(troubles.edus.drain(..edu_count));
+            if troubles.edus.is_empty() {
+                troubles.edus = VecDeque::new();
+            }
+        }
         // A drained queue gives its buffers back: a server of a thousand-server room holds a
         // thousand queues, each of which grew in the join storm and then idles.
         if self.pdus.is_empty() {
             self.pdus = VecDeque::new();
         }
-        if self.edus.is_empty() {
-            self.edus = VecDeque::new();
-        }
+        self.forget_troubles_if_over();
         self.next_txn_number += 1;
         let txn_id = format!("{}.{}", self.txn_prefix, self.next_txn_number);
         OutgoingTransaction { txn_id, pdus, edus }
@@ -228,23 +257,32 @@ impl DestinationQueue {
             "success reported with nothing in flight"
         );
         self.counters.transactions_sent += 1;
-        self.failures = 0;
-        self.retry_at_ms = 0;
-        if self.catching_up && self.catch_up.is_empty() {
-            self.catching_up = false;
+        if let Some(troubles) = self.troubles.as_deref_mut() {
+            troubles.failures = 0;
+            troubles.retry_at_ms = 0;
+            if troubles.catching_up && troubles.catch_up.is_empty() {
+                troubles.catching_up = false;
+            }
         }
+        self.forget_troubles_if_over();
     }
 
     /// The in-flight transaction failed at `now_ms` (no answer, or an error status).
-    pub fn on_failure(&mut self, now_ms: u64) {
+    /// `jitter_key` (say "origin>destination") seeds the backoff's jitter, so that queues of
+    /// different servers and destinations retry at different moments.
+    pub fn on_failure(&mut self, now_ms: u64, jitter_key: &str) {
         assert!(
             self.in_flight.is_some(),
             "failure reported with nothing in flight"
         );
         self.counters.transactions_failed += 1;
-        self.failures = self.failures.saturating_add(1);
-        self.retry_at_ms = now_ms + self.backoff_ms();
-        if self.failures >= self.limits.failures_before_catch_up && !self.catching_up {
+        let troubles = self.troubles_mut();
+        troubles.failures = troubles.failures.saturating_add(1);
+        let retry_at_ms = now_ms + self.backoff_ms(jitter_key);
+        let failures_before_catch_up = self.limits.failures_before_catch_up;
+        let troubles = self.troubles_mut();
+        troubles.retry_at_ms = retry_at_ms;
+        if troubles.failures >= failures_before_catch_up && !troubles.catching_up {
             self.start_catch_up(true);
         }
     }
@@ -260,13 +298,16 @@ impl DestinationQueue {
 
     /// We heard from the destination (it sent us a request): retry now.
     pub fn heard_from(&mut self) {
-        self.failures = 0;
-        self.retry_at_ms = 0;
+        if let Some(troubles) = self.troubles.as_deref_mut() {
+            troubles.failures = 0;
+            troubles.retry_at_ms = 0;
+        }
+        self.forget_troubles_if_over();
     }
 
     /// The nominal delay after the current number of consecutive failures, before jitter.
     pub fn nominal_backoff_ms(&self) -> u64 {
-        let exponent = self.failures.saturating_sub(1).min(32);
+        let exponent = self.troubles().failures.saturating_sub(1).min(32);
         self.limits
             .backoff_ms_min
             .saturating_mul(1u64 << exponent)
@@ -274,10 +315,11 @@ impl DestinationQueue {
     }
 
     /// The delay after the current number of consecutive failures: between half and all of
-    /// the nominal delay, by a fraction fixed by the jitter key and the failure count.
-    pub fn backoff_ms(&self) -> u64 {
+    /// the nominal delay, by a fraction fixed by `jitter_key` and the failure count.
+    pub fn backoff_ms(&self, jitter_key: &str) -> u64 {
         let nominal = self.nominal_backoff_ms();
-        let digest = Sha256::digest(format!("{}/{}", self.jitter_key, self.failures).as_bytes());
+        let failures = self.troubles().failures;
+        let digest = Sha256::digest(format!("{jitter_key}/{failures}").as_bytes());
         let draw = u64::from_be_bytes(digest[..8].try_into().expect("a digest has 8 bytes"));
         let fraction = (draw >> 11) as f64 / (1u64 << 53) as f64;
         let jittered = nominal as f64 * (0.5 + 0.5 * fraction);
@@ -288,7 +330,7 @@ impl DestinationQueue {
     /// in-flight transaction (only once it failed: while it is being sent, its answer is
     /// still to be reported).
     fn start_catch_up(&mut self, take_in_flight: bool) {
-        self.catching_up = true;
+        self.troubles_mut().catching_up = true;
         self.counters.catch_ups += 1;
         let forgotten: Vec<Arc<Pdu>> = self.pdus.drain(..).collect();
         if take_in_flight && let Some(in_flight) = self.in_flight.take() {
@@ -307,10 +349,11 @@ impl DestinationQueue {
 
     fn remember_for_catch_up(&mut self, pdu: Arc<Pdu>) {
         let room_id = pdu.event().room_id.clone();
-        match self.catch_up.get(&room_id) {
+        let catch_up = &mut self.troubles_mut().catch_up;
+        match catch_up.get(&room_id) {
             Some(held) if newer_or_equal(held, &pdu) => {}
             _ => {
-                self.catch_up.insert(room_id, pdu);
+                catch_up.insert(room_id, pdu);
             }
         }
     }

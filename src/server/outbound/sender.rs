@@ -54,7 +54,9 @@ async fn send_one(
     let now_ms = inner.clock.now_ms();
     inner.with_queue(destination, |queue| match &result {
         Ok(_) => queue.on_success(),
-        Err(error) if error.is_transient() => queue.on_failure(now_ms),
+        Err(error) if error.is_transient() => {
+            queue.on_failure(now_ms, &format!("{}>{destination}", inner.config.name));
+        }
         Err(_) => queue.on_refused(),
     });
 }

@@ -78,7 +78,7 @@ fn failures_back_off_exponentially_up_to_the_cap_and_retry_the_same_transaction(
     let mut now = 0;
     let mut nominal = Vec::new();
     for _ in 0..7 {
-        queue.on_failure(now);
+        queue.on_failure(now, "t");
         let NextStep::WaitUntil { at_ms } = queue.next_step(now) else {
             panic!("not waiting")
         };
@@ -100,13 +100,13 @@ fn failures_back_off_exponentially_up_to_the_cap_and_retry_the_same_transaction(
 
 /// The delays of a queue keyed `key` after `failures` failures at time 0.
 fn delays(key: &str, failures: u32) -> Vec<u64> {
-    let mut queue = DestinationQueue::new(QueueLimits::default(), "t".into()).with_jitter_key(key);
+    let mut queue = DestinationQueue::new(QueueLimits::default(), "t".into());
     queue.push_pdu(message("a", 1));
     sent(queue.next_step(0));
     (0..failures)
         .map(|_| {
-            queue.on_failure(0);
-            queue.backoff_ms()
+            queue.on_failure(0, key);
+            queue.backoff_ms(key)
         })
         .collect()
 }
@@ -137,7 +137,7 @@ fn an_outage_of_minutes_keeps_the_queued_pdus_and_sends_them_all_in_order() {
     let mut depth = 120;
     while now < 300_000 {
         now += 10_000;
-        queue.on_failure(now);
+        queue.on_failure(now, "t");
         depth += 1;
         queue.push_pdu(message("a", depth));
         let NextStep::WaitUntil { at_ms } = queue.next_step(now) else {
@@ -163,8 +163,8 @@ fn hearing_from_the_destination_resets_backoff() {
     let mut queue = queue();
     queue.push_pdu(message("a", 1));
     sent(queue.next_step(0));
-    queue.on_failure(0);
-    queue.on_failure(0);
+    queue.on_failure(0, "t");
+    queue.on_failure(0, "t");
     assert!(matches!(queue.next_step(10), NextStep::WaitUntil { .. }));
     queue.heard_from();
     assert!(matches!(queue.next_step(10), NextStep::Send(_)));
@@ -179,7 +179,7 @@ fn long_failure_switches_to_catch_up_with_newest_event_per_room() {
     }
     sent(queue.next_step(0));
     for _ in 0..QueueLimits::default().failures_before_catch_up {
-        queue.on_failure(0);
+        queue.on_failure(0, "t");
     }
     assert!(queue.is_catching_up());
     queue.push_pdu(message("a", 6));
@@ -229,7 +229,7 @@ fn overflowing_while_a_transaction_is_in_flight_keeps_it_until_answered() {
         queue.push_pdu(message("a", depth));
     }
     assert!(queue.is_catching_up());
-    queue.on_failure(0);
+    queue.on_failure(0, "t");
     assert_eq!(sent(queue.next_step(60_000)), in_flight);
     queue.on_success();
 }
@@ -277,4 +277,29 @@ fn a_transaction_body_with_a_float_is_not_canonical() {
         body.text,
         to_canonical_string(&value, Numbers::Lenient).unwrap()
     );
+}
+
+/// The part of a queue only troubles need is freed once they are over: a thousand idle queues
+/// per server must not each keep it after the failures, EDUs or catch-up that made it.
+#[test]
+fn a_queue_frees_its_troubles_once_they_are_over() {
+    let mut queue = queue();
+    queue.push_pdu(message("a", 1));
+    sent(queue.next_step(0));
+    assert!(queue.troubles.is_none(), "a plain send needs no troubles");
+    queue.on_failure(0, "t");
+    assert!(queue.troubles.is_some());
+    let NextStep::WaitUntil { at_ms } = queue.next_step(0) else {
+        panic!("not waiting")
+    };
+    sent(queue.next_step(at_ms));
+    queue.on_success();
+    assert!(queue.troubles.is_none(), "kept after the retry succeeded");
+    queue.push_edu(RawEdu {
+        edu_type: "m.typing".into(),
+        content: serde_json::json!({}),
+    });
+    assert!(queue.troubles.is_some());
+    sent(queue.next_step(at_ms));
+    assert!(queue.troubles.is_none(), "kept after its EDUs left");
 }
