@@ -10,8 +10,10 @@
 //! the strings: nothing whose order can reach results may be sorted by number (the groups'
 //! public answers are maps keyed by the strings).
 
+use super::id_map::IdKeys;
 use crate::proto::event::StateKey;
-use std::collections::BTreeMap;
+use hashbrown::HashTable;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
@@ -23,14 +25,37 @@ pub struct KeyNo(u32);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EventNo(NonZeroU32);
 
-/// The state keys and event ids of one room's groups, each with its number.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The state keys and event ids of one room's groups, each with its number. Each name is held
+/// once, in the list its number indexes; the lookups from names to numbers are hash tables of
+/// the numbers alone, which compare a candidate's name in the list (a room of a thousand
+/// members on each of a thousand servers held every key twice, once per ordered map).
+/// The tables are only looked up, never iterated, so their order cannot reach a result.
+#[derive(Clone, Debug, Default)]
 pub struct StateNames {
     keys: Vec<StateKey>,
-    /// By event type, then state key: read with borrowed strings, no key built per lookup.
-    key_numbers: BTreeMap<String, BTreeMap<String, KeyNo>>,
+    key_numbers: HashTable<KeyNo>,
     event_ids: Vec<Arc<str>>,
-    event_numbers: BTreeMap<Arc<str>, EventNo>,
+    event_numbers: HashTable<EventNo>,
+}
+
+/// Equal when they number the same names alike (the lookup tables follow from the lists).
+impl PartialEq for StateNames {
+    fn eq(&self, other: &Self) -> bool {
+        self.keys == other.keys && self.event_ids == other.event_ids
+    }
+}
+
+impl Eq for StateNames {}
+
+fn key_hash(event_type: &str, state_key: &str) -> u64 {
+    let mut hasher = IdKeys.build_hasher();
+    event_type.hash(&mut hasher);
+    state_key.hash(&mut hasher);
+    hasher.finish()
+}
+
+fn event_hash(event_id: &str) -> u64 {
+    IdKeys.hash_one(event_id)
 }
 
 impl StateNames {
@@ -41,7 +66,13 @@ impl StateNames {
 
     /// The number of the key (`event_type`, `state_key`), if any group has held it.
     pub fn key_no_of(&self, event_type: &str, state_key: &str) -> Option<KeyNo> {
-        self.key_numbers.get(event_type)?.get(state_key).copied()
+        let keys = &self.keys;
+        self.key_numbers
+            .find(key_hash(event_type, state_key), |number| {
+                let held = &keys[number.0 as usize];
+                held.0 == event_type && held.1 == state_key
+            })
+            .copied()
     }
 
     /// The number of `key`, given now if it has none yet.
@@ -51,10 +82,12 @@ impl StateNames {
         }
         let number = KeyNo(u32::try_from(self.keys.len()).expect("fewer than 2^32 state keys"));
         self.keys.push(key.clone());
+        let keys = &self.keys;
         self.key_numbers
-            .entry(key.0.clone())
-            .or_default()
-            .insert(key.1.clone(), number);
+            .insert_unique(key_hash(&key.0, &key.1), number, |held| {
+                let (event_type, state_key) = &keys[held.0 as usize];
+                key_hash(event_type, state_key)
+            });
         number
     }
 
@@ -64,14 +97,21 @@ impl StateNames {
 
     /// The number of `event_id`, given now if it has none yet.
     pub fn number_event(&mut self, event_id: &str) -> EventNo {
-        if let Some(number) = self.event_numbers.get(event_id) {
+        let hash = event_hash(event_id);
+        let event_ids = &self.event_ids;
+        let held = self.event_numbers.find(hash, |number| {
+            &*event_ids[number.0.get() as usize - 1] == event_id
+        });
+        if let Some(number) = held {
             return *number;
         }
         let position = u32::try_from(self.event_ids.len() + 1).expect("fewer than 2^32 events");
         let number = EventNo(NonZeroU32::new(position).expect("positions start at 1"));
-        let event_id: Arc<str> = Arc::from(event_id);
-        self.event_ids.push(event_id.clone());
-        self.event_numbers.insert(event_id, number);
+        self.event_ids.push(Arc::from(event_id));
+        let event_ids = &self.event_ids;
+        self.event_numbers.insert_unique(hash, number, |held| {
+            event_hash(&event_ids[held.0.get() as usize - 1])
+        });
         number
     }
 
@@ -79,8 +119,9 @@ impl StateNames {
         &self.event_ids[number.0.get() as usize - 1]
     }
 
-    /// Approximate bytes held: the strings (a key's twice: listed and in its map), plus each
-    /// name's slot and map entry.
+    /// Approximate bytes held: the strings, plus each name's slot and table entry. A key's
+    /// strings count twice, as they did when the names held them twice, so that
+    /// `victim_store_bytes_max` stays comparable across versions.
     pub fn bytes_approx(&self) -> usize {
         const NAME_OVERHEAD_BYTES: usize = 64;
         let keys: usize = self
