@@ -15,7 +15,7 @@ use std::sync::Arc;
 impl Nodes for Records {
     fn node(&self, event_id: &str) -> Option<Node<'_>> {
         let record = self.get(event_id)?;
-        record.state?;
+        record.state()?;
         let event = record.pdu.event();
         Some(Node {
             prev_events: &event.prev_events,
@@ -26,7 +26,7 @@ impl Nodes for Records {
 
     fn node_ids(&self) -> Vec<&str> {
         self.values()
-            .filter(|record| record.state.is_some())
+            .filter(|record| record.state().is_some())
             .map(|record| record.pdu.event_id())
             .collect()
     }
@@ -52,7 +52,7 @@ impl<'a> DagView<'a> {
     pub fn len(&self) -> usize {
         self.nodes
             .values()
-            .filter(|record| record.state.is_some())
+            .filter(|record| record.state().is_some())
             .count()
     }
 

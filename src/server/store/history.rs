@@ -101,7 +101,7 @@ impl RoomStore {
             .ok_or_else(|| StoreError::UnknownEvent {
                 event_id: event_id.to_owned(),
             })?;
-        let state = record.state.ok_or_else(|| StoreError::NoState {
+        let state = record.state().ok_or_else(|| StoreError::NoState {
             event_id: event_id.to_owned(),
         })?;
         let state_ids: Vec<String> = self.groups.state(state.before).into_values().collect();
@@ -130,7 +130,7 @@ impl RoomStore {
         reached.extend(implied);
         let mut chain: Vec<(u64, &str)> = reached
             .into_iter()
-            .map(|event_id| (self.events[event_id].sequence, event_id))
+            .map(|event_id| (self.events[event_id].sequence(), event_id))
             .collect();
         chain.sort_unstable();
         chain.into_iter().map(|(_, id)| id.to_owned()).collect()

@@ -15,7 +15,7 @@
 //! durable log after it is made; an event already held with state is never placed twice.
 
 use super::log::{EventInput, LogRecord, Origin, RecordedVerdict};
-use super::record::{Check, EventRecord, EventState, EventStatus, RedactedBecause};
+use super::record::{Check, EventRecord, EventState, EventStatus, HeldState, RedactedBecause};
 use super::room::RoomStore;
 use super::state_groups::{StateDelta, StateGroupId};
 use super::views::{GroupState, MapState};
@@ -282,7 +282,7 @@ impl RoomStore {
         self.check_belongs(pdu)?;
         if let Some(existing) = self.events.get(pdu.event_id()) {
             self.check_same_event(existing, pdu)?;
-            if existing.state.is_some() {
+            if existing.state().is_some() {
                 return Ok(self.duplicate(pdu.event_id()));
             }
         }
@@ -674,7 +674,7 @@ impl RoomStore {
                     self.counts.redacted -= 1;
                 }
                 self.event_bytes -= old.pdu.canonical_len();
-                old.sequence
+                old.sequence()
             }
             None => {
                 self.next_sequence += 1;
@@ -693,9 +693,9 @@ impl RoomStore {
             pdu: pdu.clone(),
             status,
             redacted: redacted.map(Box::new),
-            state,
+            held_state: HeldState::new(state),
             origin,
-            sequence,
+            sequence: u32::try_from(sequence).expect("fewer than 2^32 events in a room"),
         };
         let key = self.event_key(&pdu);
         if !self.events.contains_key(&key) {

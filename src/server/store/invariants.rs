@@ -37,7 +37,7 @@ impl RoomStore {
         if SetDigest::of(authorized) != self.authorized_digest {
             return Err("the digest of authorized events does not match the records".to_owned());
         }
-        let sequence_end = self.events.values().map(|r| r.sequence + 1).max();
+        let sequence_end = self.events.values().map(|r| r.sequence() + 1).max();
         if sequence_end.unwrap_or(0) != self.next_sequence {
             return Err(format!(
                 "next sequence {} after records ending at {sequence_end:?}",
@@ -106,7 +106,7 @@ impl RoomStore {
         }
         // The DAG's nodes are the records held with state (see `dag_view`), so only the
         // verdict can disagree with the state here.
-        let Some(state) = record.state else {
+        let Some(state) = record.state() else {
             if record.status.changes_state() {
                 return Err(format!("{event_id} has no state yet is accepted"));
             }
@@ -221,7 +221,7 @@ mod tests {
 
         let mut unchecked = store_with_all(&room);
         let record = unchecked.events.get_mut(message.event_id()).unwrap();
-        record.state = None;
+        record.held_state = crate::server::store::record::HeldState::NONE;
         assert!(
             unchecked
                 .check_invariants()

@@ -82,7 +82,7 @@ impl RoomStore {
             return true;
         }
         let before = redaction_record
-            .state
+            .state()
             .expect("an accepted redaction is held with state")
             .before;
         let state = GroupState {

@@ -272,7 +272,7 @@ impl RoomStore {
     pub fn has_state(&self, event_id: &str) -> bool {
         self.events
             .get(event_id)
-            .is_some_and(|record| record.state.is_some())
+            .is_some_and(|record| record.state().is_some())
     }
 
     /// Every event with its record, by event id.
@@ -297,7 +297,7 @@ impl RoomStore {
     pub fn accepted_event_ids(&self) -> BTreeSet<String> {
         self.events
             .values()
-            .filter(|record| record.is_accepted() && record.state.is_some())
+            .filter(|record| record.is_accepted() && record.state().is_some())
             .map(|record| record.pdu.event_id().to_owned())
             .collect()
     }
@@ -330,13 +330,13 @@ impl RoomStore {
 
     /// The state before an event held with state.
     pub fn state_before(&self, event_id: &str) -> Option<StateMap> {
-        let state = self.events.get(event_id)?.state?;
+        let state = self.events.get(event_id)?.state()?;
         Some(self.groups.state(state.before))
     }
 
     /// The state after an event held with state (for a rejected event, the state before it).
     pub fn state_after(&self, event_id: &str) -> Option<StateMap> {
-        let state = self.events.get(event_id)?.state?;
+        let state = self.events.get(event_id)?.state()?;
         Some(self.groups.state(state.after))
     }
 }

@@ -42,7 +42,7 @@ impl RoomStore {
     /// The state after an event held with state.
     pub(super) fn group_after(&self, event_id: &str) -> StateGroupId {
         self.events[event_id]
-            .state
+            .state()
             .expect("only events held with state are asked for their state after")
             .after
     }

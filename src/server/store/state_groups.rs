@@ -712,6 +712,8 @@ impl StateGroups {
         let id = StateGroupId(
             u32::try_from(self.groups.len()).expect("fewer than 2^32 state groups per room"),
         );
+        // Records read this number as "held without state".
+        assert_ne!(id, super::record::NO_STATE_GROUP, "too many state groups");
         if let Some(parent) = group.parent {
             assert!(parent < id, "a state group's parent must come before it");
         }

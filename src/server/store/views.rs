@@ -76,7 +76,7 @@ mod tests {
         assert!(events.event("$unknown").is_none());
 
         let last = room.built()[3].event_id();
-        let state = store.events[last].state.unwrap();
+        let state = store.events[last].state().unwrap();
         let by_group = GroupState {
             groups: &store.groups,
             group: state.after,

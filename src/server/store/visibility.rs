@@ -33,7 +33,7 @@ impl RoomStore {
         let Some(record) = self.events.get(event_id) else {
             return false;
         };
-        let Some(state) = record.state else {
+        let Some(state) = record.state() else {
             return self.server_in_room(server);
         };
         self.visible_at(server, state.before)
