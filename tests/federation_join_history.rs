@@ -6,26 +6,33 @@
 
 mod common_fed;
 
-use common_fed::{Lab, user};
+use common_fed::{Lab, Servers, user};
 use std::time::Duration;
 
 const HS1: &str = "hs1.test";
 const HS2: &str = "hs2.test";
 
+/// hs1 creates a room and sends `count` messages, then hs2 joins through hs1. Returns the
+/// room and the messages' ids, oldest first.
+async fn history_then_join(servers: &Servers, count: usize) -> (String, Vec<String>) {
+    let room = servers.create_room(HS1).await;
+    let mut sent = Vec::new();
+    for i in 0..count {
+        sent.push(
+            servers
+                .message(HS1, &room, &format!("before the join {i}"))
+                .await,
+        );
+    }
+    servers.join(HS2, &room, HS1).await;
+    (room, sent)
+}
+
 #[test]
 fn a_late_joiner_backfills_history_longer_than_one_page() {
     Lab::new(2, 9).run(|servers| async move {
-        let room = servers.create_room(HS1).await;
-        let mut sent = Vec::new();
         // More than the 100 events a peer answers per /backfill request.
-        for i in 0..160 {
-            sent.push(
-                servers
-                    .message(HS1, &room, &format!("before the join {i}"))
-                    .await,
-            );
-        }
-        servers.join(HS2, &room, HS1).await;
+        let (room, sent) = history_then_join(&servers, 160).await;
         let missing: Vec<&String> = sent
             .iter()
             .filter(|id| servers.server(HS2).with_room(&room, |r| r.has_state(id)) != Some(true))
@@ -51,16 +58,7 @@ fn a_late_joiner_keeps_the_newest_history_when_the_room_holds_more_than_it_takes
         config.backfill_on_join_max = TAKEN as u64;
     })
     .run(|servers| async move {
-        let room = servers.create_room(HS1).await;
-        let mut sent = Vec::new();
-        for i in 0..160 {
-            sent.push(
-                servers
-                    .message(HS1, &room, &format!("before the join {i}"))
-                    .await,
-            );
-        }
-        servers.join(HS2, &room, HS1).await;
+        let (room, sent) = history_then_join(&servers, 160).await;
         let held =
             |id: &String| servers.server(HS2).with_room(&room, |r| r.has_state(id)) == Some(true);
         // The first page starts at the join itself, which counts among the events taken.
