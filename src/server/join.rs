@@ -33,7 +33,7 @@ const BACKFILL_ATTEMPTS_MAX: u32 = 4;
 /// The pause before the second attempt; it doubles before each further one.
 const BACKFILL_RETRY_PAUSE_MS_MIN: u64 = 1_000;
 /// The most events of fetched history placed with the state a peer reports before them,
-/// when the history does not reach what is held (see `place_backfilled`).
+/// when the history does not reach what is held (see `history_cuts`).
 const HISTORY_CUTS_PLACED_MAX: usize = 16;
 
 impl Inner {
@@ -197,13 +197,10 @@ impl Inner {
                 })
                 .collect()
         };
-        let deepest_first = |c: &&CheckedPdu| {
-            (
-                std::cmp::Reverse(c.pdu.event().depth),
-                c.pdu.event_id().to_owned(),
-            )
-        };
-        oldest.sort_by_key(deepest_first);
+        oldest.sort_by(|a, b| {
+            let key = |c: &CheckedPdu| std::cmp::Reverse(c.pdu.event().depth);
+            (key(a), a.pdu.event_id()).cmp(&(key(b), b.pdu.event_id()))
+        });
         oldest.truncate(HISTORY_CUTS_PLACED_MAX);
         let mut cuts = Vec::new();
         for checked in oldest {
