@@ -140,13 +140,13 @@ impl InboundGate {
 
     /// The state of `origin`, refilled to `now_ms`; a new origin starts with full buckets.
     fn origin(&mut self, limits: &InboundLimits, origin: &str, now_ms: u64) -> &mut OriginState {
+        // Asked per received transaction and gap fill: the name is copied only for a new origin.
         if !self.origins.contains_key(origin) {
             self.forget_idle_if_full();
+            self.origins
+                .insert(origin.to_owned(), OriginState::new(limits, now_ms));
         }
-        let state = self
-            .origins
-            .entry(origin.to_owned())
-            .or_insert_with(|| OriginState::new(limits, now_ms));
+        let state = self.origins.get_mut(origin).expect("inserted above");
         state.refill(limits, now_ms);
         state
     }
