@@ -38,9 +38,10 @@ use crate::server::clock::ServerClock;
 use crate::server::config::ServerConfig;
 use crate::server::metrics::ServerMetrics;
 use crate::server::outbound::queue::DestinationQueue;
+use crate::server::store::id_map::IdKeys;
 use crate::server::transport::{HttpHandler, Transport};
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -86,7 +87,10 @@ pub(crate) struct Inner {
     pub(crate) inbound_gate: RefCell<inbound::limits::InboundGate>,
     /// Set when the incarnation is crashed: it answers nothing and sends nothing more.
     pub(crate) shut_down: std::cell::Cell<bool>,
-    destinations: RefCell<BTreeMap<String, Destination>>,
+    /// Looked up for every request received and every event sent: hashed, as server names
+    /// share long prefixes that an ordered map compares byte by byte. Never read in its
+    /// iteration order where the order can reach behaviour (see `Homeserver::shut_down`).
+    destinations: RefCell<HashMap<String, Destination, IdKeys>>,
     /// The bounds of every destination queue, shared by them.
     queue_limits: Rc<outbound::queue::QueueLimits>,
     /// Parsing and verification shared with the other servers of the run, if the lab gives it.
@@ -145,7 +149,7 @@ impl Homeserver {
             transport,
             metrics: RefCell::new(ServerMetrics::default()),
             keys: RefCell::new(keys::KeyCache::default()),
-            destinations: RefCell::new(BTreeMap::new()),
+            destinations: RefCell::new(HashMap::default()),
             queue_limits,
             pdu_cache,
             incarnation,
@@ -172,10 +176,15 @@ impl Homeserver {
     /// Stops this incarnation (a crash): it answers no more requests and sends nothing more.
     pub fn shut_down(&self) {
         self.inner.shut_down.set(true);
-        for destination in self.inner.destinations.borrow().values() {
-            if let Some(wakeup) = &destination.sender {
-                wakeup.notify_one();
-            }
+        let destinations = self.inner.destinations.borrow();
+        // Woken in name order: the order the senders run in must not follow the hash.
+        let mut senders: Vec<(&String, &Rc<Notify>)> = destinations
+            .iter()
+            .filter_map(|(name, destination)| Some((name, destination.sender.as_ref()?)))
+            .collect();
+        senders.sort_unstable_by_key(|(name, _)| *name);
+        for (_, wakeup) in senders {
+            wakeup.notify_one();
         }
     }
 
