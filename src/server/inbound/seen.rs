@@ -11,12 +11,15 @@
 //! once per origin.
 
 use super::TransactionAnswer;
-use std::collections::{BTreeMap, VecDeque};
+use crate::server::store::id_map::IdKeys;
+use std::collections::{HashMap, VecDeque};
 
-/// Remembered answers, by origin, then txn id.
+/// Remembered answers, by origin, then txn id. Looked up per received transaction and never
+/// read in its iteration order: the origins are hashed (server names share long prefixes,
+/// which an ordered map compares byte by byte).
 #[derive(Debug, Default)]
 pub(crate) struct TransactionsSeen {
-    by_origin: BTreeMap<Box<str>, VecDeque<(Box<str>, TransactionAnswer)>>,
+    by_origin: HashMap<Box<str>, VecDeque<(Box<str>, TransactionAnswer)>, IdKeys>,
 }
 
 impl TransactionsSeen {
