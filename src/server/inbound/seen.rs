@@ -14,12 +14,15 @@ use super::TransactionAnswer;
 use crate::server::store::id_map::IdKeys;
 use std::collections::{HashMap, VecDeque};
 
+/// An origin's remembered answers, by txn id, the newest last.
+type OriginAnswers = VecDeque<(Box<str>, TransactionAnswer)>;
+
 /// Remembered answers, by origin, then txn id. Looked up per received transaction and never
 /// read in its iteration order: the origins are hashed (server names share long prefixes,
 /// which an ordered map compares byte by byte).
 #[derive(Debug, Default)]
 pub(crate) struct TransactionsSeen {
-    by_origin: HashMap<Box<str>, VecDeque<(Box<str>, TransactionAnswer)>, IdKeys>,
+    by_origin: HashMap<Box<str>, OriginAnswers, IdKeys>,
 }
 
 impl TransactionsSeen {
