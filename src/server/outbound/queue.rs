@@ -279,10 +279,10 @@ impl DestinationQueue {
         let troubles = self.troubles_mut();
         troubles.failures = troubles.failures.saturating_add(1);
         let retry_at_ms = now_ms + self.backoff_ms(jitter_key);
-        let failures_before_catch_up = self.limits.failures_before_catch_up;
-        let troubles = self.troubles_mut();
-        troubles.retry_at_ms = retry_at_ms;
-        if troubles.failures >= failures_before_catch_up && !troubles.catching_up {
+        self.troubles_mut().retry_at_ms = retry_at_ms;
+        if self.troubles().failures >= self.limits.failures_before_catch_up
+            && !self.is_catching_up()
+        {
             self.start_catch_up(true);
         }
     }

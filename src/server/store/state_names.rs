@@ -25,6 +25,13 @@ pub struct KeyNo(u32);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct EventNo(NonZeroU32);
 
+impl EventNo {
+    /// Where the id numbered this is listed.
+    fn slot(self) -> usize {
+        self.0.get() as usize - 1
+    }
+}
+
 /// The state keys and event ids of one room's groups, each with its number. Each name is held
 /// once, in the list its number indexes; the lookups from names to numbers are hash tables of
 /// the numbers alone, which compare a candidate's name in the list (a room of a thousand
@@ -66,9 +73,13 @@ impl StateNames {
 
     /// The number of the key (`event_type`, `state_key`), if any group has held it.
     pub fn key_no_of(&self, event_type: &str, state_key: &str) -> Option<KeyNo> {
+        self.find_key(key_hash(event_type, state_key), event_type, state_key)
+    }
+
+    fn find_key(&self, hash: u64, event_type: &str, state_key: &str) -> Option<KeyNo> {
         let keys = &self.keys;
         self.key_numbers
-            .find(key_hash(event_type, state_key), |number| {
+            .find(hash, |number| {
                 let held = &keys[number.0 as usize];
                 held.0 == event_type && held.1 == state_key
             })
@@ -77,17 +88,17 @@ impl StateNames {
 
     /// The number of `key`, given now if it has none yet.
     pub fn number_key(&mut self, key: &StateKey) -> KeyNo {
-        if let Some(number) = self.key_no(key) {
+        let hash = key_hash(&key.0, &key.1);
+        if let Some(number) = self.find_key(hash, &key.0, &key.1) {
             return number;
         }
         let number = KeyNo(u32::try_from(self.keys.len()).expect("fewer than 2^32 state keys"));
         self.keys.push(key.clone());
         let keys = &self.keys;
-        self.key_numbers
-            .insert_unique(key_hash(&key.0, &key.1), number, |held| {
-                let (event_type, state_key) = &keys[held.0 as usize];
-                key_hash(event_type, state_key)
-            });
+        self.key_numbers.insert_unique(hash, number, |held| {
+            let (event_type, state_key) = &keys[held.0 as usize];
+            key_hash(event_type, state_key)
+        });
         number
     }
 
@@ -99,9 +110,9 @@ impl StateNames {
     pub fn number_event(&mut self, event_id: &str) -> EventNo {
         let hash = event_hash(event_id);
         let event_ids = &self.event_ids;
-        let held = self.event_numbers.find(hash, |number| {
-            &*event_ids[number.0.get() as usize - 1] == event_id
-        });
+        let held = self
+            .event_numbers
+            .find(hash, |number| &*event_ids[number.slot()] == event_id);
         if let Some(number) = held {
             return *number;
         }
@@ -109,14 +120,13 @@ impl StateNames {
         let number = EventNo(NonZeroU32::new(position).expect("positions start at 1"));
         self.event_ids.push(Arc::from(event_id));
         let event_ids = &self.event_ids;
-        self.event_numbers.insert_unique(hash, number, |held| {
-            event_hash(&event_ids[held.0.get() as usize - 1])
-        });
+        self.event_numbers
+            .insert_unique(hash, number, |held| event_hash(&event_ids[held.slot()]));
         number
     }
 
     pub fn event_id(&self, number: EventNo) -> &str {
-        &self.event_ids[number.0.get() as usize - 1]
+        &self.event_ids[number.slot()]
     }
 
     /// Approximate bytes held: the strings, plus each name's slot and table entry. A key's
