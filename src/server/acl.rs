@@ -39,7 +39,7 @@ impl Inner {
         let Some(room) = store.room(room_id) else {
             return AclDecision::NoAcl;
         };
-        let acl = room.current_state_event(&(SERVER_ACL_EVENT_TYPE.to_owned(), String::new()));
+        let acl = room.current_state_event_of(SERVER_ACL_EVENT_TYPE, "");
         check_server_acl(acl.as_ref().map(|pdu| &pdu.event().content), server)
     }
 

@@ -4,12 +4,13 @@
 //! Invariants: every random draw comes from the RNG handed in by the caller (one per run,
 //! split per component), or, for a message to or from an isolated server, from that server's
 //! own stream, so the same seed gives the same latencies and an isolated server's traffic
-//! never shifts the draws of the others; the model iterates only ordered maps, so its answers
-//! never depend on hashing.
+//! never shifts the draws of the others; the model iterates only ordered maps (the hashed index
+//! of names is only looked up), so its answers never depend on hashing.
 
+use crate::server::store::id_map::IdKeys;
 use rand::RngExt as _;
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 /// Latency and loss of one directed link.
@@ -62,8 +63,9 @@ type Node = u32;
 #[derive(Debug, Default)]
 pub struct NetworkModel {
     default_link: LinkProfile,
-    /// Servers by name, numbered in the order first seen.
-    nodes: BTreeMap<String, Node>,
+    /// Servers by name, numbered in the order first seen. Read twice per message and never
+    /// iterated: hashed, as names share long prefixes an ordered map compares byte by byte.
+    nodes: HashMap<String, Node, IdKeys>,
     /// The group of each numbered server that has one, by number.
     group_of: Vec<Option<usize>>,
     /// The profile between two groups, row-major over `groups`; both directions alike.

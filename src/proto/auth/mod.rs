@@ -44,7 +44,7 @@ mod user_id;
 #[cfg(test)]
 mod test_support;
 
-use crate::proto::event::{Event, StateKey};
+use crate::proto::event::{Event, StateKey, state_entry};
 use crate::proto::room_version::RoomVersion;
 use std::collections::BTreeMap;
 
@@ -63,13 +63,58 @@ pub trait AuthState {
 
 impl AuthState for BTreeMap<StateKey, &Event> {
     fn get(&self, event_type: &str, state_key: &str) -> Option<&Event> {
-        BTreeMap::get(self, &(event_type.to_owned(), state_key.to_owned())).copied()
+        state_entry(self, event_type, state_key).copied()
     }
 }
 
 impl AuthState for BTreeMap<StateKey, Event> {
     fn get(&self, event_type: &str, state_key: &str) -> Option<&Event> {
-        BTreeMap::get(self, &(event_type.to_owned(), state_key.to_owned()))
+        state_entry(self, event_type, state_key)
+    }
+}
+
+/// The state an event's own auth events form: a handful of state events, read by a scan (no
+/// owned keys to build, no tree to search). A later event under the same state key replaces an
+/// earlier one, as inserting into a map would.
+#[derive(Debug, Default)]
+pub struct AuthEventsState<'a> {
+    entries: Vec<((&'a str, &'a str), &'a Event)>,
+}
+
+impl<'a> AuthEventsState<'a> {
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            entries: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Holds `event` under its own state key; a non-state event holds no key and is ignored.
+    pub fn insert(&mut self, event: &'a Event) {
+        if let Some(state_key) = event.state_key.as_deref() {
+            self.insert_as((&event.event_type, state_key), event);
+        }
+    }
+
+    /// Holds `event` under `key`.
+    pub fn insert_as(&mut self, key: (&'a str, &'a str), event: &'a Event) {
+        let held = self
+            .entries
+            .iter_mut()
+            .find(|(held, _)| read_once::same_key(*held, key));
+        match held {
+            Some((_, held)) => *held = event,
+            None => self.entries.push((key, event)),
+        }
+    }
+}
+
+impl AuthState for AuthEventsState<'_> {
+    fn get(&self, event_type: &str, state_key: &str) -> Option<&Event> {
+        let asked = (event_type, state_key);
+        self.entries
+            .iter()
+            .find(|(key, _)| read_once::same_key(*key, asked))
+            .map(|&(_, event)| event)
     }
 }
 
@@ -358,6 +403,51 @@ mod tests {
             room.events.get(&key("m.room.member", ALICE))
         );
         assert_eq!(layered.get("m.room.topic", ""), None);
+    }
+
+    #[test]
+    fn auth_events_state_answers_as_a_map_of_the_same_events() {
+        let room = {
+            let mut room = TestRoom::new(v(11), ALICE);
+            room.join(BOB);
+            room
+        };
+        let held: Vec<Event> = room.state().into_values().collect();
+        let later_create = EventBuilder::state("m.room.create", "", BOB)
+            .id("$later-create:b.example")
+            .build();
+        let message = EventBuilder::message("m.room.message", BOB).build();
+        let mut scanned = AuthEventsState::default();
+        let mut mapped: BTreeMap<StateKey, &Event> = BTreeMap::new();
+        for event in held.iter().chain([&later_create, &message]) {
+            scanned.insert(event);
+            if let Some(key) = event.state_key_pair() {
+                mapped.insert(key, event);
+            }
+        }
+        let member = held.iter().find(|e| e.is("m.room.member", BOB)).unwrap();
+        scanned.insert_as(("m.room.topic", ""), member);
+        mapped.insert(key("m.room.topic", ""), member);
+        for (event_type, state_key) in [
+            ("m.room.create", ""),
+            ("m.room.member", ALICE),
+            ("m.room.member", BOB),
+            ("m.room.member", "@carol:c.example"),
+            ("m.room.power_levels", ""),
+            ("m.room.topic", ""),
+            ("m.room.message", ""),
+        ] {
+            assert_eq!(
+                scanned.get(event_type, state_key).map(|e| &e.event_id),
+                AuthState::get(&mapped, event_type, state_key).map(|e| &e.event_id),
+                "{event_type} {state_key}"
+            );
+        }
+        assert_eq!(
+            scanned.get("m.room.create", "").unwrap().event_id,
+            "$later-create:b.example",
+            "the later event under a key replaces the earlier"
+        );
     }
 
     #[test]

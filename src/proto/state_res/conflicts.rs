@@ -22,7 +22,7 @@ use super::{
     EventSource, PartialState, ResolveError, Resolved, StateSetEntries, state_sets_as_nodes, v2,
 };
 use crate::proto::auth::auth_keys_of;
-use crate::proto::event::{Event, StateMap};
+use crate::proto::event::{Event, StateMap, state_entry};
 use crate::proto::room_version::{RoomVersion, StateResAlgorithm};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -183,9 +183,7 @@ impl HeldUnconflicted {
 
 impl UnconflictedState for HeldUnconflicted {
     fn get(&self, event_type: &str, state_key: &str) -> Option<&str> {
-        self.state
-            .get(&(event_type.to_owned(), state_key.to_owned()))
-            .map(String::as_str)
+        state_entry(&self.state, event_type, state_key).map(String::as_str)
     }
 
     fn in_auth_chain(&self, event_id: &str) -> bool {

@@ -15,7 +15,7 @@
 
 use super::{EventSource, ResolveError, WithRejected, resolve};
 use crate::proto::auth::{AuthState, check_auth, check_auth_events_list_with_rejections};
-use crate::proto::event::{Event, StateMap};
+use crate::proto::event::{Event, StateMap, state_entry};
 use crate::proto::room_version::{RoomVersion, StateResAlgorithm};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
@@ -194,8 +194,8 @@ struct StateMapView<'a> {
 
 impl AuthState for StateMapView<'_> {
     fn get(&self, event_type: &str, state_key: &str) -> Option<&Event> {
-        let key = (event_type.to_owned(), state_key.to_owned());
-        self.events.event(self.state.get(&key)?)
+        self.events
+            .event(state_entry(self.state, event_type, state_key)?)
     }
 }
 

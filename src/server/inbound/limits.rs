@@ -17,7 +17,8 @@
 //! [`ORIGINS_TRACKED_MAX`] entries.
 
 use crate::server::config::InboundLimits;
-use std::collections::BTreeMap;
+use crate::server::store::id_map::IdKeys;
+use std::collections::HashMap;
 
 /// Origins remembered at once; an idle origin with a full bucket is forgotten first, which
 /// loses nothing (it would start full again).
@@ -80,7 +81,9 @@ impl std::fmt::Display for Refusal {
 /// The admission state of every origin.
 #[derive(Debug, Default)]
 pub struct InboundGate {
-    origins: BTreeMap<String, OriginState>,
+    /// Looked up per received transaction; iterated only to pick the origin to forget, whose
+    /// choice breaks ties by name, so it never follows the table's order.
+    origins: HashMap<String, OriginState, IdKeys>,
     in_flight_total: u64,
 }
 
@@ -173,7 +176,12 @@ impl InboundGate {
             .origins
             .iter()
             .filter(|(_, state)| state.in_flight == 0)
-            .max_by(|a, b| (a.1.tokens + a.1.gap_tokens).total_cmp(&(b.1.tokens + b.1.gap_tokens)))
+            .max_by(|a, b| {
+                let tokens = |state: &OriginState| state.tokens + state.gap_tokens;
+                tokens(a.1)
+                    .total_cmp(&tokens(b.1))
+                    .then_with(|| a.0.cmp(b.0))
+            })
             .map(|(origin, _)| origin.clone());
         if let Some(origin) = idle {
             self.origins.remove(&origin);
@@ -283,5 +291,34 @@ mod tests {
         gate.admit(&limits, "a", 50, 2_000, true).unwrap();
         // Off, a gap fill takes what it asks for.
         assert_eq!(gate.gap_allowance(&limits, "a", 1_000, 2_000, false), 1_000);
+    }
+
+    #[test]
+    fn a_full_table_forgets_the_idle_origin_with_most_tokens_then_the_greatest_name() {
+        let mut gate = InboundGate::default();
+        let limits = limits();
+        for n in 0..ORIGINS_TRACKED_MAX {
+            let origin = format!("s{n:05}");
+            gate.admit(&limits, &origin, 1, 0, true).unwrap();
+            gate.finish(&origin);
+        }
+        // Busy origins are kept whatever their tokens.
+        gate.admit(&limits, "s09999", 1, 0, true).unwrap();
+        // Two idle origins share the most tokens: the greater name goes, in any table order.
+        gate.origins.get_mut("s00003").unwrap().tokens += 1.0;
+        gate.origins.get_mut("s00007").unwrap().tokens += 1.0;
+        gate.admit(&limits, "new", 1, 0, true).unwrap();
+        assert_eq!(gate.origins.len(), ORIGINS_TRACKED_MAX);
+        assert!(gate.origins.contains_key("s00003"));
+        assert!(!gate.origins.contains_key("s00007"));
+        assert!(gate.origins.contains_key("s09999"));
+        gate.admit(&limits, "newer", 1, 0, true).unwrap();
+        assert!(!gate.origins.contains_key("s00003"));
+        gate.admit(&limits, "newest", 1, 0, true).unwrap();
+        assert!(
+            !gate.origins.contains_key("s09998"),
+            "equal tokens: the greatest idle name"
+        );
+        assert!(gate.origins.contains_key("s09999"));
     }
 }

@@ -21,11 +21,12 @@ use super::state_groups::{StateDelta, StateGroupId};
 use super::views::{GroupState, MapState};
 use super::{IngestOutcome, StoreError};
 use crate::proto::auth::{
-    AuthError, AuthRule, AuthState, check_auth, check_auth_events_list_with_rejections,
+    AuthError, AuthEventsState, AuthRule, AuthState, check_auth,
+    check_auth_events_list_with_rejections,
 };
-use crate::proto::event::{Event, StateKey, StateMap};
+use crate::proto::event::{Event, StateMap};
 use crate::proto::pdu::{Pdu, reference_hash};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 impl From<&EventStatus> for RecordedVerdict {
@@ -522,13 +523,9 @@ impl RoomStore {
                 .is_some_and(|record| record.status.is_rejected())
         };
         check_auth_events_list_with_rejections(self.version, event, &lookup, &rejected)?;
-        let mut auth_state: BTreeMap<StateKey, &Event> = BTreeMap::new();
-        for auth_id in &event.auth_events {
-            if let Some(auth_event) = lookup(auth_id)
-                && let Some(key) = auth_event.state_key_pair()
-            {
-                auth_state.insert(key, auth_event);
-            }
+        let mut auth_state = AuthEventsState::with_capacity(event.auth_events.len() + 1);
+        for auth_event in event.auth_events.iter().filter_map(|id| lookup(id)) {
+            auth_state.insert(auth_event);
         }
         if event.event_type != "m.room.create"
             && let Some(create_id) = self.implied_create_id()
@@ -543,8 +540,7 @@ impl RoomStore {
                     ),
                 ));
             }
-            let key = ("m.room.create".to_owned(), String::new());
-            auth_state.insert(key, create.pdu.event());
+            auth_state.insert_as(("m.room.create", ""), create.pdu.event());
         }
         check_auth(self.version, event, &auth_state)
     }

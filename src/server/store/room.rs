@@ -14,7 +14,7 @@ use super::records::Records;
 use super::set_digest::SetDigest;
 use super::shared_resolutions::SharedResolutions;
 use super::state_groups::{StateGroupId, StateGroups};
-use crate::proto::event::{StateKey, StateMap};
+use crate::proto::event::{StateKey, StateMap, state_entry};
 use crate::proto::pdu::Pdu;
 use crate::proto::room_version::RoomVersion;
 use crate::server::fifo_map::FifoMap;
@@ -325,7 +325,12 @@ impl RoomStore {
 
     /// The event holding `key` in the current state.
     pub fn current_state_event(&self, key: &StateKey) -> Option<Arc<Pdu>> {
-        self.current_state.get(key).and_then(|id| self.event(id))
+        self.current_state_event_of(&key.0, &key.1)
+    }
+
+    /// As [`RoomStore::current_state_event`], for a key given as its two parts.
+    pub fn current_state_event_of(&self, event_type: &str, state_key: &str) -> Option<Arc<Pdu>> {
+        state_entry(&self.current_state, event_type, state_key).and_then(|id| self.event(id))
     }
 
     /// The state before an event held with state.

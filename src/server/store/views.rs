@@ -6,7 +6,7 @@
 use super::records::Records;
 use super::state_groups::{StateGroupId, StateGroups};
 use crate::proto::auth::AuthState;
-use crate::proto::event::{Event, StateMap};
+use crate::proto::event::{Event, StateMap, state_entry};
 use crate::proto::state_res::EventSource;
 
 /// Every event of a room, for state resolution.
@@ -48,8 +48,7 @@ pub(super) struct MapState<'a> {
 
 impl AuthState for MapState<'_> {
     fn get(&self, event_type: &str, state_key: &str) -> Option<&Event> {
-        let key = (event_type.to_owned(), state_key.to_owned());
-        let event_id = self.state.get(&key)?;
+        let event_id = state_entry(self.state, event_type, state_key)?;
         self.events
             .get(event_id.as_str())
             .map(|record| record.pdu.event())

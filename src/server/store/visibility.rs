@@ -74,10 +74,9 @@ impl RoomStore {
     }
 
     fn visible_at(&self, server: &str, group: StateGroupId) -> bool {
-        let key = ("m.room.history_visibility".to_owned(), String::new());
         let visibility = self
             .groups
-            .get(group, &key)
+            .get_of(group, "m.room.history_visibility", "")
             .and_then(|id| self.events.get(id))
             .and_then(|record| record.pdu.event().content_str("history_visibility"))
             .unwrap_or("shared");

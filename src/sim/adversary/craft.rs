@@ -8,7 +8,7 @@
 //! keeps behaving honestly around it.
 
 use crate::proto::auth::auth_types_for_event;
-use crate::proto::event::StateMap;
+use crate::proto::event::{StateMap, state_entry};
 use crate::proto::pdu::{EventRef, NewEvent, Pdu, build_pdu, hash_and_sign_event};
 use crate::proto::room_version::RoomVersion;
 use crate::proto::signing::SigningKey;
@@ -64,9 +64,7 @@ impl RoomView {
 
     /// The state event id under (`event_type`, `state_key`), if any.
     pub fn state_id(&self, event_type: &str, state_key: &str) -> Option<&str> {
-        self.current_state
-            .get(&(event_type.to_owned(), state_key.to_owned()))
-            .map(String::as_str)
+        state_entry(&self.current_state, event_type, state_key).map(String::as_str)
     }
 
     /// A new event citing the extremities and the selected auth events: what an honest

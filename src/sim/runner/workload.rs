@@ -181,7 +181,7 @@ fn current_content(
     server
         .with_room(room, |store| {
             store
-                .current_state_event(&(event_type.to_owned(), String::new()))
+                .current_state_event_of(event_type, "")
                 .map(|pdu| pdu.event().content.clone())
         })
         .flatten()

@@ -244,7 +244,7 @@ pub(super) async fn set_power_by_creator(world: &World, room: &str, user: &str, 
             let mut levels = hs
                 .with_room(&room, |store| {
                     store
-                        .current_state_event(&("m.room.power_levels".to_owned(), String::new()))
+                        .current_state_event_of("m.room.power_levels", "")
                         .map(|pdu| pdu.event().content.clone())
                 })
                 .flatten()
