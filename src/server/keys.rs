@@ -317,11 +317,8 @@ impl Inner {
 
     /// The keys of `server`: from the cache while valid, else fetched and verified.
     pub(crate) async fn server_keys(&self, server: &str) -> Result<HeldKeys, KeyError> {
-        let now_ms = self.clock.now_ms();
-        if let Some(held) = self.keys.borrow().peers.get(server)
-            && held.effective_valid_until_ts() > now_ms
-        {
-            return Ok(held.clone());
+        if let Some(held) = self.cached_keys(server) {
+            return Ok(held);
         }
         let unavailable = |reason: String| KeyError::Unavailable {
             server: server.to_owned(),
@@ -354,13 +351,26 @@ impl Inner {
         Ok(held)
     }
 
+    /// The keys of `server` held and still valid now. Read before awaiting a fetch: nearly
+    /// every request and event finds its keys here, and making the future of a fetch costs
+    /// more than the lookup.
+    fn cached_keys(&self, server: &str) -> Option<HeldKeys> {
+        let now_ms = self.clock.now_ms();
+        let keys = self.keys.borrow();
+        let held = keys.peers.get(server)?;
+        (held.effective_valid_until_ts() > now_ms).then(|| held.clone())
+    }
+
     /// The key that must verify a request from `origin` signed with `key_id`, now.
     pub(crate) async fn request_key(
         &self,
         origin: &str,
         key_id: &str,
     ) -> Result<VerifyingKey, KeyError> {
-        let held = self.server_keys(origin).await?;
+        let held = match self.cached_keys(origin) {
+            Some(held) => held,
+            None => self.server_keys(origin).await?,
+        };
         held.key_for_request(key_id, self.clock.now_ms())
             .map_err(|e| KeyError::Invalid {
                 server: origin.to_owned(),
@@ -391,6 +401,13 @@ impl Inner {
         &self,
         servers: &[impl AsRef<str>],
     ) -> Vec<Option<HeldKeys>> {
+        let cached: Option<Vec<Option<HeldKeys>>> = servers
+            .iter()
+            .map(|server| self.cached_keys(server.as_ref()).map(Some))
+            .collect();
+        if let Some(all_cached) = cached {
+            return all_cached;
+        }
         let fetches = servers
             .iter()
             .map(|server| self.server_keys(server.as_ref()));

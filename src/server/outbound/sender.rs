@@ -5,12 +5,12 @@
 //! it; the task ends only when the queue has nothing to send (no transaction in flight, none
 //! waiting for a retry); the task holds no `RefCell` borrow across an await.
 
-use crate::proto::wire::RawPdu;
 use crate::proto::wire::SendTransactionResponse;
 use crate::proto::xmatrix::{object_serializes_canonically, serializes_canonically};
 use crate::server::Inner;
 use crate::server::outbound::queue::{NextStep, OutgoingTransaction};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::rc::{Rc, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -78,12 +78,14 @@ struct BodyFields<'a> {
     edus: Option<Value>,
     origin: &'a str,
     origin_server_ts: u64,
-    pdus: Vec<&'a RawPdu>,
+    pdus: Vec<&'a RawValue>,
 }
 
 /// The JSON body of `transaction` from `origin`: the text of the value a
 /// [`Transaction`](crate::proto::wire::Transaction) serializes to, written from the PDUs'
-/// JSON objects as they are held instead of copying each into a new value first.
+/// JSON objects as they are held instead of copying each into a new value first: each PDU as
+/// its text, written once per PDU ([`Pdu::json_text`](crate::proto::pdu::Pdu::json_text), the
+/// same bytes), not once per destination.
 pub(crate) fn transaction_body(
     origin: &str,
     origin_server_ts: u64,
@@ -93,14 +95,16 @@ pub(crate) fn transaction_body(
     // declaration order.
     let edus = (!transaction.edus.is_empty())
         .then(|| serde_json::to_value(&transaction.edus).expect("EDUs serialize"));
-    let pdus: Vec<&RawPdu> = transaction.pdus.iter().map(|pdu| pdu.json()).collect();
-    let canonical = pdus.iter().all(|pdu| object_serializes_canonically(pdu))
+    let canonical = transaction
+        .pdus
+        .iter()
+        .all(|pdu| object_serializes_canonically(pdu.json()))
         && edus.as_ref().is_none_or(serializes_canonically);
     let fields = BodyFields {
         edus,
         origin,
         origin_server_ts,
-        pdus,
+        pdus: transaction.pdus.iter().map(|pdu| pdu.json_text()).collect(),
     };
     let text = serde_json::to_string(&fields).expect("a transaction body serializes");
     TransactionBody { text, canonical }
