@@ -10,7 +10,7 @@ use super::{AuthError, AuthRule, reject};
 use crate::proto::event::{Event, StateKey};
 use crate::proto::room_version::RoomVersion;
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// The state key pair of `event_type` and `state_key`.
 pub(super) fn key(event_type: &str, state_key: &str) -> StateKey {
@@ -163,7 +163,9 @@ pub fn check_auth_events_list_with_rejections<'a>(
         return Ok(());
     }
     let id = &event.event_id;
-    let mut cited: Vec<(&str, &'a Event, StateKey)> = Vec::with_capacity(event.auth_events.len());
+    // Keys borrowed from the events: this runs for every event received.
+    let mut cited: Vec<(&str, &'a Event, (&'a str, &'a str))> =
+        Vec::with_capacity(event.auth_events.len());
     for auth_id in &event.auth_events {
         let Some(auth_event) = lookup(auth_id) else {
             return reject(
@@ -171,33 +173,28 @@ pub fn check_auth_events_list_with_rejections<'a>(
                 format!("{id}: auth event {auth_id} is unknown"),
             );
         };
-        let Some(state_key) = auth_event.state_key_pair() else {
+        let Some(state_key) = auth_event.state_key.as_deref() else {
             return reject(
                 AuthRule::AuthEventNotSelected,
                 format!("{id}: auth event {auth_id} is not a state event"),
             );
         };
-        cited.push((auth_id, auth_event, state_key));
+        cited.push((auth_id, auth_event, (&auth_event.event_type, state_key)));
     }
-    let mut by_key: BTreeMap<&StateKey, &str> = BTreeMap::new();
-    for (auth_id, _, state_key) in &cited {
-        if let Some(first) = by_key.insert(state_key, auth_id) {
-            return reject(
-                AuthRule::AuthEventsDuplicate,
-                format!("{id}: auth events {first} and {auth_id} both hold {state_key:?}"),
-            );
-        }
+    if let Some((first, auth_id, state_key)) = first_duplicate(&cited) {
+        return reject(
+            AuthRule::AuthEventsDuplicate,
+            format!("{id}: auth events {first} and {auth_id} both hold {state_key:?}"),
+        );
     }
-    let create_key = key("m.room.create", "");
-    let allowed: BTreeSet<StateKey> = auth_types_for_event(
+    let create_key = ("m.room.create", "");
+    let allowed = auth_keys_for_event(
         version,
         &event.event_type,
         event.state_key.as_deref(),
         &event.sender,
         &event.content,
-    )
-    .into_iter()
-    .collect();
+    );
     for (auth_id, _, state_key) in &cited {
         if *state_key == create_key && version.create_event_implied {
             return reject(
@@ -209,7 +206,7 @@ pub fn check_auth_events_list_with_rejections<'a>(
                 ),
             );
         }
-        if !allowed.contains(state_key) {
+        if !allowed.as_slice().contains(state_key) {
             return reject(
                 AuthRule::AuthEventNotSelected,
                 format!("{id}: auth event {auth_id} holds {state_key:?}, which is not selected"),
@@ -222,7 +219,7 @@ pub fn check_auth_events_list_with_rejections<'a>(
             format!("{id}: auth event {auth_id} was rejected"),
         );
     }
-    if !version.create_event_implied && !by_key.contains_key(&create_key) {
+    if !version.create_event_implied && !cited.iter().any(|(_, _, key)| *key == create_key) {
         return reject(
             AuthRule::AuthEventsWithoutCreate,
             format!("{id}: no m.room.create among the auth events"),
@@ -240,6 +237,28 @@ pub fn check_auth_events_list_with_rejections<'a>(
         }
     }
     Ok(())
+}
+
+/// The first auth event, in citation order, whose state key an earlier one holds: (the earlier
+/// one, it, the key). A scan for the few events an honest event cites; a map for a long list.
+fn first_duplicate<'c>(
+    cited: &[(&'c str, &Event, (&'c str, &'c str))],
+) -> Option<(&'c str, &'c str, (&'c str, &'c str))> {
+    const SCANNED_MAX: usize = 16;
+    if cited.len() <= SCANNED_MAX {
+        return cited.iter().enumerate().find_map(|(i, &(auth_id, _, key))| {
+            cited[..i]
+                .iter()
+                .find(|(_, _, earlier)| *earlier == key)
+                .map(|&(first, _, _)| (first, auth_id, key))
+        });
+    }
+    let mut by_key: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+    cited.iter().find_map(|&(auth_id, _, key)| {
+        by_key
+            .insert(key, auth_id)
+            .map(|first| (first, auth_id, key))
+    })
 }
 
 #[cfg(test)]
@@ -446,5 +465,30 @@ mod tests {
             .build();
         let verdict = check_auth_events_list(v(10), &event, &lookup_in(&events));
         assert_eq!(verdict.map_err(|e| e.rule), Err(AuthEventsDuplicate));
+    }
+
+    proptest::proptest! {
+        /// Short lists are scanned, long ones mapped: both name the first citation whose key
+        /// an earlier one holds, and that earlier one, as a map of keys read in order would.
+        #[test]
+        fn the_first_duplicate_is_found_alike_in_short_and_long_lists(
+            keys in proptest::collection::vec((0u8..3, 0u8..12), 0..40),
+        ) {
+            let event = EventBuilder::message("m.room.message", BOB).build();
+            let names: Vec<(String, String, String)> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, (t, k))| (format!("${i}"), format!("t{t}"), format!("k{k}")))
+                .collect();
+            let cited: Vec<(&str, &Event, (&str, &str))> = names
+                .iter()
+                .map(|(id, t, k)| (id.as_str(), &event, (t.as_str(), k.as_str())))
+                .collect();
+            let mut seen: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+            let expected = cited
+                .iter()
+                .find_map(|&(id, _, key)| seen.insert(key, id).map(|first| (first, id, key)));
+            proptest::prop_assert_eq!(first_duplicate(&cited), expected);
+        }
     }
 }
