@@ -3,6 +3,11 @@
 //! `perf.json` and `summary.json` it wrote: wall and simulated time, their ratio (also per CPU
 //! second, which other work on the machine does not disturb), deliveries per wall second, peak
 //! memory, and whether the run passed its expectations.
+//!
+//! With `--repeat N` each experiment runs N times: a shared machine's speed varies from run to
+//! run, so the best and the median of the ratios are printed after the rows, and the runs'
+//! `summary.json` files must be byte-identical (the same seed replays the same run), which
+//! makes every repeated bench a replay check too.
 
 use super::Failure;
 use serde_json::Value;
@@ -23,6 +28,10 @@ pub struct BenchArgs {
     /// Folder of the scale experiments.
     #[arg(long, default_value = "experiments")]
     pub experiments: PathBuf,
+    /// How many times to run each experiment (results in `run-1`, `run-2`, ... when more
+    /// than once); prints the best and median ratios and checks the summaries are identical.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: u32,
 }
 
 /// One run's figures, as its files hold them.
@@ -44,30 +53,48 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::bad_input(format!("cannot find the fedlab binary: {e}")))?;
     println!("{}", header());
     let mut failed = Vec::new();
+    let mut diverged = Vec::new();
+    let mut spreads = Vec::new();
     for servers in &args.servers {
         let experiment = args.experiments.join(format!("scale-{servers}.toml"));
-        let out = args.out.join(format!("scale-{servers}"));
-        let mut command = Command::new(&program);
-        command.arg("run").arg(&experiment).arg("--out").arg(&out);
-        for item in &args.overrides {
-            command.arg("--set").arg(item);
+        let base = args.out.join(format!("scale-{servers}"));
+        let mut rows = Vec::new();
+        let mut first_summary: Option<Vec<u8>> = None;
+        for attempt in 1..=args.repeat {
+            let out = match args.repeat {
+                1 => base.clone(),
+                _ => base.join(format!("run-{attempt}")),
+            };
+            run_one(&program, &experiment, &out, &args.overrides)?;
+            let row = read_row(&out)?;
+            if !row.passed && attempt == 1 {
+                failed.push(experiment.display().to_string());
+            }
+            println!("{}", format_row(&row));
+            rows.push(row);
+            let summary_path = out.join(crate::report::SUMMARY_FILE);
+            let summary = std::fs::read(&summary_path)
+                .map_err(|e| Failure::bad_input(format!("{}: {e}", summary_path.display())))?;
+            match &first_summary {
+                None => first_summary = Some(summary),
+                Some(first) if *first != summary => {
+                    diverged.push(format!("{} (run {attempt})", experiment.display()));
+                }
+                Some(_) => {}
+            }
         }
-        let status = command
-            .stdout(std::process::Stdio::null())
-            .status()
-            .map_err(|e| Failure::bad_input(format!("cannot run {}: {e}", program.display())))?;
-        // Exit code 1 is a failed expectation: the figures still count. 2 is bad input.
-        if status.code() == Some(2) || status.code().is_none() {
-            return Err(Failure::bad_input(format!(
-                "{}: the run did not complete ({status})",
-                experiment.display()
-            )));
+        if let Some(spread) = Spread::of(&rows) {
+            spreads.push(spread);
         }
-        let row = read_row(&out)?;
-        if !row.passed {
-            failed.push(experiment.display().to_string());
-        }
-        println!("{}", format_row(&row));
+    }
+    for spread in &spreads {
+        println!("{}", spread.describe());
+    }
+    if !diverged.is_empty() {
+        return Err(Failure::failed(format!(
+            "a repeated run's summary.json differs from the first run's: {}",
+            diverged.join(", ")
+        )));
     }
     match failed.as_slice() {
         [] => Ok(()),
@@ -76,6 +103,81 @@ pub fn run(args: BenchArgs) -> Result<(), Failure> {
             failed.join(", ")
         ))),
     }
+}
+
+/// Runs `experiment` in a child `fedlab run` writing to `out`.
+fn run_one(
+    program: &Path,
+    experiment: &Path,
+    out: &Path,
+    overrides: &[String],
+) -> Result<(), Failure> {
+    let mut command = Command::new(program);
+    command.arg("run").arg(experiment).arg("--out").arg(out);
+    for item in overrides {
+        command.arg("--set").arg(item);
+    }
+    let status = command
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| Failure::bad_input(format!("cannot run {}: {e}", program.display())))?;
+    // Exit code 1 is a failed expectation: the figures still count. 2 is bad input.
+    if status.code() == Some(2) || status.code().is_none() {
+        return Err(Failure::bad_input(format!(
+            "{}: the run did not complete ({status})",
+            experiment.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The best and median ratios of repeated runs of one experiment.
+#[derive(Debug, PartialEq)]
+pub struct Spread {
+    pub servers: u64,
+    pub runs: usize,
+    pub per_wall: (f64, f64),
+    pub per_cpu: Option<(f64, f64)>,
+}
+
+impl Spread {
+    /// `None` for fewer than two runs.
+    pub fn of(rows: &[Row]) -> Option<Self> {
+        if rows.len() < 2 {
+            return None;
+        }
+        let per_wall: Vec<f64> = rows.iter().map(|row| row.simulated_per_wall).collect();
+        let per_cpu: Option<Vec<f64>> = rows.iter().map(|row| row.simulated_per_cpu).collect();
+        Some(Self {
+            servers: rows[0].servers,
+            runs: rows.len(),
+            per_wall: best_and_median(per_wall),
+            per_cpu: per_cpu.map(best_and_median),
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        let cpu = self.per_cpu.map_or("n/a".to_owned(), |(best, median)| {
+            format!("best {best:.2}, median {median:.2}")
+        });
+        let (best, median) = self.per_wall;
+        format!(
+            "{} servers, {} runs, summaries identical: sim/cpu {cpu}; sim/wall best {best:.2}, \
+             median {median:.2}",
+            self.servers, self.runs
+        )
+    }
+}
+
+/// The largest value and the median (the mean of the middle two for an even count).
+fn best_and_median(mut values: Vec<f64>) -> (f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    let median = match values.len() % 2 {
+        1 => values[middle],
+        _ => (values[middle - 1] + values[middle]) / 2.0,
+    };
+    (values[values.len() - 1], median)
 }
 
 /// Reads the figures of the run whose results are in `dir`.
@@ -181,5 +283,39 @@ mod tests {
         assert!(line.contains("30.00") && line.contains("yes"), "{line}");
         assert_eq!(line.len(), header().len());
         assert!(read_row(&dir.path().join("none")).is_err());
+    }
+
+    #[test]
+    fn repeated_runs_give_the_best_and_the_median() {
+        let row = |per_wall: f64, per_cpu: Option<f64>| Row {
+            servers: 100,
+            simulated_per_wall: per_wall,
+            simulated_per_cpu: per_cpu,
+            ..Row::default()
+        };
+        assert_eq!(
+            Spread::of(&[row(1.0, Some(2.0))]),
+            None,
+            "one run has no spread"
+        );
+        let spread = Spread::of(&[
+            row(30.0, Some(40.0)),
+            row(50.0, Some(60.0)),
+            row(20.0, Some(55.0)),
+        ])
+        .unwrap();
+        assert_eq!(spread.per_wall, (50.0, 30.0));
+        assert_eq!(spread.per_cpu, Some((60.0, 55.0)));
+        let even = Spread::of(&[row(10.0, None), row(20.0, Some(1.0))]).unwrap();
+        assert_eq!(even.per_wall, (20.0, 15.0));
+        assert_eq!(
+            even.per_cpu, None,
+            "a run without CPU time leaves the CPU ratio out"
+        );
+        assert!(
+            even.describe().contains("sim/cpu n/a"),
+            "{}",
+            even.describe()
+        );
     }
 }

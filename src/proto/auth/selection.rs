@@ -246,12 +246,15 @@ fn first_duplicate<'c>(
 ) -> Option<(&'c str, &'c str, (&'c str, &'c str))> {
     const SCANNED_MAX: usize = 16;
     if cited.len() <= SCANNED_MAX {
-        return cited.iter().enumerate().find_map(|(i, &(auth_id, _, key))| {
-            cited[..i]
-                .iter()
-                .find(|(_, _, earlier)| *earlier == key)
-                .map(|&(first, _, _)| (first, auth_id, key))
-        });
+        return cited
+            .iter()
+            .enumerate()
+            .find_map(|(i, &(auth_id, _, key))| {
+                cited[..i]
+                    .iter()
+                    .find(|(_, _, earlier)| *earlier == key)
+                    .map(|&(first, _, _)| (first, auth_id, key))
+            });
     }
     let mut by_key: BTreeMap<(&str, &str), &str> = BTreeMap::new();
     cited.iter().find_map(|&(auth_id, _, key)| {
