@@ -104,6 +104,10 @@ pub struct RoomStore {
     /// The servers joined in the current state, for the current group it was computed at:
     /// asked for every event served to a peer, recomputed only when current state changed.
     pub(super) joined_servers_memo: std::sync::Mutex<Option<JoinedServers>>,
+    /// The history visibility of the state group last asked about (see `visibility.rs`).
+    /// Derived from the groups, so left out of equality.
+    pub(super) visibility_memo:
+        std::sync::Mutex<Option<(StateGroupId, super::visibility::HistoryVisibility)>>,
     /// Off only in tests that show what an attack achieves without the authorization rules:
     /// then every event placed with state is accepted. Configuration, not state: not logged,
     /// not compared.
@@ -148,6 +152,7 @@ impl PartialEq for RoomStore {
             event_bytes,
             next_sequence,
             joined_servers_memo: _,
+            visibility_memo: _,
             auth_rules_enforced: _,
             current_state_deferred: _,
             current_state_stale: _,
@@ -212,6 +217,7 @@ impl RoomStore {
             event_bytes: 0,
             next_sequence: 0,
             joined_servers_memo: std::sync::Mutex::new(None),
+            visibility_memo: std::sync::Mutex::new(None),
             auth_rules_enforced: true,
             current_state_deferred: false,
             current_state_stale: false,

@@ -26,6 +26,16 @@ use std::collections::BTreeSet;
 
 const MEMBER: &str = "m.room.member";
 
+/// A state's `m.room.history_visibility`, as the rules above read it (an unknown value is
+/// `Joined`, a missing one `Shared`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum HistoryVisibility {
+    WorldReadable,
+    Shared,
+    Invited,
+    Joined,
+}
+
 impl RoomStore {
     /// Whether `server` may be sent `event_id` (by `/event`, `/backfill`,
     /// `/get_missing_events`, `/state_ids`).
@@ -74,19 +84,46 @@ impl RoomStore {
     }
 
     fn visible_at(&self, server: &str, group: StateGroupId) -> bool {
+        let joined = |m: &str| m == "join";
+        match self.history_visibility(group) {
+            HistoryVisibility::WorldReadable => true,
+            HistoryVisibility::Shared => {
+                self.server_in_room(server) || self.member_in_group(group, server, joined)
+            }
+            HistoryVisibility::Invited => {
+                self.member_in_group(group, server, |m| m == "join" || m == "invite")
+            }
+            HistoryVisibility::Joined => self.member_in_group(group, server, joined),
+        }
+    }
+
+    /// The history visibility in state group `group`. The key is rarely in a group's own
+    /// delta, so reading it walks the whole chain down to the snapshot; the events served in
+    /// one answer mostly share their group, so the last group's answer is kept (a group never
+    /// changes, and redaction keeps `history_visibility`, so it is never stale).
+    fn history_visibility(&self, group: StateGroupId) -> HistoryVisibility {
+        let mut memo = self
+            .visibility_memo
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((held, visibility)) = *memo
+            && held == group
+        {
+            return visibility;
+        }
         let visibility = self
             .groups
             .get_of(group, "m.room.history_visibility", "")
             .and_then(|id| self.events.get(id))
-            .and_then(|record| record.pdu.event().content_str("history_visibility"))
-            .unwrap_or("shared");
-        let joined = |m: &str| m == "join";
-        match visibility {
-            "world_readable" => true,
-            "shared" => self.server_in_room(server) || self.member_in_group(group, server, joined),
-            "invited" => self.member_in_group(group, server, |m| m == "join" || m == "invite"),
-            _ => self.member_in_group(group, server, joined),
-        }
+            .and_then(|record| record.pdu.event().content_str("history_visibility"));
+        let visibility = match visibility.unwrap_or("shared") {
+            "world_readable" => HistoryVisibility::WorldReadable,
+            "shared" => HistoryVisibility::Shared,
+            "invited" => HistoryVisibility::Invited,
+            _ => HistoryVisibility::Joined,
+        };
+        *memo = Some((group, visibility));
+        visibility
     }
 
     /// Whether a user of `server` has a membership `wanted` accepts in state group `group`.
