@@ -123,8 +123,7 @@ impl RoomStore {
                 queue.extend(self.cited_auth_ids(next));
             }
         }
-        let create_id = self.implied_create_id();
-        let implied = create_id.as_deref().filter(|create_id| {
+        let implied = self.implied_create_id().filter(|create_id| {
             self.events.contains_key(create_id) && event_ids.iter().any(|id| id != create_id)
         });
         reached.extend(implied);

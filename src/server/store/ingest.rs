@@ -214,13 +214,8 @@ impl RoomStore {
 
     /// The id of the create event the room id implies, in room versions where it is never
     /// listed among auth events.
-    pub(super) fn implied_create_id(&self) -> Option<String> {
-        if !self.version.create_event_implied {
-            return None;
-        }
-        self.room_id
-            .strip_prefix('!')
-            .map(|hash| format!("${hash}"))
+    pub(super) fn implied_create_id(&self) -> Option<&str> {
+        self.implied_create.as_deref()
     }
 
     /// Whether every event of [`RoomStore::cited_auth_events`] is held, without listing them:
@@ -228,7 +223,7 @@ impl RoomStore {
     fn holds_cited_auth_events(&self, event: &Event) -> bool {
         event.auth_events.iter().all(|id| self.contains(id))
             && (event.event_type == "m.room.create"
-                || self.implied_create_id().is_none_or(|id| self.contains(&id)))
+                || self.implied_create_id().is_none_or(|id| self.contains(id)))
     }
 
     /// The auth events an event depends on: its list, and the implied create event.
@@ -237,7 +232,7 @@ impl RoomStore {
         if event.event_type != "m.room.create"
             && let Some(create_id) = self.implied_create_id()
         {
-            cited.push(create_id);
+            cited.push(create_id.to_owned());
         }
         cited
     }
@@ -530,7 +525,7 @@ impl RoomStore {
         if event.event_type != "m.room.create"
             && let Some(create_id) = self.implied_create_id()
         {
-            let create = &events[create_id.as_str()];
+            let create = &events[create_id];
             if create.status.is_rejected() {
                 return Err(AuthError::new(
                     AuthRule::AuthEventRejected,

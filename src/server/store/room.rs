@@ -103,6 +103,9 @@ pub struct RoomStore {
     pub(super) next_sequence: u64,
     /// The servers joined in the current state, for the current group it was computed at:
     /// asked for every event served to a peer, recomputed only when current state changed.
+    /// The id of the create event the room id implies, in room versions where it is never
+    /// listed among auth events (asked for every event placed). Follows from `room_id`.
+    pub(super) implied_create: Option<Box<str>>,
     pub(super) joined_servers_memo: std::sync::Mutex<Option<JoinedServers>>,
     /// The history visibility of the state group last asked about (see `visibility.rs`).
     /// Derived from the groups, so left out of equality.
@@ -120,6 +123,15 @@ pub struct RoomStore {
     /// The run's shared resolutions, when the store takes part (see `shared_resolutions.rs`).
     /// Configuration, not state: not logged, not compared.
     pub(super) shared_resolutions: Option<Arc<SharedResolutions>>,
+}
+
+/// The id of the create event that `room_id` implies, if `version` implies one.
+fn implied_create_id(room_id: &str, version: &RoomVersion) -> Option<Box<str>> {
+    if !version.create_event_implied {
+        return None;
+    }
+    let hash = room_id.strip_prefix('!')?;
+    Some(format!("${hash}").into())
 }
 
 /// The servers with a user joined in the state of a current group.
@@ -151,6 +163,7 @@ impl PartialEq for RoomStore {
             authorized_digest: _,
             event_bytes,
             next_sequence,
+            implied_create: _,
             joined_servers_memo: _,
             visibility_memo: _,
             auth_rules_enforced: _,
@@ -216,6 +229,7 @@ impl RoomStore {
             authorized_digest: SetDigest::default(),
             event_bytes: 0,
             next_sequence: 0,
+            implied_create: implied_create_id(room_id, version),
             joined_servers_memo: std::sync::Mutex::new(None),
             visibility_memo: std::sync::Mutex::new(None),
             auth_rules_enforced: true,
