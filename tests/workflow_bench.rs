@@ -2,8 +2,9 @@
 //! row is printed, then the best and median ratios; the runs' summaries must be identical,
 //! which a repeated bench checks, and a missing experiment is a clear error.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod cli_common;
+
+use cli_common::{fedlab, text};
 
 const EXPERIMENT: &str = r#"name = "scale-3"
 description = "Three servers chat for a short while."
@@ -18,22 +19,6 @@ count = 3
 [expect]
 converged = true
 "#;
-
-fn fedlab(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fedlab"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 #[test]
 fn a_repeated_bench_prints_every_run_and_the_spread_and_replays_identically() {

@@ -3,24 +3,10 @@
 
 use fedlab::sim::attempt::run_at_seed;
 use fedlab::sim::experiment::load_experiment;
+mod cli_common;
+
+use cli_common::{fedlab, text};
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn fedlab(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fedlab"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 /// Runs a swarm check of `seeds` seeds: every run passes, or fails with a replay command
 /// whose replay fails the same way. Returns the failed rows, each with the one-line command
