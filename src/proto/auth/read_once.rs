@@ -8,8 +8,8 @@
 //! Invariant: every answer equals the wrapped state's answer for the same key; only the
 //! number of reads changes.
 
-use super::AuthState;
 use super::selection::AuthKeys;
+use super::{AuthState, same_key};
 use crate::proto::event::Event;
 
 /// The event's auth keys and the create key, each read once (see the module comment).
@@ -43,15 +43,6 @@ impl AuthState for ReadOnce<'_, '_> {
         }
         self.state.get(event_type, state_key)
     }
-}
-
-/// Whether two state keys are equal. Compared from the last byte: the auth keys' types share
-/// the prefix `m.room.` and members' keys often share a server name's prefix, so unequal keys
-/// differ near the end; and short keys compared in line cost less than a call to `memcmp`
-/// each, a measurable share of placing an event.
-pub(super) fn same_key(a: (&str, &str), b: (&str, &str)) -> bool {
-    let same = |x: &str, y: &str| x.len() == y.len() && x.bytes().rev().eq(y.bytes().rev());
-    same(a.1, b.1) && same(a.0, b.0)
 }
 
 #[cfg(test)]
