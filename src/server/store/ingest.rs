@@ -582,13 +582,10 @@ impl RoomStore {
     ) -> EventStatus {
         // Current state is the state of the current group held whole: reading it spares a walk
         // down the group's chain per key, for the many events placed on top of it.
-        let (by_map, by_group);
+        let (by_current, by_group);
         let state_before: &dyn AuthState = if self.current_group == Some(before) {
-            by_map = MapState {
-                state: &self.current_state,
-                events: &self.events,
-            };
-            &by_map
+            by_current = self.current_state_view();
+            &by_current
         } else {
             by_group = GroupState {
                 groups: &self.groups,
@@ -605,17 +602,23 @@ impl RoomStore {
         }
         // Before the first accepted event there is no current state to hold it against, and
         // when the state before the event is the current state the verdict is already known.
-        let current_state = match (gap_current_state, self.current_group) {
+        let (by_map, by_current);
+        let current_state: &dyn AuthState = match (gap_current_state, self.current_group) {
             _ if history => return EventStatus::Accepted,
-            (Some(state), _) => state,
-            (None, Some(current)) if current != before => &self.current_state,
+            (Some(state), _) => {
+                by_map = MapState {
+                    state,
+                    events: &self.events,
+                };
+                &by_map
+            }
+            (None, Some(current)) if current != before => {
+                by_current = self.current_state_view();
+                &by_current
+            }
             (None, _) => return EventStatus::Accepted,
         };
-        let current_state = MapState {
-            state: current_state,
-            events: &self.events,
-        };
-        match check_auth(self.version, event, &current_state) {
+        match check_auth(self.version, event, current_state) {
             Ok(()) => EventStatus::Accepted,
             Err(error) => EventStatus::SoftFailed(Box::new(error)),
         }
@@ -695,6 +698,8 @@ impl RoomStore {
             self.auth_citers.add(&key, &pdu, key_of);
         }
         self.events.insert(record);
+        self.current_events
+            .sync_event(&pdu, &self.current_state, &self.events);
     }
 
     /// The one `Arc<str>` the store keeps for the PDU's event id: of its record or of the DAG,

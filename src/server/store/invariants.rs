@@ -5,7 +5,8 @@
 //! chain ends; each record agrees with the DAG and the state groups; an accepted or
 //! soft-failed event passes the authorization rules against the state before it (unless a
 //! redaction changed what the rules read since); extremities are accepted; current state is
-//! the resolution of the extremities' states and equals its group; the counts, the digest of
+//! the resolution of the extremities' states and equals its group, and its events by key follow
+//! it and the records; the counts, the digest of
 //! authorized events and the next sequence number match the records.
 
 use super::record::{EventStatus, RedactedBecause};
@@ -88,6 +89,8 @@ impl RoomStore {
             }
             _ => {}
         }
+        self.current_events
+            .check(&self.current_state, &self.events)?;
         for target_id in self.pending_redactions.keys() {
             if self.events.contains_key(target_id.as_str()) {
                 return Err(format!(

@@ -14,7 +14,6 @@
 
 use super::StoreError;
 use super::room::RoomStore;
-use super::views::MapState;
 use crate::proto::auth::{auth_types_for_event, check_auth};
 use crate::proto::event::{Event, server_of};
 use crate::proto::pdu::{EventRef, NewEvent};
@@ -68,11 +67,7 @@ impl RoomStore {
             origin_server_ts: draft.origin_server_ts,
             redacts: draft.redacts.clone(),
         };
-        let current_state = MapState {
-            state: &self.current_state,
-            events: &self.events,
-        };
-        check_auth(self.version, &draft_event, &current_state).map_err(|error| {
+        check_auth(self.version, &draft_event, &self.current_state_view()).map_err(|error| {
             StoreError::NotAllowed {
                 sender: draft.sender.clone(),
                 error,

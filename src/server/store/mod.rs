@@ -9,7 +9,8 @@
 //!
 //! Code map: `room` (the [`RoomStore`] and its accessors), `ingest` (the checks on receipt of
 //! a PDU), `outliers` (batches of auth chain events), `state` (state before an event,
-//! resolution at merges, current state), `redaction` (applying `m.room.redaction`), `local`
+//! resolution at merges, current state), `current_events` (current state's events by key, for the
+//! authorization rules), `redaction` (applying `m.room.redaction`), `local`
 //! (new events of local users), `history` (backfill, missing events, state and auth chains
 //! for peers), `visibility` (which servers may see an event), `metrics`, `invariants`,
 //! `recover` (rebuilding from the log), `server_store` (the rooms of one server), `dag`,
@@ -28,6 +29,7 @@
 //!   store.
 
 mod conflicts;
+mod current_events;
 pub mod dag;
 mod dag_view;
 mod history;

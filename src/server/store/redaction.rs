@@ -62,11 +62,13 @@ impl RoomStore {
         let record = self.events.get_mut(target_id).expect("the target is held");
         let pdu = Arc::new(record.pdu.redacted());
         self.event_bytes = self.event_bytes - record.pdu.canonical_len() + pdu.canonical_len();
-        record.pdu = pdu;
+        record.pdu = pdu.clone();
         record.redacted = Some(Box::new(RedactedBecause::Redaction {
             redaction_id: redaction_id.to_owned(),
         }));
         self.counts.redacted += 1;
+        self.current_events
+            .sync_event(&pdu, &self.current_state, &self.events);
         true
     }
 

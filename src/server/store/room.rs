@@ -6,6 +6,7 @@
 //! sorted set of state groups that was resolved to the group of the result.
 
 use super::conflicts::AuthCiters;
+use super::current_events::CurrentEvents;
 use super::dag::Dag;
 use super::dag_view::DagView;
 use super::log::{DurableLog, LogRecord};
@@ -14,7 +15,7 @@ use super::records::Records;
 use super::set_digest::SetDigest;
 use super::shared_resolutions::SharedResolutions;
 use super::state_groups::{StateGroupId, StateGroups};
-use crate::proto::event::{StateKey, StateMap, state_entry};
+use crate::proto::event::{StateKey, StateMap};
 use crate::proto::pdu::Pdu;
 use crate::proto::room_version::RoomVersion;
 use crate::server::fifo_map::FifoMap;
@@ -93,6 +94,9 @@ pub struct RoomStore {
     pub(super) resolutions: FifoMap<Arc<[StateGroupId]>, StateGroupId>,
     pub(super) current_group: Option<StateGroupId>,
     pub(super) current_state: StateMap,
+    /// The held events `current_state` names, by state key. Derived from `current_state` and
+    /// `events`, so left out of equality.
+    pub(super) current_events: CurrentEvents,
     /// Accepted redactions whose target the store does not hold yet: target -> redactions.
     pub(super) pending_redactions: BTreeMap<String, BTreeSet<String>>,
     pub(super) counts: Counts,
@@ -158,6 +162,7 @@ impl PartialEq for RoomStore {
             resolutions,
             current_group,
             current_state,
+            current_events: _,
             pending_redactions,
             counts,
             authorized_digest: _,
@@ -194,10 +199,7 @@ impl RoomStore {
     /// newer value's sender lost the power to set it).
     pub fn allowed_by_current_state(&self, event_id: &str) -> Option<bool> {
         let record = self.events.get(event_id)?;
-        let current = super::views::MapState {
-            state: &self.current_state,
-            events: &self.events,
-        };
+        let current = self.current_state_view();
         Some(crate::proto::auth::check_auth(self.version, record.pdu.event(), &current).is_ok())
     }
 
@@ -224,6 +226,7 @@ impl RoomStore {
             resolutions: FifoMap::new(super::state::MERGES_REMEMBERED),
             current_group: None,
             current_state: StateMap::new(),
+            current_events: CurrentEvents::default(),
             pending_redactions: BTreeMap::new(),
             counts: Counts::default(),
             authorized_digest: SetDigest::default(),
@@ -350,7 +353,14 @@ impl RoomStore {
 
     /// As [`RoomStore::current_state_event`], for a key given as its two parts.
     pub fn current_state_event_of(&self, event_type: &str, state_key: &str) -> Option<Arc<Pdu>> {
-        state_entry(&self.current_state, event_type, state_key).and_then(|id| self.event(id))
+        self.current_events.get(event_type, state_key).cloned()
+    }
+
+    /// The current state as the authorization rules read it.
+    pub(super) fn current_state_view(&self) -> super::views::CurrentStateView<'_> {
+        super::views::CurrentStateView {
+            events: &self.current_events,
+        }
     }
 
     /// The state before an event held with state.

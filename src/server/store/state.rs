@@ -136,17 +136,44 @@ impl RoomStore {
             return;
         }
         match group {
-            None => self.current_state.clear(),
+            None => {
+                self.current_state.clear();
+                self.current_events
+                    .rebuild(&self.current_state, &self.events);
+            }
             Some(group_id) => {
                 let stored = self.groups.group(group_id);
-                if stored.parent().is_some() && stored.parent() == self.current_group {
+                let moved = if stored.parent().is_some() && stored.parent() == self.current_group {
                     let entries = self.groups.delta_entries(group_id);
                     apply_entries(&mut self.current_state, entries);
-                } else if !self.current_group.is_some_and(|current| {
-                    self.groups
-                        .move_state(&mut self.current_state, current, group_id)
-                }) {
-                    self.current_state = self.groups.state(group_id);
+                    Some(
+                        self.groups
+                            .delta_entries(group_id)
+                            .map(|(key, _)| key)
+                            .collect(),
+                    )
+                } else {
+                    self.current_group.and_then(|current| {
+                        self.groups
+                            .move_state_keys(&mut self.current_state, current, group_id)
+                    })
+                };
+                match moved {
+                    Some(keys) => {
+                        for (event_type, state_key) in keys {
+                            self.current_events.sync_key(
+                                event_type,
+                                state_key,
+                                &self.current_state,
+                                &self.events,
+                            );
+                        }
+                    }
+                    None => {
+                        self.current_state = self.groups.state(group_id);
+                        self.current_events
+                            .rebuild(&self.current_state, &self.events);
+                    }
                 }
             }
         }

@@ -371,9 +371,18 @@ impl StateGroups {
     /// changed on the way through their nearest common ancestor, without reading either
     /// state whole. `false` (and `state` untouched) when the two lineages share no group.
     pub fn move_state(&self, state: &mut StateMap, from: StateGroupId, to: StateGroupId) -> bool {
-        let Some(common) = self.common_ancestor(&[from, to]) else {
-            return false;
-        };
+        self.move_state_keys(state, from, to).is_some()
+    }
+
+    /// As [`StateGroups::move_state`], returning the keys read (a superset of those changed),
+    /// or `None` when the groups share no ancestor and `state` was left alone.
+    pub fn move_state_keys(
+        &self,
+        state: &mut StateMap,
+        from: StateGroupId,
+        to: StateGroupId,
+    ) -> Option<Vec<&StateKey>> {
+        let common = self.common_ancestor(&[from, to])?;
         let mut keys: Vec<KeyNo> = [from, to]
             .into_iter()
             .flat_map(|top| self.path_below(top, common))
@@ -381,8 +390,10 @@ impl StateGroups {
             .collect();
         keys.sort_unstable();
         keys.dedup();
+        let mut names = Vec::with_capacity(keys.len());
         for key in keys {
             let name = self.names.key(key);
+            names.push(name);
             match self.get_no(to, key) {
                 Some(event) => {
                     let event_id = self.names.event_id(event);
@@ -395,7 +406,7 @@ impl StateGroups {
                 }
             }
         }
-        true
+        Some(names)
     }
 
     /// The keys at which `groups` do not all hold the same event, with the event each group

@@ -3,6 +3,7 @@
 //!
 //! Invariant: the views only read; each answers from the store as it was when built.
 
+use super::current_events::CurrentEvents;
 use super::records::Records;
 use super::state_groups::{StateGroupId, StateGroups};
 use crate::proto::auth::AuthState;
@@ -52,6 +53,19 @@ impl AuthState for MapState<'_> {
         self.events
             .get(event_id.as_str())
             .map(|record| record.pdu.event())
+    }
+}
+
+/// The room's current state, read through its events by state key (see `current_events.rs`).
+pub(super) struct CurrentStateView<'a> {
+    pub events: &'a CurrentEvents,
+}
+
+impl AuthState for CurrentStateView<'_> {
+    fn get(&self, event_type: &str, state_key: &str) -> Option<&Event> {
+        self.events
+            .get(event_type, state_key)
+            .map(|pdu| pdu.event())
     }
 }
 
