@@ -18,7 +18,7 @@
 
 use crate::server::config::InboundLimits;
 use crate::server::store::id_map::IdKeys;
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 /// Origins remembered at once; an idle origin with a full bucket is forgotten first, which
 /// loses nothing (it would start full again).
@@ -144,12 +144,14 @@ impl InboundGate {
     /// The state of `origin`, refilled to `now_ms`; a new origin starts with full buckets.
     fn origin(&mut self, limits: &InboundLimits, origin: &str, now_ms: u64) -> &mut OriginState {
         // Asked per received transaction and gap fill: the name is copied only for a new origin.
-        if !self.origins.contains_key(origin) {
+        // A known origin costs one lookup; only a full table looks twice.
+        if self.origins.len() >= ORIGINS_TRACKED_MAX && !self.origins.contains_key(origin) {
             self.forget_idle_if_full();
-            self.origins
-                .insert(origin.to_owned(), OriginState::new(limits, now_ms));
         }
-        let state = self.origins.get_mut(origin).expect("inserted above");
+        let state = self
+            .origins
+            .entry_ref(origin)
+            .or_insert_with(|| OriginState::new(limits, now_ms));
         state.refill(limits, now_ms);
         state
     }

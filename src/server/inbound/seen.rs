@@ -13,9 +13,30 @@
 use super::TransactionAnswer;
 use crate::server::store::id_map::IdKeys;
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
 
 /// An origin's remembered answers, by txn id, the newest last.
-type OriginAnswers = VecDeque<(Box<str>, TransactionAnswer)>;
+type OriginAnswers = VecDeque<Remembered>;
+
+/// One remembered answer under its txn id, and the id's hash: a lookup compares the hashes
+/// first and reads the id's bytes (a heap string, cold in a server's memory) only when they
+/// agree, which for a new transaction, the common case, they do not.
+#[derive(Debug)]
+struct Remembered {
+    hash: u64,
+    txn_id: Box<str>,
+    answer: TransactionAnswer,
+}
+
+impl Remembered {
+    fn is(&self, hash: u64, txn_id: &str) -> bool {
+        self.hash == hash && *self.txn_id == *txn_id
+    }
+}
+
+fn hash_of(txn_id: &str) -> u64 {
+    IdKeys.hash_one(txn_id)
+}
 
 /// Remembered answers, by origin, then txn id. Looked up per received transaction and never
 /// read in its iteration order: the origins are hashed (server names share long prefixes,
@@ -28,11 +49,12 @@ pub(crate) struct TransactionsSeen {
 impl TransactionsSeen {
     /// The remembered answer to `txn_id` from `origin`.
     pub(crate) fn get(&self, origin: &str, txn_id: &str) -> Option<&TransactionAnswer> {
+        let hash = hash_of(txn_id);
         self.by_origin
             .get(origin)?
             .iter()
-            .find(|(held, _)| &**held == txn_id)
-            .map(|(_, answer)| answer)
+            .find(|held| held.is(hash, txn_id))
+            .map(|held| &held.answer)
     }
 
     /// Remembers `answer` as the newest of `origin`, forgetting its oldest beyond
@@ -52,11 +74,16 @@ impl TransactionsSeen {
                 .entry(origin.into())
                 .or_insert_with(|| VecDeque::with_capacity(per_origin_max)),
         };
-        answers.retain(|(held, _)| &**held != txn_id);
+        let hash = hash_of(txn_id);
+        answers.retain(|held| !held.is(hash, txn_id));
         while answers.len() >= per_origin_max {
             answers.pop_front();
         }
-        answers.push_back((txn_id.into(), answer));
+        answers.push_back(Remembered {
+            hash,
+            txn_id: txn_id.into(),
+            answer,
+        });
     }
 
     /// How many answers are remembered in all.
