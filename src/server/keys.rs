@@ -28,13 +28,13 @@ use crate::proto::server_keys::{
 use crate::proto::signing::VerifyingKey;
 use crate::proto::wire::paths::SERVER_KEYS;
 use crate::server::fifo_map::FifoMap;
-use crate::server::store::id_map::IdKeys;
+use crate::server::name_key::NameMap;
 use crate::server::{Inner, PduCache};
 use hyper::Request;
 use hyper::body::Bytes;
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Why a peer's key could not be had.
@@ -55,7 +55,7 @@ pub enum KeyError {
 pub(crate) struct KeyCache {
     /// Read per received request and event, never iterated: hashed (server names share long
     /// prefixes, which an ordered map compares byte by byte).
-    peers: HashMap<String, HeldKeys, IdKeys>,
+    peers: NameMap<HeldKeys>,
     own_response: Option<OwnResponse>,
 }
 
@@ -344,10 +344,7 @@ impl Inner {
             fetched_at,
         )
         .map_err(unavailable)?;
-        self.keys
-            .borrow_mut()
-            .peers
-            .insert(server.to_owned(), held.clone());
+        self.keys.borrow_mut().peers.insert(server, held.clone());
         Ok(held)
     }
 

@@ -22,6 +22,7 @@ mod join;
 pub mod keys;
 mod leave;
 pub mod metrics;
+pub(crate) mod name_key;
 pub mod outbound;
 pub mod pending_signature;
 pub mod request_memo;
@@ -38,10 +39,10 @@ use crate::server::clock::ServerClock;
 use crate::server::config::ServerConfig;
 use crate::server::metrics::ServerMetrics;
 use crate::server::outbound::queue::DestinationQueue;
-use crate::server::store::id_map::IdKeys;
 use crate::server::transport::{HttpHandler, Transport};
+use name_key::{NameKey, NameMap};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -90,7 +91,7 @@ pub(crate) struct Inner {
     /// Looked up for every request received and every event sent: hashed, as server names
     /// share long prefixes that an ordered map compares byte by byte. Never read in its
     /// iteration order where the order can reach behaviour (see `Homeserver::shut_down`).
-    destinations: RefCell<HashMap<String, Destination, IdKeys>>,
+    destinations: RefCell<NameMap<Destination>>,
     /// The bounds of every destination queue, shared by them.
     queue_limits: Rc<outbound::queue::QueueLimits>,
     /// Parsing and verification shared with the other servers of the run, if the lab gives it.
@@ -149,7 +150,7 @@ impl Homeserver {
             transport,
             metrics: RefCell::new(ServerMetrics::default()),
             keys: RefCell::new(keys::KeyCache::default()),
-            destinations: RefCell::new(HashMap::default()),
+            destinations: RefCell::new(NameMap::default()),
             queue_limits,
             pdu_cache,
             incarnation,
@@ -178,7 +179,7 @@ impl Homeserver {
         self.inner.shut_down.set(true);
         let destinations = self.inner.destinations.borrow();
         // Woken in name order: the order the senders run in must not follow the hash.
-        let mut senders: Vec<(&String, &Rc<Notify>)> = destinations
+        let mut senders: Vec<(&NameKey, &Rc<Notify>)> = destinations
             .iter()
             .filter_map(|(name, destination)| Some((name, destination.sender.as_ref()?)))
             .collect();
@@ -230,7 +231,7 @@ impl Homeserver {
         let destinations = self.inner.destinations.borrow();
         destinations
             .iter()
-            .map(|(name, destination)| (name.clone(), destination.queue.counters()))
+            .map(|(name, destination)| (name.to_string(), destination.queue.counters()))
             .collect()
     }
 
@@ -278,16 +279,14 @@ impl Inner {
             "a server never sends to itself"
         );
         let mut destinations = self.destinations.borrow_mut();
-        if !destinations.contains_key(destination) {
-            let prefix = format!("{}.{}", self.incarnation, destinations.len());
-            let queue = DestinationQueue::new(self.queue_limits.clone(), prefix);
-            let entry = Destination {
-                queue,
+        let known = destinations.len();
+        let entry = destinations.get_or_insert_with(destination, || {
+            let prefix = format!("{}.{known}", self.incarnation);
+            Destination {
+                queue: DestinationQueue::new(self.queue_limits.clone(), prefix),
                 sender: None,
-            };
-            destinations.insert(destination.to_owned(), entry);
-        }
-        let entry = destinations.get_mut(destination).expect("inserted above");
+            }
+        });
         change(&mut entry.queue)
     }
 

@@ -7,10 +7,10 @@
 //! never shifts the draws of the others; the model iterates only ordered maps (the hashed index
 //! of names is only looked up), so its answers never depend on hashing.
 
-use crate::server::store::id_map::IdKeys;
+use crate::server::name_key::NameMap;
 use rand::RngExt as _;
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// Latency and loss of one directed link.
@@ -65,7 +65,7 @@ pub struct NetworkModel {
     default_link: LinkProfile,
     /// Servers by name, numbered in the order first seen. Read twice per message and never
     /// iterated: hashed, as names share long prefixes an ordered map compares byte by byte.
-    nodes: HashMap<String, Node, IdKeys>,
+    nodes: NameMap<Node>,
     /// The group of each numbered server that has one, by number.
     group_of: Vec<Option<usize>>,
     /// The profile between two groups, row-major over `groups`; both directions alike.
@@ -96,7 +96,7 @@ impl NetworkModel {
             return *node;
         }
         let node = Node::try_from(self.nodes.len()).expect("fewer than 2^32 servers");
-        self.nodes.insert(server.to_owned(), node);
+        self.nodes.insert(server, node);
         self.group_of.push(None);
         node
     }

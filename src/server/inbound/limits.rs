@@ -17,8 +17,7 @@
 //! [`ORIGINS_TRACKED_MAX`] entries.
 
 use crate::server::config::InboundLimits;
-use crate::server::store::id_map::IdKeys;
-use hashbrown::HashMap;
+use crate::server::name_key::NameMap;
 
 /// Origins remembered at once; an idle origin with a full bucket is forgotten first, which
 /// loses nothing (it would start full again).
@@ -83,7 +82,7 @@ impl std::fmt::Display for Refusal {
 pub struct InboundGate {
     /// Looked up per received transaction; iterated only to pick the origin to forget, whose
     /// choice breaks ties by name, so it never follows the table's order.
-    origins: HashMap<String, OriginState, IdKeys>,
+    origins: NameMap<OriginState>,
     in_flight_total: u64,
 }
 
@@ -150,8 +149,7 @@ impl InboundGate {
         }
         let state = self
             .origins
-            .entry_ref(origin)
-            .or_insert_with(|| OriginState::new(limits, now_ms));
+            .get_or_insert_with(origin, || OriginState::new(limits, now_ms));
         state.refill(limits, now_ms);
         state
     }
@@ -186,7 +184,7 @@ impl InboundGate {
             })
             .map(|(origin, _)| origin.clone());
         if let Some(origin) = idle {
-            self.origins.remove(&origin);
+            self.origins.remove(origin.as_str());
         }
     }
 }

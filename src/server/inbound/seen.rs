@@ -11,8 +11,9 @@
 //! once per origin.
 
 use super::TransactionAnswer;
+use crate::server::name_key::NameMap;
 use crate::server::store::id_map::IdKeys;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::BuildHasher;
 
 /// An origin's remembered answers, by txn id, the newest last.
@@ -43,7 +44,7 @@ fn hash_of(txn_id: &str) -> u64 {
 /// which an ordered map compares byte by byte).
 #[derive(Debug, Default)]
 pub(crate) struct TransactionsSeen {
-    by_origin: HashMap<Box<str>, OriginAnswers, IdKeys>,
+    by_origin: NameMap<OriginAnswers>,
 }
 
 impl TransactionsSeen {
@@ -67,13 +68,9 @@ impl TransactionsSeen {
         per_origin_max: usize,
     ) {
         let per_origin_max = per_origin_max.max(1);
-        let answers = match self.by_origin.get_mut(origin) {
-            Some(answers) => answers,
-            None => self
-                .by_origin
-                .entry(origin.into())
-                .or_insert_with(|| VecDeque::with_capacity(per_origin_max)),
-        };
+        let answers = self
+            .by_origin
+            .get_or_insert_with(origin, || VecDeque::with_capacity(per_origin_max));
         let hash = hash_of(txn_id);
         answers.retain(|held| !held.is(hash, txn_id));
         while answers.len() >= per_origin_max {
