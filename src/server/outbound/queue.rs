@@ -69,8 +69,9 @@ pub struct OutgoingTransaction {
 /// What the sender should do now.
 #[derive(Clone, Debug, PartialEq)]
 pub enum NextStep {
-    /// Send this transaction (a retry carries the same id and contents).
-    Send(OutgoingTransaction),
+    /// Send this transaction (a retry carries the same id and contents). Shared with the
+    /// queue, which keeps it until it is answered: no copy per send.
+    Send(Rc<OutgoingTransaction>),
     /// Nothing can be sent before this time (backoff).
     WaitUntil { at_ms: u64 },
     /// Nothing to send.
@@ -97,7 +98,7 @@ pub struct DestinationQueue {
     limits: Rc<QueueLimits>,
     pdus: VecDeque<Arc<Pdu>>,
     /// Boxed: most destinations of a large room have nothing in flight most of the time.
-    in_flight: Option<Box<OutgoingTransaction>>,
+    in_flight: Option<Rc<OutgoingTransaction>>,
     next_txn_number: u64,
     /// Distinguishes this queue's transaction ids from an earlier incarnation's after a restart.
     txn_prefix: Box<str>,
@@ -202,7 +203,7 @@ impl DestinationQueue {
             if now_ms < retry_at_ms {
                 return NextStep::WaitUntil { at_ms: retry_at_ms };
             }
-            return NextStep::Send(OutgoingTransaction::clone(in_flight));
+            return NextStep::Send(in_flight.clone());
         }
         let troubles = self.troubles();
         if self.pdus.is_empty() && troubles.edus.is_empty() && troubles.catch_up.is_empty() {
@@ -211,8 +212,8 @@ impl DestinationQueue {
         if now_ms < retry_at_ms {
             return NextStep::WaitUntil { at_ms: retry_at_ms };
         }
-        let transaction = self.take_batch();
-        self.in_flight = Some(Box::new(transaction.clone()));
+        let transaction = Rc::new(self.take_batch());
+        self.in_flight = Some(transaction.clone());
         NextStep::Send(transaction)
     }
 
@@ -335,7 +336,7 @@ impl DestinationQueue {
         let forgotten: Vec<Arc<Pdu>> = self.pdus.drain(..).collect();
         if take_in_flight && let Some(in_flight) = self.in_flight.take() {
             self.counters.pdus_forgotten_for_catch_up += in_flight.pdus.len() as u64;
-            for pdu in in_flight.pdus {
+            for pdu in in_flight.pdus.iter().cloned() {
                 self.remember_for_catch_up(pdu);
             }
             // The in-flight EDUs are ephemeral and stale by now.

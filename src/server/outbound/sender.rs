@@ -39,11 +39,7 @@ pub(crate) async fn run_destination(server: Weak<Inner>, destination: String, wa
     }
 }
 
-async fn send_one(
-    inner: &Rc<Inner>,
-    destination: &str,
-    transaction: crate::server::outbound::queue::OutgoingTransaction,
-) {
+async fn send_one(inner: &Rc<Inner>, destination: &str, transaction: Rc<OutgoingTransaction>) {
     let body = transaction_body(&inner.config.name, inner.clock.now_ms(), &transaction);
     let uri = crate::proto::wire::paths::SEND_TRANSACTION.path(&[&transaction.txn_id]);
     // The queue keeps the transaction (shared PDUs) for a retry; the request holds only bytes.

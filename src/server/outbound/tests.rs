@@ -41,7 +41,7 @@ fn queue() -> DestinationQueue {
 
 fn sent(step: NextStep) -> OutgoingTransaction {
     match step {
-        NextStep::Send(transaction) => transaction,
+        NextStep::Send(transaction) => OutgoingTransaction::clone(&transaction),
         other => panic!("expected a transaction, got {other:?}"),
     }
 }

@@ -146,13 +146,16 @@ pub fn read_room<T>(world: &World, index: usize, read: impl FnOnce(&RoomStore) -
 
 /// A digest of a server's current state map: what `divergence` counts.
 pub fn state_digest(room: &RoomStore) -> String {
-    let mut hasher = Sha256::new();
-    for ((event_type, state_key), event_id) in room.current_state() {
+    // The stream is gathered first and hashed in one pass: six small updates per entry each
+    // went through the hasher's block buffer (measured at 100 servers: 1.5% of the run).
+    let state = room.current_state();
+    let mut stream = Vec::with_capacity(state.len() * 80);
+    for ((event_type, state_key), event_id) in state {
         for part in [event_type, "\u{0}", state_key, "\u{0}", event_id, "\n"] {
-            hasher.update(part.as_bytes());
+            stream.extend_from_slice(part.as_bytes());
         }
     }
-    hex(&hasher.finalize())
+    hex(&Sha256::digest(&stream))
 }
 
 /// The events a server holds in its room DAG as having passed authorization: accepted and
