@@ -210,6 +210,39 @@ mod tests {
         });
     }
 
+    /// A handler that answers after `delay_ms`.
+    fn slow_echo(delay_ms: u64) -> HttpHandler {
+        Rc::new(move |request: Request<Bytes>| {
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                Response::new(request.into_body())
+            })
+        })
+    }
+
+    /// 10 ms each way and a 30 s timeout: a response arriving at the deadline itself is taken;
+    /// one a millisecond later is not, and the client gives up at the deadline.
+    #[test]
+    fn the_timeout_takes_a_response_at_the_deadline_and_none_after() {
+        for (handling_ms, answered) in [(29_980, true), (29_981, false), (40_000, false)] {
+            runtime().block_on(async {
+                let network = network();
+                network.attach("b", slow_echo(handling_ms));
+                let start = tokio::time::Instant::now();
+                let result = network
+                    .transport("a")
+                    .send("b", Request::new(Bytes::from("hi")))
+                    .await;
+                assert_eq!(result.is_ok(), answered, "handling {handling_ms} ms");
+                assert_eq!(
+                    start.elapsed(),
+                    Duration::from_secs(30),
+                    "handling {handling_ms} ms"
+                );
+            });
+        }
+    }
+
     #[test]
     fn cut_links_and_crashed_servers_time_out() {
         runtime().block_on(async {
