@@ -39,7 +39,7 @@ impl Inner {
             origin_server_ts: self.clock.now_ms(),
             pdus: texts(pdus),
         };
-        serde_json::to_string(&answer).expect("serializes")
+        answer.to_json()
     }
 
     /// Runs `read` on the room, or answers 404.
@@ -109,7 +109,7 @@ impl Inner {
                 auth_chain: texts(&auth_chain),
                 pdus: texts(&pdus),
             };
-            serde_json::to_string(&answer).expect("serializes")
+            answer.to_json()
         })
     }
 
@@ -128,7 +128,7 @@ impl Inner {
             let answer = EventAuthText {
                 auth_chain: texts(&chain),
             };
-            Ok(serde_json::to_string(&answer).expect("serializes"))
+            Ok(answer.to_json())
         })
     }
 
@@ -172,7 +172,7 @@ impl Inner {
         let answer = GetMissingEventsText {
             events: texts(&events),
         };
-        Ok(serde_json::to_string(&answer).expect("serializes"))
+        Ok(answer.to_json())
     }
 }
 

@@ -402,7 +402,7 @@ impl Inner {
                 auth_chain: texts(&auth_chain),
                 state: texts(&state),
             };
-            serde_json::to_string(&answer).expect("serializes")
+            answer.to_json()
         };
         self.store.borrow().flush();
         self.fan_out(&room_id, &pdu, before, Some(&incoming.origin));
