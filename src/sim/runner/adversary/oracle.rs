@@ -16,13 +16,13 @@
 
 use super::{Ledger, Tally};
 use crate::observe::record::Verdict;
-use crate::server::metrics::ServerMetrics;
 use crate::server::store::{EventStatus, RoomStore};
 use crate::sim::adversary::attacks::Judge;
 use crate::sim::adversary::intercept::TAMPER_MARK;
 use crate::sim::experiment::adversary::Attack;
 use crate::sim::experiment::plan::PlannedAdversary;
 use crate::sim::runner::observer;
+use crate::sim::runner::summary::{Counter, honest_sum};
 use crate::sim::runner::world::World;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -69,6 +69,17 @@ pub struct Fate {
     /// Not held at all: dropped on receipt or refused with its transaction.
     pub not_held: u64,
     pub unauthorized_accepted: u64,
+}
+
+impl Fate {
+    fn add(&mut self, other: &Fate) {
+        self.accepted += other.accepted;
+        self.soft_failed += other.soft_failed;
+        self.rejected += other.rejected;
+        self.outlier += other.outlier;
+        self.not_held += other.not_held;
+        self.unauthorized_accepted += other.unauthorized_accepted;
+    }
 }
 
 fn judge(world: &World, room: &str, tally: &Tally) -> Fate {
@@ -119,9 +130,6 @@ fn tampered_accepted(world: &World, room: &str) -> u64 {
         })
         .sum()
 }
-
-/// One counter of [`ServerMetrics`].
-type Counter = fn(&ServerMetrics) -> u64;
 
 /// Events honest servers accepted although the server ACL in the state before each denies
 /// its sender's server, in (event, server) pairs (see the module doc).
@@ -266,60 +274,83 @@ pub fn summarize(
     for adversary in &world.plan.adversaries {
         let tally = ledger.tallies[&adversary.index].borrow();
         let fate = judge(world, &room, &tally);
-        totals.accepted += fate.accepted;
-        totals.soft_failed += fate.soft_failed;
-        totals.rejected += fate.rejected;
-        totals.outlier += fate.outlier;
-        totals.not_held += fate.not_held;
-        totals.unauthorized_accepted += fate.unauthorized_accepted;
+        totals.add(&fate);
         sent += tally.events.len() as u64;
         let effect = effect_count(world, &room, adversary, &tally, &fate, ledger);
-        let answers: BTreeMap<String, u64> = tally
-            .answers
-            .iter()
-            .map(|(status, count)| {
-                let key = if *status == 0 {
-                    "none".to_owned()
-                } else {
-                    status.to_string()
-                };
-                (key, *count)
-            })
-            .collect();
-        rows.push(json!({
-            "index": adversary.index,
-            "attack": adversary.attack.name(),
-            "server": world.plan.servers[adversary.server.0].name,
-            "events_sent": tally.events.len(),
-            "requests": tally.requests,
-            "answers": answers,
-            "craft_errors": tally.craft_errors,
-            "accepted": fate.accepted,
-            "soft_failed": fate.soft_failed,
-            "rejected": fate.rejected,
-            "outlier": fate.outlier,
-            "not_held": fate.not_held,
-            "unauthorized_accepted": fate.unauthorized_accepted,
-            "effect_count": effect,
-            "acl_event": tally.acl_event,
-        }));
-        verdicts.push(Verdict {
-            key: format!("adversary[{}] took effect", adversary.index),
-            expected: format!("{} reached an honest server", adversary.attack.name()),
-            actual: if effect > 0 {
-                format!("{effect} times")
-            } else {
-                let why = tally
-                    .craft_errors
-                    .keys()
-                    .next()
-                    .cloned()
-                    .unwrap_or_else(|| "nothing reached an honest server".into());
-                format!("none ({why})")
-            },
-            passed: effect > 0,
-        });
+        rows.push(adversary_row(world, adversary, &tally, &fate, effect));
+        verdicts.push(took_effect(adversary, &tally, effect));
     }
+    insert_attack_metrics(world, &room, sent, &totals, metrics);
+    insert_defence_counters(world, metrics);
+    if !rows.is_empty() {
+        metrics.insert("adversaries".into(), Value::Array(rows));
+        metrics.insert("interference".into(), interference(world, ledger));
+    }
+    verdicts
+}
+
+/// One adversary's row of the `adversaries` metric.
+fn adversary_row(
+    world: &World,
+    adversary: &PlannedAdversary,
+    tally: &Tally,
+    fate: &Fate,
+    effect: u64,
+) -> Value {
+    let answers: BTreeMap<String, u64> = tally
+        .answers
+        .iter()
+        .map(|(status, count)| {
+            let key = if *status == 0 {
+                "none".to_owned()
+            } else {
+                status.to_string()
+            };
+            (key, *count)
+        })
+        .collect();
+    json!({
+        "index": adversary.index,
+        "attack": adversary.attack.name(),
+        "server": world.plan.servers[adversary.server.0].name,
+        "events_sent": tally.events.len(),
+        "requests": tally.requests,
+        "answers": answers,
+        "craft_errors": tally.craft_errors,
+        "accepted": fate.accepted,
+        "soft_failed": fate.soft_failed,
+        "rejected": fate.rejected,
+        "outlier": fate.outlier,
+        "not_held": fate.not_held,
+        "unauthorized_accepted": fate.unauthorized_accepted,
+        "effect_count": effect,
+        "acl_event": tally.acl_event,
+    })
+}
+
+/// The `adversary[i] took effect` verdict: an attack that never reached an honest server
+/// proves nothing about the defences.
+fn took_effect(adversary: &PlannedAdversary, tally: &Tally, effect: u64) -> Verdict {
+    Verdict {
+        key: format!("adversary[{}] took effect", adversary.index),
+        expected: format!("{} reached an honest server", adversary.attack.name()),
+        actual: if effect > 0 {
+            format!("{effect} times")
+        } else {
+            let why = tally
+                .craft_errors
+                .keys()
+                .next()
+                .cloned()
+                .unwrap_or_else(|| "nothing reached an honest server".into());
+            format!("none ({why})")
+        },
+        passed: effect > 0,
+    }
+}
+
+/// What each interceptor did to the answers it relayed, by its server's name.
+fn interference(world: &World, ledger: &Ledger) -> Value {
     let mut interference = json!({});
     for (server, interceptor) in &ledger.interceptors {
         let seen = interceptor.interference.borrow();
@@ -333,136 +364,76 @@ pub fn summarize(
             "tampered_servers": seen.tampered_servers,
         });
     }
-    let honest_metrics: Vec<_> = world
-        .honest()
-        .filter_map(|index| world.slots[index].current())
-        .map(|server| server.metrics())
-        .collect();
-    metrics.insert("attack_events_sent".into(), json!(sent));
-    metrics.insert("attack_events_accepted".into(), json!(totals.accepted));
-    metrics.insert("attack_events_rejected".into(), json!(totals.rejected));
-    metrics.insert(
-        "attack_events_soft_failed".into(),
-        json!(totals.soft_failed),
-    );
-    metrics.insert("attack_events_outlier".into(), json!(totals.outlier));
-    metrics.insert("attack_events_not_held".into(), json!(totals.not_held));
-    metrics.insert(
-        "unauthorized_accepted".into(),
-        json!(totals.unauthorized_accepted),
-    );
-    metrics.insert(
-        "tampered_accepted".into(),
-        json!(tampered_accepted(world, &room)),
-    );
-    metrics.insert(
-        "leaked_events".into(),
-        json!(honest_metrics.iter().map(|m| m.events_leaked).sum::<u64>()),
-    );
-    metrics.insert(
-        "victim_queue_peak".into(),
-        json!(
-            honest_metrics
-                .iter()
-                .map(|m| m.transactions_in_flight_peak)
-                .max()
-                .unwrap_or(0)
+    interference
+}
+
+/// How the crafted events fared in total, and what the attacks cost the honest servers.
+fn insert_attack_metrics(
+    world: &World,
+    room: &str,
+    sent: u64,
+    totals: &Fate,
+    metrics: &mut BTreeMap<String, Value>,
+) {
+    let fates = [
+        ("attack_events_sent", sent),
+        ("attack_events_accepted", totals.accepted),
+        ("attack_events_rejected", totals.rejected),
+        ("attack_events_soft_failed", totals.soft_failed),
+        ("attack_events_outlier", totals.outlier),
+        ("attack_events_not_held", totals.not_held),
+        ("unauthorized_accepted", totals.unauthorized_accepted),
+        ("tampered_accepted", tampered_accepted(world, room)),
+        ("accepted_after_acl", accepted_after_acl(world, room)),
+        (
+            "victim_store_bytes_max",
+            victim_store_bytes_max(world, room),
         ),
-    );
+    ];
+    for (metric, value) in fates {
+        metrics.insert(metric.into(), json!(value));
+    }
     metrics.insert(
         "delivery_latency_ms_p99_during_attacks".into(),
         json!(latency_p99_during_attacks(world)),
     );
-    metrics.insert(
-        "accepted_after_acl".into(),
-        json!(accepted_after_acl(world, &room)),
-    );
-    metrics.insert(
-        "attack_events_sent_after_acl".into(),
-        json!(
-            world
-                .plan
-                .adversaries
-                .iter()
-                .filter(|adversary| adversary.attack == Attack::AbuseThenAcl)
-                .map(|adversary| sent_under_acl(world, &room, adversary))
-                .sum::<u64>()
-        ),
-    );
-    let acl_counters: [(&str, Counter); 3] = [
+    let sent_after_acl: u64 = world
+        .plan
+        .adversaries
+        .iter()
+        .filter(|adversary| adversary.attack == Attack::AbuseThenAcl)
+        .map(|adversary| sent_under_acl(world, room, adversary))
+        .sum();
+    metrics.insert("attack_events_sent_after_acl".into(), json!(sent_after_acl));
+}
+
+/// The honest servers' counts of what their defences refused, dropped or leaked, and the
+/// highest number of transactions any of them had in flight.
+fn insert_defence_counters(world: &World, metrics: &mut BTreeMap<String, Value>) {
+    let counters: [(&str, Counter); 10] = [
+        ("leaked_events", |m| m.events_leaked),
         ("acl_requests_refused", |m| m.acl_requests_refused),
         ("acl_pdus_dropped", |m| m.acl_pdus_dropped),
         ("acl_edus_ignored", |m| m.acl_edus_ignored),
+        ("gap_fills_limited", |m| m.gap_fills_limited),
+        ("transactions_rate_limited", |m| m.transactions_rate_limited),
+        ("transactions_refused", |m| m.transactions_refused),
+        ("pdus_dropped_bad_signature", |m| {
+            m.pdus_dropped_bad_signature
+        }),
+        ("auth_chains_refused", |m| m.auth_chains_refused),
+        ("pdus_redacted_bad_hash", |m| m.pdus_redacted_bad_hash),
     ];
-    for (metric, of) in acl_counters {
-        metrics.insert(
-            metric.into(),
-            json!(honest_metrics.iter().map(of).sum::<u64>()),
-        );
+    for (metric, of) in counters {
+        metrics.insert(metric.into(), json!(honest_sum(world, of)));
     }
-    metrics.insert(
-        "victim_store_bytes_max".into(),
-        json!(victim_store_bytes_max(world, &room)),
-    );
-    metrics.insert(
-        "gap_fills_limited".into(),
-        json!(
-            honest_metrics
-                .iter()
-                .map(|m| m.gap_fills_limited)
-                .sum::<u64>()
-        ),
-    );
-    metrics.insert(
-        "transactions_rate_limited".into(),
-        json!(
-            honest_metrics
-                .iter()
-                .map(|m| m.transactions_rate_limited)
-                .sum::<u64>()
-        ),
-    );
-    metrics.insert(
-        "transactions_refused".into(),
-        json!(
-            honest_metrics
-                .iter()
-                .map(|m| m.transactions_refused)
-                .sum::<u64>()
-        ),
-    );
-    metrics.insert(
-        "pdus_dropped_bad_signature".into(),
-        json!(
-            honest_metrics
-                .iter()
-                .map(|m| m.pdus_dropped_bad_signature)
-                .sum::<u64>()
-        ),
-    );
-    metrics.insert(
-        "auth_chains_refused".into(),
-        json!(
-            honest_metrics
-                .iter()
-                .map(|m| m.auth_chains_refused)
-                .sum::<u64>()
-        ),
-    );
-    metrics.insert(
-        "pdus_redacted_bad_hash".into(),
-        json!(
-            honest_metrics
-                .iter()
-                .map(|m| m.pdus_redacted_bad_hash)
-                .sum::<u64>()
-        ),
-    );
-    if !rows.is_empty() {
-        metrics.insert("adversaries".into(), Value::Array(rows));
-        metrics.insert("interference".into(), interference);
-    }
-    verdicts
+    let queue_peak = world
+        .honest()
+        .filter_map(|index| world.slots[index].current())
+        .map(|server| server.metrics().transactions_in_flight_peak)
+        .max()
+        .unwrap_or(0);
+    metrics.insert("victim_queue_peak".into(), json!(queue_peak));
 }
 
 #[cfg(test)]
