@@ -76,7 +76,6 @@ impl Inner {
             .await
             .map_err(|e| failed(e.to_string()))?;
         answer.validate().map_err(|e| failed(e.to_string()))?;
-        self.store.borrow_mut().open_room(room_id, version)?;
         // Read before the checks, which wait for keys, and the texts dropped: in a join storm
         // hundreds of joining servers hold the state of a large room at once, each as the
         // run's shared events rather than its own megabyte of text.
@@ -94,9 +93,28 @@ impl Inner {
             .map(|pdu| pdu.event_id().to_owned())
             .collect();
         known.extend(state);
-        self.ingest_fetched_outliers(room_id, known)
+        // Checked before the room is opened: a join whose state does not check out (a
+        // signer's key could not be fetched) fails whole, leaving no half-joined room that
+        // would take the room's PDUs without its state and history, and can be tried again.
+        let checked: Vec<CheckedPdu> = self
+            .check_parsed_batch(&known, version)
             .await
-            .map_err(failed)?;
+            .into_iter()
+            .flatten()
+            .collect();
+        let checked_ids: BTreeSet<&str> = checked.iter().map(|c| c.pdu.event_id()).collect();
+        let held = |id: &str| {
+            let store = self.store.borrow();
+            store.room(room_id).is_some_and(|room| room.contains(id))
+        };
+        let unchecked = state_ids
+            .iter()
+            .find(|id| !checked_ids.contains(id.as_str()) && !held(id));
+        if let Some(unchecked) = unchecked {
+            return Err(failed(format!("state event {unchecked} did not check out")));
+        }
+        self.store.borrow_mut().open_room(room_id, version)?;
+        self.store_outliers(room_id, checked).map_err(failed)?;
         let state_before: StateMap = self.state_map_of(room_id, &state_ids).map_err(failed)?;
         let outcome = self
             .store

@@ -139,22 +139,23 @@ impl Inner {
             .into_iter()
             .map(|raw| raw.parse(self, version))
             .collect();
-        let mut batch: Vec<(Arc<Pdu>, bool)> = Vec::new();
-        for checked in self.check_parsed_batch(&parsed, version).await {
-            let Ok(checked) = checked else {
-                continue;
-            };
-            if !self
-                .store
-                .borrow()
-                .room(room_id)
-                .is_some_and(|r| r.contains(checked.pdu.event_id()))
-            {
-                batch.push((checked.pdu, checked.held_redacted));
-            }
-        }
+        let checked = self.check_parsed_batch(&parsed, version).await;
+        self.store_outliers(room_id, checked.into_iter().flatten())
+    }
+
+    /// Stores checked events not yet held as outliers.
+    pub(crate) fn store_outliers(
+        &self,
+        room_id: &str,
+        checked: impl IntoIterator<Item = CheckedPdu>,
+    ) -> Result<(), String> {
         let mut store = self.store.borrow_mut();
         let room = store.room_mut(room_id).map_err(|e| e.to_string())?;
+        let batch: Vec<(Arc<Pdu>, bool)> = checked
+            .into_iter()
+            .filter(|checked| !room.contains(checked.pdu.event_id()))
+            .map(|checked| (checked.pdu, checked.held_redacted))
+            .collect();
         room.ingest_outliers(batch)
             .map(|_| ())
             .map_err(|e| e.to_string())

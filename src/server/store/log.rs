@@ -12,8 +12,8 @@
 //! the same digest [`DurableLog::digest`] gives for a log holding them.
 //!
 //! Invariants: records are only appended; the durable prefix only grows, except that a crash
-//! truncates the log to it; a record is immutable once appended; a digest-only log is never
-//! crashed nor replayed.
+//! truncates the log to it; a record is immutable once appended; a handle of an incarnation
+//! that crashed writes nothing more; a digest-only log is never crashed nor replayed.
 
 use crate::proto::event::StateMap;
 use crate::proto::hex::Hex;
@@ -170,6 +170,9 @@ struct Records {
     durable_len: usize,
     /// For a digest-only log: the hash of every record so far, and how many there were.
     streamed: Option<(Sha256, usize)>,
+    /// How many times the log crashed: a handle made before the latest crash belongs to a
+    /// dead incarnation, and what it appends or flushes is ignored.
+    crashes: u64,
 }
 
 impl Records {
@@ -182,9 +185,16 @@ impl Records {
 }
 
 /// A shared handle on one server's log; clones see the same records.
+///
+/// A handle writes for the incarnation it was made for: once the log crashed, the dead
+/// incarnation's handles append and flush nothing, as a dead process writes nothing to disk,
+/// although its tasks may still be finishing what they were doing. Recovering from the log
+/// ([`DurableLog::writer`]) starts the next incarnation.
 #[derive(Clone, Debug, Default)]
 pub struct DurableLog {
     inner: Arc<Mutex<Records>>,
+    /// The crash count when this handle's incarnation began.
+    incarnation: u64,
 }
 
 impl DurableLog {
@@ -201,6 +211,7 @@ impl DurableLog {
         };
         Self {
             inner: Arc::new(Mutex::new(records)),
+            incarnation: 0,
         }
     }
 
@@ -212,8 +223,19 @@ impl DurableLog {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// A handle for the incarnation that starts now: it writes until the next crash.
+    pub fn writer(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            incarnation: self.lock().crashes,
+        }
+    }
+
     pub fn append(&self, record: LogRecord) {
         let mut records = self.lock();
+        if records.crashes != self.incarnation {
+            return;
+        }
         match &mut records.streamed {
             Some((hasher, appended)) => {
                 record
@@ -228,6 +250,9 @@ impl DurableLog {
     /// Makes every record so far durable.
     pub fn flush(&self) {
         let mut records = self.lock();
+        if records.crashes != self.incarnation {
+            return;
+        }
         records.durable_len = records.len();
     }
 
@@ -240,6 +265,7 @@ impl DurableLog {
         );
         let durable_len = records.durable_len;
         records.records.truncate(durable_len);
+        records.crashes += 1;
     }
 
     pub fn len(&self) -> usize {
@@ -308,6 +334,29 @@ mod tests {
             room_id: room_id.to_owned(),
             room_version: &DEFAULT,
         }
+    }
+
+    #[test]
+    fn a_crashed_incarnation_writes_nothing_and_the_next_writes_on() {
+        let log = DurableLog::new();
+        let dead = log.writer();
+        dead.append(open("!a:x"));
+        dead.flush();
+        dead.append(open("!b:x"));
+        log.crash();
+        dead.append(open("!c:x"));
+        dead.flush();
+        assert_eq!(
+            log.records(),
+            vec![open("!a:x")],
+            "the dead incarnation wrote on"
+        );
+        assert_eq!(log.durable_len(), 1);
+        let next = log.writer();
+        next.append(open("!d:x"));
+        next.flush();
+        assert_eq!(log.records(), vec![open("!a:x"), open("!d:x")]);
+        assert_eq!(log.durable_len(), 2);
     }
 
     #[test]

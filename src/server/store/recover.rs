@@ -22,6 +22,8 @@ pub struct RecoverError {
 impl RoomStore {
     /// Rebuilds the one room a log holds.
     pub fn recover(log: DurableLog) -> Result<Self, RecoverError> {
+        // Recovering starts a new incarnation: it writes on after what it replayed.
+        let log = log.writer();
         let records = log.records();
         let Some(LogRecord::OpenRoom {
             room_id,

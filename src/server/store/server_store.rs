@@ -44,6 +44,8 @@ impl ServerStore {
 
     /// Rebuilds every room the log holds.
     pub fn recover(log: DurableLog) -> Result<Self, RecoverError> {
+        // Recovering starts a new incarnation: it writes on after what it replayed.
+        let log = log.writer();
         let mut rooms: BTreeMap<String, RoomStore> = BTreeMap::new();
         for (record_index, record) in log.records().iter().enumerate() {
             match record {
