@@ -197,12 +197,23 @@ fn insert_state_metrics(records: &Records, metrics: &mut BTreeMap<String, Value>
 pub(super) type Counter = fn(&ServerMetrics) -> u64;
 
 /// `of` summed over the honest servers that are up.
-pub(super) fn honest_sum(world: &World, of: Counter) -> u64 {
+fn honest_sum(world: &World, of: Counter) -> u64 {
     world
         .honest()
         .filter_map(|index| world.slots[index].current())
         .map(|server| of(&server.metrics()))
         .sum()
+}
+
+/// Each counter summed over the honest servers, under its metric name.
+pub(super) fn insert_honest_sums(
+    world: &World,
+    metrics: &mut BTreeMap<String, Value>,
+    counters: &[(&str, Counter)],
+) {
+    for (metric, of) in counters {
+        metrics.insert((*metric).into(), json!(honest_sum(world, *of)));
+    }
 }
 
 /// The honest servers' counters summed: verdicts on events, requests, bytes, retries.
@@ -217,9 +228,7 @@ fn insert_honest_totals(world: &World, metrics: &mut BTreeMap<String, Value>) {
             m.request_bytes_received + m.response_bytes_received
         }),
     ];
-    for (metric, of) in counters {
-        metrics.insert(metric.into(), json!(honest_sum(world, of)));
-    }
+    insert_honest_sums(world, metrics, &counters);
     let retries: u64 = world
         .honest()
         .filter_map(|index| world.slots[index].current())

@@ -22,7 +22,7 @@ use crate::sim::adversary::intercept::TAMPER_MARK;
 use crate::sim::experiment::adversary::Attack;
 use crate::sim::experiment::plan::PlannedAdversary;
 use crate::sim::runner::observer;
-use crate::sim::runner::summary::{Counter, honest_sum};
+use crate::sim::runner::summary::{Counter, insert_honest_sums};
 use crate::sim::runner::world::World;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -424,9 +424,7 @@ fn insert_defence_counters(world: &World, metrics: &mut BTreeMap<String, Value>)
         ("auth_chains_refused", |m| m.auth_chains_refused),
         ("pdus_redacted_bad_hash", |m| m.pdus_redacted_bad_hash),
     ];
-    for (metric, of) in counters {
-        metrics.insert(metric.into(), json!(honest_sum(world, of)));
-    }
+    insert_honest_sums(world, metrics, &counters);
     let queue_peak = world
         .honest()
         .filter_map(|index| world.slots[index].current())
