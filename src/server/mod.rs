@@ -28,6 +28,7 @@ pub mod pending_signature;
 pub mod request_memo;
 pub mod rooms;
 pub mod store;
+pub mod task;
 pub mod transport;
 pub(crate) mod verify;
 
@@ -304,7 +305,7 @@ impl Inner {
         entry.sender = Some(wakeup.clone());
         let task =
             outbound::sender::run_destination(Rc::downgrade(self), destination.to_owned(), wakeup);
-        tokio::task::spawn_local(task);
+        crate::server::task::spawn_local(task);
     }
 
     /// Asks what the sender of `destination` should do at `now_ms`; when the answer is that

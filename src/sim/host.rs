@@ -121,7 +121,7 @@ impl ServerSlot {
             let next = self.actions.borrow_mut().pop_front();
             match (next, self.current()) {
                 (Some(action), Some(server)) => {
-                    tokio::task::spawn_local(action(server));
+                    crate::server::task::spawn_local(action(server));
                 }
                 (Some(_), None) => {}
                 (None, _) => self.wakeup.notified().await,

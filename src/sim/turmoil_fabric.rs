@@ -25,7 +25,7 @@ pub async fn serve(handler: HttpHandler) -> std::io::Result<()> {
     loop {
         let (stream, _peer) = listener.accept().await?;
         let handler = handler.clone();
-        tokio::task::spawn_local(async move {
+        crate::server::task::spawn_local(async move {
             let service = hyper::service::service_fn(move |request: Request<Incoming>| {
                 let handler = handler.clone();
                 async move { Ok::<_, std::convert::Infallible>(answer(handler, request).await) }
@@ -100,7 +100,7 @@ async fn exchange(
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| broken(e.to_string()))?;
-    let driver = tokio::task::spawn_local(async move {
+    let driver = crate::server::task::spawn_local(async move {
         let _ = connection.await;
     });
     let (parts, body) = request.into_parts();

@@ -92,7 +92,9 @@ pub fn run_with_defences(
     // The same run without its attackers, to compare honest latency with: planned now,
     // run after the attacked run so that perf figures are the attacked run's alone.
     let baseline = (!plan.adversaries.is_empty()).then(|| adversary::baseline::plan(&plan));
+    crate::server::task::take_panic();
     let (world, (windows, agreement, ledger)) = execute(plan, setup)?;
+    fail_on_task_panic()?;
     let mut output = summary::summarize(&world, windows, &agreement, options, &ledger);
     let deliveries = output.summary.metrics.get("deliveries");
     let deliveries = deliveries.and_then(Value::as_u64).unwrap_or(0);
@@ -101,9 +103,18 @@ pub fn run_with_defences(
     if let Some(baseline) = baseline {
         let windows = adversary::baseline::attack_windows(&world.plan);
         let (twin, _) = execute(baseline, setup)?;
+        fail_on_task_panic()?;
         adversary::baseline::compare(&world, &twin, &windows, &mut output.summary);
     }
     Ok(output)
+}
+
+/// A run in which a task panicked is a bug in fedlab, not a result (see `server/task.rs`).
+fn fail_on_task_panic() -> Result<(), RunError> {
+    match crate::server::task::take_panic() {
+        Some(message) => Err(RunError::Simulation(format!("a task panicked: {message}"))),
+        None => Ok(()),
+    }
 }
 
 /// Runs `plan` on its fabric to its end.
@@ -124,9 +135,10 @@ type Driven = (Vec<FaultWindow>, observer::Agreement, Rc<adversary::Ledger>);
 async fn drive(world: Rc<World>, duration_ms: u64) -> Driven {
     workload::start(&world);
     let ledger = adversary::start(&world);
-    let nemesis = tokio::task::spawn_local(nemesis::run(world.clone()));
+    let nemesis = crate::server::task::spawn_local(nemesis::run(world.clone()));
     let agreement = observer::run(world.clone(), duration_ms).await;
-    let windows = nemesis.await.unwrap_or_default();
+    // A panicked nemesis gives no windows; the runner fails the run with the panic.
+    let windows = nemesis.await.ok().flatten().unwrap_or_default();
     (windows, agreement, ledger)
 }
 

@@ -268,7 +268,7 @@ async fn apply(world: &Rc<World>, action: &Action, floods: &mut BTreeMap<usize, 
                 running,
                 sent,
             );
-            tokio::task::spawn_local(flood);
+            crate::server::task::spawn_local(flood);
         }
         Action::StopFlood { server } => {
             if let Some((running, sent)) = floods.remove(&server.0) {

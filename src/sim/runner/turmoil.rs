@@ -243,7 +243,7 @@ where
             let network = network.clone();
             async move {
                 let server = slot.boot(transport);
-                tokio::task::spawn_local(slot.clone().run_actions());
+                crate::server::task::spawn_local(slot.clone().run_actions());
                 serve(network.front(index, server.http_handler())).await?;
                 Ok(())
             }

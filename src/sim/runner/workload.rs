@@ -26,7 +26,7 @@ const BAN_LENGTH: Duration = Duration::from_secs(20);
 
 /// Starts every workload task.
 pub fn start(world: &Rc<World>) {
-    tokio::task::spawn_local(create_and_join(world.clone()));
+    crate::server::task::spawn_local(create_and_join(world.clone()));
 }
 
 async fn create_and_join(world: Rc<World>) {
@@ -59,15 +59,20 @@ async fn create_and_join(world: Rc<World>) {
         for (user, planned) in server.users.iter().enumerate() {
             if (server.id.0, user) != (creator.server.0, creator.user) {
                 let join_at = Duration::from_millis(planned.join_at.as_ms());
-                tokio::task::spawn_local(join_user(world.clone(), server.id.0, user, join_at));
+                crate::server::task::spawn_local(join_user(
+                    world.clone(),
+                    server.id.0,
+                    user,
+                    join_at,
+                ));
             }
         }
     }
-    tokio::task::spawn_local(messages(
+    crate::server::task::spawn_local(messages(
         world.clone(),
         component_rng(world.plan.seed, "messages"),
     ));
-    tokio::task::spawn_local(state_changes(
+    crate::server::task::spawn_local(state_changes(
         world.clone(),
         component_rng(world.plan.seed, "state"),
     ));
@@ -334,7 +339,12 @@ async fn change_state(
             if !back_before_stop(world, BAN_LENGTH) {
                 return;
             }
-            tokio::task::spawn_local(ban_then_lift(world.clone(), server, sender.clone(), target));
+            crate::server::task::spawn_local(ban_then_lift(
+                world.clone(),
+                server,
+                sender.clone(),
+                target,
+            ));
             return;
         }
         StateChangeKind::Membership => {
@@ -344,7 +354,12 @@ async fn change_state(
                 return;
             }
             let target = sender.clone();
-            tokio::task::spawn_local(leave_then_rejoin(world.clone(), server, user, target));
+            crate::server::task::spawn_local(leave_then_rejoin(
+                world.clone(),
+                server,
+                user,
+                target,
+            ));
             return;
         }
     };
@@ -422,7 +437,7 @@ async fn ban_then_lift(world: Rc<World>, server: usize, admin: String, target: S
         .await;
     world.count("unban", matches!(result, Ok(Ok(_))));
     world.records.borrow_mut().banned.remove(&target_ref);
-    tokio::task::spawn_local(join_user(
+    crate::server::task::spawn_local(join_user(
         world.clone(),
         target_ref.0,
         target_ref.1,
@@ -440,7 +455,7 @@ async fn leave_then_rejoin(world: Rc<World>, server: usize, user: usize, user_id
     if ok {
         world.records.borrow_mut().joined.remove(&(server, user));
         tokio::time::sleep(JOIN_RETRY).await;
-        tokio::task::spawn_local(join_user(world.clone(), server, user, Duration::ZERO));
+        crate::server::task::spawn_local(join_user(world.clone(), server, user, Duration::ZERO));
     }
 }
 
@@ -467,7 +482,7 @@ pub async fn flood(
         let slot = world.slots[server].clone();
         // Not awaited one by one: a flood does not wait for the server between messages.
         let count = sent.clone();
-        tokio::task::spawn_local(async move {
+        crate::server::task::spawn_local(async move {
             let result = slot
                 .call(move |hs| async move { hs.send_message(&sender, &room, "flood").await })
                 .await;

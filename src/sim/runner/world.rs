@@ -350,7 +350,7 @@ impl World {
         let slot = &self.slots[index];
         let server = slot.boot(Rc::new(network.transport(&slot.name)));
         network.attach(&slot.name, server.http_handler());
-        tokio::task::spawn_local(slot.clone().run_actions());
+        crate::server::task::spawn_local(slot.clone().run_actions());
     }
 
     /// Crashes server `index` and returns once it is down: it stops answering and loses what

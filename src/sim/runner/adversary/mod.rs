@@ -107,9 +107,9 @@ pub fn start(world: &Rc<World>) -> Rc<Ledger> {
     for adversary in &world.plan.adversaries {
         let server = adversary.server.0;
         if world.plan.servers[server].joins_room && joining.insert(server) {
-            tokio::task::spawn_local(join_attacker(world.clone(), server));
+            crate::server::task::spawn_local(join_attacker(world.clone(), server));
         }
-        tokio::task::spawn_local(run_adversary(
+        crate::server::task::spawn_local(run_adversary(
             world.clone(),
             ledger.clone(),
             adversary.clone(),
@@ -486,7 +486,7 @@ where
     Fut: std::future::Future<Output = ()> + 'static,
 {
     let slot = world.slots[adversary.server.0].clone();
-    tokio::task::spawn_local(async move {
+    crate::server::task::spawn_local(async move {
         // A crashed attacker sends nothing; no threat experiment crashes one.
         let _ = slot.call(action).await;
     });

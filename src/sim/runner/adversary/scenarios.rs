@@ -183,7 +183,7 @@ pub(super) async fn abuse_then_acl(
     let attacker_server = world.plan.servers[adversary.server.0].name.clone();
     let (acl_world, acl_ledger, acl_room) = (world.clone(), ledger.clone(), room.to_owned());
     let index = adversary.index;
-    tokio::task::spawn_local(async move {
+    crate::server::task::spawn_local(async move {
         sleep_until_ms(&acl_world, acl_at_ms).await;
         let sent = deny_by_creator(&acl_world, &acl_room, &attacker_server).await;
         match sent {
