@@ -9,6 +9,7 @@
 
 use crate::server::Homeserver;
 use crate::server::rooms::LocalError;
+use crate::server::task::spawn_local;
 use crate::sim::experiment::workload::{StateChangeKind, StateChangers};
 use crate::sim::runner::world::{SentEvent, World, component_rng};
 use rand::RngExt as _;
@@ -26,7 +27,7 @@ const BAN_LENGTH: Duration = Duration::from_secs(20);
 
 /// Starts every workload task.
 pub fn start(world: &Rc<World>) {
-    crate::server::task::spawn_local(create_and_join(world.clone()));
+    spawn_local(create_and_join(world.clone()));
 }
 
 async fn create_and_join(world: Rc<World>) {
@@ -59,20 +60,15 @@ async fn create_and_join(world: Rc<World>) {
         for (user, planned) in server.users.iter().enumerate() {
             if (server.id.0, user) != (creator.server.0, creator.user) {
                 let join_at = Duration::from_millis(planned.join_at.as_ms());
-                crate::server::task::spawn_local(join_user(
-                    world.clone(),
-                    server.id.0,
-                    user,
-                    join_at,
-                ));
+                spawn_local(join_user(world.clone(), server.id.0, user, join_at));
             }
         }
     }
-    crate::server::task::spawn_local(messages(
+    spawn_local(messages(
         world.clone(),
         component_rng(world.plan.seed, "messages"),
     ));
-    crate::server::task::spawn_local(state_changes(
+    spawn_local(state_changes(
         world.clone(),
         component_rng(world.plan.seed, "state"),
     ));
@@ -339,12 +335,7 @@ async fn change_state(
             if !back_before_stop(world, BAN_LENGTH) {
                 return;
             }
-            crate::server::task::spawn_local(ban_then_lift(
-                world.clone(),
-                server,
-                sender.clone(),
-                target,
-            ));
+            spawn_local(ban_then_lift(world.clone(), server, sender.clone(), target));
             return;
         }
         StateChangeKind::Membership => {
@@ -354,12 +345,7 @@ async fn change_state(
                 return;
             }
             let target = sender.clone();
-            crate::server::task::spawn_local(leave_then_rejoin(
-                world.clone(),
-                server,
-                user,
-                target,
-            ));
+            spawn_local(leave_then_rejoin(world.clone(), server, user, target));
             return;
         }
     };
@@ -437,7 +423,7 @@ async fn ban_then_lift(world: Rc<World>, server: usize, admin: String, target: S
         .await;
     world.count("unban", matches!(result, Ok(Ok(_))));
     world.records.borrow_mut().banned.remove(&target_ref);
-    crate::server::task::spawn_local(join_user(
+    spawn_local(join_user(
         world.clone(),
         target_ref.0,
         target_ref.1,
@@ -455,7 +441,7 @@ async fn leave_then_rejoin(world: Rc<World>, server: usize, user: usize, user_id
     if ok {
         world.records.borrow_mut().joined.remove(&(server, user));
         tokio::time::sleep(JOIN_RETRY).await;
-        crate::server::task::spawn_local(join_user(world.clone(), server, user, Duration::ZERO));
+        spawn_local(join_user(world.clone(), server, user, Duration::ZERO));
     }
 }
 
@@ -482,7 +468,7 @@ pub async fn flood(
         let slot = world.slots[server].clone();
         // Not awaited one by one: a flood does not wait for the server between messages.
         let count = sent.clone();
-        crate::server::task::spawn_local(async move {
+        spawn_local(async move {
             let result = slot
                 .call(move |hs| async move { hs.send_message(&sender, &room, "flood").await })
                 .await;
